@@ -1,0 +1,205 @@
+"""Frozen, validated configuration dataclasses: the model, the data and the training run.
+
+Every config is plain data: it validates itself on creation (a ``ValueError`` naming the
+field, the allowed values and what was received), and round-trips through ``to_dict`` /
+``from_dict`` so a run folder's ``config.json`` can rebuild its own model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+CONFIG_VERSION = 1
+
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+CONV_SIZES = (28, 32, 64)
+MAX_LATENT = 128
+
+
+def _fail(cls: str, name: str, allowed: str, got: Any) -> None:
+    raise ValueError(f"{cls}.{name} must be {allowed}; got {got!r}.")
+
+
+def _check_int(cls: str, name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        allowed = f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}"
+        _fail(cls, name, allowed, value)
+
+
+def _check_float(cls: str, name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False) -> None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        _fail(cls, name, f"a number in {'(' if open_lo else '['}{lo}, {hi}]", value)
+        return
+    if v != v or v > hi or v < lo or (open_lo and v == lo):
+        _fail(cls, name, f"a number in {'(' if open_lo else '['}{lo}, {hi}]", value)
+
+
+class _Serialisable:
+    """Shared ``to_dict`` / ``from_dict`` for the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__} must be a JSON object; got {type(data).__name__}.")
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__} has no field(s) {', '.join(unknown)}; known fields are {', '.join(sorted(names))}."
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Serialisable):
+    """Architecture of a VAE.
+
+    ``input_shape`` is ``(C, H, W)`` for images or ``(D,)`` for vectors. ``hidden`` are the MLP
+    layer widths (encoder order; the decoder mirrors them; ``()`` gives a linear model).
+    ``channels`` are the conv encoder's channel counts, one stride-2 layer each.
+    """
+
+    input_shape: tuple[int, ...] = (1, 8, 8)
+    arch: str = "mlp"
+    latent_dim: int = 20
+    hidden: tuple[int, ...] = (400,)
+    channels: tuple[int, ...] = (32, 64)
+    likelihood: str = "bernoulli"
+    learn_variance: bool = False
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        n = "ModelConfig"
+        shape = self.input_shape
+        if not (isinstance(shape, tuple) and len(shape) in (1, 3) and all(isinstance(s, int) and s > 0 for s in shape)):
+            _fail(n, "input_shape", "(C, H, W) or (D,) of positive integers", shape)
+        if self.arch not in ARCHS:
+            _fail(n, "arch", f"one of {', '.join(ARCHS)}", self.arch)
+        _check_int(n, "latent_dim", self.latent_dim, 1, MAX_LATENT)
+        if not (isinstance(self.hidden, tuple) and len(self.hidden) <= 4):
+            _fail(n, "hidden", "a list of at most 4 layer widths", self.hidden)
+        for h in self.hidden:
+            _check_int(n, "hidden", h, 1, 4096)
+        if not (isinstance(self.channels, tuple) and 1 <= len(self.channels) <= 4):
+            _fail(n, "channels", "a list of 1 to 4 channel counts", self.channels)
+        for c in self.channels:
+            _check_int(n, "channels", c, 1, 512)
+        if self.likelihood not in LIKELIHOODS:
+            _fail(n, "likelihood", f"one of {', '.join(LIKELIHOODS)}", self.likelihood)
+        if not isinstance(self.learn_variance, bool):
+            _fail(n, "learn_variance", "true or false", self.learn_variance)
+        _check_float(n, "sigma", self.sigma, 0.0, 100.0, open_lo=True)
+        if self.arch == "conv":
+            if len(shape) != 3:
+                _fail(n, "input_shape", "an image shape (C, H, W) for the conv architecture", shape)
+            c, h, w = shape
+            if c not in (1, 3) or h != w or h not in CONV_SIZES:
+                _fail(n, "input_shape", f"1 or 3 channels of a square image of side {CONV_SIZES} for conv", shape)
+            if h % (2 ** len(self.channels)) != 0:
+                _fail(n, "channels", f"at most {_max_halvings(h)} layers for images of side {h}", self.channels)
+
+    @property
+    def input_dim(self) -> int:
+        out = 1
+        for s in self.input_shape:
+            out *= s
+        return out
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+
+def _max_halvings(side: int) -> int:
+    k = 0
+    while side % 2 == 0 and k < 4:
+        side //= 2
+        k += 1
+    return k
+
+
+@dataclass(frozen=True)
+class DataConfig(_Serialisable):
+    """Which data a run trains on.
+
+    ``name`` is a registered dataset (``digits``, ``fashion-mnist``, ``mnist``, ``sprites``) or
+    ``file`` for a user's file or folder given by ``path``. ``root`` overrides where IDX files are
+    looked for. ``max_train`` / ``max_test`` take a fixed-seed subset.
+    """
+
+    name: str = "digits"
+    path: str | None = None
+    root: str | None = None
+    label_column: str | None = None
+    size: int | None = None
+    count: int | None = None
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    max_train: int | None = None
+    max_test: int | None = None
+
+    def __post_init__(self) -> None:
+        n = "DataConfig"
+        if not isinstance(self.name, str) or not self.name:
+            _fail(n, "name", "a dataset name", self.name)
+        if self.name == "file" and not self.path:
+            _fail(n, "path", "the path of a file or folder when name is 'file'", self.path)
+        if self.size is not None:
+            _check_int(n, "size", self.size, 4, 256)
+        if self.count is not None:
+            _check_int(n, "count", self.count, 2, 1_000_000)
+        _check_float(n, "test_fraction", self.test_fraction, 0.0, 0.9, open_lo=True)
+        _check_int(n, "split_seed", self.split_seed, 0)
+        for name in ("max_train", "max_test"):
+            v = getattr(self, name)
+            if v is not None:
+                _check_int(n, name, v, 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Serialisable):
+    """How a run trains: optimiser, schedule, objective weights and bookkeeping."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    threads: int = 2
+    log_every: int = 50
+    grid_size: int = 8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        n = "TrainConfig"
+        _check_int(n, "epochs", self.epochs, 1, 10_000)
+        _check_int(n, "batch_size", self.batch_size, 1, 65_536)
+        _check_float(n, "lr", self.lr, 0.0, 1.0, open_lo=True)
+        _check_int(n, "seed", self.seed, 0, 2**31 - 1)
+        _check_float(n, "beta", self.beta, 0.0, 1000.0)
+        _check_float(n, "warmup_epochs", self.warmup_epochs, 0.0, 10_000.0)
+        _check_int(n, "threads", self.threads, 1, 256)
+        _check_int(n, "log_every", self.log_every, 1)
+        _check_int(n, "grid_size", self.grid_size, 1, 16)
+        _check_float(n, "weight_decay", self.weight_decay, 0.0, 1.0)
