@@ -1,0 +1,331 @@
+"""The command line: ``python -m vae train | evaluate | embed | runs | datasets``.
+
+Every command takes ``--json`` for machine-readable output. Errors in what you asked for print
+one sentence and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import checkpoints as ck
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="digits", help="dataset name (see `datasets`) or 'file' with --path")
+    p.add_argument("--path", help="a user's .npz/.npy/.csv file, image folder/.zip, or IDX folder")
+    p.add_argument("--root", help="folder holding the IDX files of mnist / fashion-mnist")
+    p.add_argument("--label-column", help="CSV column holding labels")
+    p.add_argument("--size", type=int, help="image side: sprites (32/64) or resizing an image folder")
+    p.add_argument("--count", type=int, help="number of sprites to generate")
+    p.add_argument("--max-train", type=int, help="train on a fixed-seed subset of this many items")
+    p.add_argument("--max-test", type=int, help="test on a fixed-seed subset of this many items")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m vae", description="Train and measure small VAEs.")
+    top.add_argument(
+        "--runs-dir", default=None, help="where runs live (default: checkpoints/ or $LATENT_EXPLORER_RUNS)"
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a new run (or --resume one) with a progress bar")
+    _add_data_args(t)
+    t.add_argument("--arch", default="mlp", choices=["mlp", "conv"])
+    t.add_argument("--latent", type=int, default=20, help="latent size (1-128)")
+    t.add_argument("--hidden", type=int, nargs="*", default=[400], help="MLP hidden widths")
+    t.add_argument("--channels", type=int, nargs="+", default=[32, 64], help="conv channels")
+    t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="default: the dataset's suggestion")
+    t.add_argument("--learn-variance", action="store_true", help="learn the Gaussian variance")
+    t.add_argument("--beta", type=float, default=1.0)
+    t.add_argument("--warmup", type=float, default=0.0, help="epochs of linear KL warm-up")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--name", default=None, help="run name (default: dataset-arch-zN)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    t.add_argument("--background", action="store_true", help="start a background process and return")
+    t.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units, k-NN accuracy")
+    e.add_argument("run")
+    e.add_argument("--iwae", type=int, default=100, metavar="K", help="importance samples (0 to skip)")
+    e.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("embed", help="write latent codes and 2-D coordinates (CSV or NPZ)")
+    m.add_argument("run")
+    m.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
+    m.add_argument("--split", default="test", choices=["train", "test"])
+    m.add_argument("--max-points", type=int, default=None)
+    m.add_argument("--out", default=None, help="output file (.csv or .npz); default RUN/embedding-METHOD.csv")
+    m.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("runs", help="table of runs with state and metrics")
+    r.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("datasets", help="what data is available here and where it comes from")
+    d.add_argument("--download", choices=["mnist", "fashion-mnist"], help="download into the cache")
+    d.add_argument("--json", action="store_true")
+
+    w = sub.add_parser("worker", help=argparse.SUPPRESS)
+    w.add_argument("run")
+    w.add_argument("--resume", action="store_true")
+    return top
+
+
+def _root(args) -> Path:
+    return Path(args.runs_dir) if args.runs_dir else ck.default_root()
+
+
+def _resolve_run(args, name: str) -> Path:
+    """A run given as a folder path or as a name under the runs folder."""
+    p = Path(name)
+    if ck.is_run(p):
+        return p
+    path = ck.run_path(_root(args), name)
+    if not ck.is_run(path):
+        raise FileNotFoundError(f"There is no run {name!r} in {_root(args)}; `python -m vae runs` lists them.")
+    return path
+
+
+def _data_config(args):
+    from .config import DataConfig
+
+    name = "file" if args.path and args.data in ("digits", "file") else args.data
+    return DataConfig(
+        name=name,
+        path=args.path,
+        root=args.root,
+        label_column=args.label_column,
+        size=args.size,
+        count=args.count,
+        max_train=args.max_train,
+        max_test=args.max_test,
+    )
+
+
+class _Bar:
+    """A tqdm progress bar over optimiser steps, fed by the trainer's callback."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, kind: str, rec: dict) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if kind == "status" and rec.get("total_steps") and self.bar is None:
+            self.bar = tqdm(total=rec["total_steps"], initial=rec.get("step", 0), unit="step", dynamic_ncols=True)
+        if self.bar is None:
+            return
+        if kind == "step":
+            self.bar.update(rec["step"] - self.bar.n)
+            self.bar.set_postfix(epoch=f"{rec['epoch']:.2f}", loss=f"{rec['loss']:.1f}")
+        elif kind == "epoch":
+            self.bar.update(rec["step"] - self.bar.n)
+            self.bar.write(
+                f"epoch {rec['epoch']}: train loss {rec['train_loss']:.2f}, test -ELBO {-rec['test_elbo']:.2f} nats "
+                f"({rec['epoch_seconds']:.1f} s, {rec['examples_per_s']:.0f} ex/s)"
+            )
+        elif kind == "status" and rec.get("state") in ("finished", "stopped", "failed"):
+            self.bar.close()
+
+
+def cmd_train(args) -> dict:
+    from . import jobs
+    from .config import TrainConfig
+    from .data import load_dataset
+    from .train import new_run, train
+
+    if args.resume:
+        run_dir = _resolve_run(args, args.resume)
+        dataset = None
+    else:
+        data_cfg = _data_config(args)
+        train_cfg = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            beta=args.beta,
+            warmup_epochs=args.warmup,
+            threads=args.threads,
+        )
+        dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
+        name = (
+            args.name
+            or f"{data_cfg.name if data_cfg.name != 'file' else Path(args.path).stem}-{args.arch}-z{args.latent}"
+        )
+        run_dir = new_run(
+            _root(args),
+            name,
+            dataset,
+            data_cfg,
+            arch=args.arch,
+            latent_dim=args.latent,
+            hidden=tuple(args.hidden),
+            channels=tuple(args.channels),
+            likelihood=args.likelihood,
+            learn_variance=args.learn_variance,
+            train_cfg=train_cfg,
+        )
+    if args.background:
+        pid = jobs.start(run_dir, resume=bool(args.resume))
+        return {"run": run_dir.name, "path": str(run_dir), "pid": pid, "state": "starting"}
+    status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=_Bar(args.json), handle_signals=True)
+    epochs = [m for m in ck.read_metrics(run_dir) if m.get("type") == "epoch"]
+    out = {"run": run_dir.name, "path": str(run_dir), **{k: status.get(k) for k in ("state", "message", "epoch")}}
+    if epochs:
+        out.update(test_elbo=epochs[-1]["test_elbo"], elapsed_s=epochs[-1]["elapsed_s"])
+    return out
+
+
+def cmd_evaluate(args) -> dict:
+    from .evaluate import evaluate_run
+
+    run_dir = _resolve_run(args, args.run)
+    bar = None
+    if not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, unit="%", dynamic_ncols=True)
+
+    def progress(frac: float, msg: str) -> None:
+        if bar is not None:
+            bar.update(int(frac * 100) - bar.n)
+            bar.set_description(msg)
+
+    out = evaluate_run(run_dir, iwae_k=args.iwae, progress=progress)
+    if bar is not None:
+        bar.close()
+    return {"run": run_dir.name, **out}
+
+
+def cmd_embed(args) -> dict:
+    import numpy as np
+
+    from .data import load_dataset
+    from .evaluate import encode
+    from .projection import LatentProjector
+
+    run_dir = _resolve_run(args, args.run)
+    model = ck.load_model(run_dir)
+    _, _, data_cfg = ck.load_config(run_dir)
+    ds = load_dataset(data_cfg)
+    x = ds.x_test if args.split == "test" else ds.x_train
+    y = ds.y_test if args.split == "test" else ds.y_train
+    if args.max_points:
+        x, y = x[: args.max_points], (y[: args.max_points] if y is not None else None)
+    mu, _ = encode(model, x.float())
+    t0 = time.perf_counter()
+    xy = LatentProjector(method=args.method).fit(mu).embedding_
+    seconds = time.perf_counter() - t0
+    out_path = Path(args.out) if args.out else run_dir / f"embedding-{args.method}-{args.split}.csv"
+    labels = y.numpy() if y is not None else np.full(len(mu), -1)
+    if out_path.suffix == ".npz":
+        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels)
+    else:
+        header = ["index", "label", "x", "y"] + [f"z{i}" for i in range(mu.shape[1])]
+        rows = np.column_stack([np.arange(len(mu)), labels, xy, mu])
+        fmt = ["%d", "%d"] + ["%.6g"] * (rows.shape[1] - 2)
+        np.savetxt(out_path, rows, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+    return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
+
+
+def cmd_runs(args) -> list:
+    from .jobs import refresh_status
+
+    runs = ck.list_runs(_root(args))
+    for r in runs:
+        r["state"] = refresh_status(r["path"]).get("state", r["state"])
+    return runs
+
+
+def cmd_datasets(args):
+    from .data import DEFAULT_CACHE_DIR, available_datasets, download_idx
+
+    if args.download:
+        path = download_idx(args.download, DEFAULT_CACHE_DIR)
+        return {"downloaded": args.download, "path": str(path)}
+    return available_datasets()
+
+
+def _print_table(rows: list[dict], cols: list[str]) -> None:
+    cells = [
+        [("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+        for r in rows
+    ]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _print_human(command: str, out) -> None:
+    if command == "runs":
+        if out:
+            _print_table(out, ["name", "state", "dataset", "arch", "latent_dim", "epoch", "epochs", "test_elbo"])
+        else:
+            print("No runs yet: `python -m vae train` makes one.")
+    elif command == "datasets" and isinstance(out, list):
+        for d in out:
+            mark = "yes" if d["available"] else "no "
+            print(f"{d['name']:<14} {mark}  {d['description']}")
+            print(f"{'':<14}      {d['where'] if d['available'] else d.get('how_to_get', '')}")
+    elif command == "evaluate":
+        print(f"run {out['run']} on {out['n_test']} test items:")
+        print(
+            f"  test -ELBO            {-out['test_elbo']:.2f} nats "
+            f"(recon {out['test_recon']:.2f}, KL {out['test_kl']:.2f})"
+        )
+        if "iwae_ll" in out:
+            print(f"  IWAE -log p(x), K={out['iwae_k']:<4} {-out['iwae_ll']:.2f} nats")
+        print(f"  active units          {out['active_units']} of {out['latent_dim']}")
+        print(f"  reconstruction MSE    {out['recon_mse']:.3f}")
+        if "knn_accuracy" in out:
+            print(f"  {out['knn_k']}-NN accuracy (latent means) {100 * out['knn_accuracy']:.1f} %")
+    else:
+        for k, v in out.items():
+            print(f"{k}: {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "worker":
+        from .train import train
+
+        status = train(Path(args.run), resume=args.resume, handle_signals=True)
+        return 0 if status.get("state") in ("finished", "stopped") else 1
+    handlers = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "embed": cmd_embed,
+        "runs": cmd_runs,
+        "datasets": cmd_datasets,
+    }
+    try:
+        out = handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as e:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(e)}))
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        _print_human(args.command, out)
+    if args.command == "train" and isinstance(out, dict) and out.get("state") == "failed":
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Measuring a trained VAE honestly: test ELBO, IWAE log-likelihood, KL per dimension, active
+units, reconstruction error and the k-NN accuracy of the latent means.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints as ck
+from .models import VAE
+from .objectives import elbo_terms, iwae_bound, kl_per_dim
+
+Progress = Callable[[float, str], None]
+EVALUATION_FILE = "evaluation.json"
+
+
+@torch.inference_mode()
+def encode(model: VAE, x: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances of every row of ``x``, each (N, latent_dim)."""
+    mus, logvars = [], []
+    for i in range(0, len(x), batch):
+        mu, logvar = model.encode(x[i : i + batch])
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+
+@torch.inference_mode()
+def elbo(model: VAE, x: torch.Tensor, batch: int = 1000, seed: int = 0) -> dict:
+    """Mean one-sample ELBO and its parts in nats per example: elbo, recon (-log p(x|z)), kl."""
+    g = torch.Generator().manual_seed(seed)
+    tot = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
+    for i in range(0, len(x), batch):
+        t = elbo_terms(model, x[i : i + batch], 1.0, g)
+        for k in tot:
+            tot[k] += float(t[k].sum())
+    return {k: v / len(x) for k, v in tot.items()}
+
+
+@torch.inference_mode()
+def iwae_log_likelihood(
+    model: VAE, x: torch.Tensor, k: int = 100, batch: int | None = None, seed: int = 0, progress: Progress | None = None
+) -> float:
+    """Mean importance-weighted estimate of log p(x) with ``k`` samples (nats per example).
+
+    Batches are sized so that about 100k decoder evaluations run at once.
+    """
+    batch = batch or max(1, min(len(x), 100_000 // min(k, 100)))
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    for i in range(0, len(x), batch):
+        total += float(iwae_bound(model, x[i : i + batch], k, g).sum())
+        if progress:
+            progress(min(1.0, (i + batch) / len(x)), f"IWAE K={k}: {min(i + batch, len(x))}/{len(x)}")
+    return total / len(x)
+
+
+@torch.inference_mode()
+def kl_per_dimension(model: VAE, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """Mean KL(q(z_d|x) || N(0,1)) of each latent dimension over ``x``, (latent_dim,)."""
+    mu, logvar = encode(model, x, batch)
+    return kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+    """Burda et al. (2015): dimension d is active if Cov_x(E_q[z_d|x]) > threshold.
+
+    Returns the count and the per-dimension variances of the posterior means.
+    """
+    var = np.var(np.asarray(mu, dtype=np.float64), axis=0)
+    return int((var > threshold).sum()), var
+
+
+@torch.inference_mode()
+def reconstruction_error(model: VAE, x: torch.Tensor, batch: int = 1000) -> float:
+    """Mean squared error per example between ``x`` and the decoded posterior mean, summed over dimensions."""
+    total = 0.0
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        mu, _ = model.encode(xb)
+        total += float((model.decode(mu) - xb).pow(2).flatten(1).sum(1).sum())
+    return total / len(x)
+
+
+def knn_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 10
+) -> float:
+    """Accuracy of a k-nearest-neighbour classifier (Euclidean) fitted on train, scored on test."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(train_x)), n_jobs=1)
+    clf.fit(np.asarray(train_x).reshape(len(train_x), -1), np.asarray(train_y))
+    return float(clf.score(np.asarray(test_x).reshape(len(test_x), -1), np.asarray(test_y)))
+
+
+def evaluate_model(
+    model: VAE, dataset, iwae_k: int = 100, knn_k: int = 10, progress: Progress | None = None, seed: int = 0
+) -> dict:
+    """All the measures on the test split (k-NN uses the training split's latent means as reference)."""
+    report = lambda f, m: progress(f, m) if progress else None  # noqa: E731
+    t0 = time.perf_counter()
+    x_test = dataset.x_test.float()
+    report(0.0, "test ELBO")
+    out: dict = {"n_test": len(x_test)}
+    parts = elbo(model, x_test, seed=seed)
+    out.update(test_elbo=parts["elbo"], test_recon=parts["recon"], test_kl=parts["kl"])
+    mu, logvar = encode(model, x_test)
+    out["kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
+    n_active, variances = active_units(mu)
+    out.update(active_units=n_active, latent_dim=int(mu.shape[1]), mean_variance=variances.tolist())
+    out["recon_mse"] = reconstruction_error(model, x_test)
+    if iwae_k:
+        sub = lambda f, m: report(0.1 + 0.8 * f, m)  # noqa: E731
+        out["iwae_k"] = iwae_k
+        out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=sub)
+    if dataset.y_train is not None and dataset.y_test is not None:
+        report(0.9, "k-NN accuracy")
+        mu_train, _ = encode(model, dataset.x_train.float())
+        out["knn_k"] = knn_k
+        out["knn_accuracy"] = knn_accuracy(mu_train, dataset.y_train.numpy(), mu, dataset.y_test.numpy(), knn_k)
+    out["seconds"] = time.perf_counter() - t0
+    report(1.0, "done")
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path, iwae_k: int = 100, knn_k: int = 10, dataset=None, progress: Progress | None = None
+) -> dict:
+    """Evaluate a run's saved model on its own data; the result is also written to ``evaluation.json``."""
+    from .data import load_dataset
+
+    run_dir = Path(run_dir)
+    model = ck.load_model(run_dir)
+    if dataset is None:
+        _, _, data_cfg = ck.load_config(run_dir)
+        dataset = load_dataset(data_cfg)
+    out = evaluate_model(model, dataset, iwae_k=iwae_k, knn_k=knn_k, progress=progress)
+    out["checkpoint"] = ck.checkpoint_id(run_dir)
+    out["time"] = time.time()
+    ck.write_json(run_dir / EVALUATION_FILE, out)
+    return out

@@ -1,0 +1,39 @@
+"""Turning decoded arrays into pictures: grids and PNG bytes (Pillow)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8_hwc(x: np.ndarray) -> np.ndarray:
+    """One image (C, H, W) or (H, W) with values in [0, 1] -> uint8 (H, W) or (H, W, 3)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))  # (H, W) or (H, W, C)
+    return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncol: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tile (N, C, H, W) images in [0, 1] into one (C, rows*(H+pad)-pad, ncol*(W+pad)-pad) image."""
+    images = np.asarray(images, dtype=np.float32)
+    n, c, h, w = images.shape
+    ncol = max(1, min(ncol, n))
+    nrow = -(-n // ncol)
+    grid = np.full((c, nrow * (h + pad) - pad, ncol * (w + pad) - pad), fill, dtype=np.float32)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[:, r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = images[i]
+    return grid
+
+
+def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
+    """PNG of one image (C, H, W) or (H, W) in [0, 1], enlarged ``scale`` times (nearest neighbour)."""
+    arr = to_uint8_hwc(image)
+    if scale > 1:
+        arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,175 @@
+"""Background training processes: start, pause, resume, stop, and read their state.
+
+A job is ``python -m vae worker RUN_DIR`` in its own session, so it outlives the page (and the
+Streamlit server) that started it. UI and worker talk only through files in the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import checkpoints as ck
+from .train import CONTROL_FILE, write_control
+
+ACTIVE_STATES = ("starting", "running", "paused")
+LOG_FILE = "train.log"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_GRACE = 30.0  # seconds a launched worker has to write its own pid
+_CHILDREN: dict[int, subprocess.Popen] = {}  # keeps our children's handles so they are reaped
+
+
+def max_jobs() -> int:
+    """How many trainings may run at once: ``$LATENT_EXPLORER_MAX_JOBS`` (default 1 on this 2-core target)."""
+    try:
+        return max(1, int(os.environ.get("LATENT_EXPLORER_MAX_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while ``pid`` is a live (non-zombie) process; reaps it if it is our finished child."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall through to the signal probe
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def refresh_status(run_dir: str | Path) -> dict:
+    """The run's status, marking it ``interrupted`` if it claims to run but its process is gone."""
+    run_dir = Path(run_dir)
+    status = ck.read_status(run_dir)
+    launching = status.get("state") == "starting" and not status.get("pid")
+    if launching and time.time() - status.get("updated", 0) < STARTUP_GRACE:
+        return status
+    if status.get("state") in ACTIVE_STATES and not pid_alive(status.get("pid")):
+        epoch = status.get("epoch", 0)
+        has_ckpt = (run_dir / ck.STATE_FILE).is_file()
+        status.update(
+            state="interrupted",
+            message=(
+                "The training process ended without finishing (killed, or the machine restarted). "
+                + (f"Resume continues from the last checkpoint (epoch {epoch})." if has_ckpt else "Start it again.")
+            ),
+            updated=time.time(),
+        )
+        ck.write_json(run_dir / ck.STATUS_FILE, status)
+    return status
+
+
+def active_runs(root: str | Path | None = None) -> list[Path]:
+    """Run folders whose training process is alive."""
+    root = Path(root) if root is not None else ck.default_root()
+    if not root.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(root.iterdir())
+        if p.is_dir() and ck.is_run(p) and refresh_status(p).get("state") in ACTIVE_STATES
+    ]
+
+
+def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None = None) -> int:
+    """Launch the training process for ``run_dir``; returns its pid.
+
+    Refuses (``ValueError``) if this run is already training or the machine's job limit is reached.
+    """
+    run_dir = Path(run_dir).resolve()
+    ck.load_config(run_dir)  # a clear error now rather than in the log later
+    if refresh_status(run_dir).get("state") in ACTIVE_STATES:
+        raise ValueError(f"{run_dir.name} is already training.")
+    running = active_runs(root if root is not None else run_dir.parent)
+    if len(running) >= max_jobs():
+        names = ", ".join(p.name for p in running)
+        raise ValueError(
+            f"{len(running)} training(s) already running ({names}); this machine allows {max_jobs()} at once. "
+            "Wait for it to finish or stop it (or raise LATENT_EXPLORER_MAX_JOBS)."
+        )
+    (run_dir / CONTROL_FILE).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "vae", "worker", str(run_dir)] + (["--resume"] if resume else [])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # "starting" without a pid counts as alive for STARTUP_GRACE seconds; the worker then writes its own pid.
+    status = ck.read_status(run_dir)
+    status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
+    ck.write_json(run_dir / ck.STATUS_FILE, status)
+    with open(run_dir / LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def pause(run_dir: str | Path) -> None:
+    write_control(run_dir, "pause")
+
+
+def resume(run_dir: str | Path) -> None:
+    """Un-pause a paused process; a stopped or interrupted run is restarted from its checkpoint."""
+    status = refresh_status(run_dir)
+    if status.get("state") in ACTIVE_STATES:
+        write_control(run_dir, "resume")
+    else:
+        start(run_dir, resume=True)
+
+
+def stop(run_dir: str | Path, wait: float = 0.0) -> dict:
+    """Ask the process to stop (it saves a checkpoint first); optionally wait up to ``wait`` seconds."""
+    write_control(run_dir, "stop")
+    pid = ck.read_status(run_dir).get("pid")
+    if pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + wait
+    while wait and time.time() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    return refresh_status(run_dir)
+
+
+def wait(run_dir: str | Path, timeout: float = 600.0, poll: float = 0.1) -> dict:
+    """Block until the run's process has ended (or ``timeout``); returns the final status."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = refresh_status(run_dir)
+        if status.get("state") not in ACTIVE_STATES:
+            return status
+        time.sleep(poll)
+    return refresh_status(run_dir)
+
+
+def read_log(run_dir: str | Path, max_bytes: int = 20_000) -> str:
+    path = Path(run_dir) / LOG_FILE
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - max_bytes))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,146 @@
+"""Encoders, decoders and the VAE module.
+
+The model surface is four verbs: ``encode(x) -> (mu, logvar)``, ``reparameterize``,
+``decode(z)`` (the mean of p(x|z), shaped like the data) and ``forward`` (what training needs).
+``decoder_params(z)`` gives the raw decoder output: logits for a Bernoulli likelihood, the mean
+for a Gaussian one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Flatten, hidden ReLU layers, then one linear head giving (mu, logvar)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = _mlp([cfg.input_dim, *cfg.hidden, 2 * cfg.latent_dim])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))  # (B, 2 * latent_dim)
+
+
+class MLPDecoder(nn.Module):
+    """Mirror of the encoder: latent -> reversed hidden layers -> input_dim, reshaped."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.shape = cfg.input_shape
+        self.net = _mlp([cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.shape)  # (B, *input_shape)
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 4x4 convolutions (one per entry of ``channels``), then a linear head."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c_in, side, _ = cfg.input_shape
+        layers: list[nn.Module] = []
+        for c_out in cfg.channels:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+            c_in, side = c_out, side // 2
+        self.conv = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in * side * side, 2 * cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)  # (B, channels[-1], side / 2^L, side / 2^L)
+        return self.head(h.flatten(1))  # (B, 2 * latent_dim)
+
+
+class ConvDecoder(nn.Module):
+    """Linear to a small feature map, then stride-2 transposed convolutions back to the image."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c_img, side, _ = cfg.input_shape
+        chans = list(reversed(cfg.channels))
+        self.start = (chans[0], side // 2 ** len(chans), side // 2 ** len(chans))
+        self.fc = nn.Linear(cfg.latent_dim, math.prod(self.start))
+        layers: list[nn.Module] = [nn.ReLU()]
+        for i, c_in in enumerate(chans):
+            c_out = chans[i + 1] if i + 1 < len(chans) else c_img
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if i + 1 < len(chans):
+                layers.append(nn.ReLU())
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, *self.start)  # (B, C_last, s, s)
+        return self.deconv(h)  # (B, C, H, W)
+
+
+class VAE(nn.Module):
+    """A VAE with a diagonal Gaussian posterior and a standard normal prior."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.arch == "conv":
+            self.encoder, self.decoder = ConvEncoder(cfg), ConvDecoder(cfg)
+        else:
+            self.encoder, self.decoder = MLPEncoder(cfg), MLPDecoder(cfg)
+        log_sigma = torch.full((1,), math.log(cfg.sigma))
+        if cfg.likelihood == "gaussian" and cfg.learn_variance:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters ``(mu, logvar)``, each (B, latent_dim)."""
+        h = self.encoder(x)
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """One sample ``mu + sigma * eps`` per row, differentiable in mu and logvar."""
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw decoder output: logits (Bernoulli) or mean (Gaussian), (B, *input_shape)."""
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z) in data space, (B, *input_shape): pixel probabilities or vector means."""
+        out = self.decoder(z)
+        return torch.sigmoid(out) if self.cfg.likelihood == "bernoulli" else out
+
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input."""
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator)
+        return self.decoder(z), mu, logvar, z
+
+
+def build_model(cfg: ModelConfig) -> VAE:
+    """A freshly initialised VAE for ``cfg``."""
+    return VAE(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,395 @@
+"""Training: whole dataset in memory, a random permutation per epoch, Adam, and a run folder.
+
+``train(run_dir)`` trains the run described by ``run_dir/config.json`` and writes into that
+folder: ``metrics.jsonl`` (a line every ``log_every`` steps and one per epoch), ``status.json``,
+``model.safetensors`` + ``state.safetensors`` (every epoch, on pause/stop and at the end) and
+``recon.png`` / ``samples.png`` per epoch. Another process steers it through ``control.json``
+(``{"command": "pause" | "resume" | "stop"}``) or SIGTERM. ``resume=True`` continues exactly
+where the last checkpoint left off (optimiser, permutation and random state included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints as ck
+from .config import ModelConfig, TrainConfig
+from .data import Dataset, load_dataset
+from .evaluate import elbo
+from .images import make_grid, png_bytes
+from .models import VAE, build_model
+from .objectives import elbo_terms
+
+CONTROL_FILE = "control.json"
+EVAL_BATCH = 1000
+Callback = Callable[[str, dict], None]
+
+
+class _Stop(Exception):
+    """Raised inside the loop when a stop was requested."""
+
+
+@dataclass
+class _LoopState:
+    """Everything besides weights and optimiser needed to resume exactly."""
+
+    epoch: int = 0  # completed epochs
+    pos: int = 0  # batches done in the current epoch
+    step: int = 0  # optimiser steps in total
+    elapsed: float = 0.0  # seconds spent training, over all sessions
+    perm: torch.Tensor | None = None
+    sums: dict = field(default_factory=lambda: {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0})
+
+
+def read_control(run_dir: str | Path) -> str:
+    """The last command written to the run's control file ("" if none)."""
+    rec = ck.read_json(Path(run_dir) / CONTROL_FILE, default={}) or {}
+    return rec.get("command", "") if isinstance(rec, dict) else ""
+
+
+def write_control(run_dir: str | Path, command: str) -> None:
+    if command not in ("pause", "resume", "stop", ""):
+        raise ValueError(f"A control command must be pause, resume or stop; got {command!r}.")
+    ck.write_json(Path(run_dir) / CONTROL_FILE, {"command": command, "time": time.time()})
+
+
+def divergence_message(model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, step: int) -> str:
+    """A sentence naming the likely cause of a NaN/inf loss and a fix."""
+    msg = (
+        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, step {step}. "
+        f"The learning rate {cfg.lr:g} is the likely cause; try {cfg.lr / 10:g} or lower."
+    )
+    if model_cfg.likelihood == "gaussian" and model_cfg.learn_variance:
+        msg += " A learned Gaussian variance can also collapse: try a fixed variance."
+    return msg + " The last good checkpoint is kept."
+
+
+class Trainer:
+    """Trains one run folder. Use :func:`train` unless you need the pieces."""
+
+    def __init__(self, run_dir: str | Path, dataset: Dataset | None = None, callback: Callback | None = None):
+        self.run_dir = Path(run_dir)
+        self.model_cfg, self.cfg, self.data_cfg = ck.load_config(self.run_dir)
+        self.dataset = dataset
+        self.callback = callback
+        self.stop_requested = False
+        self._control_mtime = 0
+        self._status: dict = ck.read_status(self.run_dir)
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def status(self, state: str, message: str = "", **extra) -> None:
+        self._status.update({"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra})
+        ck.write_json(self.run_dir / ck.STATUS_FILE, self._status)
+        if self.callback:
+            self.callback("status", dict(self._status))
+
+    def log(self, record: dict) -> None:
+        record = {**record, "time": time.time()}
+        ck.append_jsonl(self.run_dir / ck.METRICS_FILE, record)
+        if self.callback:
+            self.callback(record["type"], record)
+
+    def _poll_control(self) -> str:
+        try:
+            mtime = (self.run_dir / CONTROL_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            return "stop" if self.stop_requested else ""
+        if mtime != self._control_mtime:
+            self._control_mtime = mtime
+            self._command = read_control(self.run_dir)
+        return "stop" if self.stop_requested else getattr(self, "_command", "")
+
+    # ------------------------------------------------------------ set-up
+
+    def _setup(self, resume: bool) -> None:
+        torch.set_num_threads(self.cfg.threads)
+        torch.set_flush_denormal(True)  # Adam averages of dead pixels decay into slow denormals
+        if self.dataset is None:
+            self.status("running", "loading data", epoch=0, step=0)
+            self.dataset = load_dataset(self.data_cfg)
+        if tuple(self.dataset.item_shape) != tuple(self.model_cfg.input_shape):
+            raise ValueError(
+                f"The model expects items of shape {self.model_cfg.input_shape} but the data "
+                f"{self.dataset.name!r} has items of shape {self.dataset.item_shape}."
+            )
+        self.x_train = self.dataset.x_train.float().contiguous()
+        self.x_test = self.dataset.x_test.float().contiguous()
+        torch.manual_seed(self.cfg.seed)
+        self.model: VAE = build_model(self.model_cfg)
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True
+        )
+        self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        self.state = _LoopState()
+        if resume and (self.run_dir / ck.STATE_FILE).is_file():
+            self._load_state()
+        elif resume:
+            raise FileNotFoundError(f"{self.run_dir.name} has no checkpoint to resume from; start it anew.")
+        g = torch.Generator().manual_seed(self.cfg.seed + 3)
+        self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
+
+    def _save_state(self) -> None:
+        """Checkpoint: full resume state first, then the weights the UI loads (each atomic)."""
+        s = self.state
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        for i, st in self.opt.state_dict()["state"].items():
+            for k, v in st.items():
+                tensors[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        tensors["rng.gen"] = self.gen.get_state()
+        if s.perm is not None:
+            tensors["loop.perm"] = s.perm
+        meta = {"epoch": s.epoch, "pos": s.pos, "step": s.step, "elapsed": s.elapsed, "sums": s.sums}
+        ck.save_tensors(self.run_dir / ck.STATE_FILE, tensors, {"loop": json.dumps(meta)})
+        ck.save_model(self.run_dir, self.model, {"epoch": str(s.epoch), "step": str(s.step)})
+
+    def _load_state(self) -> None:
+        path = self.run_dir / ck.STATE_FILE
+        tensors = ck.load_tensors(path)
+        meta = json.loads(ck.safetensors_metadata(path).get("loop", "{}"))
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        ck.check_state_dict(self.model, weights, f"{ck.STATE_FILE} in {self.run_dir.name}")
+        self.model.load_state_dict(weights, strict=True)
+        opt_state = self.opt.state_dict()
+        per_param: dict[int, dict] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, i, name = k.split(".", 2)
+                per_param.setdefault(int(i), {})[name] = v
+        opt_state["state"] = per_param
+        self.opt.load_state_dict(opt_state)
+        self.gen.set_state(tensors["rng.gen"])
+        self.state = _LoopState(
+            epoch=int(meta["epoch"]),
+            pos=int(meta["pos"]),
+            step=int(meta["step"]),
+            elapsed=float(meta["elapsed"]),
+            perm=tensors.get("loop.perm"),
+            sums=dict(meta["sums"]),
+        )
+        # Metrics written after this checkpoint describe steps that will be redone: drop them.
+        kept = [m for m in ck.read_metrics(self.run_dir) if m.get("step", 0) <= self.state.step]
+        body = "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept)
+        ck.atomic_write_bytes(self.run_dir / ck.METRICS_FILE, body.encode())
+
+    # ------------------------------------------------------------ evaluation and pictures
+
+    def evaluate_test(self) -> dict:
+        """One-sample test ELBO parts (nats per example), with a fixed noise seed."""
+        self.model.eval()
+        parts = elbo(self.model, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2) if len(self.x_test) else {}
+        self.model.train()
+        return {f"test_{k}": v for k, v in parts.items()}
+
+    @torch.inference_mode()
+    def save_pictures(self) -> None:
+        """Reconstructions of the first test items (originals above) and prior samples."""
+        if not self.model_cfg.is_image:
+            return
+        self.model.eval()
+        k = self.cfg.grid_size
+        x = self.x_test[:k]
+        mu, _ = self.model.encode(x)
+        recon = self.model.decode(mu)
+        pair = torch.cat([x, recon]).numpy()  # (2k, C, H, W)
+        ck.atomic_write_bytes(self.run_dir / "recon.png", png_bytes(make_grid(pair, k), scale=2))
+        samples = self.model.decode(self.z_samples).numpy()  # (k*k, C, H, W)
+        ck.atomic_write_bytes(self.run_dir / "samples.png", png_bytes(make_grid(samples, k), scale=2))
+        self.model.train()
+
+    # ------------------------------------------------------------ the loop
+
+    def _wait_while_paused(self) -> None:
+        self._save_state()
+        self.status("paused", "paused by request", epoch=self.state.epoch, step=self.state.step)
+        while True:
+            command = self._poll_control()
+            if command == "stop":
+                raise _Stop
+            if command != "pause":
+                self.status("running", "", epoch=self.state.epoch, step=self.state.step)
+                return
+            time.sleep(0.2)
+
+    def _beta(self, steps_per_epoch: int) -> float:
+        if self.cfg.warmup_epochs <= 0:
+            return self.cfg.beta
+        progress = self.state.epoch + self.state.pos / steps_per_epoch
+        return self.cfg.beta * min(1.0, progress / self.cfg.warmup_epochs)
+
+    def _run_epoch(self, steps_per_epoch: int, total_steps: int, t_session: float, steps_session: list) -> None:
+        s, bs, n = self.state, self.cfg.batch_size, len(self.x_train)
+        if s.perm is None:
+            s.perm = torch.randperm(n, generator=self.gen)
+        window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+        t_epoch = time.perf_counter()
+        while s.pos < steps_per_epoch:
+            command = self._poll_control()
+            if command == "stop":
+                raise _Stop
+            if command == "pause":
+                self._wait_while_paused()
+            t0 = time.perf_counter()
+            xb = self.x_train[s.perm[s.pos * bs : (s.pos + 1) * bs]]  # (B, *input_shape)
+            beta = self._beta(steps_per_epoch)
+            terms = elbo_terms(self.model, xb, beta, self.gen)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(divergence_message(self.model_cfg, self.cfg, s.epoch, s.step))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            s.elapsed += time.perf_counter() - t0
+            s.pos += 1
+            s.step += 1
+            steps_session[0] += 1
+            b = len(xb)
+            for d in (window, s.sums):
+                d["loss"] += float(loss) * b
+                d["recon"] += float(terms["recon"].sum())
+                d["kl"] += float(terms["kl"].sum())
+                d["n"] += b
+            if s.step % self.cfg.log_every == 0:
+                rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
+                eta = (total_steps - s.step) / max(rate, 1e-9)
+                w = window["n"]
+                self.log(
+                    {
+                        "type": "step",
+                        "epoch": s.epoch + s.pos / steps_per_epoch,
+                        "step": s.step,
+                        "loss": window["loss"] / w,
+                        "recon": window["recon"] / w,
+                        "kl": window["kl"] / w,
+                        "beta": beta,
+                        "examples_per_s": rate * bs,
+                        "eta_s": eta,
+                    }
+                )
+                self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
+                window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+        self._finish_epoch(time.perf_counter() - t_epoch, total_steps, t_session, steps_session)
+
+    def _finish_epoch(self, seconds: float, total_steps: int, t_session: float, steps_session: list) -> None:
+        s = self.state
+        n = max(1, s.sums["n"])
+        train = {f"train_{k}": s.sums[k] / n for k in ("loss", "recon", "kl")}
+        s.epoch, s.pos, s.perm = s.epoch + 1, 0, None
+        s.sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+        rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
+        eta = (total_steps - s.step) / max(rate, 1e-9)
+        record = {
+            "type": "epoch",
+            "epoch": s.epoch,
+            "step": s.step,
+            **train,
+            "train_elbo": -(train["train_recon"] + train["train_kl"]),
+            **self.evaluate_test(),
+            "epoch_seconds": seconds,
+            "elapsed_s": s.elapsed,
+            "examples_per_s": rate * self.cfg.batch_size,
+            "eta_s": eta,
+        }
+        self._save_state()
+        self.save_pictures()
+        self.log(record)
+        self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to the configured number of epochs (or until stopped); returns the final status."""
+        self.status("running", "starting", epoch=0, step=0)
+        try:
+            self._setup(resume)
+            n = len(self.x_train)
+            steps_per_epoch = math.ceil(n / self.cfg.batch_size)
+            total_steps = steps_per_epoch * self.cfg.epochs
+            self.status("running", "", epoch=self.state.epoch, step=self.state.step, total_steps=total_steps)
+            self.model.train()
+            t_session, steps_session = time.perf_counter(), [0]
+            while self.state.epoch < self.cfg.epochs:
+                self._run_epoch(steps_per_epoch, total_steps, t_session, steps_session)
+            self.status("finished", "training finished", epoch=self.state.epoch, step=self.state.step, eta_s=0)
+        except _Stop:
+            self._save_state()
+            self.status("stopped", "stopped by request", epoch=self.state.epoch, step=self.state.step)
+        except FloatingPointError as e:
+            self.status("failed", str(e), epoch=self.state.epoch, step=self.state.step)
+        except (ValueError, FileNotFoundError) as e:
+            self.status("failed", str(e))
+        except Exception as e:  # the status must say what happened, whatever it was
+            traceback.print_exc()
+            self.status("failed", f"Training failed unexpectedly: {type(e).__name__}: {e}")
+        return dict(self._status)
+
+
+def train(
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    callback: Callback | None = None,
+    handle_signals: bool = False,
+) -> dict:
+    """Train (or resume) the run in ``run_dir``; returns its final status dict.
+
+    With ``handle_signals`` (the background worker), SIGTERM and SIGINT stop the run gracefully,
+    saving a checkpoint first.
+    """
+    trainer = Trainer(run_dir, dataset=dataset, callback=callback)
+    if handle_signals:
+
+        def _request_stop(signum, frame):
+            trainer.stop_requested = True
+
+        signal.signal(signal.SIGTERM, _request_stop)
+        signal.signal(signal.SIGINT, _request_stop)
+    return trainer.run(resume=resume)
+
+
+def sample_grid(model: VAE, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` decoded prior samples, (n, *input_shape), for previews."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.inference_mode():
+        return model.decode(torch.randn(n, model.cfg.latent_dim, generator=g)).numpy()
+
+
+def new_run(
+    root: str | Path,
+    name: str,
+    dataset: Dataset,
+    data_cfg,
+    *,
+    arch: str = "mlp",
+    latent_dim: int = 20,
+    hidden: tuple[int, ...] = (400,),
+    channels: tuple[int, ...] = (32, 64),
+    likelihood: str | None = None,
+    learn_variance: bool = False,
+    train_cfg: TrainConfig | None = None,
+) -> Path:
+    """Create a run folder for ``dataset`` with a model shaped to its items.
+
+    The likelihood defaults to the dataset's suggestion (Bernoulli for images in [0, 1],
+    Gaussian for standardised vectors).
+    """
+    model_cfg = ModelConfig(
+        input_shape=tuple(dataset.item_shape),
+        arch=arch,
+        latent_dim=latent_dim,
+        hidden=tuple(hidden),
+        channels=tuple(channels),
+        likelihood=likelihood or dataset.likelihood,
+        learn_variance=learn_variance,
+    )
+    return ck.create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)
