@@ -255,10 +255,11 @@ class Trainer:
             s.step += 1
             steps_session[0] += 1
             b = len(xb)
+            with torch.no_grad():
+                values = {"loss": float(loss) * b, "recon": float(terms["recon"].sum()), "kl": float(terms["kl"].sum())}
             for d in (window, s.sums):
-                d["loss"] += float(loss) * b
-                d["recon"] += float(terms["recon"].sum())
-                d["kl"] += float(terms["kl"].sum())
+                for k, v in values.items():
+                    d[k] += v
                 d["n"] += b
             if s.step % self.cfg.log_every == 0:
                 rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)

@@ -1,0 +1,93 @@
+"""One test per validation rule of the config dataclasses, plus the JSON round trip."""
+
+import pytest
+
+from vae.config import DataConfig, ModelConfig, TrainConfig
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"input_shape": (1, 28)}, "input_shape"),
+        ({"input_shape": (0, 28, 28)}, "input_shape"),
+        ({"arch": "transformer"}, "arch must be one of mlp, conv"),
+        ({"latent_dim": 0}, "latent_dim must be an integer from 1 to 128"),
+        ({"latent_dim": 129}, "latent_dim must be an integer from 1 to 128"),
+        ({"latent_dim": 2.5}, "latent_dim"),
+        ({"hidden": (400, 400, 400, 400, 400)}, "hidden must be a list of at most 4"),
+        ({"hidden": (0,)}, "hidden"),
+        ({"channels": ()}, "channels must be a list of 1 to 4"),
+        ({"channels": (32, 0)}, "channels"),
+        ({"likelihood": "poisson"}, "likelihood must be one of bernoulli, gaussian"),
+        ({"learn_variance": "yes"}, "learn_variance"),
+        ({"sigma": 0.0}, "sigma"),
+        ({"sigma": float("nan")}, "sigma"),
+        ({"arch": "conv", "input_shape": (784,)}, "image shape"),
+        ({"arch": "conv", "input_shape": (2, 28, 28)}, "1 or 3 channels"),
+        ({"arch": "conv", "input_shape": (1, 30, 30)}, "1 or 3 channels"),
+        ({"arch": "conv", "input_shape": (1, 28, 28), "channels": (8, 8, 8)}, "at most 2 layers"),
+    ],
+)
+def test_model_config_rules(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr must be a number in \\(0.0, 1.0\\]"),
+        ({"lr": 2.0}, "lr"),
+        ({"lr": "fast"}, "lr"),
+        ({"seed": -1}, "seed"),
+        ({"beta": -0.5}, "beta"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"threads": 0}, "threads"),
+        ({"log_every": 0}, "log_every"),
+        ({"grid_size": 40}, "grid_size"),
+        ({"weight_decay": 3.0}, "weight_decay"),
+    ],
+)
+def test_train_config_rules(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "file"}, "path"),
+        ({"size": 2}, "size"),
+        ({"count": 1}, "count"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 0.95}, "test_fraction"),
+        ({"split_seed": -3}, "split_seed"),
+        ({"max_train": 0}, "max_train"),
+        ({"max_test": -1}, "max_test"),
+    ],
+)
+def test_data_config_rules(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DataConfig(**kwargs)
+
+
+def test_round_trip_through_dict():
+    m = ModelConfig(input_shape=(1, 28, 28), arch="conv", latent_dim=16, channels=(32, 64))
+    t = TrainConfig(epochs=3, lr=3e-4, beta=4.0)
+    d = DataConfig(name="fashion-mnist", max_train=1000)
+    assert ModelConfig.from_dict(m.to_dict()) == m
+    assert TrainConfig.from_dict(t.to_dict()) == t
+    assert DataConfig.from_dict(d.to_dict()) == d
+
+
+def test_unknown_field_is_refused_by_name():
+    with pytest.raises(ValueError, match="no field\\(s\\) dropout"):
+        ModelConfig.from_dict({"latent_dim": 4, "dropout": 0.5})
+
+
+def test_configs_are_frozen():
+    with pytest.raises(AttributeError):
+        TrainConfig().lr = 1.0  # type: ignore[misc]

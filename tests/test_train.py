@@ -1,0 +1,182 @@
+"""The trainer on real data: one epoch on digits and on a Fashion-MNIST subset, exact resume,
+the NaN guard, pause / resume / stop of a background process, and the status of a killed one."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from vae import checkpoints as ck
+from vae import jobs
+from vae.config import DataConfig, TrainConfig
+from vae.data import load_dataset
+from vae.train import new_run, read_control, train, write_control
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"))
+
+
+def make_run(root, dataset, data_cfg, name="r", model=None, **train_kw):
+    kw = {"epochs": 1, "batch_size": 64, "threads": 1, "log_every": 5, "grid_size": 4} | train_kw
+    model = model or {"latent_dim": 4, "hidden": (32,)}
+    return new_run(root, name, dataset, data_cfg, train_cfg=TrainConfig(**kw), **model)
+
+
+def test_one_epoch_on_digits_writes_everything(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"))
+    status = train(run, dataset=digits)
+    assert status["state"] == "finished", status
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "state.safetensors",
+        "metrics.jsonl",
+        "status.json",
+        "recon.png",
+        "samples.png",
+    ]:
+        assert (run / f).is_file(), f
+    metrics = ck.read_metrics(run)
+    steps = [m for m in metrics if m["type"] == "step"]
+    epochs = [m for m in metrics if m["type"] == "epoch"]
+    assert len(epochs) == 1 and len(steps) >= 3
+    e = epochs[0]
+    assert e["test_elbo"] < 0 and e["train_loss"] > 0 and e["examples_per_s"] > 0
+    assert abs(e["test_elbo"] + e["test_recon"] + e["test_kl"]) < 1e-3
+    assert [m["step"] for m in steps] == sorted(m["step"] for m in steps)
+    model = ck.load_model(run)
+    assert model.cfg.input_shape == (1, 8, 8)
+
+
+def test_training_lowers_the_loss_on_digits(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=5, lr=3e-3)
+    train(run, dataset=digits)
+    epochs = [m for m in ck.read_metrics(run) if m["type"] == "epoch"]
+    assert epochs[-1]["test_elbo"] > epochs[0]["test_elbo"] + 1.0
+
+
+def test_one_epoch_on_a_fashion_mnist_subset(tmp_path):
+    cfg = DataConfig(name="fashion-mnist", max_train=6000, max_test=1000)
+    ds = load_dataset(cfg)
+    assert ds.item_shape == (1, 28, 28) and len(ds.x_train) == 6000
+    run = make_run(tmp_path, ds, cfg, model={"latent_dim": 20, "hidden": (400,)}, batch_size=128, threads=2)
+    status = train(run)  # loads the data itself, as the background worker does
+    assert status["state"] == "finished", status
+    e = [m for m in ck.read_metrics(run) if m["type"] == "epoch"][0]
+    # An untrained Bernoulli decoder starts near 784 * log 2 = 543 nats; one epoch must learn something.
+    assert -e["test_elbo"] < 400
+
+
+def test_resume_equals_uninterrupted_training(tmp_path, digits):
+    cfg = DataConfig(name="digits")
+    full = make_run(tmp_path, digits, cfg, name="full", epochs=3)
+    train(full, dataset=digits)
+
+    part = make_run(tmp_path, digits, cfg, name="part", epochs=3)
+    stop_at = {"step": 0}
+
+    def stop_mid_epoch(kind, rec):
+        if kind == "step" and rec["step"] >= 30 and not stop_at["step"]:  # epoch 2 of 3, mid-way
+            stop_at["step"] = rec["step"]
+            write_control(part, "stop")
+
+    status = train(part, dataset=digits, callback=stop_mid_epoch)
+    assert status["state"] == "stopped" and 0 < status["step"] < 3 * 23
+    write_control(part, "resume")
+    status = train(part, dataset=digits, resume=True)
+    assert status["state"] == "finished"
+    a, b = ck.load_model(full).state_dict(), ck.load_model(part).state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ea = [m["test_elbo"] for m in ck.read_metrics(full) if m["type"] == "epoch"]
+    eb = [m["test_elbo"] for m in ck.read_metrics(part) if m["type"] == "epoch"]
+    assert ea == eb
+
+
+def test_divergence_fails_with_a_message_and_keeps_the_last_checkpoint(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=3)
+    train(run, dataset=digits)  # a good checkpoint first
+    good = ck.load_model(run).state_dict()
+    raw = json.loads((run / "config.json").read_text())
+    raw["train"]["lr"] = 1.0
+    raw["train"]["epochs"] = 200
+    (run / "config.json").write_text(json.dumps(raw))
+    status = train(run, dataset=digits, resume=True)
+    assert status["state"] == "failed"
+    assert "diverged" in status["message"] and "learning rate 1" in status["message"]
+    after = ck.load_model(run).state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert set(after) == set(good)
+
+
+def test_shape_mismatch_between_model_and_data_fails_clearly(tmp_path, digits):
+    cfg = DataConfig(name="digits")
+    run = make_run(tmp_path, digits, cfg)
+    raw = json.loads((run / "config.json").read_text())
+    raw["model"]["input_shape"] = [1, 28, 28]
+    (run / "config.json").write_text(json.dumps(raw))
+    status = train(run, dataset=digits)
+    assert status["state"] == "failed" and "shape" in status["message"]
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_background_job_pause_resume_stop(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
+    pid = jobs.start(run)
+    assert pid > 0
+    assert wait_for(lambda: ck.read_status(run).get("state") == "running" and ck.read_status(run).get("step", 0) > 0)
+    with pytest.raises(ValueError, match="already training"):
+        jobs.start(run)
+    jobs.pause(run)
+    assert wait_for(lambda: ck.read_status(run).get("state") == "paused")
+    step = ck.read_status(run)["step"]
+    time.sleep(0.5)
+    assert ck.read_status(run)["step"] == step  # paused means no progress
+    jobs.resume(run)
+    assert wait_for(lambda: ck.read_status(run).get("step", 0) > step)
+    assert read_control(run) == "resume"
+    status = jobs.stop(run, wait=30)
+    assert status["state"] == "stopped", status
+    assert not jobs.pid_alive(pid)
+    ck.load_model(run)  # the checkpoint written on stop loads
+
+
+def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
+    monkeypatch.setenv("LATENT_EXPLORER_MAX_JOBS", "1")
+    a = make_run(tmp_path, digits, DataConfig(name="digits"), name="a", epochs=2000)
+    b = make_run(tmp_path, digits, DataConfig(name="digits"), name="b")
+    jobs.start(a)
+    try:
+        assert wait_for(lambda: ck.read_status(a).get("state") == "running")
+        with pytest.raises(ValueError, match="allows 1 at once"):
+            jobs.start(b)
+    finally:
+        jobs.stop(a, wait=30)
+
+
+def test_killed_process_is_reported_interrupted_and_resumes(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
+    pid = jobs.start(run)
+    assert wait_for(lambda: (run / ck.STATE_FILE).is_file())  # at least one epoch checkpoint
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not jobs.pid_alive(pid))
+    status = jobs.refresh_status(run)
+    assert status["state"] == "interrupted" and "Resume continues" in status["message"]
+    ck.load_model(run)
+    jobs.resume(run)  # restarts from the checkpoint
+    assert wait_for(lambda: ck.read_status(run).get("state") == "running")
+    jobs.stop(run, wait=30)
+    assert ck.read_status(run)["state"] == "stopped"
