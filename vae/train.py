@@ -299,7 +299,7 @@ class Trainer:
             **self.evaluate_test(),
             "epoch_seconds": seconds,
             "elapsed_s": s.elapsed,
-            "examples_per_s": rate * self.cfg.batch_size,
+            "examples_per_s": len(self.x_train) / max(seconds, 1e-9),
             "eta_s": eta,
         }
         self._save_state()

@@ -1,0 +1,112 @@
+"""The command line, driven in-process through ``vae.__main__.main``."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vae.__main__ import main
+
+
+def run_json(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.fixture
+def trained(tmp_path, capsys):
+    code, out = run_json(
+        capsys,
+        "--runs-dir",
+        str(tmp_path),
+        "train",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--latent",
+        "4",
+        "--hidden",
+        "32",
+        "--threads",
+        "1",
+        "--name",
+        "cli run",
+        "--json",
+    )
+    assert code == 0, out
+    return tmp_path, out
+
+
+def test_train_reports_the_run(trained):
+    root, out = trained
+    assert out["run"] == "cli-run" and out["state"] == "finished" and out["epoch"] == 2
+    assert out["test_elbo"] < 0
+    assert (root / "cli-run" / "model.safetensors").is_file()
+
+
+def test_runs_lists_it(trained, capsys):
+    root, _ = trained
+    code, runs = run_json(capsys, "--runs-dir", str(root), "runs", "--json")
+    assert code == 0 and [r["name"] for r in runs] == ["cli-run"]
+    assert runs[0]["state"] == "finished" and runs[0]["dataset"] == "digits"
+    assert main(["--runs-dir", str(root), "runs"]) == 0
+    assert "cli-run" in capsys.readouterr().out
+
+
+def test_evaluate(trained, capsys):
+    root, _ = trained
+    code, out = run_json(capsys, "--runs-dir", str(root), "evaluate", "cli-run", "--iwae", "5", "--json")
+    assert code == 0
+    assert out["iwae_k"] == 5 and out["iwae_ll"] > out["test_elbo"] and "knn_accuracy" in out
+
+
+def test_embed_writes_codes_and_coordinates(trained, capsys):
+    root, _ = trained
+    target = root / "emb.csv"
+    code, out = run_json(
+        capsys, "--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--out", str(target), "--json"
+    )
+    assert code == 0 and out["points"] == 360
+    table = np.genfromtxt(target, delimiter=",", names=True)
+    assert table.dtype.names[:4] == ("index", "label", "x", "y") and len(table) == 360
+    npz = root / "emb.npz"
+    main(["--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--out", str(npz), "--json"])
+    with np.load(npz, allow_pickle=False) as f:
+        assert f["codes"].shape == (360, 4) and f["xy"].shape == (360, 2)
+
+
+def test_datasets_lists_what_is_here(capsys):
+    code, out = run_json(capsys, "datasets", "--json")
+    names = {d["name"]: d for d in out}
+    assert code == 0 and names["digits"]["available"]
+    assert {"fashion-mnist", "mnist", "sprites"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["train", "--latent", "500"], "latent_dim must be an integer from 1 to 128"),
+        (["train", "--lr", "0"], "lr must be a number"),
+        (["train", "--data", "imagenet"], "imagenet"),
+        (["evaluate", "no-such-run"], "There is no run"),
+    ],
+)
+def test_bad_requests_get_one_sentence_and_exit_2(tmp_path, capsys, argv, match):
+    code = main(["--runs-dir", str(tmp_path), *argv, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2 and match in out["error"]
+
+
+def test_errors_are_sentences_not_tracebacks(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "vae", "--runs-dir", str(tmp_path), "train", "--beta", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: TrainConfig.beta") and "Traceback" not in proc.stderr
