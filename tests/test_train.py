@@ -60,7 +60,7 @@ def test_training_lowers_the_loss_on_digits(tmp_path, digits):
     assert epochs[-1]["test_elbo"] > epochs[0]["test_elbo"] + 1.0
 
 
-def test_one_epoch_on_a_fashion_mnist_subset(tmp_path):
+def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     cfg = DataConfig(name="fashion-mnist", max_train=6000, max_test=1000)
     ds = load_dataset(cfg)
     assert ds.item_shape == (1, 28, 28) and len(ds.x_train) == 6000
