@@ -1,0 +1,382 @@
+"""Tests for vae.projection on real data: PCA-20 of scikit-learn's digits stands in for VAE codes.
+
+UMAP tests share one fitted projector (module fixture): numba compiles umap's kernels on first use
+(tens of seconds with an empty cache, a few with the disk cache). They run everywhere; the slowest
+are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+
+from vae import projection
+from vae.projection import LatentProjector, cached_projection, projection_key, warm_up
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """(train codes (1500, 20), train labels, test codes (297, 20), test labels)."""
+    X, y = load_digits(return_X_y=True)
+    Z = PCA(20, random_state=0).fit_transform(X / 16.0).astype(np.float32)
+    perm = np.random.default_rng(0).permutation(len(Z))
+    tr, te = perm[:1500], perm[1500:]
+    return Z[tr], y[tr], Z[te], y[te]
+
+
+@pytest.fixture(scope="module")
+def umap_proj(digits):
+    """One UMAP projector with its inverse grid, shared by the UMAP tests."""
+    Z, *_ = digits
+    return LatentProjector(method="umap", n_epochs=200, random_state=0).fit(Z).fit_inverse_grid(32)
+
+
+def one_nn_accuracy(embedding, labels, placed, true_labels) -> float:
+    _, nn = cKDTree(embedding).query(placed, k=1)
+    return float((labels[nn] == true_labels).mean())
+
+
+# ----------------------------------------------------------------------------- import hygiene, numba cache
+
+
+def test_import_is_light_and_configure_numba_cache_respects_env(tmp_path):
+    code = (
+        "import os, sys\n"
+        "import vae.projection as p\n"
+        "heavy = [m for m in ('umap', 'numba', 'sklearn', 'streamlit', 'plotly', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "path = p.configure_numba_cache()\n"
+        "assert os.environ['NUMBA_CACHE_DIR'] == str(path), path\n"
+        "print(path)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["LATENT_EXPLORER_NUMBA_CACHE"] = str(tmp_path / "nc")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == (tmp_path / "nc").resolve()
+    assert (tmp_path / "nc").is_dir()
+
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "already")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == tmp_path / "already"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("Z", "params", "match"),
+    [
+        (np.zeros(50), {}, "2-D array"),
+        (np.full((50, 4), np.nan), {}, "NaN or infinite"),
+        (np.ones((3, 4)), {}, "at least 5 rows"),
+        (np.array([["a", "b"]] * 10), {}, "must hold numbers"),
+        (np.ones((50, 4)), {"method": "isomap"}, "method must be one of"),
+        (np.ones((50, 4)), {"n_components": 1}, "n_components must be an integer from 2 to 3"),
+        (np.ones((50, 4)), {"n_components": 2.5}, "n_components must be an integer"),
+        (np.ones((50, 4)), {"n_components": True}, "n_components must be an integer"),
+        (np.ones((50, 4)), {"n_neighbors": 1}, "n_neighbors must be an integer from 2"),
+        (np.ones((50, 4)), {"min_dist": -0.1}, "min_dist must be a number from 0"),
+        (np.ones((50, 4)), {"n_epochs": 5}, "n_epochs must be an integer from 10"),
+        (np.ones((50, 4)), {"random_state": -1}, "random_state must be an integer"),
+        (np.ones((50, 4)), {"perplexity": 0}, "perplexity must be a number from 1"),
+        (np.ones((50, 4)), {"metric": "hamming"}, "metric must be one of"),
+        (np.ones((10, 4)), {"method": "umap"}, "n_neighbors=15 needs more codes"),
+        (np.ones((20, 4)), {"method": "tsne"}, "perplexity=30.0 needs more codes"),
+        (np.ones((50, 1)), {"method": "pca"}, "PCA to 2 components needs"),
+    ],
+)
+def test_bad_input_raises_a_sentence(Z, params, match):
+    with pytest.raises(ValueError, match=match):
+        LatentProjector(**params).fit(Z)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.transform(np.zeros((2, 4))),
+        lambda p: p.inverse_transform(np.zeros((2, 2))),
+        lambda p: p.fit_inverse_grid(),
+        lambda p: p.inverse_lookup(np.zeros(2)),
+        lambda p, tmp="x.npz": p.save(tmp),
+    ],
+)
+def test_unfitted_use_raises(call):
+    with pytest.raises(NotFittedError, match="call fit first"):
+        call(LatentProjector())
+    assert issubclass(NotFittedError, ValueError)
+
+
+def test_init_stores_arguments_only():
+    p = LatentProjector(method="nonsense", n_components=99)
+    assert p.get_params()["method"] == "nonsense"
+    assert not hasattr(p, "embedding_")
+
+
+def test_wrong_column_count_is_refused(digits):
+    p = LatentProjector(method="pca").fit(digits[0])
+    with pytest.raises(ValueError, match="must have 20 columns"):
+        p.transform(np.zeros((3, 19)))
+    with pytest.raises(ValueError, match="must have 2 columns"):
+        p.inverse_transform(np.zeros((3, 3)))
+
+
+# ----------------------------------------------------------------------------- PCA
+
+
+def test_pca_round_trip_is_exact_on_the_principal_subspace(digits):
+    Z, _, Z_test, _ = digits
+    p = LatentProjector(method="pca").fit(Z)
+    assert p.embedding_.shape == (len(Z), 2) and p.embedding_.dtype == np.float32
+    Y = p.transform(Z_test)
+    on_plane = p.inverse_transform(Y)  # (M, 20), the projections onto the principal plane
+    np.testing.assert_allclose(p.transform(on_plane), Y, atol=1e-4)
+    np.testing.assert_allclose(p.inverse_transform(p.transform(on_plane)), on_plane, atol=1e-4)
+    ref = PCA(2).fit(Z)
+    np.testing.assert_allclose(np.abs(p.components_), np.abs(ref.components_), atol=1e-4)
+    np.testing.assert_allclose(p.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-4)
+
+
+def test_pca_inverse_lookup_defaults_to_the_exact_inverse_and_3d_has_no_grid(digits):
+    p = LatentProjector(method="pca", n_components=3).fit(digits[0])
+    Y = p.embedding_[:5]
+    np.testing.assert_allclose(p.inverse_lookup(Y), p.inverse_transform(Y))
+    assert p.inverse_lookup(Y, method="knn").shape == (5, 20)
+    with pytest.raises(ValueError, match="needs a 2-D map"):
+        p.fit_inverse_grid()
+    with pytest.raises(ValueError, match="no inverse grid"):
+        p.inverse_lookup(Y, method="grid")
+
+
+def test_progress_is_reported_from_0_to_1(digits):
+    seen = []
+    LatentProjector(method="pca").fit(digits[0], progress=lambda f, m: seen.append((f, m)))
+    assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and "PCA" in seen[0][1]
+
+
+# ----------------------------------------------------------------------------- t-SNE
+
+
+def test_tsne_fits_but_cannot_transform_or_invert(digits):
+    Z = digits[0][:300]
+    p = LatentProjector(method="tsne", perplexity=20.0).fit(Z)
+    assert p.embedding_.shape == (300, 2) and np.isfinite(p.embedding_).all()
+    with pytest.raises(ValueError, match="t-SNE cannot place new points"):
+        p.transform(Z[:3])
+    with pytest.raises(ValueError, match="t-SNE has no inverse; use UMAP or PCA"):
+        p.inverse_transform(p.embedding_[:3])
+    with pytest.raises(ValueError, match="t-SNE has no inverse"):
+        p.fit_inverse_grid()
+    assert p.inverse_lookup(p.embedding_[:3]).shape == (3, 20)  # k-NN average still works
+
+
+# ----------------------------------------------------------------------------- UMAP
+
+
+def test_umap_embedding_is_finite_and_places_held_out_digits_near_their_class(umap_proj, digits):
+    Z, y, Z_test, y_test = digits
+    assert umap_proj.embedding_.shape == (len(Z), 2) and umap_proj.embedding_.dtype == np.float32
+    assert np.isfinite(umap_proj.embedding_).all()
+    assert not umap_proj.transform_is_approximate_
+    placed = umap_proj.transform(Z_test)
+    assert placed.shape == (len(Z_test), 2)
+    assert one_nn_accuracy(umap_proj.embedding_, y, placed, y_test) > 0.8  # ~0.98 measured; chance is 0.1
+
+
+@pytest.mark.slow
+def test_umap_is_deterministic_for_a_seed(digits):
+    Z = digits[0][:500]
+    a = LatentProjector(n_epochs=50, random_state=3).fit_transform(Z)
+    b = LatentProjector(n_epochs=50, random_state=3).fit_transform(Z)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_inverse_grid_is_finite_and_covers_the_map(umap_proj, digits):
+    g = umap_proj.grid_codes_
+    assert g.shape == (32, 32, 20) and g.dtype == np.float32 and np.isfinite(g).all()
+    lo, hi = umap_proj.embedding_.min(axis=0), umap_proj.embedding_.max(axis=0)
+    assert umap_proj.grid_x_[0] < lo[0] and umap_proj.grid_x_[-1] > hi[0]
+    assert umap_proj.grid_y_[0] < lo[1] and umap_proj.grid_y_[-1] > hi[1]
+
+
+@pytest.mark.parametrize("method", ["grid", "knn"])
+def test_inverse_lookup_lands_in_the_points_neighbourhood(umap_proj, digits, method):
+    Z = digits[0]
+    rng = np.random.default_rng(1)
+    idx = rng.choice(len(Z), 100, replace=False)
+    codes = umap_proj.inverse_lookup(umap_proj.embedding_[idx], method=method)
+    near = np.linalg.norm(codes - Z[idx], axis=1).mean()
+    random = np.linalg.norm(Z[rng.integers(0, len(Z), 100)] - Z[idx], axis=1).mean()
+    assert near < 0.6 * random  # ~0.3-0.37 measured
+
+
+def test_inverse_lookup_of_one_point_and_clipping_outside_the_grid(umap_proj):
+    one = umap_proj.inverse_lookup(umap_proj.embedding_[0])
+    assert one.shape == (20,)
+    far = umap_proj.inverse_lookup([1e6, -1e6])
+    corner = umap_proj.grid_codes_[0, -1]  # (x = max, y = min)
+    np.testing.assert_allclose(far, corner, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_points_outside_the_hull_get_codes_from_the_nearby_edge(umap_proj):
+    # umap-learn sends such points to an arbitrary triangle; ours move onto the hull first.
+    E = umap_proj.embedding_
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    far = E.mean(axis=0) + 1.5 * np.ptp(E, axis=0).max() * np.column_stack([np.cos(angles), np.sin(angles)])
+    ours = umap_proj.inverse_transform(far)
+    raw = umap_proj._model.inverse_transform(far.astype(np.float32))
+    edge = umap_proj.inverse_lookup(umap_proj._into_hull(far), method="knn")
+    assert np.isfinite(ours).all()
+    assert np.linalg.norm(ours - edge, axis=1).mean() < np.linalg.norm(raw - edge, axis=1).mean()
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+def test_pca_save_load_round_trip_is_exact(tmp_path, digits):
+    Z, _, Z_test, _ = digits
+    p = LatentProjector(method="pca").fit(Z).fit_inverse_grid(8)
+    q = LatentProjector.load(p.save(tmp_path / "pca.npz"))
+    assert q.get_params() == p.get_params() and not q.transform_is_approximate_
+    for name in ("embedding_", "codes_", "components_", "mean_", "grid_x_", "grid_y_", "grid_codes_"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name))
+    np.testing.assert_array_equal(q.transform(Z_test), p.transform(Z_test))
+    np.testing.assert_array_equal(q.inverse_transform(p.embedding_[:9]), p.inverse_transform(p.embedding_[:9]))
+
+
+def test_umap_save_load_keeps_map_and_grid_and_approximates_transform(tmp_path, umap_proj, digits):
+    Z, y, Z_test, y_test = digits
+    q = LatentProjector.load(umap_proj.save(tmp_path / "umap.npz"))
+    for name in ("embedding_", "codes_", "grid_x_", "grid_y_", "grid_codes_"):
+        np.testing.assert_array_equal(getattr(q, name), getattr(umap_proj, name))
+    Y = np.random.default_rng(2).uniform(umap_proj.grid_x_[0], umap_proj.grid_x_[-1], size=(50, 2))
+    np.testing.assert_array_equal(q.inverse_lookup(Y), umap_proj.inverse_lookup(Y))
+    assert q.transform_is_approximate_
+    assert one_nn_accuracy(q.embedding_, y, q.transform(Z_test), y_test) > 0.75  # k-NN placement, ~0.95
+    with pytest.raises(ValueError, match="without its umap model"):
+        q.fit_inverse_grid()
+
+
+def test_saved_files_hold_no_pickles_and_object_arrays_are_refused(tmp_path, digits):
+    path = LatentProjector(method="pca").fit(digits[0]).save(tmp_path / "p.npz")
+    with np.load(path, allow_pickle=False) as data:  # would raise on any object array
+        assert all(data[name].dtype != object for name in data.files)
+
+    evil = tmp_path / "evil.npz"
+    arrays = dict(np.load(path, allow_pickle=False))
+    arrays["params"] = np.array([{"method": "pca"}], dtype=object)
+    np.savez(evil, **arrays)
+    with pytest.raises(ValueError, match="not a valid projection file.*allow_pickle"):
+        LatentProjector.load(evil)
+
+    pickled = tmp_path / "pickled.npz"
+    pickled.write_bytes(pickle.dumps({"embedding_": np.zeros((5, 2))}))
+    with pytest.raises(ValueError, match="not a valid projection file"):
+        LatentProjector.load(pickled)
+
+
+def test_load_refuses_missing_and_inconsistent_files(tmp_path, digits):
+    with pytest.raises(FileNotFoundError, match="No projection file"):
+        LatentProjector.load(tmp_path / "absent.npz")
+    path = LatentProjector(method="pca").fit(digits[0]).save(tmp_path / "p.npz")
+    arrays = dict(np.load(path, allow_pickle=False))
+    arrays["codes_"] = arrays["codes_"][:-1]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="do not match"):
+        LatentProjector.load(tmp_path / "bad.npz")
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def test_projection_key_is_stable_and_fills_defaults():
+    key = projection_key("run-1", {"method": "umap"}, 1000, "test")
+    assert key == projection_key("run-1", dict(projection._DEFAULTS), 1000, "test")
+    assert key.startswith("umap-") and len(key) == len("umap-") + 16
+    others = [
+        projection_key("run-2", {}, 1000, "test"),
+        projection_key("run-1", {"n_neighbors": 30}, 1000, "test"),
+        projection_key("run-1", {}, 999, "test"),
+        projection_key("run-1", {}, 1000, "train"),
+    ]
+    assert len({key, *others}) == 5
+    with pytest.raises(ValueError, match="Unknown projection parameter"):
+        projection_key("run-1", {"n_neighbours": 30}, 1000, "test")
+
+
+@pytest.fixture
+def fit_counter(monkeypatch):
+    calls = []
+    original = LatentProjector.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(self.method)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LatentProjector, "fit", counting_fit)
+    return calls
+
+
+def test_cached_projection_fits_once_then_loads(tmp_path, digits, fit_counter):
+    Z = digits[0]
+    params = {"method": "pca"}
+    seen = []
+    first = cached_projection(tmp_path, "k1", Z, params, progress=lambda f, m: seen.append(f), grid_resolution=16)
+    assert fit_counter == ["pca"] and (tmp_path / "k1.npz").is_file()
+    assert seen[-1] == 1.0 and first.grid_codes_.shape == (16, 16, 20)
+    second = cached_projection(tmp_path, "k1", Z, params, grid_resolution=16)
+    assert fit_counter == ["pca"]
+    np.testing.assert_array_equal(second.embedding_, first.embedding_)
+    np.testing.assert_array_equal(second.grid_codes_, first.grid_codes_)
+    cached_projection(tmp_path, "k1", Z[:-1], params, grid_resolution=16)  # other codes: refit
+    cached_projection(tmp_path, "k1", Z[:-1], params, grid_resolution=8)  # other grid: refit
+    assert fit_counter == ["pca"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1.npz"]  # no temp files left behind
+
+
+def test_cached_projection_rebuilds_a_corrupt_file(tmp_path, digits, fit_counter, caplog):
+    (tmp_path / "k2.npz").write_bytes(b"PK\x03\x04 truncated")
+    proj = cached_projection(tmp_path, "k2", digits[0], {"method": "pca"})
+    assert fit_counter == ["pca"] and proj.embedding_.shape == (1500, 2)
+    assert "Ignoring unreadable projection cache" in caplog.text
+    LatentProjector.load(tmp_path / "k2.npz")  # now valid
+
+
+def test_cached_projection_refuses_path_like_keys(tmp_path, digits):
+    with pytest.raises(ValueError, match="cache key"):
+        cached_projection(tmp_path, "../escape", digits[0], {"method": "pca"})
+
+
+@pytest.mark.slow
+def test_cached_umap_projection_loads_with_its_grid(tmp_path, digits, fit_counter):
+    Z = digits[0][:600]
+    params = {"method": "umap", "n_epochs": 50}
+    first = cached_projection(tmp_path, "u", Z, params, grid_resolution=8)
+    second = cached_projection(tmp_path, "u", Z, params, grid_resolution=8)
+    assert fit_counter == ["umap"] and second.transform_is_approximate_
+    np.testing.assert_array_equal(second.grid_codes_, first.grid_codes_)
+
+
+# ----------------------------------------------------------------------------- warm-up
+
+
+@pytest.mark.slow
+def test_warm_up_compiles_and_reports_progress():
+    seen = []
+    seconds = warm_up(progress=lambda f, m: seen.append(f))
+    assert seconds > 0
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
