@@ -1,0 +1,96 @@
+"""Train a tiny model from the Train page in a real browser and watch it live until it finishes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+from conftest import selected_run, shot, wait_idle
+
+from vae import checkpoints as ck
+from vae import jobs
+
+RUN = "e2e-train"
+EPOCHS = 30
+
+
+def progress_text(page) -> str:
+    """The live panel's progress-bar text ("" while there is none)."""
+    bar = page.locator('[data-testid="stProgress"]')
+    return bar.first.inner_text().strip() if bar.count() else ""
+
+
+def open_train(page, app_url: str) -> None:
+    """Home, then the Train link: the way a person arrives (and how app.py's navigation runs the page)."""
+    page.goto(app_url)
+    wait_idle(page)
+    page.get_by_role("link", name="Train", exact=True).first.click()
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    wait_idle(page)
+
+
+def set_field(page, label: str, value: str) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Enter")
+    wait_idle(page)
+
+
+@pytest.fixture
+def cleanup(runs_dir):
+    """Stop and delete the run this test makes, so the shared e2e runs folder stays as it was."""
+    yield
+    run = runs_dir / RUN
+    if run.exists():
+        jobs.stop(run, wait=20)
+        shutil.rmtree(run)
+
+
+def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup):
+    open_train(page, app_url)
+    page.get_by_text("1,437 training and 360 test images of 1×8×8, 10 classes.").wait_for()
+    set_field(page, "Epochs", str(EPOCHS))
+    set_field(page, "Batch size", "32")
+    set_field(page, "Run name", RUN)
+    shot(page, "train-form")
+
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("heading", name=f"Run: {RUN}").wait_for()
+    assert ck.is_run(runs_dir / RUN)
+    assert selected_run(page) == RUN  # the shared picker follows the new run
+
+    # the live panel: its progress text changes while the model trains
+    page.get_by_text(re.compile(r"Training epoch \d+ of 30")).wait_for(timeout=45_000)
+    seen = [progress_text(page)]
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_text(re.compile(r"Paused at epoch \d+ of 30")).wait_for()
+    seen.append(progress_text(page))
+    assert jobs.refresh_status(runs_dir / RUN)["state"] == "paused"
+    page.get_by_text("Samples decoded from the prior").wait_for()  # the run's pictures are shown
+    page.get_by_text("Test items (top row) and their reconstructions").wait_for()
+    assert page.locator(".js-plotly-plot").count() == 2  # the loss and ELBO curves
+    shot(page, "train-paused")
+
+    page.get_by_role("button", name="Resume").click()
+    deadline = time.time() + 45
+    while time.time() < deadline and not page.get_by_text("Training finished").count():
+        text = progress_text(page)
+        if text and text != seen[-1]:
+            seen.append(text)
+        page.wait_for_timeout(200)
+    page.get_by_text(f"Training finished: {EPOCHS} epochs").wait_for()
+    wait_idle(page)
+    assert len(set(seen)) >= 2, seen  # the text changed while training (running, then paused, ...)
+    assert any(t.startswith("Paused") for t in seen)
+    assert jobs.refresh_status(runs_dir / RUN)["state"] == "finished"
+    page.get_by_role("link", name="Explore its latent space").wait_for()
+    shot(page, "train-finished")
+
+    # the run belongs to the files, not the tab: a fresh visit finds it, finished
+    page.goto("about:blank")
+    open_train(page, app_url)
+    assert selected_run(page) == RUN
+    page.get_by_role("heading", name=f"Run: {RUN}").wait_for()
+    page.get_by_text(f"Training finished: {EPOCHS} epochs").wait_for()
