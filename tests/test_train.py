@@ -180,3 +180,13 @@ def test_killed_process_is_reported_interrupted_and_resumes(tmp_path, digits):
     assert wait_for(lambda: ck.read_status(run).get("state") == "running")
     jobs.stop(run, wait=30)
     assert ck.read_status(run)["state"] == "stopped"
+
+
+def test_a_fresh_start_replaces_earlier_metrics(tmp_path, digits):
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2)
+    train(run, dataset=digits)
+    first = ck.read_metrics(run)
+    train(run, dataset=digits)  # started again from scratch (no resume)
+    again = ck.read_metrics(run)
+    assert len(again) == len(first)
+    assert [m["step"] for m in again] == [m["step"] for m in first]

@@ -135,8 +135,8 @@ def resume(run_dir: str | Path) -> None:
     status = refresh_status(run_dir)
     if status.get("state") in ACTIVE_STATES:
         write_control(run_dir, "resume")
-    else:
-        start(run_dir, resume=True)
+    else:  # no checkpoint yet (killed during its first epoch): start again from scratch
+        start(run_dir, resume=(Path(run_dir) / ck.STATE_FILE).is_file())
 
 
 def stop(run_dir: str | Path, wait: float = 0.0) -> dict:

@@ -137,6 +137,8 @@ class Trainer:
             self._load_state()
         elif resume:
             raise FileNotFoundError(f"{self.run_dir.name} has no checkpoint to resume from; start it anew.")
+        else:  # a fresh start: earlier metrics (of a run restarted from scratch) no longer apply
+            ck.atomic_write_bytes(self.run_dir / ck.METRICS_FILE, b"")
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
 
