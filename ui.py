@@ -51,24 +51,25 @@ def select_run(name: str | None) -> None:
 
 
 def run_picker() -> Path | None:
-    """Sidebar select box over the runs; the choice survives page switches."""
+    """Sidebar select box over the runs, with the selected run's state; the choice survives page switches."""
     runs = ck.list_runs(runs_root())
     names = [r["name"] for r in runs]
-    states = {r["name"]: jobs.refresh_status(r["path"]).get("state", r["state"]) for r in runs}
     if st.session_state.get(RUN_KEY) not in names:
         st.session_state[RUN_KEY] = names[0] if names else None
     with st.sidebar:
         if not names:
             st.caption("No runs yet: train one on the Train page.")
             return None
-        st.selectbox(
-            "Run",
-            names,
-            key=RUN_KEY,
-            format_func=lambda n: f"{n}  ·  {states.get(n, '')}",
-            help="The model every page uses. Train pages add new runs here.",
-        )
-    return current_run()
+        st.selectbox("Run", names, key=RUN_KEY, help="The model every page uses. New trainings are added here.")
+        run = current_run()
+        if run is not None:
+            status = jobs.refresh_status(run)
+            _, train_cfg, data_cfg = ck.load_config(run)
+            st.caption(
+                f"{status.get('state', 'unknown')} · epoch {status.get('epoch', 0)} of {train_cfg.epochs} · "
+                f"{data_cfg.name if data_cfg.name != 'file' else Path(data_cfg.path or '').name}"
+            )
+    return run
 
 
 def current_run() -> Path | None:

@@ -159,6 +159,5 @@ def wait_idle(page, timeout: float = 30_000) -> None:
 
 
 def selected_run(page) -> str:
-    """The run shown in the sidebar's run picker (its combobox value, without the state suffix)."""
-    value = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").input_value()
-    return value.split("  ·  ")[0]
+    """The run shown in the sidebar's run picker (its combobox value)."""
+    return page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").input_value()
