@@ -8,14 +8,6 @@ from safetensors, never unpickled), then written to a fresh run folder.
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import shutil
-import tempfile
-import time
-import zipfile
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -23,28 +15,14 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
-import torch
-from safetensors import SafetensorError, safe_open
 
 import ui
 from vae import checkpoints as ck
 from vae import jobs
 from vae.evaluate import EVALUATION_FILE, evaluate_run
-from vae.models import build_model
+from vae.runzip import ZIP_FILES, evaluation_problem, import_run_zip, run_zip
 
-KB, MB = 1 << 10, 1 << 20
-# The files a run .zip may hold, with the most bytes each may have.
-ZIP_FILES = {
-    ck.CONFIG_FILE: 64 * KB,
-    ck.MODEL_FILE: 512 * MB,
-    ck.METRICS_FILE: 64 * MB,
-    ck.STATUS_FILE: 64 * KB,
-    EVALUATION_FILE: 4 * MB,
-}
-ZIP_REQUIRED = (ck.CONFIG_FILE, ck.MODEL_FILE)
 IWAE_CHOICES = [10, 100, 1000]
-EVAL_NUMBERS = ("test_elbo", "test_recon", "test_kl", "active_units", "latent_dim", "n_test")
-EVAL_OPTIONAL = ("iwae_ll", "iwae_k", "knn_accuracy", "knn_k", "recon_mse", "seconds", "time")
 CURVES = {
     "test_elbo": "test ELBO",
     "train_elbo": "train ELBO",
@@ -55,158 +33,6 @@ PALETTE = plotly.colors.qualitative.D3
 MESSAGE_KEY = "runs_message_{}"  # (kind, text) a callback leaves for its section ("manage", "import")
 UPLOADS_KEY = "runs_uploads"  # counts imports, so the uploader comes back empty after one
 ZIP_KEY = "runs_zip"  # the bytes the Download button serves (kept so tests can check them)
-
-
-# ---------------------------------------------------------------- run .zip files (belong in vae/checkpoints.py)
-
-
-def run_zip(run_dir: Path) -> bytes:
-    """The run's files (those that exist of ``ZIP_FILES``) in a zip, built in memory."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in ZIP_FILES:
-            path = run_dir / name
-            if path.is_file():
-                zf.writestr(name, path.read_bytes())
-    return buf.getvalue()
-
-
-def read_run_zip(data: bytes) -> dict[str, bytes]:
-    """The members of a run zip by name, after checking names and sizes; a ``ValueError`` sentence otherwise."""
-    expected = ", ".join(ZIP_FILES)
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError):
-        raise ValueError("This file is not a zip archive; expected a run .zip made by the Download button.") from None
-    with zf:
-        infos = zf.infolist()
-        for info in infos:
-            name = info.filename
-            if "/" in name or "\\" in name or name in ("", ".", "..") or ":" in name:
-                raise ValueError(
-                    f"The zip holds {name!r}, a path; a run .zip holds only plain files ({expected}), no folders."
-                )
-            if name not in ZIP_FILES:
-                raise ValueError(f"The zip holds an unexpected file {name!r}; a run .zip holds only {expected}.")
-            if info.file_size > ZIP_FILES[name]:
-                raise ValueError(
-                    f"{name} in the zip is {info.file_size:,} bytes, over the {ZIP_FILES[name]:,} allowed."
-                )
-        names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            raise ValueError("The zip holds the same file twice; expected each run file once.")
-        missing = [n for n in ZIP_REQUIRED if n not in names]
-        if missing:
-            raise ValueError(f"The zip has no {' or '.join(missing)}; a run needs both config.json and its weights.")
-        out = {}
-        for info in infos:
-            try:
-                with zf.open(info) as f:
-                    body = f.read(ZIP_FILES[info.filename] + 1)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
-                raise ValueError(f"{info.filename} in the zip could not be read ({e}); the zip is damaged.") from None
-            if len(body) > ZIP_FILES[info.filename]:
-                raise ValueError(f"{info.filename} in the zip unpacks to more than {ZIP_FILES[info.filename]:,} bytes.")
-            out[info.filename] = body
-    return out
-
-
-def check_weights(folder: Path) -> None:
-    """Config and weights of ``folder`` must load: shapes compared from headers first, then a strict load."""
-    model_cfg, _, _ = ck.load_config(folder)
-    with torch.device("meta"):  # the shapes config.json implies, without allocating anything
-        expected = {k: tuple(v.shape) for k, v in build_model(model_cfg).state_dict().items()}
-    try:
-        with safe_open(str(folder / ck.MODEL_FILE), framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{ck.MODEL_FILE} in the zip is truncated or not a safetensors file ({e}).") from None
-    if found != expected:
-        wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
-        raise ValueError(f"{ck.MODEL_FILE} in the zip does not match its config.json (first difference: {wrong[0]}).")
-    ck.load_model(folder)  # strict: names, shapes, dtypes, and every byte readable
-
-
-def import_run_zip(root: Path, data: bytes, name: str) -> Path:
-    """Check a run zip completely, then write it to a new run folder (``name``, ``name-2``...)."""
-    files = read_run_zip(data)
-    try:
-        base = ck.sanitize_run_name(name)
-    except ValueError:
-        base = "imported-run"
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / base  # so messages name the run, not the temp folder
-        folder.mkdir()
-        for n in ZIP_REQUIRED:
-            (folder / n).write_bytes(files[n])
-        check_weights(folder)
-    status = _json_object(files, ck.STATUS_FILE)
-    evaluation = _json_object(files, EVALUATION_FILE)
-    if evaluation is not None and (problem := evaluation_problem(evaluation)):
-        raise ValueError(f"{EVALUATION_FILE} in the zip is not an evaluation: {problem}.")
-    try:
-        files.get(ck.METRICS_FILE, b"").decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{ck.METRICS_FILE} in the zip is not text; expected JSON lines.") from None
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: never listed as a run
-    try:
-        for n in (ck.CONFIG_FILE, ck.MODEL_FILE, ck.METRICS_FILE):
-            if n in files:
-                (staging / n).write_bytes(files[n])
-        # A status from another machine may name a process id: keep the progress, never the pid.
-        old = status or {}
-        ck.write_json(
-            staging / ck.STATUS_FILE,
-            {
-                **{k: old[k] for k in ("epoch", "step", "total_steps") if isinstance(old.get(k), int)},
-                "state": "finished" if old.get("state") == "finished" else "stopped",
-                "message": "imported from a run .zip"
-                + ("" if old.get("state") == "finished" else " (without optimiser state: it cannot be resumed)"),
-                "updated": time.time(),
-            },
-        )
-        if evaluation is not None:
-            evaluation["checkpoint"] = ck.checkpoint_id(staging)  # same weights, new file
-            ck.write_json(staging / EVALUATION_FILE, evaluation)
-        for i in range(1, 1000):
-            target = ck.run_path(root, base if i == 1 else f"{base[: ck.MAX_NAME - 6]}-{i}")
-            if not target.exists():
-                os.rename(staging, target)
-                return target
-        raise ValueError(f"Too many runs are named {base!r}; rename the zip.")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def evaluation_problem(ev: object) -> str | None:
-    """Why ``ev`` is not an evaluation this page can show (None when it is one)."""
-    if not isinstance(ev, dict):
-        return "it is not a JSON object"
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    for key in EVAL_NUMBERS:
-        if not number(ev.get(key)):
-            return f"its field {key!r} is not a number"
-    for key in EVAL_OPTIONAL:
-        if key in ev and not number(ev[key]):
-            return f"its field {key!r} is not a number"
-    for key in ("kl_per_dim", "mean_variance"):
-        values = ev.get(key)
-        if not (isinstance(values, list) and len(values) == ev["latent_dim"] and all(map(number, values))):
-            return f"its field {key!r} is not a list of {ev['latent_dim']} numbers"
-    return None
-
-
-def _json_object(files: dict[str, bytes], name: str) -> dict | None:
-    if name not in files:
-        return None
-    try:
-        obj = json.loads(files[name])
-    except (ValueError, UnicodeDecodeError):
-        obj = None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{name} in the zip is not a JSON object.")
-    return obj
 
 
 # ---------------------------------------------------------------- cached helpers
