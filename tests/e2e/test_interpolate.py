@@ -1,0 +1,58 @@
+"""Interpolate in a real browser: the decoded strip between two test items, slerp, and a point
+decoded on the Explore map used as an endpoint, with the path drawn on that map.
+"""
+
+from __future__ import annotations
+
+from conftest import shot, wait_idle
+from test_explore import JS_EMPTY, click_and_wait, open_explore, open_home, wait_for_map
+
+# The path section is drawn: a plotted map, or the hint that there is none yet.
+MAP_OR_HINT = """() => { const gd = document.querySelector('.js-plotly-plot');
+  return (gd && gd._fullData && gd._fullData.length === 2)
+    || [...document.querySelectorAll('[data-testid="stAlert"]')].some(a => a.innerText.includes('open Explore')); }"""
+STRIP = '[data-testid="stImage"]:has-text("steps from A (left) to B (right)") img'
+
+
+def open_interpolate(page):
+    page.get_by_role("link", name="Interpolate").first.click()
+    page.get_by_role("heading", name="Decoded path").wait_for()
+    wait_idle(page)
+
+
+def strip_src(page) -> str:
+    return page.locator(STRIP).get_attribute("src")
+
+
+def test_strip_between_two_items_then_from_a_map_point(page, app_url):
+    page.set_viewport_size({"width": 1400, "height": 1700})  # the map sits below the strip
+    open_home(page, app_url)
+    open_interpolate(page)
+    page.get_by_text("10 steps from A (left) to B (right), lerp").wait_for()
+    strip = page.locator(STRIP)
+    assert strip.evaluate("e => e.naturalWidth") > 9 * strip.evaluate("e => e.naturalHeight")  # one row of 10
+    assert page.get_by_role("button", name="Download strip (PNG)").is_visible()
+    page.wait_for_function(MAP_OR_HINT)
+    shot(page, "interpolate-strip")
+
+    before = strip_src(page)
+    page.get_by_text("Spherical (slerp)").click()
+    page.get_by_text("10 steps from A (left) to B (right), slerp").wait_for()
+    wait_idle(page)
+    assert strip_src(page) != before
+
+    # decode a point on the map, then use it as endpoint B: the path is drawn on that map
+    open_explore(page, app_url)
+    page.get_by_text("PCA", exact=True).click()
+    wait_for_map(page, "PCA")
+    click_and_wait(page, page.evaluate(JS_EMPTY), "Decoded map point", "star")
+    open_interpolate(page)
+    page.get_by_text("Map point").nth(1).click()  # endpoint B's "From" radio
+    page.get_by_text("map point (", exact=False).first.wait_for()
+    page.get_by_text("path is projected exactly").wait_for()
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('.js-plotly-plot');"
+        " return gd && gd._fullData.length === 2 && gd._fullData[1].x.length === 10; }"
+    )
+    wait_idle(page)
+    shot(page, "interpolate-map-point")

@@ -1,0 +1,280 @@
+"""The Explore page in AppTest: the map is computed and cached, a selected point shows its item, its
+label and its reconstruction, and a click on empty space decodes the inverse-projected point.
+
+Plotly charts are unknown elements to AppTest, but a selection can be injected by setting the
+chart's key in session state before ``run()``; the figure itself is read from the element's proto.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from vae import checkpoints as ck
+from vae.data import load_dataset
+from vae.projection import LatentProjector
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+RUN = "digits-small"
+
+
+def _page_module():
+    """pages/explore.py imported as a module: its body runs only as a page (``__main__``)."""
+    spec = importlib.util.spec_from_file_location("explore_page", ROOT / "pages" / "explore.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+page = _page_module()
+CLICK_GRID = page.CLICK_GRID
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_last_pick_maps_curve_and_index_to_a_row_or_a_grid_cell():
+    traces = [None, np.array([4, 7, 9]), np.array([0, 1])]
+    select = lambda *points: {"selection": {"points": list(points)}}  # noqa: E731
+    assert page.last_pick(select({"curve_number": 1, "point_index": 2}), traces) == ("item", 9)
+    assert page.last_pick(select({"curve_number": 0, "point_index": 61}), traces) == ("grid", 61)
+    assert page.last_pick(select({"curve_number": 2, "point_number": 1}), traces) == ("item", 1)
+    two = select({"curve_number": 1, "point_index": 0}, {"curve_number": 2, "point_index": 0})
+    assert page.last_pick(two, traces) == ("item", 0)  # the last one clicked
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"curve_number": 5, "point_index": 0}]}},
+     {"selection": {"points": [{"curve_number": 1, "point_index": 3}]}},
+     {"selection": {"points": [{"curve_number": 0, "point_index": CLICK_GRID**2}]}}],
+    ids=["none", "empty", "no-points", "marker-trace", "past-trace-end", "past-grid-end"],
+)  # fmt: skip
+def test_last_pick_ignores_what_is_not_a_map_point(event):
+    assert page.last_pick(event, [None, np.array([4, 7, 9])]) is None
+
+
+def test_label_groups_one_per_label_in_order_or_one_without_labels():
+    labels = np.array([2, 0, 2, 1, 0])
+    groups = page.label_groups(labels, ["zero", "one", "two"], 5)
+    assert [(rows.tolist(), name) for rows, name, _ in groups] == [([1, 4], "zero"), ([3], "one"), ([0, 2], "two")]
+    assert len({colour for _, _, colour in groups}) == 3
+    ((rows, name, _),) = page.label_groups(None, None, 4)
+    assert rows.tolist() == [0, 1, 2, 3] and name == "items"
+
+
+def test_table_csv_has_coordinates_labels_and_codes():
+    emb = np.array([[0.5, -1.0], [2.0, 3.0]], dtype=np.float32)
+    codes = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=np.float32)
+    df = pd.read_csv(io.BytesIO(page.table_csv("test", np.array([10, 42]), np.array([1, 0]), ["a", "b"], emb, codes)))
+    assert list(df.columns) == ["split", "index", "label", "label_name", "x", "y", "z0", "z1", "z2"]
+    assert df["index"].tolist() == [10, 42] and df["label_name"].tolist() == ["b", "a"]
+    np.testing.assert_allclose(df[["x", "y"]].to_numpy(), emb)
+    np.testing.assert_allclose(df[["z0", "z1", "z2"]].to_numpy(), codes)
+    unlabelled = pd.read_csv(io.BytesIO(page.table_csv("train", np.array([0, 1]), None, None, emb, codes)))
+    assert "label" not in unlabelled.columns and len(unlabelled) == 2
+
+
+def test_far_from_items_is_relative_to_the_map_extent():
+    proj = LatentProjector(method="pca").fit(np.random.default_rng(0).normal(size=(200, 3)))
+    x0, x1 = proj.embedding_[:, 0].min(), proj.embedding_[:, 0].max()
+    assert not page.far_from_items(proj, proj.embedding_[17])
+    assert page.far_from_items(proj, [x1 + 0.2 * (x1 - x0), 0.0])
+
+
+# ---------------------------------------------------------------- the page in AppTest
+
+
+@pytest.fixture(autouse=True)
+def navigation_like_the_server(monkeypatch):
+    """Run app.py (navigation, run picker) on every AppTest run, as ``streamlit run`` does.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before each run and, because a ``pages/``
+    folder exists, then runs a switched-to page file on its own (Streamlit's old pages-folder mode),
+    skipping app.py: the run picker vanishes and the selected run is forgotten on the next run.
+    """
+    init = PagesManager.__init__
+
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", patched)
+
+
+@pytest.fixture
+def runs(trained_runs, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    shutil.copytree(trained_runs, root)
+    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
+    return root
+
+
+@pytest.fixture
+def run_data(runs):
+    """The run's model and dataset, loaded directly (not through the app)."""
+    run = runs / RUN
+    model = ck.load_model(run)
+    model.requires_grad_(False)
+    return run, model, load_dataset(ck.load_config(run)[2])
+
+
+def open_explore(method: str = "PCA", **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.session_state["explore_method"] = method
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figure(at: AppTest) -> dict:
+    """The map's plotly spec, with base64 typed arrays decoded to numpy."""
+    (chart,) = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    for trace in spec["data"]:
+        for axis in ("x", "y", "customdata"):
+            v = trace.get(axis)
+            if isinstance(v, dict) and "bdata" in v:
+                trace[axis] = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return spec
+
+
+def select(at: AppTest, curve: int, index: int) -> AppTest:
+    at.session_state[at.session_state["explore_chart_key"]] = {
+        "selection": {"points": [{"curve_number": curve, "point_index": index}]}
+    }
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def decode(model, z) -> np.ndarray:
+    with torch.inference_mode():
+        return model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).numpy()[0]
+
+
+def test_pca_map_is_drawn_with_one_trace_per_label_and_cached_on_disk(runs, run_data):
+    run, _, ds = run_data
+    at = open_explore("PCA")
+    shown = at.session_state["explore_map"]
+    assert shown["method"] == "pca" and shown["split"] == "test" and shown["size"] == len(ds.x_test)
+    assert any(c.value.startswith(f"PCA of {len(ds.x_test)} latent means") for c in at.caption)
+    path = run / "projections" / f"{shown['key']}.npz"
+    assert path.is_file()
+    spec = figure(at)
+    names = [t.get("name") for t in spec["data"]]
+    assert names == ["map"] + [str(d) for d in range(10)]
+    assert len(spec["data"][0]["x"]) == CLICK_GRID**2  # the invisible click grid
+    assert spec["data"][0]["hoverinfo"] == "none"  # "skip" would stop its click events
+    assert sum(len(t["x"]) for t in spec["data"][1:]) == len(ds.x_test)
+    assert at.download_button[0].label == "Download map as CSV"
+    assert [i.value for i in at.info] == [
+        "Click a point on the map to see the item and its reconstruction, or empty space to decode it."
+    ]
+
+    mtime = path.stat().st_mtime_ns  # a new session loads the same map instead of fitting again
+    open_explore("PCA")
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_selecting_a_point_shows_its_label_original_and_reconstruction(runs, run_data):
+    _, model, ds = run_data
+    at = open_explore("PCA")
+    spec = figure(at)
+    curve, index = 4, 2  # label 3's trace, its third point
+    row = int(spec["data"][curve]["customdata"][index])  # the row of the shown codes (all test items)
+    select(at, curve, index)
+
+    assert at.session_state["explore_selected"] == {"split": "test", "index": row, "label": "3"}
+    assert int(ds.y_test[row]) == 3
+    assert [h.value for h in at.subheader] == ["Label: 3"]
+    assert [img.captions for img in at.image] == [["original"], ["reconstruction (decoded mean)"]]
+    with torch.inference_mode():
+        mu, _ = model.encode(ds.x_test[row : row + 1])
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, mu), atol=1e-5)
+    ring = figure(at)["data"][-1]
+    assert ring["marker"]["symbol"] == "circle-open"
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose([ring["x"][0], ring["y"][0]], proj.embedding_[row], atol=1e-5)
+
+
+def test_clicking_empty_space_decodes_the_inverse_projection_and_marks_it(runs, run_data):
+    _, model, _ = run_data
+    at = open_explore("PCA")
+    k = 17 * CLICK_GRID + 42  # row 17, column 42 of the click grid
+    select(at, 0, k)
+
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    x = np.linspace(proj.grid_x_[0], proj.grid_x_[-1], CLICK_GRID)[k % CLICK_GRID]
+    y = np.linspace(proj.grid_y_[0], proj.grid_y_[-1], CLICK_GRID)[k // CLICK_GRID]
+    z = proj.inverse_lookup(np.array([x, y]))
+    point = at.session_state["explore_point"]
+    np.testing.assert_allclose(point["xy"], [x, y])
+    np.testing.assert_allclose(point["z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, z), atol=1e-5)
+    # PCA's inverse is exact: the grid lookup lands within interpolation error of it
+    np.testing.assert_allclose(z, proj.inverse_transform(np.array([[x, y]]))[0], atol=1e-4)
+    assert [h.value for h in at.subheader] == ["Decoded map point"]
+    star = figure(at)["data"][-1]
+    assert star["marker"]["symbol"] == "star"
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], [x, y])
+
+    at.button(key="explore_point_decode").click().run()  # "Open in Decode" switches page, keeps z
+    assert not at.exception
+    assert at.title[0].value == "Decode"
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+
+
+def test_star_stays_when_a_data_point_is_picked_after_it(runs):
+    at = open_explore("PCA")
+    select(at, 0, 5 * CLICK_GRID + 5)
+    star_xy = at.session_state["explore_point"]["xy"]
+    select(at, 1, 0)
+    symbols = [t["marker"].get("symbol") for t in figure(at)["data"][-2:]]
+    assert symbols == ["circle-open", "star"]
+    assert at.session_state["explore_point"]["xy"] == star_xy
+    assert [h.value for h in at.subheader] == ["Label: 0"]
+
+
+def test_train_split_and_backdrop(runs, run_data):
+    _, _, ds = run_data
+    at = open_explore("PCA", explore_split="train", explore_backdrop=True)
+    assert at.session_state["explore_map"]["size"] == len(ds.x_train)
+    spec = figure(at)
+    (image,) = spec["layout"]["images"]
+    assert image["source"].startswith("data:image/png;base64,")
+    assert image["xref"] == "x" and image["layer"] == "below"
+
+
+@pytest.mark.slow
+def test_umap_map_the_default(runs, run_data):
+    """UMAP is the default projection (tens of seconds the first time in a process: numba compiles)."""
+    run, model, ds = run_data
+    at = open_explore("UMAP")
+    shown = at.session_state["explore_map"]
+    assert shown["method"] == "umap"
+    assert any(c.value.startswith(f"UMAP of {len(ds.x_test)} latent means") for c in at.caption)
+    select(at, 0, 30 * CLICK_GRID + 30)
+    proj = LatentProjector.load(run / "projections" / f"{shown['key']}.npz")
+    np.testing.assert_allclose(
+        at.session_state["explore_point"]["z"], proj.inverse_lookup(at.session_state["explore_point"]["xy"]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        at.session_state["explore_decoded"], decode(model, at.session_state["explore_point"]["z"]), atol=1e-5
+    )
