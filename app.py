@@ -12,12 +12,12 @@ ui.freeze_gc_once()
 st.set_page_config(page_title="Latent Explorer", page_icon=":material/explore:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
-    st.Page("pages/decode.py", title="Decode", icon=":material/tune:"),
-    st.Page("pages/interpolate.py", title="Interpolate", icon=":material/timeline:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+    st.Page("app_pages/decode.py", title="Decode", icon=":material/tune:"),
+    st.Page("app_pages/interpolate.py", title="Interpolate", icon=":material/timeline:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
 ]
 
 page = st.navigation(PAGES)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted((ROOT / "vae").glob("*.py"))
-APP = [ROOT / "app.py", ROOT / "ui.py", *sorted((ROOT / "pages").glob("*.py"))]
+APP = [ROOT / "app.py", ROOT / "ui.py", *sorted((ROOT / "app_pages").glob("*.py"))]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -26,7 +26,7 @@ def test_the_library_never_imports_the_ui():
 
 
 def test_the_library_does_not_import_the_app():
-    offenders = {p.name: imported_modules(p) & {"ui", "pages", "app"} for p in LIBRARY}
+    offenders = {p.name: imported_modules(p) & {"ui", "app_pages", "app"} for p in LIBRARY}
     assert not {k: v for k, v in offenders.items() if v}
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit.runtime.scriptrunner.script_runner as script_runner
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -17,20 +15,13 @@ from vae.data import load_dataset
 from vae.evaluate import encode
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "pages/decode.py"
+PAGE = "app_pages/decode.py"
 RUN = "digits-small"
 
 
 @pytest.fixture
 def open_decode(monkeypatch):
-    """Open the Decode page of app.py on a runs folder, with optional session state set first.
-
-    Workaround: AppTest resets ``PagesManager.uses_pages_directory`` before every run, and since a
-    ``pages/`` folder sits beside app.py, Streamlit then takes the app for a v1 multipage app and runs
-    ``pages/decode.py`` *instead of* app.py after a page switch (no run picker, so the selected run is
-    lost on the next run). Running the main script there, as the real server does, avoids that.
-    """
-    monkeypatch.setattr(script_runner, "_mpa_v1", lambda path: runpy.run_path(path, run_name="__main__"))
+    """Open the Decode page of app.py on a runs folder, with optional session state set first."""
 
     def _open(runs: Path, state: dict | None = None) -> AppTest:
         monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(runs))
@@ -135,7 +126,7 @@ def test_a_point_from_another_page_is_the_start(open_decode, trained_runs, model
 def test_the_point_survives_a_page_switch(open_decode, trained_runs):
     at = open_decode(trained_runs)
     at.slider(key="decode_dim_1").set_value(-2.5).run()
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app_pages/home.py").run()
     at.switch_page(PAGE).run()
     assert not at.exception
     np.testing.assert_allclose(point(at), [0.0, -2.5, 0.0, 0.0])

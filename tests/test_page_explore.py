@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vae import checkpoints as ck
@@ -31,8 +30,8 @@ RUN = "digits-small"
 
 
 def _page_module():
-    """pages/explore.py imported as a module: its body runs only as a page (``__main__``)."""
-    spec = importlib.util.spec_from_file_location("explore_page", ROOT / "pages" / "explore.py")
+    """app_pages/explore.py imported as a module: its body runs only as a page (``__main__``)."""
+    spec = importlib.util.spec_from_file_location("explore_page", ROOT / "app_pages" / "explore.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -97,23 +96,6 @@ def test_far_from_items_is_relative_to_the_map_extent():
 # ---------------------------------------------------------------- the page in AppTest
 
 
-@pytest.fixture(autouse=True)
-def navigation_like_the_server(monkeypatch):
-    """Run app.py (navigation, run picker) on every AppTest run, as ``streamlit run`` does.
-
-    AppTest resets ``PagesManager.uses_pages_directory`` before each run and, because a ``pages/``
-    folder exists, then runs a switched-to page file on its own (Streamlit's old pages-folder mode),
-    skipping app.py: the run picker vanishes and the selected run is forgotten on the next run.
-    """
-    init = PagesManager.__init__
-
-    def patched(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", patched)
-
-
 @pytest.fixture
 def runs(trained_runs, tmp_path, monkeypatch):
     root = tmp_path / "runs"
@@ -137,7 +119,7 @@ def open_explore(method: str = "PCA", **state) -> AppTest:
     at.session_state["explore_method"] = method
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("app_pages/explore.py").run()
     assert not at.exception, at.exception
     return at
 

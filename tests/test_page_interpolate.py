@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vae import checkpoints as ck
@@ -24,8 +23,8 @@ RUN = "digits-small"
 
 
 def _page_module():
-    """pages/interpolate.py imported as a module: its body runs only as a page (``__main__``)."""
-    spec = importlib.util.spec_from_file_location("interpolate_page", ROOT / "pages" / "interpolate.py")
+    """app_pages/interpolate.py imported as a module: its body runs only as a page (``__main__``)."""
+    spec = importlib.util.spec_from_file_location("interpolate_page", ROOT / "app_pages" / "interpolate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -111,18 +110,6 @@ def test_interpolate_rejects_an_unknown_method():
 # ---------------------------------------------------------------- the page
 
 
-@pytest.fixture(autouse=True)
-def navigation_like_the_server(monkeypatch):
-    """Run app.py on every AppTest run, as ``streamlit run`` does (see tests/test_page_explore.py)."""
-    init = PagesManager.__init__
-
-    def patched(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", patched)
-
-
 @pytest.fixture
 def runs(trained_runs, tmp_path, monkeypatch):
     root = tmp_path / "runs"
@@ -161,7 +148,7 @@ def decode(model, z: np.ndarray) -> np.ndarray:
 
 def test_strip_runs_between_the_two_items_posterior_means(runs, run_data):
     _, model, ds = run_data
-    at = open_page("pages/interpolate.py")
+    at = open_page("app_pages/interpolate.py")
     a, b = at.number_input(key="interp_index_A").value, at.number_input(key="interp_index_B").value
     assert (a, b) == (0, 1) and int(ds.y_test[a]) != int(ds.y_test[b])  # default B: another label
     codes, decoded = at.session_state["interp_codes"], at.session_state["interp_decoded"]
@@ -185,7 +172,7 @@ def test_strip_runs_between_the_two_items_posterior_means(runs, run_data):
 
 def test_slerp_with_other_items_and_steps(run_data):
     _, model, ds = run_data
-    at = open_page("pages/interpolate.py")
+    at = open_page("app_pages/interpolate.py")
     at.number_input(key="interp_index_A").set_value(5)
     at.number_input(key="interp_index_B").set_value(42)
     at.radio(key="interp_method").set_value("Spherical (slerp)")
@@ -201,13 +188,13 @@ def test_slerp_with_other_items_and_steps(run_data):
 
 def test_path_is_drawn_on_the_explore_map_and_a_map_point_can_be_an_endpoint(runs, run_data):
     run, _, _ = run_data
-    at = open_page("pages/explore.py", explore_method="PCA")
+    at = open_page("app_pages/explore.py", explore_method="PCA")
     chart = at.session_state["explore_chart_key"]
     at.session_state[chart] = {"selection": {"points": [{"curve_number": 0, "point_index": 1234}]}}
     at.run()
     point_z = np.array(at.session_state["explore_point"]["z"])
 
-    at.switch_page("pages/interpolate.py").run()
+    at.switch_page("app_pages/interpolate.py").run()
     assert not at.exception, at.exception
     at.radio(key="interp_source_B").set_value("Map point").run()
     codes = at.session_state["interp_codes"]
@@ -219,7 +206,7 @@ def test_path_is_drawn_on_the_explore_map_and_a_map_point_can_be_an_endpoint(run
 
 
 def test_a_map_from_an_earlier_session_is_found_on_disk(runs, run_data):
-    open_page("pages/explore.py", explore_method="PCA")  # computes and caches the map
-    at = open_page("pages/interpolate.py")  # a new session: nothing in session state
+    open_page("app_pages/explore.py", explore_method="PCA")  # computes and caches the map
+    at = open_page("app_pages/interpolate.py")  # a new session: nothing in session state
     assert not at.info
     assert any("The PCA map of 360 codes" in c.value for c in at.caption)

@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vae import checkpoints as ck
@@ -16,23 +14,9 @@ from vae import jobs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class NavigationOnly(PagesManager):
-    """Run every page through app.py's st.navigation, as a click in the browser does.
-
-    With a ``pages/`` folder beside app.py, Streamlit also registers those files as legacy (v1)
-    pages, and AppTest.switch_page (like a direct URL visit) then runs the page alone, without
-    app.py and its shared run picker.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
 @pytest.fixture
 def runs(trained_runs, tmp_path, monkeypatch) -> Path:
     """A private copy of the runs folder holding the finished "digits-small"."""
-    monkeypatch.setattr(app_test_module, "PagesManager", NavigationOnly)
     root = tmp_path / "runs"
     shutil.copytree(trained_runs, root)
     monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
@@ -45,7 +29,7 @@ def runs(trained_runs, tmp_path, monkeypatch) -> Path:
 def open_train(runs: Path) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     return at
 

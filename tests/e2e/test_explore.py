@@ -41,20 +41,14 @@ IMAGES_LOADED = """() => [...document.querySelectorAll('[data-testid="stImage"] 
   .every(img => img.complete && img.naturalWidth > 0)"""
 # The chart shows a marker of this symbol at data position (dx, dy): the map has redrawn after a click.
 MARKER_AT = """([symbol, dx, dy]) => {
-  const gd = document.querySelector('.js-plotly-plot');
-  return gd._fullData.some(t => t.marker.symbol === symbol
+  const gd = document.querySelector('.js-plotly-plot');  // null for a moment while Streamlit redraws
+  return !!(gd && gd._fullData) && gd._fullData.some(t => t.marker.symbol === symbol
     && Math.abs(t.x[0] - dx) < 1e-3 * (1 + Math.abs(dx)) && Math.abs(t.y[0] - dy) < 1e-3 * (1 + Math.abs(dy)));
 }"""
 
 
 def open_home(page, app_url):
-    """The home page, fully drawn.
-
-    Until app.py's ``st.navigation`` has run once in a server process, Streamlit treats the ``pages/``
-    folder as an old-style multipage app: a deep link or a click during the first run opens the page
-    file alone (no run picker). Waiting for the home heading avoids that here; the app itself should
-    rename ``pages/`` (see the report).
-    """
+    """The home page, fully drawn."""
     page.goto(app_url)
     page.get_by_role("heading", name="Latent Explorer").wait_for()
     wait_idle(page)
@@ -129,6 +123,9 @@ def test_umap_map_the_default_projection(page, app_url):
     empty = page.evaluate(JS_EMPTY)
     click_and_wait(page, empty, "Decoded map point", "star")
     page.get_by_text("Decoded backdrop").click()
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullLayout.images.length === 1")
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('.js-plotly-plot');"
+        " return !!(gd && gd._fullLayout) && gd._fullLayout.images.length === 1; }"
+    )
     wait_idle(page)
     shot(page, "explore-umap-backdrop")

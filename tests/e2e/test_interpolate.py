@@ -30,6 +30,7 @@ def test_strip_between_two_items_then_from_a_map_point(page, app_url):
     open_interpolate(page)
     page.get_by_text("10 steps from A (left) to B (right), lerp").wait_for()
     strip = page.locator(STRIP)
+    page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=strip.element_handle())
     assert strip.evaluate("e => e.naturalWidth") > 9 * strip.evaluate("e => e.naturalHeight")  # one row of 10
     assert page.get_by_role("button", name="Download strip (PNG)").is_visible()
     page.wait_for_function(MAP_OR_HINT)

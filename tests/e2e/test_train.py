@@ -18,8 +18,8 @@ EPOCHS = 30
 
 def progress_text(page) -> str:
     """The live panel's progress-bar text ("" while there is none)."""
-    bar = page.locator('[data-testid="stProgress"]')
-    return bar.first.inner_text().strip() if bar.count() else ""
+    texts = page.locator('[data-testid="stProgress"]').all_inner_texts()  # no wait: the bar may vanish any moment
+    return texts[0].strip() if texts else ""
 
 
 def open_train(page, app_url: str) -> None:

@@ -548,7 +548,7 @@ def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
         done = [m for m in ck.read_metrics(run_dir) if m.get("type") == "epoch"]
         elbo = f", test ELBO {done[-1]['test_elbo']:.2f} nats" if done and "test_elbo" in done[-1] else ""
         st.success(f"Training finished: {status.get('epoch', epochs)} epochs{elbo}.")
-        st.page_link("pages/explore.py", label="Explore its latent space", icon=":material/scatter_plot:")
+        st.page_link("app_pages/explore.py", label="Explore its latent space", icon=":material/scatter_plot:")
     elif state == "failed":
         st.error(message or "The training failed.")
         with st.expander("Training log"):

@@ -223,7 +223,7 @@ def show_item(ds: Dataset, x: np.ndarray, caption: str, pixels: int = 224) -> No
 def open_in_decode(z: np.ndarray, key: str) -> None:
     if st.button("Open in Decode", key=key, icon=":material/tune:"):
         st.session_state[DECODE_Z] = [float(v) for v in z]
-        st.switch_page("pages/decode.py")
+        st.switch_page("app_pages/decode.py")
 
 
 def item_panel(ds, model, split, index, code, xy) -> None:

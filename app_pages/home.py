@@ -50,13 +50,13 @@ if not runs:
                 break
             time.sleep(0.25)
         if status.get("state") == "finished":
-            st.switch_page("pages/explore.py")
+            st.switch_page("app_pages/explore.py")
         st.error(status.get("message") or "The demo did not finish.")
 else:
     run = ui.current_run()
     st.write(f"Selected run: **{run.name if run else '—'}** (change it in the sidebar).")
     cols = st.columns(4)
-    cols[0].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-    cols[1].page_link("pages/explore.py", label="Explore the map", icon=":material/scatter_plot:")
-    cols[2].page_link("pages/decode.py", label="Decode with sliders", icon=":material/tune:")
-    cols[3].page_link("pages/interpolate.py", label="Interpolate", icon=":material/timeline:")
+    cols[0].page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
+    cols[1].page_link("app_pages/explore.py", label="Explore the map", icon=":material/scatter_plot:")
+    cols[2].page_link("app_pages/decode.py", label="Decode with sliders", icon=":material/tune:")
+    cols[3].page_link("app_pages/interpolate.py", label="Interpolate", icon=":material/timeline:")

@@ -188,7 +188,7 @@ def main() -> None:
     path = cached_map(run_dir, checkpoint, len(ds.x_test), len(ds.x_train))
     if path is None:
         st.info("No map of this model yet: open Explore to compute the map, then come back.")
-        st.page_link("pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
+        st.page_link("app_pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
         return
     proj = _load_projector(str(path), path.stat().st_mtime_ns)
     positions = proj.transform(codes)  # (steps, 2)
