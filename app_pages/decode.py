@@ -20,6 +20,7 @@ import ui
 from vae import checkpoints as ck
 from vae.data import Dataset
 from vae.evaluate import encode, kl_per_dimension
+from vae.latent import traversal_latents
 from vae.models import VAE
 
 MAX_SLIDERS = 16  # larger latents: the dimensions with the most KL get sliders, the rest are held
@@ -52,14 +53,6 @@ def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(model.cfg.latent_dim, dtype=np.float32)
     return kl_per_dimension(model, x)
-
-
-def traversal_latents(z: np.ndarray, dims: Sequence[int], steps: np.ndarray) -> np.ndarray:
-    """Copies of ``z`` (L,) with dimension ``dims[r]`` swept over ``steps`` in row r: (len(dims) * len(steps), L)."""
-    zs = np.repeat(np.asarray(z, dtype=np.float32)[None], len(dims) * len(steps), axis=0)
-    for r, d in enumerate(dims):
-        zs[r * len(steps) : (r + 1) * len(steps), d] = steps
-    return zs
 
 
 def _handoff(latent_dim: int) -> list[float] | None:

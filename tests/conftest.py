@@ -21,27 +21,56 @@ def fashion_mnist():
     return DEBIAN_FASHION_MNIST_DIR
 
 
-@pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory):
-    """A runs folder holding one finished small model on digits, named "digits-small" (latent 4).
-
-    Shared by the page tests: treat it as read-only (copy it with shutil.copytree to change it).
-    """
+def train_small_run(root, name: str, latent_dim: int = 4, hidden=(64,), epochs: int = 15):
+    """Train a small MLP VAE on digits into ``root/name`` (a few seconds) and return its folder."""
     from vae.config import DataConfig, TrainConfig
     from vae.data import load_dataset
     from vae.train import new_run, train
 
-    root = tmp_path_factory.mktemp("runs")
     cfg = DataConfig(name="digits")
     ds = load_dataset(cfg)
     run = new_run(
         root,
-        "digits-small",
+        name,
         ds,
         cfg,
-        latent_dim=4,
-        hidden=(64,),
-        train_cfg=TrainConfig(epochs=15, batch_size=64, lr=3e-3, threads=1),
+        latent_dim=latent_dim,
+        hidden=tuple(hidden),
+        train_cfg=TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, threads=1),
     )
     assert train(run, dataset=ds)["state"] == "finished"
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """A runs folder holding one finished small model on digits, named "digits-small" (latent 4).
+
+    Shared by the page tests: treat it as read-only (the ``runs`` fixture gives a private copy).
+    """
+    root = tmp_path_factory.mktemp("runs")
+    train_small_run(root, "digits-small")
     return root
+
+
+@pytest.fixture
+def runs(trained_runs, tmp_path, monkeypatch):
+    """A private copy of ``trained_runs``, made the app's runs folder (LATENT_EXPLORER_RUNS)."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(trained_runs, root)
+    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
+    return root
+
+
+@pytest.fixture
+def run_data(runs):
+    """(run folder, model, dataset) of "digits-small", loaded directly rather than through the app."""
+    from vae import checkpoints as ck
+    from vae.data import load_dataset
+
+    run = runs / "digits-small"
+    model = ck.load_model(run)
+    model.requires_grad_(False)
+    return run, model, load_dataset(ck.load_config(run)[2])

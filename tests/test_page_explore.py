@@ -11,7 +11,6 @@ import base64
 import importlib.util
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,6 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae import checkpoints as ck
-from vae.data import load_dataset
 from vae.projection import LatentProjector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,23 +91,6 @@ def test_far_from_items_is_relative_to_the_map_extent():
 
 
 # ---------------------------------------------------------------- the page in AppTest
-
-
-@pytest.fixture
-def runs(trained_runs, tmp_path, monkeypatch):
-    root = tmp_path / "runs"
-    shutil.copytree(trained_runs, root)
-    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
-    return root
-
-
-@pytest.fixture
-def run_data(runs):
-    """The run's model and dataset, loaded directly (not through the app)."""
-    run = runs / RUN
-    model = ck.load_model(run)
-    model.requires_grad_(False)
-    return run, model, load_dataset(ck.load_config(run)[2])
 
 
 def open_explore(method: str = "PCA", **state) -> AppTest:

@@ -1,20 +1,16 @@
-"""The Interpolate page: lerp/slerp maths (unit tests), and in AppTest the endpoints are the items'
+"""The Interpolate page in AppTest: the endpoints are the items'
 posterior means, the strip has N decoded images, and the path is drawn on a cached map only.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae import checkpoints as ck
-from vae.data import load_dataset
+from vae import latent
 from vae.projection import LatentProjector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,108 +18,7 @@ APP = str(ROOT / "app.py")
 RUN = "digits-small"
 
 
-def _page_module():
-    """app_pages/interpolate.py imported as a module: its body runs only as a page (``__main__``)."""
-    spec = importlib.util.spec_from_file_location("interpolate_page", ROOT / "app_pages" / "interpolate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-page = _page_module()
-
-
-# ---------------------------------------------------------------- the maths
-
-
-def test_lerp_is_the_straight_segment():
-    a, b = np.array([1.0, -2.0, 0.5]), np.array([3.0, 2.0, -0.5])
-    path = page.lerp(a, b, np.array([0.0, 0.25, 0.5, 1.0]))
-    np.testing.assert_array_equal(path[0], a)
-    np.testing.assert_array_equal(path[-1], b)
-    np.testing.assert_allclose(path[1], 0.75 * a + 0.25 * b)
-    np.testing.assert_allclose(path[2], (a + b) / 2)
-
-
-def test_slerp_hits_both_endpoints_exactly():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=16), rng.normal(size=16)
-    path = page.slerp(a, b, np.linspace(0, 1, 9))
-    np.testing.assert_array_equal(path[0], a)
-    np.testing.assert_array_equal(path[-1], b)
-
-
-def test_slerp_of_orthogonal_unit_vectors_is_the_quarter_circle():
-    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    t = np.linspace(0, 1, 7)
-    path = page.slerp(a, b, t)
-    np.testing.assert_allclose(path, np.column_stack([np.cos(t * np.pi / 2), np.sin(t * np.pi / 2)]), atol=1e-12)
-
-
-def test_slerp_keeps_the_norm_of_equal_norm_endpoints_and_moves_at_constant_angle():
-    rng = np.random.default_rng(1)
-    a, b = rng.normal(size=20), rng.normal(size=20)
-    b *= np.linalg.norm(a) / np.linalg.norm(b)
-    path = page.slerp(a, b, np.linspace(0, 1, 11))
-    np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a), rtol=1e-12)
-    unit = path / np.linalg.norm(path, axis=1, keepdims=True)
-    steps = np.arccos(np.clip((unit[:-1] * unit[1:]).sum(1), -1, 1))
-    np.testing.assert_allclose(steps, steps[0], rtol=1e-6)
-    # whereas the straight line dips toward the origin in the middle
-    assert np.linalg.norm(page.lerp(a, b, np.array([0.5]))[0]) < np.linalg.norm(a)
-
-
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [([1.0, 2.0], [2.0, 4.0]), ([1.0, 2.0], [-1.0, -2.0]), ([0.0, 0.0], [1.0, 1.0])],
-    ids=["parallel", "opposite", "zero"],
-)
-def test_slerp_falls_back_to_lerp_where_the_arc_is_undefined(a, b):
-    t = np.linspace(0, 1, 5)
-    np.testing.assert_allclose(page.slerp(np.array(a), np.array(b), t), page.lerp(np.array(a), np.array(b), t))
-
-
-@pytest.mark.parametrize("method", ["lerp", "slerp"])
-def test_interpolate_returns_steps_float32_codes(method):
-    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 2.0, 0.0])
-    codes = page.interpolate(a, b, 6, method)
-    assert codes.shape == (6, 3) and codes.dtype == np.float32
-    np.testing.assert_allclose(codes[0], a)
-    np.testing.assert_allclose(codes[-1], b)
-
-
-def test_interpolate_rejects_endpoints_of_different_lengths():
-    with pytest.raises(ValueError, match="one length"):
-        page.interpolate(np.zeros(3), np.zeros(4), 5)
-
-
-def test_interpolate_rejects_fewer_than_two_steps():
-    with pytest.raises(ValueError, match="at least 2"):
-        page.interpolate(np.zeros(3), np.ones(3), 1)
-
-
-def test_interpolate_rejects_an_unknown_method():
-    with pytest.raises(ValueError, match="'lerp' or 'slerp'"):
-        page.interpolate(np.zeros(3), np.ones(3), 5, "cubic")
-
-
 # ---------------------------------------------------------------- the page
-
-
-@pytest.fixture
-def runs(trained_runs, tmp_path, monkeypatch):
-    root = tmp_path / "runs"
-    shutil.copytree(trained_runs, root)
-    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
-    return root
-
-
-@pytest.fixture
-def run_data(runs):
-    run = runs / RUN
-    model = ck.load_model(run)
-    model.requires_grad_(False)
-    return run, model, load_dataset(ck.load_config(run)[2])
 
 
 def open_page(path: str, **state) -> AppTest:
@@ -156,7 +51,7 @@ def test_strip_runs_between_the_two_items_posterior_means(runs, run_data):
     mu = means(model, ds.x_test[[a, b]])
     np.testing.assert_allclose(codes[0], mu[0], atol=1e-6)
     np.testing.assert_allclose(codes[-1], mu[1], atol=1e-6)
-    np.testing.assert_allclose(codes, page.lerp(mu[0], mu[1], np.linspace(0, 1, 10)), atol=1e-6)
+    np.testing.assert_allclose(codes, latent.lerp(mu[0], mu[1], np.linspace(0, 1, 10)), atol=1e-6)
     np.testing.assert_allclose(decoded, decode(model, codes), atol=1e-5)
     captions = [img.captions[0] for img in at.image]
     assert captions == [
@@ -181,7 +76,7 @@ def test_slerp_with_other_items_and_steps(run_data):
     mu = means(model, ds.x_test[[5, 42]])
     codes = at.session_state["interp_codes"]
     assert codes.shape == (7, 4)
-    np.testing.assert_allclose(codes, page.slerp(mu[0], mu[1], np.linspace(0, 1, 7)), atol=1e-5)
+    np.testing.assert_allclose(codes, latent.slerp(mu[0], mu[1], np.linspace(0, 1, 7)), atol=1e-5)
     np.testing.assert_allclose(at.session_state["interp_decoded"], decode(model, codes), atol=1e-5)
     assert at.image[-1].captions == ["7 steps from A (left) to B (right), slerp"]
 

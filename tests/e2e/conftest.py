@@ -40,25 +40,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def runs_dir(tmp_path_factory) -> Path:
-    """A runs folder with one finished model on digits."""
-    from vae.config import DataConfig, TrainConfig
-    from vae.data import load_dataset
-    from vae.train import new_run, train
+def runs_dir(trained_runs, tmp_path_factory) -> Path:
+    """A runs folder with one finished model on digits, named E2E_RUN (a copy of ``trained_runs``)."""
+    import shutil
 
     root = tmp_path_factory.mktemp("e2e-runs")
-    cfg = DataConfig(name="digits")
-    ds = load_dataset(cfg)
-    run = new_run(
-        root,
-        E2E_RUN,
-        ds,
-        cfg,
-        latent_dim=4,
-        hidden=(64,),
-        train_cfg=TrainConfig(epochs=15, batch_size=64, lr=3e-3, threads=1),
-    )
-    assert train(run, dataset=ds)["state"] == "finished"
+    shutil.copytree(trained_runs / "digits-small", root / E2E_RUN)
     return root
 
 
