@@ -63,13 +63,19 @@ def run_picker() -> Path | None:
         st.selectbox("Run", names, key=RUN_KEY, help="The model every page uses. New trainings are added here.")
         run = current_run()
         if run is not None:
-            status = jobs.refresh_status(run)
-            _, train_cfg, data_cfg = ck.load_config(run)
-            st.caption(
-                f"{status.get('state', 'unknown')} · epoch {status.get('epoch', 0)} of {train_cfg.epochs} · "
-                f"{data_cfg.name if data_cfg.name != 'file' else Path(data_cfg.path or '').name}"
-            )
+            if jobs.refresh_status(run).get("state") in jobs.ACTIVE_STATES:
+                st.fragment(run_every=2.0)(_run_caption)(run)  # keeps the state fresh while it trains
+            else:
+                _run_caption(run)
     return run
+
+
+def _run_caption(run: Path) -> None:
+    """One line under the picker: the run's state, epoch and data."""
+    status = jobs.refresh_status(run)
+    _, train_cfg, data_cfg = ck.load_config(run)
+    data = data_cfg.name if data_cfg.name != "file" else Path(data_cfg.path or "").name
+    st.caption(f"{status.get('state', 'unknown')} · epoch {status.get('epoch', 0)} of {train_cfg.epochs} · {data}")
 
 
 def current_run() -> Path | None:
