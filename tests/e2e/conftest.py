@@ -8,35 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-E2E_RUN = "e2e-digits"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, E2E_RUN, free_port, start_server, wait_healthy
 
 
 @pytest.fixture(scope="session")
@@ -47,43 +23,6 @@ def runs_dir(trained_runs, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e-runs")
     shutil.copytree(trained_runs / "digits-small", root / E2E_RUN)
     return root
-
-
-def start_server(runs: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "LATENT_EXPLORER_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    log = open(ARTIFACTS / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {ARTIFACTS}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"streamlit did not answer at {url} within {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -131,20 +70,15 @@ def page(browser, app_url):
     context.close()
 
 
-def shot(page, name: str) -> Path:
-    """Save a full-page screenshot as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has finished the current run (its status widget disappears)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
-
-
-def selected_run(page) -> str:
-    """The run shown in the sidebar's run picker (its combobox value)."""
-    return page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").input_value()
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failed browser test, save what the page showed (artifacts/e2e/FAILED-<test>.png)."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and page is not None:
+        try:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"FAILED-{item.name}.png"), full_page=True)
+        except Exception as e:  # the page may be gone; the test's own error is what matters
+            print(f"no failure screenshot: {e}")

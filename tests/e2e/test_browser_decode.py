@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from conftest import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
+from browser import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
 
 DECODED = 'img[alt="decoded image"]'
 SLIDERS = '[data-testid="stMain"] input[type="range"]'  # Streamlit 1.67 sliders: react-aria range inputs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import E2E_RUN, selected_run, shot, wait_idle
+from browser import E2E_RUN, selected_run, shot, wait_idle
 
 # Page pixel of point i of trace c (the figure's typed arrays are decoded in _fullData).
 JS_POINT = """([c, i]) => {

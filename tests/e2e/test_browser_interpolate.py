@@ -4,8 +4,8 @@ decoded on the Explore map used as an endpoint, with the path drawn on that map.
 
 from __future__ import annotations
 
-from conftest import shot, wait_idle
-from test_explore import JS_EMPTY, click_and_wait, open_explore, open_home, wait_for_map
+from browser import shot, wait_idle
+from test_browser_explore import JS_EMPTY, click_and_wait, open_explore, open_home, wait_for_map
 
 # The path section is drawn: a plotted map, or the hint that there is none yet.
 MAP_OR_HINT = """() => { const gd = document.querySelector('.js-plotly-plot');

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import E2E_RUN, selected_run, shot, wait_idle
+from browser import E2E_RUN, selected_run, shot, wait_idle
 
 SECOND = "e2e-compare"
 

@@ -1,6 +1,6 @@
 """The app opens in a real browser, shows the selected run, and moves between pages."""
 
-from conftest import E2E_RUN, selected_run, shot, wait_idle
+from browser import E2E_RUN, selected_run, shot, wait_idle
 
 
 def test_home_opens_and_pages_switch_keeping_the_run(page, app_url):

@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from conftest import selected_run, shot, wait_idle
+from browser import selected_run, shot, wait_idle
 
 from vae import checkpoints as ck
 from vae import jobs
