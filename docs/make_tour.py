@@ -8,6 +8,7 @@ RUN_NAME selected, clicks the map once, and writes docs/tour/*.png. Ends the ser
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def main(runs: Path, run: str) -> None:
                     )
                     gd = page.locator(".js-plotly-plot").first.bounding_box()
                     page.mouse.click(gd["x"] + gd["width"] * 0.35, gd["y"] + gd["height"] * 0.45)
-                    page.get_by_text("Decoded map point", exact=True).wait_for()
+                    page.get_by_text(re.compile(r"^(Decoded map point|Label: .+)$")).first.wait_for()
                     wait_idle(page)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(OUT / f"{name}.png"))
