@@ -56,8 +56,9 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     set_field(page, "Run name", RUN)
     shot(page, "train-form")
 
+    assert page.get_by_label("Run name", exact=True).input_value() == RUN  # the form holds what was typed
     page.get_by_role("button", name="Start training").click()
-    page.get_by_role("heading", name=f"Run: {RUN}").wait_for()
+    page.get_by_role("heading", name=f"Run: {RUN}").wait_for(timeout=60_000)  # loads data, starts a process
     assert ck.is_run(runs_dir / RUN)
     assert selected_run(page) == RUN  # the shared picker follows the new run
 
