@@ -110,12 +110,17 @@ def model_for(run_dir: Path) -> VAE:
     return _load_model(str(run_dir), ck.checkpoint_id(run_dir))
 
 
-def dataset_for(run_dir: Path) -> Dataset:
-    """The run's own data (cached per data config)."""
+def load_data(cfg: DataConfig) -> Dataset:
+    """The dataset ``cfg`` names, cached and shared by every page and session: never mutate it."""
     import json
 
+    return _load_dataset(json.dumps(cfg.to_dict(), sort_keys=True))
+
+
+def dataset_for(run_dir: Path) -> Dataset:
+    """The run's own data (cached per data config)."""
     _, _, data_cfg = ck.load_config(run_dir)
-    return _load_dataset(json.dumps(data_cfg.to_dict(), sort_keys=True))
+    return load_data(data_cfg)
 
 
 def require_model() -> tuple[Path, VAE]:

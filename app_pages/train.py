@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -84,11 +83,6 @@ def apply_defaults(name: str, force: bool = True) -> None:
     for key, value in values.items():
         if force or key not in st.session_state:
             st.session_state[key] = value
-
-
-def load_data(cfg: DataConfig) -> Dataset:
-    """The dataset (cached and shared with the other pages, so never mutate it)."""
-    return ui._load_dataset(json.dumps(cfg.to_dict(), sort_keys=True))
 
 
 def save_upload(upload) -> Path:
@@ -280,7 +274,7 @@ def start_training() -> None:
         data_cfg = data_config(state)
         if data_cfg is None:
             raise ValueError("Upload a data file first.")
-        ds = load_data(data_cfg)
+        ds = ui.load_data(data_cfg)
         model_cfg, train_cfg, name = model_configs(state, ds)
         run_dir = new_run(
             ui.runs_root(),
@@ -380,7 +374,7 @@ def data_section() -> Dataset | None:
             )
     cfg = data_config(st.session_state)
     try:
-        return load_data(cfg)
+        return ui.load_data(cfg)
     except (ValueError, FileNotFoundError, OSError) as e:
         message = str(e)
         if cfg.name == "file":  # name the file as the person knows it, not the stored copy
