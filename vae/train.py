@@ -114,6 +114,8 @@ class Trainer:
     # ------------------------------------------------------------ set-up
 
     def _setup(self, resume: bool) -> None:
+        for tmp in self.run_dir.glob(".*.tmp"):  # half-written files of a process that was killed
+            tmp.unlink(missing_ok=True)
         torch.set_num_threads(self.cfg.threads)
         torch.set_flush_denormal(True)  # Adam averages of dead pixels decay into slow denormals
         if self.dataset is None:
