@@ -190,3 +190,32 @@ def test_a_fresh_start_replaces_earlier_metrics(tmp_path, digits):
     again = ck.read_metrics(run)
     assert len(again) == len(first)
     assert [m["step"] for m in again] == [m["step"] for m in first]
+
+
+def test_a_full_disk_while_saving_fails_clearly_and_keeps_the_last_checkpoint(tmp_path, digits, monkeypatch):
+    import errno
+
+    import safetensors.torch
+
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=4)
+    real_save = safetensors.torch.save_file
+    saves = {"n": 0}
+
+    def save_until_the_disk_fills(tensors, filename, metadata=None):
+        saves["n"] += 1
+        if saves["n"] > 4:  # epochs 1 and 2 save (state + model each); epoch 3 finds the disk full
+            with open(filename, "wb") as f:
+                f.write(b"half a file")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_until_the_disk_fills)
+    monkeypatch.setattr(ck, "save_file", save_until_the_disk_fills)
+    status = train(run, dataset=digits)
+    assert status["state"] == "failed"
+    assert "No space left on device" in status["message"] and "free some disk space" in status["message"]
+    monkeypatch.undo()
+    model = ck.load_model(run)  # the epoch-2 checkpoint, whole
+    assert ck.safetensors_metadata(run / ck.MODEL_FILE)["epoch"] == "2"
+    assert model.cfg.latent_dim == 4
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # the torn temp file was removed

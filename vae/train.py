@@ -311,6 +311,16 @@ class Trainer:
         self.log(record)
         self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
 
+    def _report_write_failure(self, e: OSError) -> None:
+        msg = (
+            f"Could not write to the run folder ({e.strerror or e}): free some disk space or make the folder "
+            "writable, then resume. The last checkpoint that was written completely is kept."
+        )
+        try:
+            self.status("failed", msg, epoch=self.state.epoch if hasattr(self, "state") else 0)
+        except OSError:
+            print(msg, flush=True)  # the status file itself cannot be written: the log says why
+
     def run(self, resume: bool = False) -> dict:
         """Train to the configured number of epochs (or until stopped); returns the final status."""
         self.status("running", "starting", epoch=0, step=0)
@@ -332,6 +342,8 @@ class Trainer:
             self.status("failed", str(e), epoch=self.state.epoch, step=self.state.step)
         except (ValueError, FileNotFoundError) as e:
             self.status("failed", str(e))
+        except OSError as e:  # a full disk or a folder that cannot be written
+            self._report_write_failure(e)
         except Exception as e:  # the status must say what happened, whatever it was
             traceback.print_exc()
             self.status("failed", f"Training failed unexpectedly: {type(e).__name__}: {e}")
