@@ -52,8 +52,7 @@ def select_run(name: str | None) -> None:
 
 def run_picker() -> Path | None:
     """Sidebar select box over the runs, with the selected run's state; the choice survives page switches."""
-    runs = ck.list_runs(runs_root())
-    names = [r["name"] for r in runs]
+    names = ck.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
     if st.session_state.get(RUN_KEY) not in names:
         st.session_state[RUN_KEY] = names[0] if names else None
     with st.sidebar:

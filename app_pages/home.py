@@ -20,8 +20,7 @@ st.write(
     "interpolate between two items."
 )
 
-runs = ck.list_runs(ui.runs_root())
-if not runs:
+if not ck.run_names(ui.runs_root()):
     st.subheader("Start here")
     st.write(
         "There are no models yet. Train a quick demo on scikit-learn's 8×8 digits "

@@ -23,7 +23,6 @@ from vae import jobs
 from vae.config import CONV_SIZES, MAX_LATENT, DataConfig, ModelConfig, TrainConfig
 from vae.data import Dataset, available_datasets
 from vae.models import build_model, count_parameters
-from vae.train import new_run
 
 UPLOAD_TYPES = ["npz", "npy", "csv", "zip"]
 SOURCES = ["Built-in dataset", "Upload a file"]
@@ -276,18 +275,7 @@ def start_training() -> None:
             raise ValueError("Upload a data file first.")
         ds = ui.load_data(data_cfg)
         model_cfg, train_cfg, name = model_configs(state, ds)
-        run_dir = new_run(
-            ui.runs_root(),
-            name,
-            ds,
-            data_cfg,
-            arch=model_cfg.arch,
-            latent_dim=model_cfg.latent_dim,
-            hidden=model_cfg.hidden,
-            channels=model_cfg.channels,
-            likelihood=model_cfg.likelihood,
-            train_cfg=train_cfg,
-        )
+        run_dir = ck.create_run(ui.runs_root(), name, model_cfg, train_cfg, data_cfg)
     except (ValueError, FileNotFoundError, OSError) as e:
         state[ERROR_KEY] = str(e)
         return

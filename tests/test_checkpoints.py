@@ -142,6 +142,7 @@ def test_list_rename_delete(run, tmp_path):
     path, _ = run
     runs = ck.list_runs(tmp_path)
     assert [r["name"] for r in runs] == ["demo"] and runs[0]["has_model"]
+    assert ck.run_names(tmp_path) == ["demo"]
     new = ck.rename_run(tmp_path, "demo", "renamed")
     assert new.name == "renamed" and ck.is_run(new)
     ck.create_run(tmp_path, "other", MODEL, TrainConfig(), DataConfig())

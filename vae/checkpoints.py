@@ -256,6 +256,20 @@ def is_run(path: str | Path) -> bool:
     return (Path(path) / CONFIG_FILE).is_file()
 
 
+def run_names(root: str | Path | None = None) -> list[str]:
+    """Names of the runs under ``root``, most recently updated first, without reading their metrics."""
+    root = Path(root) if root is not None else default_root()
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run(p)]
+
+    def updated(p: Path) -> float:
+        status = p / STATUS_FILE
+        return status.stat().st_mtime if status.exists() else p.stat().st_mtime
+
+    return [p.name for p in sorted(runs, key=updated, reverse=True)]
+
+
 def list_runs(root: str | Path | None = None) -> list[dict]:
     """One summary per run under ``root``, newest first: name, path, state, epoch, metrics, config."""
     root = Path(root) if root is not None else default_root()
