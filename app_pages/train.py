@@ -47,6 +47,7 @@ COMMON = {
 ERROR_KEY = "train_error"  # a refused start, shown beside the Start button
 RUN_ERROR_KEY = "train_run_error"  # a refused pause / resume / stop, shown in the run panel
 WATCHED_KEY = "train_watched"  # the run whose live panel this session showed last
+SAVED_FORM_KEY = "train_form_saved"  # the last value of each form widget, see keep_form_values
 FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
@@ -60,12 +61,17 @@ FORM_KEYS = (
 def keep_form_values() -> None:
     """Keep the choices of widgets hidden in this run (e.g. the model form while the data fails to load).
 
-    Streamlit forgets a widget's value when the widget is not drawn in a run; writing the value back
-    through the Session State API before the widgets are drawn keeps it.
+    Streamlit forgets a widget's value when the widget is not drawn in a run. A copy of each value is kept
+    and written back through the Session State API only for keys Streamlit dropped: writing a value back
+    on every run would also push it to the browser each time, overwriting what a person is typing while
+    an earlier rerun finishes.
     """
+    saved = st.session_state.setdefault(SAVED_FORM_KEY, {})
     for key in FORM_KEYS:
         if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+            saved[key] = st.session_state[key]
+        elif key in saved:
+            st.session_state[key] = saved[key]
 
 
 def apply_defaults(name: str, force: bool = True) -> None:

@@ -40,8 +40,14 @@ def test_configs_round_trip(run):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("my run", "my-run"), ("../../etc/passwd", "etc-passwd"), ("a/b\\c", "a-b-c"), ("x\x00\x1b[31m", "x-31m"),
-     ("." * 5 + "hidden", "hidden"), ("é-ok_1.2", "ok_1.2")],
+    [
+        ("my run", "my-run"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("a/b\\c", "a-b-c"),
+        ("x\x00\x1b[31m", "x-31m"),
+        ("." * 5 + "hidden", "hidden"),
+        ("é-ok_1.2", "ok_1.2"),
+    ],
 )
 def test_run_names_are_sanitised(tmp_path, name, expected):
     assert ck.sanitize_run_name(name) == expected

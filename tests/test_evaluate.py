@@ -29,7 +29,14 @@ def test_linear_gaussian_vae_matches_probabilistic_pca(tmp_path):
     x = torch.from_numpy(x_np)
     ds = Dataset("gaussian", x, x, None, None, None, "pPCA data", "generated", "gaussian")
     run = new_run(
-        tmp_path, "linear", ds, DataConfig(), latent_dim=2, hidden=(), likelihood="gaussian", learn_variance=True,
+        tmp_path,
+        "linear",
+        ds,
+        DataConfig(),
+        latent_dim=2,
+        hidden=(),
+        likelihood="gaussian",
+        learn_variance=True,
         train_cfg=TrainConfig(epochs=400, batch_size=200, lr=1e-2, threads=1, log_every=1000),
     )
     assert train(run, dataset=ds)["state"] == "finished"

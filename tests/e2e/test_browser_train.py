@@ -8,6 +8,7 @@ import time
 
 import pytest
 from browser import selected_run, shot, wait_idle
+from playwright.sync_api import expect
 
 from vae import checkpoints as ck
 from vae import jobs
@@ -36,6 +37,7 @@ def set_field(page, label: str, value: str) -> None:
     field.fill(value)
     field.press("Enter")
     wait_idle(page)
+    expect(field).to_have_value(value)  # no later rerun put an older value back
 
 
 @pytest.fixture
