@@ -2,6 +2,8 @@
 
 Start from zero, a prior sample, a test item's posterior mean or a point chosen on another page
 (``st.session_state["decode_z"]``, a list of floats), move the sliders and watch the decoder's output.
+For images the sliders and a 2-D pad decode in the browser while dragged (live_decoder.py) and send the
+point back on release; otherwise, or when switched off, Streamlit sliders decode on the server.
 Only the decode panel (a fragment) reruns on a slider step; KL per dimension is cached per checkpoint.
 The current point lives in ``st.session_state["decode_point"]`` (all dimensions, exact values) and
 the decoded item in ``st.session_state["decode_last"]``; the sliders are views onto the point.
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import live_decoder
 import ui
 from vae import checkpoints as ck
 from vae.data import Dataset
@@ -36,6 +39,10 @@ TRAVERSAL_KEY = "decode_traversal"  # the traversal's decoded items, (rows * ste
 MODE_KEY, INDEX_KEY = "decode_mode", "decode_index"  # widgets
 HOW_KEY = "decode_how"  # {"mode", "index"}: survives page switches, unlike widget state
 OWNER_KEY, SEEN_KEY = "decode_owner", "decode_seen_z"
+BROWSER_KEY, LIVE_KEY = "decode_in_browser", "decode_live"  # the toggle; the in-browser decoder component
+PREFER_KEY = "decode_prefer_browser"  # the toggle's last value: survives page switches, unlike widget state
+VERSION_KEY = "decode_version"  # bumped whenever Python moves the point, so the browser adopts it
+FAILED_KEY = "decode_browser_failed"  # why the browser could not decode, once it said so
 MODES = {"zero": "Zero", "prior": "Prior sample", "item": "Data item", "handoff": "Point from Explore"}
 
 ss = st.session_state
@@ -73,6 +80,7 @@ def _apply(z: Sequence[float], start: bool = False) -> None:
     """Make ``z`` the current point (and the start point), moving every slider to it."""
     z = [float(v) for v in z]
     ss[POINT_KEY] = z
+    ss[VERSION_KEY] = ss.get(VERSION_KEY, 0) + 1
     if start:
         ss[START_KEY] = list(z)
     for d, v in enumerate(z):
@@ -107,6 +115,23 @@ def _on_random(latent_dim: int) -> None:
 
 def _on_reset() -> None:
     _apply(ss[START_KEY])
+
+
+def _on_browser_release() -> None:
+    """The browser sent the point it settled on: it becomes the current point (sliders follow)."""
+    value = live_decoder.released(LIVE_KEY)
+    if not value or value.get("version") != ss.get(VERSION_KEY):
+        return  # a point from before Python last moved it
+    z = value.get("z")
+    if isinstance(z, list) and len(z) == len(ss[POINT_KEY]) and all(isinstance(v, (int, float)) for v in z):
+        ss[POINT_KEY] = [float(v) for v in z]
+        for d, v in enumerate(ss[POINT_KEY]):
+            ss[slider_key(d)] = float(np.clip(v, -LIMIT, LIMIT))
+
+
+def _on_browser_failed() -> None:
+    ss[FAILED_KEY] = live_decoder.failure(LIVE_KEY) or "unknown error"
+    ss[BROWSER_KEY] = ss[PREFER_KEY] = False
 
 
 def init_state(run_dir: Path, latent_dim: int) -> None:
@@ -175,10 +200,7 @@ def sliders(shown: Sequence[int], held: Sequence[int], kl: np.ndarray) -> None:
     outside = [f"z{d} = {point[d]:.2f}" for d in shown if abs(point[d]) > LIMIT]
     if outside:
         st.caption(f"Outside the slider range (the slider shows ±{LIMIT:g}): {', '.join(outside)}")
-    if held:
-        st.caption(
-            f"Held at their values ({len(held)}, least KL): " + ", ".join(f"z{d} = {point[d]:.2f}" for d in held)
-        )
+    held_caption(held)
 
 
 def _scale(item_shape: Sequence[int], px: int) -> int:
@@ -198,14 +220,7 @@ def show_decoded(item: np.ndarray, ds: Dataset, name: str) -> None:
         if len(cols) > 1:
             original = ds.x_test[int(ss.get(INDEX_KEY, 0))].numpy()
             cols[1].image(ui.picture(original, scale=_scale(original.shape, DISPLAY_PX)), caption="Test item")
-        st.download_button(
-            "Download PNG",
-            png,
-            file_name=f"{name}-decoded.png",
-            mime="image/png",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        download_png(png, name)
     else:
         table = pd.DataFrame({"decoded": ds.to_original_units(item[None])[0]}, index=_feature_names(ds, item.size))
         st.dataframe(table, width="content")
@@ -253,9 +268,73 @@ def show_traversal(model: VAE, ds: Dataset, z: np.ndarray, shown: Sequence[int],
         )
 
 
-@st.fragment
-def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: list[int], held: list[int]) -> None:
-    """Start point, sliders and the decoded item; a slider step reruns only this panel."""
+def browser_choice(model: VAE) -> bool:
+    """Whether this panel decodes in the browser: a toggle, off (with the reason) where the browser cannot."""
+    reason = live_decoder.unsupported(model)
+    if reason:
+        st.caption(f"Decoding on the server: {reason}.")
+        return False
+    if FAILED_KEY in ss:
+        st.warning(
+            f"The browser could not run this decoder ({ss[FAILED_KEY]}); decoding on the server instead.",
+            icon=":material/warning:",
+        )
+    if BROWSER_KEY not in ss:
+        ss[BROWSER_KEY] = ss.get(PREFER_KEY, True)
+    return st.toggle(
+        "Decode in the browser while dragging",
+        key=BROWSER_KEY,
+        on_change=lambda: ss.update({PREFER_KEY: ss[BROWSER_KEY]}),
+        help="The decoder runs in this page and redraws on every move; off: the server decodes on release.",
+    )
+
+
+def held_caption(held: Sequence[int]) -> None:
+    if held:
+        point = ss[POINT_KEY]
+        st.caption(
+            f"Held at their values ({len(held)}, least KL): " + ", ".join(f"z{d} = {point[d]:.2f}" for d in held)
+        )
+
+
+def download_png(png: bytes, name: str, label: str = "Download PNG") -> None:
+    st.download_button(
+        label, png, file_name=f"{name}-decoded.png", mime="image/png", on_click="ignore", icon=":material/download:"
+    )
+
+
+def browser_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: list[int], held: list[int]) -> None:
+    """Start controls, then sliders, a 2-D pad and the image, decoded in the browser while dragged."""
+    controls, original = st.columns([2, 3], gap="large")
+    with controls:
+        start_controls(model, ds)
+    if ss.get(MODE_KEY) == "item":
+        item = ds.x_test[int(ss.get(INDEX_KEY, 0))].numpy()
+        original.image(ui.picture(item, scale=_scale(item.shape, CELL_PX * 2)), caption="Test item")
+    ss.setdefault(VERSION_KEY, 0)
+    live_decoder.panel(
+        run_dir,
+        z=ss[POINT_KEY],
+        version=ss[VERSION_KEY],
+        dims=shown,
+        labels=[f"z{d} · KL {kl[d]:.2f}" for d in shown],
+        pad=(shown[0], shown[1 % len(shown)]),
+        limit=LIMIT,
+        px=DISPLAY_PX,
+        key=LIVE_KEY,
+        on_release=_on_browser_release,
+        on_failed=_on_browser_failed,
+    )
+    held_caption(held)
+    z = np.asarray(ss[POINT_KEY], dtype=np.float32)  # (latent_dim,): the point released last
+    item = ui.decode(model, z[None])[0]  # (*item_shape)
+    ss[LAST_KEY] = item
+    png = ui.picture(item, scale=_scale(item.shape, DISPLAY_PX))
+    download_png(png, run_dir.name, "Download PNG of the released point")
+
+
+def server_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: list[int], held: list[int]) -> None:
+    """Start controls, Streamlit sliders and the item the server decodes after each release."""
     controls, view = st.columns([2, 3], gap="large")
     with controls:
         start_controls(model, ds)
@@ -265,6 +344,16 @@ def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: 
     ss[LAST_KEY] = item
     with view:
         show_decoded(item, ds, run_dir.name)
+
+
+@st.fragment
+def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: list[int], held: list[int]) -> None:
+    """The point's controls and its decoded item; a slider step reruns only this panel."""
+    if browser_choice(model):
+        browser_panel(run_dir, model, ds, kl, shown, held)
+    else:
+        server_panel(run_dir, model, ds, kl, shown, held)
+    z = np.asarray(ss[POINT_KEY], dtype=np.float32)
     show_traversal(model, ds, z, shown, run_dir.name)
 
 

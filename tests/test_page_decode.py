@@ -21,12 +21,16 @@ RUN = "digits-small"
 
 @pytest.fixture
 def open_decode(monkeypatch):
-    """Open the Decode page of app.py on a runs folder, with optional session state set first."""
+    """Open the Decode page of app.py on a runs folder, with optional session state set first.
 
-    def _open(runs: Path, state: dict | None = None) -> AppTest:
+    Server decoding (Streamlit sliders) unless ``browser=True``: the in-browser decoder's own sliders
+    live in JS, which AppTest does not run (tests/e2e/test_browser_decode.py drives them).
+    """
+
+    def _open(runs: Path, state: dict | None = None, browser: bool = False) -> AppTest:
         monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(runs))
         at = AppTest.from_file(APP, default_timeout=60).run()
-        for key, value in (state or {}).items():
+        for key, value in {"decode_prefer_browser": browser, **(state or {})}.items():
             at.session_state[key] = value
         at.switch_page(PAGE).run()
         assert not at.exception, at.exception
@@ -191,3 +195,25 @@ def test_no_runs_gives_a_friendly_message(open_decode, tmp_path):
     assert at.title[0].value == "Decode"
     assert any("train one on the Train page" in i.value for i in at.info)
     assert not at.slider
+
+
+def test_browser_decoding_replaces_the_server_sliders(open_decode, trained_runs, model):
+    at = open_decode(trained_runs, browser=True)
+    assert at.toggle(key="decode_in_browser").value is True
+    assert not at.slider  # the sliders are the component's, drawn in the browser
+    components = at.get("bidi_component")
+    assert len(components) == 2  # the panel (JSON) and the decoder's weights (bytes, sent once)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download PNG of the released point", "Download grid PNG"]
+    np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, np.zeros(4)), atol=1e-6)
+    at.toggle(key="decode_in_browser").set_value(False).run()  # off: Streamlit sliders, decoded on the server
+    assert sorted(s.key for s in at.slider) == [f"decode_dim_{d}" for d in range(4)]
+    assert not at.get("bidi_component")
+
+
+def test_a_decoder_the_browser_cannot_run_falls_back_to_the_server(open_decode, trained_runs):
+    state = {"decode_browser_failed": "out of memory", "decode_prefer_browser": False}
+    at = open_decode(trained_runs, state=state, browser=False)
+    assert "The browser could not run this decoder (out of memory)" in at.warning[0].value
+    assert at.toggle(key="decode_in_browser").value is False
+    assert len(at.slider) == 4

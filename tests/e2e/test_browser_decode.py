@@ -1,4 +1,5 @@
-"""The Decode page in a real browser: a slider step redraws the decoded image; Random and Reset work.
+"""The Decode page in a real browser, decoding on the server: a slider step redraws the decoded image;
+Random and Reset work. (In-browser decoding, the default: test_browser_live_decode.py.)
 
 Also measures (never asserts) slider step -> new image latency over 20 ArrowRight presses; the
 numbers are printed and written to artifacts/e2e/decode-latency.txt.
@@ -51,12 +52,18 @@ def wait_images(page) -> None:
 
 
 def open_decode(page, app_url) -> None:
+    """The Decode page with in-browser decoding switched off: Streamlit sliders, decoded on the server."""
     page.goto(app_url)  # through the home page: the app script (and its run picker) runs first
     wait_idle(page)
     page.get_by_role("heading", name="Latent Explorer").wait_for()
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Decode", exact=True).click()
+    toggle = page.get_by_role("switch", name="Decode in the browser while dragging")
+    toggle.wait_for(state="attached")
+    assert toggle.is_checked()  # in-browser decoding is the default
+    page.get_by_text("Decode in the browser while dragging").click()
     page.locator(DECODED).wait_for()
     wait_idle(page)
+    assert not toggle.is_checked()
     assert page.url.endswith("/decode")
     assert selected_run(page) == E2E_RUN
 

@@ -1,0 +1,92 @@
+"""Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component, frontend/decoder.js).
+
+The decoder's weights go to the browser once per checkpoint as raw bytes (vae/webdecoder.py packs them):
+they ride in an element of their own whose content never changes, and Streamlit does not re-send an
+unchanged element. The panel element carries only JSON: the point, the slider dimensions and a
+``version`` that Python bumps whenever it moves the point itself (start, reset, random), so the browser
+knows to adopt it; otherwise the browser keeps its own, newer point. On release the browser sends the
+point back (state ``z``); a decoder the browser cannot run fires ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import streamlit as st
+
+import ui
+from vae import checkpoints as ck
+from vae import webdecoder
+from vae.models import VAE
+
+FRONTEND = Path(__file__).resolve().parent / "frontend"
+_component = st.components.v2.component(
+    "latent_explorer_decoder",
+    js=(FRONTEND / "decoder.js").read_text(),
+    css=(FRONTEND / "decoder.css").read_text(),
+)
+
+
+def unsupported(model: VAE) -> str | None:
+    """Why this model decodes on the server only (a sentence), or None."""
+    return webdecoder.browser_unsupported(model)
+
+
+def model_id(run_dir: Path) -> str:
+    return f"{run_dir.name}@{ck.checkpoint_id(run_dir)}"
+
+
+@st.cache_data(max_entries=8, show_spinner="Packing the decoder for the browser…")
+def _weights(path: str, checkpoint: str) -> bytes:
+    run_dir = Path(path)
+    return webdecoder.export_decoder(ui.model_for(run_dir), model_id(run_dir))
+
+
+def released(key: str) -> dict | None:
+    """The point the browser last sent back ({"version", "z"}), or None."""
+    state = st.session_state.get(key)
+    value = state.get("z") if hasattr(state, "get") else None
+    return value if isinstance(value, dict) else None
+
+
+def failure(key: str) -> str | None:
+    """The reason the browser gave for not running the decoder, if it just did."""
+    state = st.session_state.get(key)
+    value = state.get("failed") if hasattr(state, "get") else None
+    return str(value) if value else None
+
+
+def panel(
+    run_dir: Path,
+    *,
+    z: Sequence[float],
+    version: int,
+    dims: Sequence[int],
+    labels: Sequence[str],
+    pad: tuple[int, int],
+    limit: float,
+    px: int,
+    key: str,
+    on_release: Callable[[], None],
+    on_failed: Callable[[], None],
+) -> None:
+    """Sliders for ``dims``, a pad over the ``pad`` dimensions and the image, all decoded in the browser."""
+    _component(
+        data={
+            "id": model_id(run_dir),
+            "version": version,
+            "z": [float(v) for v in z],
+            "dims": [int(d) for d in dims],
+            "labels": list(labels),
+            "pad": [int(pad[0]), int(pad[1])],
+            "limit": limit,
+            "step": 0.01,
+            "px": px,
+        },
+        key=key,
+        default={"z": None},
+        on_z_change=on_release,
+        on_failed_change=on_failed,
+    )
+    _component(data=_weights(str(run_dir), ck.checkpoint_id(run_dir)), key=f"{key}_weights")
