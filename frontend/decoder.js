@@ -13,7 +13,8 @@ const REG = (globalThis.__latentExplorerDecoders ??= {
   models: new Map(), // id -> parsed model
   waiting: new Map(), // id -> [callback(model, error)]
   error: null, // the last blob that failed to parse: {message}
-  drawTimes: [], // performance.now() of recent draws, for benchmarks
+  drawTimes: [], // performance.now() at the end of recent draws, for benchmarks
+  drawMs: [], // how long each of those draws took (decode + pixels + canvas), ms
 });
 
 // ------------------------------------------------------------------ the decoder itself
@@ -217,13 +218,19 @@ function syncSliders(s) {
 
 function draw(s) {
   if (!s.model) return;
+  const t0 = performance.now();
   const out = decode(s.model, s.z);
   toRGBA(s.model, out, s.image.data);
   s.ctx.putImageData(s.image, 0, 0);
   s.draws += 1;
   s.root.dataset.draws = String(s.draws);
-  REG.drawTimes.push(performance.now());
-  if (REG.drawTimes.length > 4000) REG.drawTimes.splice(0, 2000);
+  const t1 = performance.now();
+  REG.drawTimes.push(t1);
+  REG.drawMs.push(t1 - t0);
+  if (REG.drawTimes.length > 4000) {
+    REG.drawTimes.splice(0, 2000);
+    REG.drawMs.splice(0, 2000);
+  }
 }
 
 function padValue(s, px, size) {
