@@ -113,11 +113,15 @@ def save_upload(upload) -> Path:
 
 
 def csv_columns(path: Path) -> list[str]:
-    """The header row of a CSV file (empty when unreadable: the loader then says why)."""
+    """The header row of a CSV file (empty when unreadable: the loader then says why).
+
+    Read as ``utf-8-sig``, as pandas reads it: Excel's "CSV UTF-8" starts with a byte-order mark,
+    which would otherwise stick to the first column's name.
+    """
     import csv
 
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             return [c.strip() for c in next(csv.reader(f), [])]
     except (OSError, csv.Error):
         return []

@@ -271,7 +271,13 @@ def _check_size(path: Path, max_bytes: int) -> None:
 
 
 def _encode_labels(values: np.ndarray, n: int, where: str) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (sorted unique values) and their names; checks count and class limit."""
+    """Integer codes (sorted unique values) and their names; checks the count and the class limit.
+
+    The rule for too many classes: labels name classes (they colour the latent map), so more than
+    ``MAX_CLASSES`` distinct values (a column of IDs or measurements, say) is refused with a sentence
+    rather than silently dropped; the person then picks another label column or none. Float labels
+    count as classes only when every value is whole.
+    """
     values = np.asarray(values)
     if values.ndim != 1 or len(values) != n:
         raise ValueError(f"{where} has labels of shape {values.shape} for {n} items; expected one label per item.")
@@ -286,7 +292,10 @@ def _encode_labels(values: np.ndarray, n: int, where: str) -> tuple[np.ndarray, 
         raise ValueError(f"{where} has labels of type {values.dtype}; expected integers or strings.")
     uniques, codes = np.unique(values, return_inverse=True)
     if len(uniques) > MAX_CLASSES:
-        raise ValueError(f"{where} has {len(uniques):,} distinct labels, more than the {MAX_CLASSES} allowed classes.")
+        raise ValueError(
+            f"{where} has {len(uniques):,} distinct labels, more than the {MAX_CLASSES} allowed classes; "
+            "expected class names, not IDs or measurements, so choose other labels or none."
+        )
     return codes.astype(np.int64).reshape(-1), [str(u) for u in uniques]
 
 
@@ -582,10 +591,12 @@ def _load_file(cfg: DataConfig, progress: Progress | None, max_bytes: int) -> _R
     if path.is_dir():
         if "train_images" in _find_idx(path):
             return _load_idx_folder(path, progress, max_bytes)
-        return _load_images(_folder_members(path, max_bytes), cfg.size, str(path), progress)
+        return _load_images(_folder_members(path, max_bytes), cfg.size, str(path), progress, max_bytes)
     _check_size(path, max_bytes)
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        with open(path, "rb") as f:
+            _check_npy_header(f, path.stat().st_size, str(path))
         return _array_raw(_np_load(path, lambda: np.load(path, allow_pickle=False)), None, path)
     if suffix == ".npz":
         return _load_npz(path, max_bytes)
@@ -596,29 +607,72 @@ def _load_file(cfg: DataConfig, progress: Progress | None, max_bytes: int) -> _R
     raise ValueError(f"{path} has an unsupported type {suffix or '(none)'!r}; expected {expected}.")
 
 
+def _pickled(where: str) -> str:
+    return (
+        f"{where} holds pickled Python objects, which are refused because loading them can run code; "
+        "expected plain numeric arrays saved with np.save / np.savez."
+    )
+
+
+def _not_numpy(where: str, why: object) -> str:
+    return f"{where} is truncated or not a valid NumPy file ({why}); expected np.save / np.savez output."
+
+
 def _np_load(path: Path, load: Callable):
     """Run a NumPy load, turning its errors into one-sentence ``ValueError``s (never unpickling)."""
     try:
         return load()
     except ValueError as e:
         if "Object arrays" in str(e) or "pickled" in str(e):
-            raise ValueError(
-                f"{path} holds pickled Python objects, which are refused because loading them can run code; "
-                "expected plain numeric arrays saved with np.save / np.savez."
-            ) from None
-        raise ValueError(
-            f"{path} is truncated or not a valid NumPy file ({e}); expected np.save / np.savez output."
-        ) from None
+            raise ValueError(_pickled(str(path))) from None
+        raise ValueError(_not_numpy(str(path), e)) from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(
-            f"{path} is truncated or not a valid NumPy file ({e}); expected np.save / np.savez output."
-        ) from None
+        raise ValueError(_not_numpy(str(path), e)) from None
+
+
+def _check_npy_header(f, available: int, where: str) -> None:
+    """Read only the .npy header of the binary stream ``f`` (``available`` bytes long) and refuse it early.
+
+    Refused before any data is read: pickles and object arrays, and a shape promising more bytes
+    than the stream holds (a truncated file, or a forged header that would make NumPy allocate
+    terabytes and fail with ``MemoryError``).
+    """
+    fmt = np.lib.format
+    head = f.read(len(fmt.MAGIC_PREFIX) + 2)  # magic string + format version
+    if head[:1] == b"\x80":  # a pickle stream (protocol 2+), as pickle.dump writes
+        raise ValueError(_pickled(where))
+    if len(head) < 8 or head[:6] != fmt.MAGIC_PREFIX:
+        raise ValueError(_not_numpy(where, "no NumPy magic string at the start"))
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if (head[6], head[7]) not in readers:
+        raise ValueError(_not_numpy(where, f"format version {head[6]}.{head[7]}, not 1.0 or 2.0"))
+    try:
+        shape, _, dtype = readers[head[6], head[7]](f)
+    except ValueError as e:
+        raise ValueError(_not_numpy(where, e)) from None
+    if dtype.hasobject:
+        raise ValueError(_pickled(where))
+    promised, held = math.prod(shape) * dtype.itemsize, available - f.tell()
+    if min(shape, default=0) < 0 or promised > held:
+        why = f"its header promises {promised:,} bytes for shape {shape}, the file holds {held:,}"
+        raise ValueError(_not_numpy(where, why))
 
 
 def _load_npz(path: Path, max_bytes: int) -> _Raw:
-    """Data from ``x`` (or the first array), labels from ``y`` / ``labels`` if present."""
+    """Data from ``x`` (or the first array), labels from ``y`` / ``labels`` if present.
+
+    Every member must be a .npy array whose header passes ``_check_npy_header`` (read through the
+    archive, a few hundred bytes each) before NumPy loads anything.
+    """
     with _open_zip(path, "np.savez output") as zf:
         _zip_guard(zf, path, max_bytes)
+        for info in zf.infolist():
+            where = f"{path} entry {info.filename!r}"
+            try:
+                with zf.open(info) as member:
+                    _check_npy_header(member, info.file_size, where)
+            except _ZIP_READ_ERRORS as e:
+                raise ValueError(f"{where} could not be read ({e}); expected np.savez output.") from None
 
     def read():
         with np.load(path, allow_pickle=False) as z:
@@ -709,7 +763,10 @@ def _load_csv(path: Path, label_column: str | None) -> _Raw:
     x = df.to_numpy(np.float64)
     if not np.isfinite(x).all():
         row, col = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(f"{path} has a missing or non-finite value in column {df.columns[col]!r}, line {row + 2}.")
+        raise ValueError(
+            f"{path} has a missing or non-finite value in column {df.columns[col]!r}, line {row + 2}; "
+            "expected a number in every cell."
+        )
     desc = f"{len(x):,} rows × {x.shape[1]} columns from {path.name}"
     features = [str(c) for c in df.columns]
     return _Raw(x, y, names, desc, str(path), likelihood="gaussian", standardise=True, feature_names=features)
@@ -765,12 +822,17 @@ def _open_zip(path: Path, expected: str = "a .zip archive of images") -> zipfile
         raise ValueError(f"{path} is truncated or not a valid zip archive ({e}); expected {expected}.") from None
 
 
+# a member that is corrupt, encrypted (RuntimeError) or compressed with an unsupported method
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error)
+
+
 def _zip_guard(zf: zipfile.ZipFile, path: Path, max_bytes: int) -> None:
     """Refuse by declared uncompressed size (zip bombs) and unsafe member names, before reading."""
     total = sum(info.file_size for info in zf.infolist())
     if total > max_bytes:
         raise ValueError(
-            f"{path} declares {total:,} bytes uncompressed, over the {max_bytes:,}-byte limit (zip bomb guard)."
+            f"{path} declares {total:,} bytes uncompressed, over the {max_bytes:,}-byte limit (zip bomb guard); "
+            "expected a smaller archive."
         )
     for info in zf.infolist():
         name = info.filename.replace("\\", "/")
@@ -779,32 +841,48 @@ def _zip_guard(zf: zipfile.ZipFile, path: Path, max_bytes: int) -> None:
 
 
 def _load_zip(path: Path, size: int | None, max_bytes: int, progress: Progress | None) -> _Raw:
-    """Images from a .zip, read member by member in memory (nothing is extracted to disk)."""
+    """Images from a .zip, read member by member in memory (nothing is extracted to disk).
+
+    A member is read only up to its declared size (``zf.read`` would inflate a member whose header
+    understates its size in one piece); a longer stream then fails its CRC check.
+    """
     with _open_zip(path) as zf:
         _zip_guard(zf, path, max_bytes)
 
         def reader(info: zipfile.ZipInfo) -> Callable[[], bytes]:
             def read() -> bytes:
                 try:
-                    return zf.read(info)
-                except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, zlib.error) as e:
-                    raise ValueError(f"{path} entry {info.filename!r} could not be read ({e}).") from None
+                    with zf.open(info) as member:
+                        return member.read(info.file_size)
+                except _ZIP_READ_ERRORS as e:
+                    raise ValueError(
+                        f"{path} entry {info.filename!r} could not be read ({e}); "
+                        "expected an unencrypted zip using the usual deflate or no compression."
+                    ) from None
 
             return read
 
         infos = [i for i in zf.infolist() if not i.is_dir() and _is_image_name(i.filename)]
-        return _load_images([(i.filename, reader(i)) for i in infos], size, str(path), progress)
+        return _load_images([(i.filename, reader(i)) for i in infos], size, str(path), progress, max_bytes)
 
 
 def _load_images(
-    members: list[tuple[str, Callable[[], bytes]]], size: int | None, where: str, progress: Progress | None
+    members: list[tuple[str, Callable[[], bytes]]],
+    size: int | None,
+    where: str,
+    progress: Progress | None,
+    max_bytes: int,
 ) -> _Raw:
-    """Decode images (grey, or RGB if any is colour); label = the parent folder's name."""
+    """Decode images (grey, or RGB if any is colour); label = the parent folder's name.
+
+    The decoded pixels (8-bit RGB, after any resize) may take at most ``max_bytes``: small PNGs of
+    large plain pictures would otherwise inflate a small archive into gigabytes of memory.
+    """
     if not members:
         raise ValueError(f"{where} holds no PNG or JPEG images; expected image files, one sub-folder per class.")
     if len(members) > MAX_IMAGE_FILES:
         raise ValueError(f"{where} holds {len(members):,} images, more than the {MAX_IMAGE_FILES:,} allowed.")
-    arrays, folders, first = [], [], None
+    arrays, folders, first, total = [], [], None, 0
     for i, (name, read) in enumerate(members):
         img = _decode_image(read(), name, where, size)
         if size is None:
@@ -815,6 +893,12 @@ def _load_images(
                     f"{name} is {img.size[0]}×{img.size[1]}); pick a size to resize them all to."
                 )
         arrays.append(np.asarray(img))  # (H, W, 3) uint8
+        total += arrays[-1].nbytes
+        if total > max_bytes:
+            raise ValueError(
+                f"{where} decodes to more than {max_bytes:,} bytes of pixels by its image {name} ({i + 1:,} of "
+                f"{len(members):,}); expected fewer or smaller images, or pick a smaller size to resize them to."
+            )
         folders.append(PurePosixPath(name).parent.name)
         if progress and (i % 256 == 0 or i == len(members) - 1):
             progress(i + 1, len(members), "reading images")
@@ -829,17 +913,32 @@ def _load_images(
 
 
 def _decode_image(data: bytes, name: str, where: str, size: int | None):
-    """One image as a loaded RGB PIL image, resized to ``size``×``size`` if given."""
-    from PIL import Image
+    """One image as a loaded RGB PIL image, resized to ``size``×``size`` if given.
+
+    Only PNG and JPEG data are decoded, whatever the file is called. Every mode (1, L, P, RGB,
+    RGBA, LA, CMYK, 16-bit grey) becomes 8-bit RGB: 16-bit grey is scaled to 0–255 (Pillow's own
+    conversion clips it at 255), and transparent pixels are laid over black, the background of
+    MNIST-style data (dropping the alpha channel would show whatever colour hides under them).
+    """
+    from PIL import Image, UnidentifiedImageError
 
     bad = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
     except bad as e:
-        raise ValueError(f"{where}: {name} could not be read as an image ({e}); expected a PNG or JPEG file.") from None
+        why = "unknown or damaged image data" if isinstance(e, UnidentifiedImageError) else e
+        raise ValueError(
+            f"{where}: {name} could not be read as an image ({why}); expected a PNG or JPEG file."
+        ) from None
     if img.width * img.height > MAX_IMAGE_PIXELS:
         raise ValueError(f"{where}: {name} has {img.width}×{img.height} pixels, over the {MAX_IMAGE_PIXELS:,} allowed.")
     try:
+        if img.mode.startswith("I"):  # 16-bit grey PNG: 0–65535
+            img = Image.fromarray((np.asarray(img, np.float32) / 257).round().clip(0, 255).astype(np.uint8))
+        elif img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", img.size)  # black
+            img.paste(rgba, mask=rgba.getchannel("A"))
         img = img.convert("RGB")
     except bad as e:
         raise ValueError(f"{where}: {name} could not be decoded ({e}); expected a complete PNG or JPEG file.") from None
