@@ -21,7 +21,7 @@ from pathlib import Path
 import common
 
 sys.path.insert(0, str(common.ROOT / "tests" / "e2e"))
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, wait_healthy, wait_idle  # noqa: E402
+from browser import CHROMIUM, CHROMIUM_ARGS, serving, wait_idle  # noqa: E402
 
 COMMAND = "python bench/bench_drag.py [--quick]"
 DRAG_S = 2.0
@@ -156,40 +156,29 @@ def run(quick: bool = False) -> str:
         for name, args in models(quick):
             common.log(f"drag: training {name} for one epoch")
             train(runs, name, args)
-        port = free_port()
-        server = start_server(runs, port)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, server)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for name, _ in models(quick):
-                    common.log(f"drag: {name}")
-                    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-                    page.set_default_timeout(60_000)
-                    open_decode(page, url, name)
-                    res = browser_drags(page)
-                    during, after = server_drag(page)
-                    page.context.close()
-                    description, params = describe(runs / name)
-                    rows.append(
-                        [
-                            description,
-                            f"{params:,}",
-                            f"{common.median(res['moves']) / DRAG_S:.0f}",
-                            f"**{common.median(res['fps']):.1f}**",
-                            f"{pct(res['intervals'], 0.5):.1f} / {pct(res['intervals'], 0.95):.1f}",
-                            f"{pct(res['ms'], 0.5):.2f} / {pct(res['ms'], 0.95):.2f}",
-                            f"{during} during, {after - during} on release",
-                        ]
-                    )
-                browser.close()
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        with serving(runs) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for name, _ in models(quick):
+                common.log(f"drag: {name}")
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.set_default_timeout(60_000)
+                open_decode(page, url, name)
+                res = browser_drags(page)
+                during, after = server_drag(page)
+                page.context.close()
+                description, params = describe(runs / name)
+                rows.append(
+                    [
+                        description,
+                        f"{params:,}",
+                        f"{common.median(res['moves']) / DRAG_S:.0f}",
+                        f"**{common.median(res['fps']):.1f}**",
+                        f"{pct(res['intervals'], 0.5):.1f} / {pct(res['intervals'], 0.95):.1f}",
+                        f"{pct(res['ms'], 0.5):.2f} / {pct(res['ms'], 0.95):.2f}",
+                        f"{during} during, {after - during} on release",
+                    ]
+                )
+            browser.close()
     headers = [
         "decoder",
         "parameters",

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +38,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(runs: Path, port: int) -> subprocess.Popen:
+def start_server(runs: Path, port: int, extra_args: Sequence[str] = ()) -> subprocess.Popen:
+    """`streamlit run app.py` on 127.0.0.1:``port`` over the runs folder ``runs``, in a session of its own."""
     env = {**os.environ, "LATENT_EXPLORER_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable,
@@ -53,7 +57,9 @@ def start_server(runs: Path, port: int) -> subprocess.Popen:
         "false",
         "--server.fileWatcherType",
         "none",
+        *extra_args,
     ]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -70,6 +76,24 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"streamlit did not answer at {url} within {timeout} s")
+
+
+@contextlib.contextmanager
+def serving(runs: Path, extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """A live app over ``runs`` for the ``with`` block: yields its URL, then ends the server by its pid."""
+    port = free_port()
+    proc = start_server(runs, port, extra_args)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def shot(page, name: str) -> Path:
