@@ -18,7 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import common
+try:
+    from bench import common
+except ImportError:  # run as a script: bench/ is on sys.path
+    import common
 
 sys.path.insert(0, str(common.ROOT / "tests" / "e2e"))
 from browser import CHROMIUM, CHROMIUM_ARGS, serving, wait_idle  # noqa: E402

@@ -1,0 +1,141 @@
+"""Shared helpers for the benchmark sections: data, latent codes, markdown tables, the command line.
+
+Every section module exposes ``run(quick: bool = False) -> str`` (a markdown section) and can be run
+alone (``python bench/bench_X.py [--quick]`` prints it). Progress goes to stderr, markdown to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+FASHION = "fashion-mnist"
+
+
+def log(message: str) -> None:
+    """A progress line on stderr (stdout carries the markdown)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(finite) if finite else float("nan")
+
+
+def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
+    """A number for a table cell; "n/a" for None or NaN."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def duration(seconds: float | None) -> str:
+    """``2.8 s``, ``45 ms``, ``12 µs`` (three significant figures at most)."""
+    if seconds is None or not math.isfinite(seconds):
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale or unit == "µs":
+            v = seconds / scale
+            return f"{v:.{0 if v >= 100 else 1 if v >= 10 else 2}f} {unit}"
+    return "n/a"
+
+
+def plural(n: int, word: str) -> str:
+    """``3 epochs``, ``1 epoch``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
+    """A markdown table; ``align`` is one letter per column, l or r (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fashion_available() -> bool:
+    """Whether Fashion-MNIST can be loaded without a download (Debian's package, $FASHION_MNIST_DIR, cache)."""
+    from vae.data import available_datasets
+
+    return any(d.get("name") == FASHION and d.get("available") for d in available_datasets())
+
+
+@functools.lru_cache(maxsize=4)
+def load_fashion(max_train: int | None = None, max_test: int | None = None):
+    """Fashion-MNIST through ``vae.data`` (a fixed-seed subset when limits are given); cached per process."""
+    from vae.config import DataConfig
+    from vae.data import load_dataset
+
+    return load_dataset(DataConfig(name=FASHION, max_train=max_train, max_test=max_test))
+
+
+@functools.lru_cache(maxsize=2)
+def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Real latent codes for the projection benchmarks: (codes (N, 20) float32, labels (N,)).
+
+    Trains the default MLP VAE (784-400-20, Bernoulli, batch 128, Adam 1e-3) with ``vae.train`` for
+    ``epochs`` epochs on the training images (``n_train`` of them, all 60,000 by default), then encodes
+    the training images followed by the 10,000 test images: 70,000 posterior means in all.
+    """
+    import tempfile
+
+    import torch
+
+    from vae.config import DataConfig, TrainConfig
+    from vae.evaluate import encode
+    from vae.train import Trainer, new_run
+
+    ds = load_fashion(n_train, None)
+    with tempfile.TemporaryDirectory(prefix="bench-codes-") as root:
+        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, log_every=10_000)
+        run = new_run(root, "codes", ds, DataConfig(name=FASHION, max_train=n_train), train_cfg=cfg)
+        trainer = Trainer(run, dataset=ds)
+        status = trainer.run()
+        if status["state"] != "finished":
+            raise RuntimeError(f"Training the model for latent codes failed: {status.get('message')}")
+        model = trainer.model.eval()
+        with torch.inference_mode():
+            mu_train, _ = encode(model, ds.x_train)
+            mu_test, _ = encode(model, ds.x_test)
+    codes = np.concatenate([mu_train, mu_test]).astype(np.float32)  # (N, 20)
+    labels = np.concatenate([ds.y_train.numpy(), ds.y_test.numpy()])
+    return codes, labels
+
+
+def save_codes(folder: str | Path, n_train: int | None = None, epochs: int = 3) -> Path:
+    """Write ``latent_codes`` to ``folder/codes.npy`` for child processes; returns the path."""
+    path = Path(folder) / "codes.npy"
+    np.save(path, latent_codes(n_train, epochs)[0])
+    return path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child benchmark process: this one's, plus ``extra``, with ROOT importable."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def main(run: Callable[..., str], doc: str | None) -> None:
+    """``python bench/bench_X.py [--quick]``: print the section's markdown."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about a minute)")
+    args = parser.parse_args()
+    t = time.perf_counter()
+    text = run(quick=args.quick)
+    print(text)
+    log(f"done in {time.perf_counter() - t:.0f} s")
