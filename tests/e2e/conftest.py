@@ -6,13 +6,10 @@ every page has something to show. Screenshots go to artifacts/e2e/ (look at them
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, E2E_RUN, free_port, start_server, wait_healthy
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, E2E_RUN, serving
 
 
 @pytest.fixture(scope="session")
@@ -28,25 +25,12 @@ def runs_dir(trained_runs, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_url(runs_dir) -> str:
     """Base URL of a live app server (started once per test session, ended by its pid)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = start_server(runs_dir, port)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        # background trainings started by the tests run in their own sessions: stop them too
-        from vae import jobs
+    from vae import jobs
 
-        for run in jobs.active_runs(runs_dir):
-            jobs.stop(run, wait=10)
+    with serving(runs_dir) as url:
+        yield url
+    for run in jobs.active_runs(runs_dir):  # background trainings run in their own sessions: stop them too
+        jobs.stop(run, wait=10)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,69 @@
+"""Smoke test of bench/bench_interaction.py: a tiny quick run (digits, 3 interactions, 2 concurrent sessions)
+returns its markdown section with every table filled with finite numbers.
+
+Benchmarks print numbers and tests assert behaviour (STYLE.md 12): no timing is checked here. Needs
+Debian's Chromium (skipped without it, except in CI, where it must exist).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import bench_interaction
+
+pytestmark = pytest.mark.e2e
+
+TITLE = "## Interaction in headless Chromium"
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of every markdown table, as lists of cells."""
+    rows, in_body = [], False
+    for line in markdown.splitlines():
+        if re.fullmatch(r"\|(\s*-+:?\s*\|)+", line):
+            in_body = True
+        elif line.startswith("|") and in_body:
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        else:
+            in_body = False
+    return rows
+
+
+def numbers(cell: str) -> list[float]:
+    return [float(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", cell)]
+
+
+@pytest.fixture(scope="module")
+def markdown() -> str:
+    if not Path(bench_interaction.CHROMIUM).exists() and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return bench_interaction.run(quick=True, interactions=3, contexts=2)
+
+
+def test_quick_run_fills_every_table(markdown):
+    assert markdown.startswith(TITLE + "\n")
+    assert "Reproduce alone: `python bench/bench_interaction.py [--quick]`" in markdown
+    assert markdown.count("Baseline:") == 3  # one per table
+    assert not re.search(r"\b(nan|inf)\b", markdown, re.IGNORECASE)
+    rows = table_rows(markdown)
+    firsts = [row[0] for row in rows]
+    for expected in ("open Explore in a new tab", "then, in that tab, choose", "click a point", "Decode: slider step"):
+        assert any(f.startswith(expected) for f in firsts), f"no row starting {expected!r} in\n{markdown}"
+    assert any(f.startswith("2, each in its own browser context") for f in firsts)
+    for row in rows:
+        values = [v for cell in row[1:] for v in numbers(cell)]
+        assert values and all(math.isfinite(v) for v in values), row
+        assert "–" not in row, f"a row without measurements: {row}"
+
+
+def test_quick_run_counts_what_it_asked_for(markdown):
+    rows = {row[0]: row for row in table_rows(markdown)}
+    page_load = next(row for first, row in rows.items() if first.startswith("open Explore"))
+    assert page_load[2] == "3"  # n: three page loads were timed
+    load = next(row for first, row in rows.items() if first.startswith("2, each"))
+    assert 1 <= int(load[2]) <= 4  # two sessions x two steps (a step that shows no new picture is not timed)
