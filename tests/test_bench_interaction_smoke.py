@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,10 @@ def numbers(cell: str) -> list[float]:
 def markdown() -> str:
     if not Path(bench_interaction.CHROMIUM).exists() and not os.environ.get("CI"):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    return bench_interaction.run(quick=True, interactions=3, contexts=2)
+    # In a thread of its own: the benchmark runs asyncio, and the e2e tests' sync Playwright may hold this
+    # thread's event loop when both run in one pytest session.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(bench_interaction.run, quick=True, interactions=3, contexts=2).result()
 
 
 def test_quick_run_fills_every_table(markdown):
