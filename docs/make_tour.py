@@ -57,6 +57,7 @@ def main(runs: Path, run: str) -> None:
             if name == "decode":
                 page.locator("div.le[data-draws]").wait_for()  # the in-browser decoder has drawn
                 page.get_by_role("button", name="Random").click()
+                page.mouse.move(5, 5)  # no tooltip over the picture
                 wait_idle(page)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(OUT / f"{name}.png"))
