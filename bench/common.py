@@ -67,6 +67,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | No
     return "\n".join(lines)
 
 
+def table_rows(markdown: str) -> list[list[str]]:
+    """The body rows (not headers) of every markdown table in ``markdown``, as lists of cells."""
+    import re
+
+    rows, in_body = [], False
+    for line in markdown.splitlines():
+        if re.fullmatch(r"\|(\s*-+:?\s*\|)+", line):
+            in_body = True
+        elif line.startswith("|") and in_body:
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        else:
+            in_body = False
+    return rows
+
+
+def numbers(cell: str) -> list[float]:
+    """Every number in a table cell ("1,234.5 ms / 7" -> [1234.5, 7.0])."""
+    import re
+
+    return [float(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", cell)]
+
+
 def fashion_available() -> bool:
     """Whether Fashion-MNIST can be loaded without a download (Debian's package, $FASHION_MNIST_DIR, cache)."""
     from vae.data import available_datasets

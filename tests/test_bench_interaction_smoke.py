@@ -16,27 +16,11 @@ from pathlib import Path
 import pytest
 
 from bench import bench_interaction
+from bench.common import numbers, table_rows
 
 pytestmark = pytest.mark.e2e
 
 TITLE = "## Interaction in headless Chromium"
-
-
-def table_rows(markdown: str) -> list[list[str]]:
-    """The body rows of every markdown table, as lists of cells."""
-    rows, in_body = [], False
-    for line in markdown.splitlines():
-        if re.fullmatch(r"\|(\s*-+:?\s*\|)+", line):
-            in_body = True
-        elif line.startswith("|") and in_body:
-            rows.append([c.strip() for c in line.strip("|").split("|")])
-        else:
-            in_body = False
-    return rows
-
-
-def numbers(cell: str) -> list[float]:
-    return [float(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", cell)]
 
 
 @pytest.fixture(scope="module")

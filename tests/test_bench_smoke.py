@@ -13,25 +13,9 @@ import re
 import pytest
 
 from bench import bench_projection, bench_quality, bench_scaling, bench_train, run_all
+from bench.common import numbers, table_rows
 
 TINY_CODES = {"codes_n_train": 2_000, "codes_epochs": 1}
-
-
-def table_rows(markdown: str) -> list[list[str]]:
-    """The body rows (not headers) of every markdown table in ``markdown``, as lists of cells."""
-    rows, in_body = [], False
-    for line in markdown.splitlines():
-        if re.fullmatch(r"\|(\s*-+:?\s*\|)+", line):
-            in_body = True
-        elif line.startswith("|") and in_body:
-            rows.append([c.strip() for c in line.strip("|").split("|")])
-        else:
-            in_body = False
-    return rows
-
-
-def numbers(cell: str) -> list[float]:
-    return [float(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", cell)]
 
 
 def check_section(markdown: str, title: str, expected_rows: list[str]) -> list[list[str]]:

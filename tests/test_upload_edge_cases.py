@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import shutil
 import struct
 import time
 import tracemalloc
@@ -23,7 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from streamlit.testing.v1 import AppTest
 
-from vae import data, jobs
+from vae import data
 from vae.config import DataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -437,15 +436,7 @@ def test_the_class_limit_is_exactly_max_classes(tmp_path):
 # ---------------------------------------------------------------- the Train page (AppTest)
 
 
-@pytest.fixture
-def runs(trained_runs, tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    shutil.copytree(trained_runs, root)
-    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
-    monkeypatch.delenv("LATENT_EXPLORER_MAX_JOBS", raising=False)
-    yield root
-    for run in jobs.active_runs(root):
-        jobs.stop(run, wait=20)
+# ``runs`` (tests/conftest.py): a private copy of the finished digits run, made the app's runs folder.
 
 
 def open_upload_form(epochs: int = 7) -> AppTest:
