@@ -15,16 +15,12 @@ map only. Asserts nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -150,22 +146,14 @@ def child(spec: dict) -> dict:
 
 def _spawn(spec: dict, cache_dir: str | None) -> dict:
     """Run ``child(spec)`` in a fresh interpreter; ``cache_dir`` becomes its NUMBA_CACHE_DIR."""
-    env = common.child_env(**({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    t = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"projection child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process_s"] = time.perf_counter() - t
-    return result
+    return common.spawn_child(__file__, spec, **({"NUMBA_CACHE_DIR": cache_dir} if cache_dir else {}))
 
 
 def run(quick: bool = False, settings: Settings | None = None) -> str:
     """The projection section as markdown."""
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
-        return f"{TITLE}\n\nSkipped: Fashion-MNIST is not available here (`apt-get install dataset-fashion-mnist`).\n"
+        return common.no_fashion(TITLE)
     small, large = s.sizes[0], s.sizes[-1]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-projection-") as tmp:
@@ -280,7 +268,4 @@ def _markdown(s: Settings, results: list, n_codes: int) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print(json.dumps(child(json.loads(sys.argv[2]))))
-    else:
-        common.main(run, __doc__)
+    common.main(run, __doc__, child)

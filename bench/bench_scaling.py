@@ -12,14 +12,10 @@ epochs), the inverse grid the Explore page builds with each map, and PCA. Assert
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -102,7 +98,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
     """The scaling section as markdown."""
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
-        return f"{TITLE}\n\nSkipped: Fashion-MNIST is not available here (`apt-get install dataset-fashion-mnist`).\n"
+        return common.no_fashion(TITLE)
     train_s = {}
     for n in s.sizes:
         common.log(f"scaling: training on {n:,} images, {s.epochs} epochs")
@@ -114,11 +110,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
         sizes = [n for n in s.sizes if n <= n_codes]
         common.log(f"scaling: projections of {', '.join(f'{n:,}' for n in sizes)} codes (one fresh process)")
         spec = {"codes": codes, "sizes": sizes, "grid": s.grid, "warmup_n": s.warmup_n}
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-        done = subprocess.run(cmd, env=common.child_env(), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"scaling child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-        proj = json.loads(done.stdout.strip().splitlines()[-1])
+        proj = common.spawn_child(__file__, spec)
     return _markdown(s, train_s, proj)
 
 
@@ -171,7 +163,4 @@ def _markdown(s: Settings, train_s: dict, proj: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        print(json.dumps(child(json.loads(sys.argv[2]))))
-    else:
-        common.main(run, __doc__)
+    common.main(run, __doc__, child)

@@ -148,7 +148,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
     """The training section as markdown."""
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
-        return f"{TITLE}\n\nSkipped: Fashion-MNIST is not available here (`apt-get install dataset-fashion-mnist`).\n"
+        return common.no_fashion(TITLE)
     ds = common.load_fashion(s.n_train, s.n_test)
     data_cfg = DataConfig(name=common.FASHION, max_train=s.n_train, max_test=s.n_test)
     train_u8 = (ds.x_train[:, 0].numpy() * 255).round().astype(np.uint8)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -89,6 +91,11 @@ def numbers(cell: str) -> list[float]:
     return [float(m.replace(",", "")) for m in re.findall(r"-?\d[\d,]*(?:\.\d+)?", cell)]
 
 
+def no_fashion(title: str) -> str:
+    """The section a benchmark returns where Fashion-MNIST is missing."""
+    return f"{title}\n\nSkipped: Fashion-MNIST is not available here (`apt-get install dataset-fashion-mnist`).\n"
+
+
 def fashion_available() -> bool:
     """Whether Fashion-MNIST can be loaded without a download (Debian's package, $FASHION_MNIST_DIR, cache)."""
     from vae.data import available_datasets
@@ -152,8 +159,30 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def main(run: Callable[..., str], doc: str | None) -> None:
-    """``python bench/bench_X.py [--quick]``: print the section's markdown."""
+def spawn_child(script: str, spec: dict, **env: str) -> dict:
+    """Run ``script``'s ``child(spec)`` in a fresh interpreter (see ``main``) and return its JSON result.
+
+    ``env`` is added to the child's environment; ``process_s`` in the result is the whole process's time.
+    """
+    cmd = [sys.executable, str(Path(script).resolve()), "--child", json.dumps(spec)]
+    t = time.perf_counter()
+    done = subprocess.run(cmd, env=child_env(**env), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(script).stem} child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - t
+    return result
+
+
+def main(run: Callable[..., str], doc: str | None, child: Callable[[dict], dict] | None = None) -> None:
+    """``python bench/bench_X.py [--quick]``: print the section's markdown.
+
+    With ``child``, ``python bench/bench_X.py --child JSON`` prints ``child(spec)`` as JSON instead
+    (the fresh process ``spawn_child`` starts).
+    """
+    if child is not None and len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(child(json.loads(sys.argv[2]))))
+        return
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about a minute)")
     args = parser.parse_args()

@@ -43,6 +43,12 @@ def train_small_run(root, name: str, latent_dim: int = 4, hidden=(64,), epochs: 
 
 
 @pytest.fixture(scope="session")
+def small_run():
+    """``train_small_run`` for tests in sub-folders (tests/e2e), which cannot import this conftest."""
+    return train_small_run
+
+
+@pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory):
     """A runs folder holding one finished small model on digits, named "digits-small" (latent 4).
 

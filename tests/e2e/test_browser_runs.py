@@ -11,24 +11,9 @@ SECOND = "e2e-compare"
 
 
 @pytest.fixture
-def second_run(runs_dir):
+def second_run(runs_dir, small_run):
     """A second finished run (another latent size) to compare with; removed afterwards."""
-    from vae.config import DataConfig, TrainConfig
-    from vae.data import load_dataset
-    from vae.train import new_run, train
-
-    cfg = DataConfig(name="digits")
-    ds = load_dataset(cfg)
-    run = new_run(
-        runs_dir,
-        SECOND,
-        ds,
-        cfg,
-        latent_dim=2,
-        hidden=(32,),
-        train_cfg=TrainConfig(epochs=8, batch_size=64, lr=3e-3, threads=1),
-    )
-    assert train(run, dataset=ds)["state"] == "finished"
+    run = small_run(runs_dir, SECOND, latent_dim=2, hidden=(32,), epochs=8)
     yield run
     for path in (run, runs_dir / f"{SECOND}-2"):  # the run and its uploaded copy
         shutil.rmtree(path, ignore_errors=True)
