@@ -33,14 +33,14 @@ def unsupported(model: VAE) -> str | None:
     return webdecoder.browser_unsupported(model)
 
 
-def model_id(run_dir: Path) -> str:
-    return f"{run_dir.name}@{ck.checkpoint_id(run_dir)}"
+def model_id(run_dir: Path, checkpoint: str) -> str:
+    return f"{run_dir.name}@{checkpoint}"
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing the decoder for the browser…")
 def _weights(path: str, checkpoint: str) -> bytes:
     run_dir = Path(path)
-    return webdecoder.export_decoder(ui.model_for(run_dir), model_id(run_dir))
+    return webdecoder.export_decoder(ui.model_for(run_dir), model_id(run_dir, checkpoint))
 
 
 def released(key: str) -> dict | None:
@@ -72,9 +72,12 @@ def panel(
     on_failed: Callable[[], None],
 ) -> None:
     """Sliders for ``dims``, a pad over the ``pad`` dimensions and the image, all decoded in the browser."""
+    # one reading of the checkpoint for both mounts: a run saving meanwhile must not leave the panel
+    # waiting for weights tagged with another id
+    checkpoint = ck.checkpoint_id(run_dir)
     _component(
         data={
-            "id": model_id(run_dir),
+            "id": model_id(run_dir, checkpoint),
             "version": version,
             "z": [float(v) for v in z],
             "dims": [int(d) for d in dims],
@@ -89,4 +92,4 @@ def panel(
         on_z_change=on_release,
         on_failed_change=on_failed,
     )
-    _component(data=_weights(str(run_dir), ck.checkpoint_id(run_dir)), key=f"{key}_weights")
+    _component(data=_weights(str(run_dir), checkpoint), key=f"{key}_weights")
