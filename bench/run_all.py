@@ -6,7 +6,7 @@ Sections, in order: training, quality, projection, scaling, then interaction and
 modules (``bench/bench_interaction.py``, ``bench/bench_drag.py``) exist. Each module exposes
 ``run(quick: bool = False) -> str`` returning its markdown. Sections run sequentially (never two heavy
 things at once on 2 cores); a section that fails is reported in the file and the exit status is 1.
-The full run takes about 25-30 minutes on 2 quiet cores; ``--quick`` about two minutes.
+The full run takes about 25-30 minutes on 2 quiet cores; ``--quick`` about four minutes.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def run_sections(names: list[str], quick: bool) -> tuple[list[str], list[tuple[s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about two minutes)")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about four minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated sections among {', '.join(SECTIONS)}")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"), help="where to write the markdown")
     args = parser.parse_args()
