@@ -118,8 +118,7 @@ def load_data(cfg: DataConfig) -> Dataset:
 
 def dataset_for(run_dir: Path) -> Dataset:
     """The run's own data (cached per data config)."""
-    _, _, data_cfg = ck.load_config(run_dir)
-    return load_data(data_cfg)
+    return load_data(ck.load_data_config(run_dir))
 
 
 def require_model() -> tuple[Path, VAE]:
@@ -130,6 +129,15 @@ def require_model() -> tuple[Path, VAE]:
         st.stop()
     try:
         return run_dir, model_for(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        st.error(str(e))
+        st.stop()
+
+
+def require_data(run_dir: Path) -> Dataset:
+    """The run's data, or a sentence (data missing here, or named where a run may not read) and ``st.stop()``."""
+    try:
+        return dataset_for(run_dir)
     except (FileNotFoundError, ValueError) as e:
         st.error(str(e))
         st.stop()

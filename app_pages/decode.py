@@ -361,11 +361,7 @@ def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: 
 
 st.title("Decode")
 run_dir, model = ui.require_model()
-try:
-    ds = ui.dataset_for(run_dir)
-except (FileNotFoundError, ValueError) as e:
-    st.error(str(e))
-    st.stop()
+ds = ui.require_data(run_dir)
 latent_dim = model.cfg.latent_dim
 kl = kl_by_dimension(str(run_dir), ck.checkpoint_id(run_dir))
 order = [int(d) for d in np.argsort(-kl, kind="stable")]  # most KL first

@@ -307,7 +307,7 @@ def marked_point(pick, proj: LatentProjector, run_dir: Path, key: str) -> dict |
 def main() -> None:
     st.title("Explore the latent map")
     run_dir, model = ui.require_model()
-    ds = ui.dataset_for(run_dir)
+    ds = ui.require_data(run_dir)
     checkpoint = ck.checkpoint_id(run_dir)
     method, split, size, backdrop_on = controls(ds)
     codes, idx = ui.latent_means(str(run_dir), checkpoint, split, size)  # (N, latent_dim), (N,) split indices

@@ -111,7 +111,7 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
 def main() -> None:
     st.title("Interpolate")
     run_dir, model = ui.require_model()
-    ds = ui.dataset_for(run_dir)
+    ds = ui.require_data(run_dir)
     checkpoint = ck.checkpoint_id(run_dir)
     test_codes, _ = ui.latent_means(str(run_dir), checkpoint, "test", None)  # (N_test, latent_dim)
     point = st.session_state.get("explore_point")

@@ -7,7 +7,6 @@ stop it and reloading the page finds it again.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from vae import jobs
 from vae.config import CONV_SIZES, MAX_LATENT, DataConfig, ModelConfig, TrainConfig
 from vae.data import Dataset, available_datasets
 from vae.models import build_model, count_parameters
+from vae.sources import store_upload
 
 UPLOAD_TYPES = ["npz", "npy", "csv", "zip"]
 SOURCES = ["Built-in dataset", "Upload a file"]
@@ -98,16 +98,7 @@ def save_upload(upload) -> Path:
     saved = st.session_state.setdefault("train_saved_uploads", {})
     if upload.file_id in saved and Path(saved[upload.file_id]).is_file():
         return Path(saved[upload.file_id])
-    data = upload.getvalue()
-    suffix = Path(upload.name).suffix.lower()
-    try:
-        stem = ck.sanitize_run_name(Path(upload.name).stem)[:40]
-    except ValueError:
-        stem = "upload"
-    path = ui.runs_root() / "_uploads" / f"{stem}-{hashlib.sha256(data).hexdigest()[:10]}{suffix}"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ck.atomic_write_bytes(path, data)
+    path = store_upload(ui.runs_root(), upload.name, upload.getvalue())
     saved[upload.file_id] = str(path)
     return path
 

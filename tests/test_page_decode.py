@@ -167,15 +167,16 @@ def test_large_latent_gets_16_sliders_and_holds_the_rest(open_decode, tmp_path):
 
 def test_vector_data_shows_a_table_in_original_units(open_decode, tmp_path):
     from vae.models import build_model
+    from vae.sources import store_upload
     from vae.train import new_run
 
     rng = np.random.default_rng(0)
-    csv = tmp_path / "people.csv"
     rows = np.c_[rng.normal(170, 10, 60), rng.normal(70, 8, 60), rng.integers(20, 60, 60)]
-    csv.write_text("height,weight,age\n" + "\n".join(",".join(f"{v:.2f}" for v in r) for r in rows))
+    text = "height,weight,age\n" + "\n".join(",".join(f"{v:.2f}" for v in r) for r in rows)
+    runs = tmp_path / "runs"
+    csv = store_upload(runs, "people.csv", text.encode())  # as the Train page keeps an upload
     cfg = DataConfig(name="file", path=str(csv))
     ds = load_dataset(cfg)
-    runs = tmp_path / "runs"
     run = new_run(runs, "people", ds, cfg, latent_dim=2, hidden=(8,))
     model = build_model(ck.load_config(run)[0])
     ck.save_model(run, model)

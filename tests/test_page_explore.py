@@ -240,3 +240,19 @@ def test_umap_map_the_default(runs, run_data):
     np.testing.assert_allclose(
         at.session_state["explore_decoded"], decode(model, at.session_state["explore_point"]["z"]), atol=1e-5
     )
+
+
+def test_a_run_naming_a_file_outside_the_uploads_shows_a_sentence_not_the_file(runs, tmp_path):
+    """A run folder copied in by hand whose config.json names a CSV elsewhere on the disk: the page
+    refuses it in one sentence and never reads the file (its first line once showed up in an error)."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password,hunter2\n1,2\n")
+    cfg_path = runs / RUN / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["data"] = {"name": "file", "path": str(secret)}
+    cfg_path.write_text(json.dumps(cfg))
+    at = open_explore()
+    errors = [e.value for e in at.error]
+    assert any("outside" in e and "uploaded to this app" in e for e in errors), errors
+    shown = " ".join(str(getattr(el, "value", "")) for el in at.main)
+    assert "hunter2" not in shown and "password" not in shown

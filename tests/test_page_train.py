@@ -183,7 +183,7 @@ def test_a_failed_run_shows_its_message(runs, tmp_path):
     from vae.config import DataConfig, ModelConfig, TrainConfig
     from vae.train import train
 
-    missing = tmp_path / "gone.csv"
+    missing = runs / "_uploads" / "gone.csv"  # an upload that is no longer on this machine
     run = ck.create_run(
         runs, "broken", ModelConfig(), TrainConfig(epochs=1), DataConfig(name="file", path=str(missing))
     )

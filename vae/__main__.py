@@ -96,11 +96,17 @@ def _resolve_run(args, name: str) -> Path:
 
 def _data_config(args):
     from .config import DataConfig
+    from .data import DATASETS
+    from .sources import adopt
 
-    name = "file" if args.path and args.data in ("digits", "file") else args.data
-    return DataConfig(
+    name, path = args.data, args.path
+    if path and name in ("digits", "file"):
+        name = "file"
+    elif name not in DATASETS and not path and Path(name).expanduser().exists():
+        name, path = "file", name  # `--data some.csv` means `--data file --path some.csv`
+    cfg = DataConfig(
         name=name,
-        path=args.path,
+        path=path,
         root=args.root,
         label_column=args.label_column,
         size=args.size,
@@ -108,6 +114,7 @@ def _data_config(args):
         max_train=args.max_train,
         max_test=args.max_test,
     )
+    return adopt(cfg, _root(args))  # a user's file or folder is kept in the runs folder's uploads
 
 
 class _Bar:
@@ -159,10 +166,8 @@ def cmd_train(args) -> dict:
             threads=args.threads,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
-        name = (
-            args.name
-            or f"{data_cfg.name if data_cfg.name != 'file' else Path(args.path).stem}-{args.arch}-z{args.latent}"
-        )
+        data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).stem
+        name = args.name or f"{data_label}-{args.arch}-z{args.latent}"
         run_dir = new_run(
             _root(args),
             name,
@@ -217,8 +222,7 @@ def cmd_embed(args) -> dict:
 
     run_dir = _resolve_run(args, args.run)
     model = ck.load_model(run_dir)
-    _, _, data_cfg = ck.load_config(run_dir)
-    ds = load_dataset(data_cfg)
+    ds = load_dataset(ck.load_data_config(run_dir))
     x = ds.x_test if args.split == "test" else ds.x_train
     y = ds.y_test if args.split == "test" else ds.y_train
     if args.max_points:

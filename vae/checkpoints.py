@@ -8,20 +8,19 @@ Weights are safetensors and loaded strictly; nothing here ever unpickles.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import sources
 from .config import CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig
+from .fileio import append_jsonl, atomic_path, atomic_write_bytes, read_json, read_jsonl, write_json  # noqa: F401
 from .models import VAE, build_model
 
 CONFIG_FILE = "config.json"
@@ -58,74 +57,13 @@ def run_path(root: str | Path, name: str) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- atomic files
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: str | Path, default: Any = None) -> Any:
-    """Parsed JSON, or ``default`` when the file is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
-def append_jsonl(path: str | Path, record: dict) -> None:
-    """Append one JSON line in a single write (O_APPEND), so readers never see half a record."""
-    line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Every complete JSON line of ``path`` (a torn or corrupt line is skipped)."""
-    out = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(rec, dict):
-                    out.append(rec)
-    except OSError:
-        return []
-    return out
+# ---------------------------------------------------------------- tensors
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write (contiguous CPU copies)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -182,6 +120,13 @@ def load_config(run_dir: str | Path) -> tuple[ModelConfig, TrainConfig, DataConf
     )
 
 
+def load_data_config(run_dir: str | Path) -> DataConfig:
+    """The run's data config, checked: only built-in data and the runs folder's uploads (see ``sources``)."""
+    run_dir = Path(run_dir).resolve()
+    _, _, data = load_config(run_dir)
+    return sources.checked(data, run_dir.parent)
+
+
 def save_model(run_dir: str | Path, model: VAE, metadata: dict[str, str] | None = None) -> None:
     save_tensors(Path(run_dir) / MODEL_FILE, model.state_dict(), metadata)
 
@@ -229,6 +174,7 @@ def create_run(root: str | Path, name: str, model: ModelConfig, train: TrainConf
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     base = sanitize_run_name(name)
+    data = sources.stored_form(data, root)  # refuses data outside the built-in places and the uploads
     for i in range(1, 10_000):
         candidate = base if i == 1 else f"{base[: MAX_NAME - 6]}-{i}"
         path = run_path(root, candidate)

@@ -162,6 +162,10 @@ class DataConfig(_Serialisable):
         n = "DataConfig"
         if not isinstance(self.name, str) or not self.name:
             _fail(n, "name", "a dataset name", self.name)
+        for name in ("path", "root", "label_column"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or "\0" in value or len(value) > 4096):
+                _fail(n, name, "text naming a file, folder or column, or null", value)
         if self.name == "file" and not self.path:
             _fail(n, "path", "the path of a file or folder when name is 'file'", self.path)
         if self.size is not None:

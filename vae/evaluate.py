@@ -155,8 +155,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     model = ck.load_model(run_dir)
     if dataset is None:
-        _, _, data_cfg = ck.load_config(run_dir)
-        dataset = load_dataset(data_cfg)
+        dataset = load_dataset(ck.load_data_config(run_dir))
     out = evaluate_model(model, dataset, iwae_k=iwae_k, knn_k=knn_k, progress=progress)
     out["checkpoint"] = ck.checkpoint_id(run_dir)
     out["time"] = time.time()

@@ -21,8 +21,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from . import checkpoints as ck
+from .config import DataConfig
 from .evaluate import EVALUATION_FILE
 from .models import build_model
+from .sources import foreign_form, stored_form
 
 KB, MB = 1 << 10, 1 << 20
 # The files a run .zip may hold, with the most bytes each may have.
@@ -108,6 +110,7 @@ def check_weights(folder: Path) -> None:
 def import_run_zip(root: Path, data: bytes, name: str) -> Path:
     """Check a run zip completely, then write it to a new run folder (``name``, ``name-2``...)."""
     files = read_run_zip(data)
+    files[ck.CONFIG_FILE] = _local_data(files[ck.CONFIG_FILE], root)
     try:
         base = ck.sanitize_run_name(name)
     except ValueError:
@@ -155,6 +158,18 @@ def import_run_zip(root: Path, data: bytes, name: str) -> Path:
         raise ValueError(f"Too many runs are named {base!r}; rename the zip.")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _local_data(config: bytes, root: Path) -> bytes:
+    """config.json with its data section as this machine keeps it; data outside the built-in places and the
+    runs folder's uploads is refused (a crafted zip must not make the server read other files)."""
+    raw = _json_object({ck.CONFIG_FILE: config}, ck.CONFIG_FILE)
+    try:
+        cfg = foreign_form(DataConfig.from_dict(raw.get("data", {})))
+        raw["data"] = stored_form(cfg, root).to_dict()
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{ck.CONFIG_FILE} in the zip names data this app may not read: {e}") from None
+    return json.dumps(raw, indent=2, sort_keys=True).encode()
 
 
 def evaluation_problem(ev: object) -> str | None:

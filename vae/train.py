@@ -120,7 +120,7 @@ class Trainer:
         torch.set_flush_denormal(True)  # Adam averages of dead pixels decay into slow denormals
         if self.dataset is None:
             self.status("running", "loading data", epoch=0, step=0)
-            self.dataset = load_dataset(self.data_cfg)
+            self.dataset = load_dataset(ck.load_data_config(self.run_dir))
         if tuple(self.dataset.item_shape) != tuple(self.model_cfg.input_shape):
             raise ValueError(
                 f"The model expects items of shape {self.model_cfg.input_shape} but the data "
