@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 import ui
-from vae import checkpoints as ck
+from vae import run as rf
 from vae import webdecoder
 from vae.models import VAE
 
@@ -74,7 +74,7 @@ def panel(
     """Sliders for ``dims``, a pad over the ``pad`` dimensions and the image, all decoded in the browser."""
     # one reading of the checkpoint for both mounts: a run saving meanwhile must not leave the panel
     # waiting for weights tagged with another id
-    checkpoint = ck.checkpoint_id(run_dir)
+    checkpoint = rf.checkpoint_id(run_dir)
     _component(
         data={
             "id": model_id(run_dir, checkpoint),

@@ -13,8 +13,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
 from vae.evaluate import encode
@@ -39,7 +39,7 @@ def freeze_gc_once() -> None:
 
 
 def runs_root() -> Path:
-    return ck.default_root()
+    return rf.default_root()
 
 
 # ---------------------------------------------------------------- the shared run picker
@@ -52,7 +52,7 @@ def select_run(name: str | None) -> None:
 
 def run_picker() -> Path | None:
     """Sidebar select box over the runs, with the selected run's state; the choice survives page switches."""
-    names = ck.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
+    names = rf.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
     if st.session_state.get(RUN_KEY) not in names:
         st.session_state[RUN_KEY] = names[0] if names else None
     with st.sidebar:
@@ -72,7 +72,7 @@ def run_picker() -> Path | None:
 def _run_caption(run: Path) -> None:
     """One line under the picker: the run's state, epoch and data."""
     status = jobs.refresh_status(run)
-    _, train_cfg, data_cfg = ck.load_config(run)
+    _, train_cfg, data_cfg = rf.load_config(run)
     data = data_cfg.name if data_cfg.name != "file" else Path(data_cfg.path or "").name
     st.caption(f"{status.get('state', 'unknown')} · epoch {status.get('epoch', 0)} of {train_cfg.epochs} · {data}")
 
@@ -81,8 +81,8 @@ def current_run() -> Path | None:
     name = st.session_state.get(RUN_KEY)
     if not name:
         return None
-    path = ck.run_path(runs_root(), name)
-    return path if ck.is_run(path) else None
+    path = rf.run_path(runs_root(), name)
+    return path if rf.is_run(path) else None
 
 
 # ---------------------------------------------------------------- cached loaders
@@ -90,7 +90,7 @@ def current_run() -> Path | None:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _load_model(path: str, checkpoint: str) -> VAE:
-    model = ck.load_model(path)
+    model = rf.load_model(path)
     model.requires_grad_(False)
     return model
 
@@ -104,9 +104,9 @@ def _load_dataset(cfg_json: str) -> Dataset:
 
 def model_for(run_dir: Path) -> VAE:
     """The run's model (cached per checkpoint). Raises FileNotFoundError / ValueError with a sentence."""
-    if not (run_dir / ck.MODEL_FILE).is_file():
+    if not (run_dir / rf.MODEL_FILE).is_file():
         raise FileNotFoundError(f"{run_dir.name} has no saved model yet: it saves one after its first epoch.")
-    return _load_model(str(run_dir), ck.checkpoint_id(run_dir))
+    return _load_model(str(run_dir), rf.checkpoint_id(run_dir))
 
 
 def load_data(cfg: DataConfig) -> Dataset:
@@ -118,7 +118,7 @@ def load_data(cfg: DataConfig) -> Dataset:
 
 def dataset_for(run_dir: Path) -> Dataset:
     """The run's own data (cached per data config)."""
-    return load_data(ck.load_data_config(run_dir))
+    return load_data(rf.load_data_config(run_dir))
 
 
 def require_model() -> tuple[Path, VAE]:

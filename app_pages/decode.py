@@ -20,7 +20,7 @@ import streamlit as st
 
 import live_decoder
 import ui
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.data import Dataset
 from vae.evaluate import encode, kl_per_dimension
 from vae.latent import traversal_latents
@@ -363,7 +363,7 @@ st.title("Decode")
 run_dir, model = ui.require_model()
 ds = ui.require_data(run_dir)
 latent_dim = model.cfg.latent_dim
-kl = kl_by_dimension(str(run_dir), ck.checkpoint_id(run_dir))
+kl = kl_by_dimension(str(run_dir), rf.checkpoint_id(run_dir))
 order = [int(d) for d in np.argsort(-kl, kind="stable")]  # most KL first
 shown, held = order[:MAX_SLIDERS], sorted(order[MAX_SLIDERS:])
 init_state(run_dir, latent_dim)

@@ -29,7 +29,7 @@ import streamlit as st
 from plotly.colors import qualitative
 
 import ui
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.data import Dataset
 from vae.images import make_grid, png_bytes
 from vae.projection import LatentProjector, cached_projection, projection_key
@@ -308,7 +308,7 @@ def main() -> None:
     st.title("Explore the latent map")
     run_dir, model = ui.require_model()
     ds = ui.require_data(run_dir)
-    checkpoint = ck.checkpoint_id(run_dir)
+    checkpoint = rf.checkpoint_id(run_dir)
     method, split, size, backdrop_on = controls(ds)
     codes, idx = ui.latent_means(str(run_dir), checkpoint, split, size)  # (N, latent_dim), (N,) split indices
     key = projection_key(checkpoint, {"method": method}, len(codes), split)

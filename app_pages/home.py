@@ -5,8 +5,8 @@ import time
 import streamlit as st
 
 import ui
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.train import new_run
 
@@ -20,7 +20,7 @@ st.write(
     "interpolate between two items."
 )
 
-if not ck.run_names(ui.runs_root()):
+if not rf.run_names(ui.runs_root()):
     st.subheader("Start here")
     st.write(
         "There are no models yet. Train a quick demo on scikit-learn's 8×8 digits "

@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.latent import interpolate
 from vae.projection import LatentProjector, projection_key
 
@@ -112,7 +112,7 @@ def main() -> None:
     st.title("Interpolate")
     run_dir, model = ui.require_model()
     ds = ui.require_data(run_dir)
-    checkpoint = ck.checkpoint_id(run_dir)
+    checkpoint = rf.checkpoint_id(run_dir)
     test_codes, _ = ui.latent_means(str(run_dir), checkpoint, "test", None)  # (N_test, latent_dim)
     point = st.session_state.get("explore_point")
     point = point if point and point.get("run") == str(run_dir) else None

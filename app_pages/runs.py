@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from vae import checkpoints as ck
 from vae import jobs
-from vae.evaluate import EVALUATION_FILE, evaluate_run
+from vae import run as rf
+from vae.evaluate import evaluate_run
 from vae.runzip import ZIP_FILES, evaluation_problem, import_run_zip, run_zip
 
 IWAE_CHOICES = [10, 100, 1000]
@@ -54,9 +54,9 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         path = Path(r["path"])
-        cfg = ck.read_json(path / ck.CONFIG_FILE, default={}) or {}
+        cfg = rf.read_json(path / rf.CONFIG_FILE, default={}) or {}
         model, train = cfg.get("model", {}), cfg.get("train", {})
-        ev = ck.read_json(path / EVALUATION_FILE, default={})
+        ev = rf.read_evaluation(path) or {}
         ev = {} if evaluation_problem(ev) else ev
         layers = model.get("hidden") if model.get("arch") == "mlp" else model.get("channels")
         data = cfg.get("data", {})
@@ -86,7 +86,7 @@ def curves_figure(names: list[str], key: str, every: list[str]) -> go.Figure:
     """
     fig, longest = go.Figure(), 1
     for name in names:
-        epochs = [m for m in ck.read_metrics(ck.run_path(ui.runs_root(), name)) if m.get("type") == "epoch"]
+        epochs = [m for m in rf.read_metrics(rf.run_path(ui.runs_root(), name)) if m.get("type") == "epoch"]
         longest = max([longest] + [m["epoch"] for m in epochs])
         fig.add_trace(
             go.Scatter(
@@ -149,9 +149,9 @@ def rename(old: str, key: str) -> None:
     root = ui.runs_root()
     new = (st.session_state.get(key) or "").strip()
     try:
-        if jobs.refresh_status(ck.run_path(root, old)).get("state") in jobs.ACTIVE_STATES:
+        if jobs.refresh_status(rf.run_path(root, old)).get("state") in jobs.ACTIVE_STATES:
             raise ValueError(f"{old} is training; stop it before renaming it.")
-        dst = ck.rename_run(root, old, new)
+        dst = rf.rename_run(root, old, new)
     except (ValueError, FileNotFoundError, OSError) as e:
         say("manage", "error", str(e))
         return
@@ -163,9 +163,9 @@ def delete(name: str) -> None:
     root = ui.runs_root()
     st.session_state.pop("runs_confirm_delete", None)
     try:
-        if jobs.refresh_status(ck.run_path(root, name)).get("state") in jobs.ACTIVE_STATES:
+        if jobs.refresh_status(rf.run_path(root, name)).get("state") in jobs.ACTIVE_STATES:
             raise ValueError(f"{name} is training; stop it before deleting it.")
-        ck.delete_run(root, name)
+        rf.delete_run(root, name)
     except (ValueError, FileNotFoundError, OSError) as e:
         say("manage", "error", str(e))
         return
@@ -222,7 +222,7 @@ def compare_section(runs: list[dict]) -> None:
 
 def evaluate_section(run_dir: Path) -> None:
     st.subheader(f"Evaluate {run_dir.name}")
-    if not (run_dir / ck.MODEL_FILE).is_file():
+    if not (run_dir / rf.MODEL_FILE).is_file():
         st.info(f"{run_dir.name} has no saved model yet: it saves one after its first epoch.")
         return
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -245,14 +245,14 @@ def evaluate_section(run_dir: Path) -> None:
         except (ValueError, FileNotFoundError) as e:
             st.error(str(e))
         bar.empty()
-    ev = ck.read_json(run_dir / EVALUATION_FILE, default=None)
+    ev = rf.read_evaluation(run_dir)
     if ev is None:
         st.caption("Not evaluated yet.")
         return
     if problem := evaluation_problem(ev):
-        st.warning(f"{EVALUATION_FILE} of {run_dir.name} cannot be shown ({problem}); evaluate again.")
+        st.warning(f"The evaluation of {run_dir.name} cannot be shown ({problem}); evaluate again.")
         return
-    if ev.get("checkpoint") != ck.checkpoint_id(run_dir):
+    if ev.get("checkpoint") != rf.checkpoint_id(run_dir):
         st.warning("These results are for earlier weights: the run has trained since. Evaluate again.")
     cols = st.columns(4)
     cols[0].metric("Test ELBO", f"{ev['test_elbo']:.2f}", help="nats per test item (higher is better)")
@@ -325,7 +325,7 @@ def import_section() -> None:
 # ---------------------------------------------------------------- the page
 
 st.title("Runs")
-runs = ck.list_runs(ui.runs_root())
+runs = rf.list_runs(ui.runs_root())
 for r in runs:
     r["state"] = jobs.refresh_status(r["path"]).get("state", r["state"])
 if not runs:

@@ -17,8 +17,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 import ui
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 from vae.config import CONV_SIZES, MAX_LATENT, DataConfig, ModelConfig, TrainConfig
 from vae.data import Dataset, available_datasets
 from vae.models import build_model, count_parameters
@@ -147,8 +147,10 @@ def duration(seconds: float | None) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
-def enlarged_png(path: Path, min_width: int = 320) -> bytes | None:
+def enlarged_png(path: Path | None, min_width: int = 320) -> bytes | None:
     """A run's picture, enlarged with nearest-neighbour pixels so small images stay crisp."""
+    if path is None:
+        return None
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
@@ -276,14 +278,14 @@ def start_training() -> None:
             raise ValueError("Upload a data file first.")
         ds = ui.load_data(data_cfg)
         model_cfg, train_cfg, name = model_configs(state, ds)
-        run_dir = ck.create_run(ui.runs_root(), name, model_cfg, train_cfg, data_cfg)
+        run_dir = rf.create_run(ui.runs_root(), name, model_cfg, train_cfg, data_cfg)
     except (ValueError, FileNotFoundError, OSError) as e:
         state[ERROR_KEY] = str(e)
         return
     try:
         jobs.start(run_dir)
     except (ValueError, FileNotFoundError, OSError) as e:
-        ck.delete_run(ui.runs_root(), run_dir.name)  # a refused start leaves no empty run behind
+        rf.delete_run(ui.runs_root(), run_dir.name)  # a refused start leaves no empty run behind
         state[ERROR_KEY] = str(e)
         return
     ui.select_run(run_dir.name)
@@ -294,7 +296,7 @@ def continue_training(run: str) -> None:
     """Resume a stopped or interrupted run from its checkpoint (or start it if it has none)."""
     run_dir = Path(run)
     try:
-        jobs.start(run_dir, resume=(run_dir / ck.STATE_FILE).is_file())
+        jobs.start(run_dir, resume=(run_dir / rf.STATE_FILE).is_file())
     except (ValueError, FileNotFoundError, OSError) as e:
         st.session_state[RUN_ERROR_KEY] = str(e)
 
@@ -452,7 +454,7 @@ def new_run_form() -> None:
 
 def config_summary(run_dir: Path) -> str:
     try:
-        m, t, d = ck.load_config(run_dir)
+        m, t, d = rf.load_config(run_dir)
     except (ValueError, FileNotFoundError) as e:
         return str(e)
     layers = ", ".join(map(str, m.hidden if m.arch == "mlp" else m.channels))
@@ -480,7 +482,7 @@ def progress_bar(status: dict, epochs: int) -> None:
 
 
 def curves_and_pictures(run_dir: Path) -> None:
-    metrics = ck.read_metrics(run_dir)
+    metrics = rf.read_metrics(run_dir)
     steps = [m for m in metrics if m.get("type") == "step"]
     epochs = [m for m in metrics if m.get("type") == "epoch"]
     left, right = st.columns(2)
@@ -496,10 +498,10 @@ def curves_and_pictures(run_dir: Path) -> None:
             st.caption("The ELBO curve appears after the first epoch.")
     left, right = st.columns(2)
     for col, file, caption in (
-        (left, "recon.png", "Test items (top row) and their reconstructions (bottom row)"),
-        (right, "samples.png", "Samples decoded from the prior N(0, I)"),
+        (left, "recon", "Test items (top row) and their reconstructions (bottom row)"),
+        (right, "samples", "Samples decoded from the prior N(0, I)"),
     ):
-        png = enlarged_png(run_dir / file)
+        png = enlarged_png(rf.picture_path(run_dir, file))
         if png:
             col.image(png, caption=caption, output_format="PNG")
 
@@ -528,18 +530,18 @@ def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
     """A run that is not training: what happened, what to do next, and its last curves."""
     state, message = status.get("state"), status.get("message") or ""
     if state == "finished":
-        done = [m for m in ck.read_metrics(run_dir) if m.get("type") == "epoch"]
+        done = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
         elbo = f", test ELBO {done[-1]['test_elbo']:.2f} nats" if done and "test_elbo" in done[-1] else ""
         st.success(f"Training finished: {status.get('epoch', epochs)} epochs{elbo}.")
         st.page_link("app_pages/explore.py", label="Explore its latent space", icon=":material/scatter_plot:")
     elif state == "failed":
         st.error(message or "The training failed.")
         with st.expander("Training log"):
-            st.code(jobs.read_log(run_dir, 4000) or "(empty)")
+            st.code(rf.read_log(run_dir, 4000) or "(empty)")
     elif state in ("interrupted", "stopped", "created"):
         text = {"created": "This run was created but never started."}.get(state, message)
         (st.warning if state == "interrupted" else st.info)(text)
-        has_ckpt = (run_dir / ck.STATE_FILE).is_file()
+        has_ckpt = (run_dir / rf.STATE_FILE).is_file()
         label = "Resume training" if has_ckpt else "Start training"
         st.button(
             label, key="train_continue", icon=":material/play_arrow:", on_click=continue_training, args=(str(run_dir),)
@@ -555,7 +557,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
     st.subheader(f"Run: {run_dir.name}")
     st.caption(config_summary(run_dir))
     try:
-        epochs = ck.load_config(run_dir)[1].epochs
+        epochs = rf.load_config(run_dir)[1].epochs
     except (ValueError, FileNotFoundError):
         epochs = status.get("epoch", 0)
     if status.get("state") in jobs.ACTIVE_STATES:

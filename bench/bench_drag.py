@@ -63,10 +63,10 @@ def models(quick: bool) -> list[tuple[str, list[str]]]:
 
 def describe(run_dir: Path) -> tuple[str, int]:
     """ "conv, latent 16, 1×28×28, fashion-mnist" and the decoder's parameter count."""
-    from vae import checkpoints as ck
+    from vae import run as rf
 
-    model = ck.load_model(run_dir)
-    cfg, data = model.cfg, ck.load_config(run_dir)[2].name
+    model = rf.load_model(run_dir)
+    cfg, data = model.cfg, rf.load_config(run_dir)[2].name
     shape = "×".join(str(s) for s in cfg.input_shape)
     hidden = "-".join(str(h) for h in reversed(cfg.hidden))
     arch = f"MLP {hidden}" if cfg.arch == "mlp" else f"conv {list(cfg.channels)}"

@@ -236,11 +236,11 @@ def precompute_child(run_dir: str, views_json: str) -> None:
     logging.disable(logging.WARNING)  # "No runtime found": the cached loaders work without a server
     import ui
     from app_pages.explore import INVERSE_GRID, METHODS, PROJECTIONS
-    from vae import checkpoints as ck
+    from vae import run as rf
     from vae.projection import cached_projection, projection_key
 
     run = Path(run_dir)
-    checkpoint = ck.checkpoint_id(run)
+    checkpoint = rf.checkpoint_id(run)
     for method, split, size in json.loads(views_json):
         t = time.perf_counter()
         codes, _ = ui.latent_means(str(run), checkpoint, split, size)  # the page's own cached encoder

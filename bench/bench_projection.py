@@ -106,7 +106,7 @@ def child(spec: dict) -> dict:
     n = spec["n"]
     X, new = Z[:n], Z[-spec["n_transform"] :]  # the new points are test codes (not fitted when n < N - 1000)
     out = {"n": n}
-    out["import_s"], _ = _time(projection._import_umap)
+    out["import_s"], _ = _time(projection.import_umap)
     out["rss_import_mb"] = _rss_mb()
     out["fit_s"], proj = _time(lambda: LatentProjector(method="umap", random_state=0).fit(X))
     out["rss_fit_mb"] = _rss_mb()

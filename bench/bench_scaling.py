@@ -72,7 +72,7 @@ def child(spec: dict) -> dict:
 
     Z = np.load(spec["codes"])
     t = time.perf_counter()
-    projection._import_umap()
+    projection.import_umap()
     LatentProjector(method="umap", n_epochs=20).fit(Z[: spec["warmup_n"]])
     out: dict = {"warmup_s": time.perf_counter() - t, "sizes": {}}
     for n in spec["sizes"]:

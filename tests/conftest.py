@@ -73,10 +73,10 @@ def runs(trained_runs, tmp_path, monkeypatch):
 @pytest.fixture
 def run_data(runs):
     """(run folder, model, dataset) of "digits-small", loaded directly rather than through the app."""
-    from vae import checkpoints as ck
+    from vae import run as rf
     from vae.data import load_dataset
 
     run = runs / "digits-small"
-    model = ck.load_model(run)
+    model = rf.load_model(run)
     model.requires_grad_(False)
-    return run, model, load_dataset(ck.load_config(run)[2])
+    return run, model, load_dataset(rf.load_config(run)[2])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae import sources
 from vae.config import DataConfig
 from vae.data import load_dataset
@@ -45,9 +45,9 @@ def zip_with_data(src_run, data: dict) -> bytes:
     with zipfile.ZipFile(io.BytesIO(run_zip(src_run))) as zf:
         for name in zf.namelist():
             files[name] = zf.read(name)
-    cfg = json.loads(files[ck.CONFIG_FILE])
+    cfg = json.loads(files[rf.CONFIG_FILE])
     cfg["data"] = data
-    files[ck.CONFIG_FILE] = json.dumps(cfg).encode()
+    files[rf.CONFIG_FILE] = json.dumps(cfg).encode()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, body in files.items():
@@ -85,12 +85,12 @@ def test_each_hostile_zip_is_refused_with_a_sentence_and_writes_nothing(trained_
 
 def test_a_run_folder_copied_in_by_hand_cannot_read_outside(runs, secret):
     run = runs / "digits-small"
-    raw = json.loads((run / ck.CONFIG_FILE).read_text())
+    raw = json.loads((run / rf.CONFIG_FILE).read_text())
     for data in hostile_data(secret):
         raw["data"] = data
-        (run / ck.CONFIG_FILE).write_text(json.dumps(raw))
+        (run / rf.CONFIG_FILE).write_text(json.dumps(raw))
         with pytest.raises(ValueError):
-            ck.load_data_config(run)
+            rf.load_data_config(run)
 
 
 def test_a_symlink_in_the_uploads_leading_out_is_refused(tmp_path, secret):
@@ -125,20 +125,20 @@ def test_a_zip_from_another_machine_opens_with_how_to_supply_its_data(trained_ru
     name = "digits-0123456789.csv"
     data = {"name": "file", "path": f"/home/someone/latent/checkpoints/_uploads/{name}", "label_column": "label"}
     run = import_run_zip(root, zip_with_data(trained_runs / "digits-small", data), "from-elsewhere")
-    assert ck.load_config(run)[2].path == f"_uploads/{name}"
+    assert rf.load_config(run)[2].path == f"_uploads/{name}"
     with pytest.raises(FileNotFoundError) as err:
-        ck.load_data_config(run)
+        rf.load_data_config(run)
     assert "not on this machine" in str(err.value) and "Upload that file on the Train page" in str(err.value)
     (sources.uploads_dir(root)).mkdir(exist_ok=True)
     (sources.uploads_dir(root) / name).write_bytes(digits_csv_bytes)
-    assert load_dataset(ck.load_data_config(run)).y_train is not None
+    assert load_dataset(rf.load_data_config(run)).y_train is not None
 
 
 def test_creating_a_run_on_data_outside_is_refused(tmp_path, secret):
     from vae.config import ModelConfig, TrainConfig
 
     with pytest.raises(ValueError, match="outside"):
-        ck.create_run(tmp_path / "runs", "x", ModelConfig(), TrainConfig(), DataConfig(name="file", path=str(secret)))
+        rf.create_run(tmp_path / "runs", "x", ModelConfig(), TrainConfig(), DataConfig(name="file", path=str(secret)))
 
 
 def test_the_cli_keeps_a_users_file_in_the_uploads(tmp_path, secret, capsys):
@@ -148,7 +148,7 @@ def test_the_cli_keeps_a_users_file_in_the_uploads(tmp_path, secret, capsys):
     code = main(["--runs-dir", str(root), "train", "--data", str(secret), "--epochs", "1", "--json", "--name", "mine"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["state"] == "finished", out
-    stored = ck.load_config(root / "mine")[2]
+    stored = rf.load_config(root / "mine")[2]
     assert stored.name == "file" and stored.path.startswith("_uploads/secret-")
     assert (root / stored.path).read_bytes() == secret.read_bytes()
     assert np.isfinite(out["test_elbo"])

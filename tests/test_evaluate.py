@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.data import Dataset, load_dataset
 from vae.evaluate import active_units, elbo, evaluate_run, iwae_log_likelihood, knn_accuracy
@@ -40,7 +40,7 @@ def test_linear_gaussian_vae_matches_probabilistic_pca(tmp_path):
         train_cfg=TrainConfig(epochs=400, batch_size=200, lr=1e-2, threads=1, log_every=1000),
     )
     assert train(run, dataset=ds)["state"] == "finished"
-    model = ck.load_model(run)
+    model = rf.load_model(run)
     bound = elbo(model, x)["elbo"]
     iw = {k: iwae_log_likelihood(model, x, k, seed=1) for k in (1, 10, 100, 1000)}
     assert bound < ppca
@@ -81,4 +81,4 @@ def test_evaluate_run_reports_every_measure(tmp_path):
     assert 0 <= out["active_units"] <= 8
     assert 0.3 < out["knn_accuracy"] <= 1.0
     assert out["recon_mse"] > 0
-    assert ck.read_json(run / "evaluation.json")["checkpoint"] == ck.checkpoint_id(run)
+    assert rf.read_json(run / "evaluation.json")["checkpoint"] == rf.checkpoint_id(run)

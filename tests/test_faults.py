@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
 from vae.train import new_run
@@ -26,7 +26,7 @@ def wait_for(predicate, timeout=60.0):
 
 
 def checkpoint_step(run) -> int:
-    meta = ck.safetensors_metadata(run / ck.STATE_FILE)
+    meta = rf.safetensors_metadata(run / rf.STATE_FILE)
     return int(json.loads(meta["loop"])["step"])
 
 
@@ -49,19 +49,19 @@ def test_sigkill_at_random_moments_never_loses_the_run(tmp_path):
     for trial in range(20):
         pid = jobs.start(run, resume=trial > 0)
         assert wait_for(
-            lambda p=pid: ck.read_status(run).get("pid") == p and ck.read_status(run).get("state") == "running"
+            lambda p=pid: rf.read_status(run).get("pid") == p and rf.read_status(run).get("state") == "running"
         )
         if trial == 0:  # from the first checkpoint on (a run killed before it simply starts again)
-            assert wait_for(lambda: (run / ck.STATE_FILE).is_file())
+            assert wait_for(lambda: (run / rf.STATE_FILE).is_file())
         else:  # the resumed process carries on from the checkpoint, not from zero
-            assert wait_for(lambda s=last_step: ck.read_status(run).get("step", 0) > s), (trial, last_step)
+            assert wait_for(lambda s=last_step: rf.read_status(run).get("step", 0) > s), (trial, last_step)
         time.sleep(rng.uniform(0.0, 0.6))
         os.kill(pid, signal.SIGKILL)
         assert wait_for(lambda p=pid: not jobs.pid_alive(p))
         status = jobs.refresh_status(run)
         assert status["state"] == "interrupted", (trial, status)
-        assert (run / ck.STATE_FILE).is_file()
-        model = ck.load_model(run)  # the weights the app loads
+        assert (run / rf.STATE_FILE).is_file()
+        model = rf.load_model(run)  # the weights the app loads
         assert model.cfg.latent_dim == 4
         step = checkpoint_step(run)  # the full resume state is whole too
         assert step >= last_step, (trial, step, last_step)

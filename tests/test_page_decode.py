@@ -9,7 +9,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.config import DataConfig
 from vae.data import load_dataset
 from vae.evaluate import encode
@@ -41,7 +41,7 @@ def open_decode(monkeypatch):
 
 @pytest.fixture(scope="module")
 def model(trained_runs):
-    return ck.load_model(trained_runs / RUN)
+    return rf.load_model(trained_runs / RUN)
 
 
 def torch_decode(model, z) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_large_latent_gets_16_sliders_and_holds_the_rest(open_decode, tmp_path):
 
     cfg = DataConfig(name="digits")
     run = new_run(tmp_path, "wide", load_dataset(cfg), cfg, latent_dim=20, hidden=(32,))
-    ck.save_model(run, build_model(ck.load_config(run)[0]))
+    rf.save_model(run, build_model(rf.load_config(run)[0]))
     at = open_decode(tmp_path)
     assert len(at.slider) == 16
     held = [c.value for c in at.caption if c.value.startswith("Held")]
@@ -178,13 +178,13 @@ def test_vector_data_shows_a_table_in_original_units(open_decode, tmp_path):
     cfg = DataConfig(name="file", path=str(csv))
     ds = load_dataset(cfg)
     run = new_run(runs, "people", ds, cfg, latent_dim=2, hidden=(8,))
-    model = build_model(ck.load_config(run)[0])
-    ck.save_model(run, model)
+    model = build_model(rf.load_config(run)[0])
+    rf.save_model(run, model)
     at = open_decode(runs)
     assert not at.image
     table = at.dataframe[0].value
     assert list(table.index) == ["height", "weight", "age"]
-    expected = ds.to_original_units(torch_decode(ck.load_model(run), [0.0, 0.0])[None])[0]
+    expected = ds.to_original_units(torch_decode(rf.load_model(run), [0.0, 0.0])[None])[0]
     np.testing.assert_allclose(table["decoded"].to_numpy(), expected, rtol=1e-6)
     assert 150 < table["decoded"]["height"] < 190  # original units, not standardised
     at.slider(key="decode_dim_0").set_value(2.0).run()

@@ -13,8 +13,7 @@ import torch
 from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
 
-from vae import checkpoints as ck
-from vae.evaluate import EVALUATION_FILE
+from vae import run as rf
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "digits-small"
@@ -64,7 +63,7 @@ def test_table_lists_the_finished_run_with_its_config_and_test_elbo(runs):
     row = table[table["run"] == RUN].iloc[0]
     assert row["state"] == "finished"
     assert (row["data"], row["model"], row["latent"], row["epochs"]) == ("digits", "MLP 64", 4, "15 / 15")
-    last = [m for m in ck.read_metrics(runs / RUN) if m["type"] == "epoch"][-1]
+    last = [m for m in rf.read_metrics(runs / RUN) if m["type"] == "epoch"][-1]
     assert row["test ELBO"] == pytest.approx(last["test_elbo"])
     assert at.multiselect(key="runs_compare").value == [RUN]
     assert [h.value for h in at.subheader][:3] == ["Compare curves", f"Evaluate {RUN}", f"Manage {RUN}"]
@@ -76,7 +75,7 @@ def test_evaluate_fills_in_the_numbers_and_the_table(runs):
     at.select_slider(key="runs_iwae_k").set_value(10)
     at.button(key="runs_evaluate").click().run()
     assert not at.exception and not messages(at)
-    ev = json.loads((runs / RUN / EVALUATION_FILE).read_text())
+    ev = json.loads((runs / RUN / rf.EVALUATION_FILE).read_text())
     assert ev["iwae_k"] == 10 and ev["n_test"] == 360
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test ELBO"] == f"{ev['test_elbo']:.2f}"
@@ -140,11 +139,11 @@ def test_download_then_upload_makes_an_identical_model(runs):
     copy = runs / f"{RUN}-2"
     assert run_folders(runs) == [RUN, f"{RUN}-2"]
     assert at.sidebar.selectbox(key="run").value == f"{RUN}-2"
-    a, b = load_file(runs / RUN / ck.MODEL_FILE), load_file(copy / ck.MODEL_FILE)
+    a, b = load_file(runs / RUN / rf.MODEL_FILE), load_file(copy / rf.MODEL_FILE)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert ck.load_config(copy) == ck.load_config(runs / RUN)
-    assert ck.read_metrics(copy) == ck.read_metrics(runs / RUN)
-    status = ck.read_status(copy)
+    assert rf.load_config(copy) == rf.load_config(runs / RUN)
+    assert rf.read_metrics(copy) == rf.read_metrics(runs / RUN)
+    status = rf.read_status(copy)
     assert status["state"] == "finished" and "pid" not in status
     assert at.dataframe[0].value.set_index("run").loc[f"{RUN}-2", "state"] == "finished"
 
@@ -181,7 +180,7 @@ def test_a_zip_with_bad_entries_is_refused_and_nothing_is_written(runs, extra, k
 def test_a_corrupt_or_mismatched_safetensors_is_refused(runs):
     at = open_runs()
     before = run_folders(runs)
-    weights = (runs / RUN / ck.MODEL_FILE).read_bytes()
+    weights = (runs / RUN / rf.MODEL_FILE).read_bytes()
     upload(at, "cut.zip", make_zip({**_good_members(runs), "model.safetensors": weights[: len(weights) // 2]}))
     assert messages(at) == [
         "cut.zip was not imported: model.safetensors in the zip is truncated or not a safetensors file "
@@ -193,7 +192,7 @@ def test_a_corrupt_or_mismatched_safetensors_is_refused(runs):
     upload(at, "pickle.zip", make_zip({**_good_members(runs), "model.safetensors": buf.getvalue()}))
     assert "is truncated or not a safetensors file" in messages(at)[0]
     # weights of another architecture: refused from the header, before any tensor is allocated
-    cfg = json.loads((runs / RUN / ck.CONFIG_FILE).read_text())
+    cfg = json.loads((runs / RUN / rf.CONFIG_FILE).read_text())
     cfg["model"]["latent_dim"] = 6
     upload(at, "other.zip", make_zip({**_good_members(runs), "config.json": json.dumps(cfg).encode()}))
     assert messages(at)[0].startswith("other.zip was not imported: model.safetensors in the zip does not match")
@@ -223,9 +222,9 @@ def test_an_oversized_declared_member_is_refused_before_reading(runs):
 def test_a_training_run_cannot_be_renamed_or_deleted(runs):
     import os
 
-    status = ck.read_status(runs / RUN)
+    status = rf.read_status(runs / RUN)
     status.update(state="running", pid=os.getpid())  # a live process: this one
-    ck.write_json(runs / RUN / ck.STATUS_FILE, status)
+    rf.write_json(runs / RUN / rf.STATUS_FILE, status)
     at = open_runs()
     assert at.dataframe[0].value.iloc[0]["state"] == "running"
     assert at.button(key="runs_rename").disabled and at.button(key="runs_delete").disabled

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,15 +99,15 @@ def test_starting_a_tiny_digits_run_trains_it_in_the_background(runs):
     at.button(key="train_start").click().run()
     assert not at.exception and not errors(at)
     run_dir = runs / "tiny-digits"
-    assert ck.is_run(run_dir)
-    model, train, data = ck.load_config(run_dir)
+    assert rf.is_run(run_dir)
+    model, train, data = rf.load_config(run_dir)
     assert (model.latent_dim, model.hidden, train.epochs, data.name) == (2, (128,), 3, "digits")
     # the new run is selected in the shared picker and watched by the live panel
     assert picked(at) == shown_run(at) == "tiny-digits"
     assert jobs.refresh_status(run_dir)["state"] in ("starting", "running", "finished")
     status = jobs.wait(run_dir, timeout=120)
     assert status["state"] == "finished", status
-    assert len([m for m in ck.read_metrics(run_dir) if m["type"] == "epoch"]) == 3
+    assert len([m for m in rf.read_metrics(run_dir) if m["type"] == "epoch"]) == 3
     at.run()  # what a reload shows: the result, read back from the files
     assert not at.exception
     assert any("Training finished: 3 epochs" in s.value for s in at.success)
@@ -120,7 +120,7 @@ def test_a_second_start_is_refused_with_the_job_limit_sentence_and_pause_stop_wo
     at.text_input(key="train_name").set_value("long")
     at.button(key="train_start").click().run()
     long_run = runs / "long"
-    assert ck.is_run(long_run)
+    assert rf.is_run(long_run)
     try:
         at.text_input(key="train_name").set_value("second")
         at.button(key="train_start").click().run()
@@ -184,7 +184,7 @@ def test_a_failed_run_shows_its_message(runs, tmp_path):
     from vae.train import train
 
     missing = runs / "_uploads" / "gone.csv"  # an upload that is no longer on this machine
-    run = ck.create_run(
+    run = rf.create_run(
         runs, "broken", ModelConfig(), TrainConfig(epochs=1), DataConfig(name="file", path=str(missing))
     )
     assert train(run)["state"] == "failed"
@@ -197,9 +197,9 @@ def test_a_failed_run_shows_its_message(runs, tmp_path):
 
 def test_an_interrupted_run_offers_resume_and_resumes(runs):
     run = runs / "digits-small"
-    status = ck.read_status(run)
+    status = rf.read_status(run)
     status.update(state="running", pid=2**22 + 12345, message="")  # a process that is gone
-    ck.write_json(run / ck.STATUS_FILE, status)
+    rf.write_json(run / rf.STATUS_FILE, status)
     at = open_train(runs)
     assert not at.exception
     warning = at.warning[0].value

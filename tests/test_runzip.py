@@ -6,7 +6,7 @@ import zipfile
 import pytest
 import torch
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.runzip import import_run_zip, run_zip
 
 
@@ -25,9 +25,9 @@ def entries(root):
 def test_round_trip_gives_the_same_weights(trained_runs, tmp_path):
     src = trained_runs / "digits-small"
     new = import_run_zip(tmp_path, run_zip(src), "copy")
-    a, b = ck.load_model(src).state_dict(), ck.load_model(new).state_dict()
+    a, b = rf.load_model(src).state_dict(), rf.load_model(new).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert ck.read_status(new)["state"] == "finished" and "pid" not in ck.read_status(new)
+    assert rf.read_status(new)["state"] == "finished" and "pid" not in rf.read_status(new)
     assert import_run_zip(tmp_path, run_zip(src), "copy").name == "copy-2"
 
 

@@ -9,11 +9,12 @@ import time
 import pytest
 import torch
 
-from vae import checkpoints as ck
-from vae import jobs
+from vae import fileio, jobs
+from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
-from vae.train import new_run, read_control, train, write_control
+from vae.run import read_control, write_control
+from vae.train import new_run, train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_one_epoch_on_digits_writes_everything(tmp_path, digits):
         "samples.png",
     ]:
         assert (run / f).is_file(), f
-    metrics = ck.read_metrics(run)
+    metrics = rf.read_metrics(run)
     steps = [m for m in metrics if m["type"] == "step"]
     epochs = [m for m in metrics if m["type"] == "epoch"]
     assert len(epochs) == 1 and len(steps) >= 3
@@ -49,14 +50,14 @@ def test_one_epoch_on_digits_writes_everything(tmp_path, digits):
     assert e["test_elbo"] < 0 and e["train_loss"] > 0 and e["examples_per_s"] > 0
     assert abs(e["test_elbo"] + e["test_recon"] + e["test_kl"]) < 1e-3
     assert [m["step"] for m in steps] == sorted(m["step"] for m in steps)
-    model = ck.load_model(run)
+    model = rf.load_model(run)
     assert model.cfg.input_shape == (1, 8, 8)
 
 
 def test_training_lowers_the_loss_on_digits(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=5, lr=3e-3)
     train(run, dataset=digits)
-    epochs = [m for m in ck.read_metrics(run) if m["type"] == "epoch"]
+    epochs = [m for m in rf.read_metrics(run) if m["type"] == "epoch"]
     assert epochs[-1]["test_elbo"] > epochs[0]["test_elbo"] + 1.0
 
 
@@ -67,7 +68,7 @@ def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     run = make_run(tmp_path, ds, cfg, model={"latent_dim": 20, "hidden": (400,)}, batch_size=128, threads=2)
     status = train(run)  # loads the data itself, as the background worker does
     assert status["state"] == "finished", status
-    e = [m for m in ck.read_metrics(run) if m["type"] == "epoch"][0]
+    e = [m for m in rf.read_metrics(run) if m["type"] == "epoch"][0]
     # An untrained Bernoulli decoder starts near 784 * log 2 = 543 nats; one epoch must learn something.
     assert -e["test_elbo"] < 400
 
@@ -90,18 +91,18 @@ def test_resume_equals_uninterrupted_training(tmp_path, digits):
     write_control(part, "resume")
     status = train(part, dataset=digits, resume=True)
     assert status["state"] == "finished"
-    a, b = ck.load_model(full).state_dict(), ck.load_model(part).state_dict()
+    a, b = rf.load_model(full).state_dict(), rf.load_model(part).state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    ea = [m["test_elbo"] for m in ck.read_metrics(full) if m["type"] == "epoch"]
-    eb = [m["test_elbo"] for m in ck.read_metrics(part) if m["type"] == "epoch"]
+    ea = [m["test_elbo"] for m in rf.read_metrics(full) if m["type"] == "epoch"]
+    eb = [m["test_elbo"] for m in rf.read_metrics(part) if m["type"] == "epoch"]
     assert ea == eb
 
 
 def test_divergence_fails_with_a_message_and_keeps_the_last_checkpoint(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=3)
     train(run, dataset=digits)  # a good checkpoint first
-    good = ck.load_model(run).state_dict()
+    good = rf.load_model(run).state_dict()
     raw = json.loads((run / "config.json").read_text())
     raw["train"]["lr"] = 1.0
     raw["train"]["epochs"] = 200
@@ -109,7 +110,7 @@ def test_divergence_fails_with_a_message_and_keeps_the_last_checkpoint(tmp_path,
     status = train(run, dataset=digits, resume=True)
     assert status["state"] == "failed"
     assert "diverged" in status["message"] and "learning rate 1" in status["message"]
-    after = ck.load_model(run).state_dict()
+    after = rf.load_model(run).state_dict()
     assert all(torch.isfinite(v).all() for v in after.values())
     assert set(after) == set(good)
 
@@ -137,21 +138,21 @@ def test_background_job_pause_resume_stop(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
     pid = jobs.start(run)
     assert pid > 0
-    assert wait_for(lambda: ck.read_status(run).get("state") == "running" and ck.read_status(run).get("step", 0) > 0)
+    assert wait_for(lambda: rf.read_status(run).get("state") == "running" and rf.read_status(run).get("step", 0) > 0)
     with pytest.raises(ValueError, match="already training"):
         jobs.start(run)
     jobs.pause(run)
-    assert wait_for(lambda: ck.read_status(run).get("state") == "paused")
-    step = ck.read_status(run)["step"]
+    assert wait_for(lambda: rf.read_status(run).get("state") == "paused")
+    step = rf.read_status(run)["step"]
     time.sleep(0.5)
-    assert ck.read_status(run)["step"] == step  # paused means no progress
+    assert rf.read_status(run)["step"] == step  # paused means no progress
     jobs.resume(run)
-    assert wait_for(lambda: ck.read_status(run).get("step", 0) > step)
+    assert wait_for(lambda: rf.read_status(run).get("step", 0) > step)
     assert read_control(run) == "resume"
     status = jobs.stop(run, wait=30)
     assert status["state"] == "stopped", status
     assert not jobs.pid_alive(pid)
-    ck.load_model(run)  # the checkpoint written on stop loads
+    rf.load_model(run)  # the checkpoint written on stop loads
 
 
 def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
@@ -160,7 +161,7 @@ def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
     b = make_run(tmp_path, digits, DataConfig(name="digits"), name="b")
     jobs.start(a)
     try:
-        assert wait_for(lambda: ck.read_status(a).get("state") == "running")
+        assert wait_for(lambda: rf.read_status(a).get("state") == "running")
         with pytest.raises(ValueError, match="allows 1 at once"):
             jobs.start(b)
     finally:
@@ -170,24 +171,24 @@ def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
 def test_killed_process_is_reported_interrupted_and_resumes(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
     pid = jobs.start(run)
-    assert wait_for(lambda: (run / ck.STATE_FILE).is_file())  # at least one epoch checkpoint
+    assert wait_for(lambda: (run / rf.STATE_FILE).is_file())  # at least one epoch checkpoint
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not jobs.pid_alive(pid))
     status = jobs.refresh_status(run)
     assert status["state"] == "interrupted" and "Resume continues" in status["message"]
-    ck.load_model(run)
+    rf.load_model(run)
     jobs.resume(run)  # restarts from the checkpoint
-    assert wait_for(lambda: ck.read_status(run).get("state") == "running")
+    assert wait_for(lambda: rf.read_status(run).get("state") == "running")
     jobs.stop(run, wait=30)
-    assert ck.read_status(run)["state"] == "stopped"
+    assert rf.read_status(run)["state"] == "stopped"
 
 
 def test_a_fresh_start_replaces_earlier_metrics(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2)
     train(run, dataset=digits)
-    first = ck.read_metrics(run)
+    first = rf.read_metrics(run)
     train(run, dataset=digits)  # started again from scratch (no resume)
-    again = ck.read_metrics(run)
+    again = rf.read_metrics(run)
     assert len(again) == len(first)
     assert [m["step"] for m in again] == [m["step"] for m in first]
 
@@ -210,12 +211,12 @@ def test_a_full_disk_while_saving_fails_clearly_and_keeps_the_last_checkpoint(tm
         return real_save(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(safetensors.torch, "save_file", save_until_the_disk_fills)
-    monkeypatch.setattr(ck, "save_file", save_until_the_disk_fills)
+    monkeypatch.setattr(fileio, "save_file", save_until_the_disk_fills)
     status = train(run, dataset=digits)
     assert status["state"] == "failed"
     assert "No space left on device" in status["message"] and "free some disk space" in status["message"]
     monkeypatch.undo()
-    model = ck.load_model(run)  # the epoch-2 checkpoint, whole
-    assert ck.safetensors_metadata(run / ck.MODEL_FILE)["epoch"] == "2"
+    model = rf.load_model(run)  # the epoch-2 checkpoint, whole
+    assert rf.safetensors_metadata(run / rf.MODEL_FILE)["epoch"] == "2"
     assert model.cfg.latent_dim == 4
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # the torn temp file was removed

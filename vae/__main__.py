@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoints as ck
+from . import run as rf
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -80,16 +80,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _root(args) -> Path:
-    return Path(args.runs_dir) if args.runs_dir else ck.default_root()
+    return Path(args.runs_dir) if args.runs_dir else rf.default_root()
 
 
 def _resolve_run(args, name: str) -> Path:
     """A run given as a folder path or as a name under the runs folder."""
     p = Path(name)
-    if ck.is_run(p):
+    if rf.is_run(p):
         return p
-    path = ck.run_path(_root(args), name)
-    if not ck.is_run(path):
+    path = rf.run_path(_root(args), name)
+    if not rf.is_run(path):
         raise FileNotFoundError(f"There is no run {name!r} in {_root(args)}; `python -m vae runs` lists them.")
     return path
 
@@ -185,7 +185,7 @@ def cmd_train(args) -> dict:
         pid = jobs.start(run_dir, resume=bool(args.resume))
         return {"run": run_dir.name, "path": str(run_dir), "pid": pid, "state": "starting"}
     status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=_Bar(args.json), handle_signals=True)
-    epochs = [m for m in ck.read_metrics(run_dir) if m.get("type") == "epoch"]
+    epochs = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
     out = {"run": run_dir.name, "path": str(run_dir), **{k: status.get(k) for k in ("state", "message", "epoch")}}
     if epochs:
         out.update(test_elbo=epochs[-1]["test_elbo"], elapsed_s=epochs[-1]["elapsed_s"])
@@ -221,8 +221,8 @@ def cmd_embed(args) -> dict:
     from .projection import LatentProjector
 
     run_dir = _resolve_run(args, args.run)
-    model = ck.load_model(run_dir)
-    ds = load_dataset(ck.load_data_config(run_dir))
+    model = rf.load_model(run_dir)
+    ds = load_dataset(rf.load_data_config(run_dir))
     x = ds.x_test if args.split == "test" else ds.x_train
     y = ds.y_test if args.split == "test" else ds.y_train
     if args.max_points:
@@ -246,7 +246,7 @@ def cmd_embed(args) -> dict:
 def cmd_runs(args) -> list:
     from .jobs import refresh_status
 
-    runs = ck.list_runs(_root(args))
+    runs = rf.list_runs(_root(args))
     for r in runs:
         r["state"] = refresh_status(r["path"]).get("state", r["state"])
     return runs

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints as ck
+from . import run as rf
 from .models import VAE
 from .objectives import elbo_terms, iwae_bound, kl_per_dim
 
 Progress = Callable[[float, str], None]
-EVALUATION_FILE = "evaluation.json"
 
 
 @torch.inference_mode()
@@ -153,11 +152,11 @@ def evaluate_run(
     from .data import load_dataset
 
     run_dir = Path(run_dir)
-    model = ck.load_model(run_dir)
+    model = rf.load_model(run_dir)
     if dataset is None:
-        dataset = load_dataset(ck.load_data_config(run_dir))
+        dataset = load_dataset(rf.load_data_config(run_dir))
     out = evaluate_model(model, dataset, iwae_k=iwae_k, knn_k=knn_k, progress=progress)
-    out["checkpoint"] = ck.checkpoint_id(run_dir)
+    out["checkpoint"] = rf.checkpoint_id(run_dir)
     out["time"] = time.time()
-    ck.write_json(run_dir / EVALUATION_FILE, out)
+    rf.write_evaluation(run_dir, out)
     return out

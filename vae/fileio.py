@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and JSON read without trusting it.
+"""Files written whole or not at all; JSON and safetensors read without trusting them.
 
 ``atomic_path`` is the one atomic write of the project: a temp file in the same folder, then
 ``os.replace``, so a reader (another process, a crash, a full disk) never sees half a file. Every
@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
 
 @contextmanager
@@ -75,3 +79,28 @@ def read_jsonl(path: str | Path) -> list[dict]:
     except (OSError, UnicodeDecodeError):
         return []
     return out
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomic safetensors write (contiguous CPU copies)."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file; a missing, truncated or foreign file raises a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path.name} in {path.parent.name} is truncated or not a safetensors file ({e}).") from e
+
+
+def safetensors_metadata(path: str | Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{Path(path).name} is truncated or not a safetensors file ({e}).") from e

@@ -13,11 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoints as ck
-from .train import CONTROL_FILE, write_control
+from . import run as rf
 
 ACTIVE_STATES = ("starting", "running", "paused")
-LOG_FILE = "train.log"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_GRACE = 30.0  # seconds a launched worker has to write its own pid
 _CHILDREN: dict[int, subprocess.Popen] = {}  # keeps our children's handles so they are reaped
@@ -57,13 +55,13 @@ def pid_alive(pid: int | None) -> bool:
 def refresh_status(run_dir: str | Path) -> dict:
     """The run's status, marking it ``interrupted`` if it claims to run but its process is gone."""
     run_dir = Path(run_dir)
-    status = ck.read_status(run_dir)
+    status = rf.read_status(run_dir)
     launching = status.get("state") == "starting" and not status.get("pid")
     if launching and time.time() - status.get("updated", 0) < STARTUP_GRACE:
         return status
     if status.get("state") in ACTIVE_STATES and not pid_alive(status.get("pid")):
         epoch = status.get("epoch", 0)
-        has_ckpt = (run_dir / ck.STATE_FILE).is_file()
+        has_ckpt = rf.has_state(run_dir)
         status.update(
             state="interrupted",
             message=(
@@ -72,19 +70,19 @@ def refresh_status(run_dir: str | Path) -> dict:
             ),
             updated=time.time(),
         )
-        ck.write_json(run_dir / ck.STATUS_FILE, status)
+        rf.write_status(run_dir, status)
     return status
 
 
 def active_runs(root: str | Path | None = None) -> list[Path]:
     """Run folders whose training process is alive."""
-    root = Path(root) if root is not None else ck.default_root()
+    root = Path(root) if root is not None else rf.default_root()
     if not root.is_dir():
         return []
     return [
         p
         for p in sorted(root.iterdir())
-        if p.is_dir() and ck.is_run(p) and refresh_status(p).get("state") in ACTIVE_STATES
+        if p.is_dir() and rf.is_run(p) and refresh_status(p).get("state") in ACTIVE_STATES
     ]
 
 
@@ -94,7 +92,7 @@ def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None 
     Refuses (``ValueError``) if this run is already training or the machine's job limit is reached.
     """
     run_dir = Path(run_dir).resolve()
-    ck.load_config(run_dir)  # a clear error now rather than in the log later
+    rf.load_config(run_dir)  # a clear error now rather than in the log later
     if refresh_status(run_dir).get("state") in ACTIVE_STATES:
         raise ValueError(f"{run_dir.name} is already training.")
     running = active_runs(root if root is not None else run_dir.parent)
@@ -104,15 +102,15 @@ def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None 
             f"{len(running)} training(s) already running ({names}); this machine allows {max_jobs()} at once. "
             "Wait for it to finish or stop it (or raise LATENT_EXPLORER_MAX_JOBS)."
         )
-    (run_dir / CONTROL_FILE).unlink(missing_ok=True)
+    rf.clear_control(run_dir)
     cmd = [sys.executable, "-m", "vae", "worker", str(run_dir)] + (["--resume"] if resume else [])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # "starting" without a pid counts as alive for STARTUP_GRACE seconds; the worker then writes its own pid.
-    status = ck.read_status(run_dir)
+    status = rf.read_status(run_dir)
     status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
-    ck.write_json(run_dir / ck.STATUS_FILE, status)
-    with open(run_dir / LOG_FILE, "ab") as log:
+    rf.write_status(run_dir, status)
+    with open(rf.log_path(run_dir), "ab") as log:
         proc = subprocess.Popen(
             cmd,
             cwd=PROJECT_ROOT,
@@ -127,22 +125,22 @@ def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None 
 
 
 def pause(run_dir: str | Path) -> None:
-    write_control(run_dir, "pause")
+    rf.write_control(run_dir, "pause")
 
 
 def resume(run_dir: str | Path) -> None:
     """Un-pause a paused process; a stopped or interrupted run is restarted from its checkpoint."""
     status = refresh_status(run_dir)
     if status.get("state") in ACTIVE_STATES:
-        write_control(run_dir, "resume")
+        rf.write_control(run_dir, "resume")
     else:  # no checkpoint yet (killed during its first epoch): start again from scratch
-        start(run_dir, resume=(Path(run_dir) / ck.STATE_FILE).is_file())
+        start(run_dir, resume=rf.has_state(run_dir))
 
 
 def stop(run_dir: str | Path, wait: float = 0.0) -> dict:
     """Ask the process to stop (it saves a checkpoint first); optionally wait up to ``wait`` seconds."""
-    write_control(run_dir, "stop")
-    pid = ck.read_status(run_dir).get("pid")
+    rf.write_control(run_dir, "stop")
+    pid = rf.read_status(run_dir).get("pid")
     if pid_alive(pid):
         try:
             os.kill(pid, signal.SIGTERM)
@@ -163,13 +161,3 @@ def wait(run_dir: str | Path, timeout: float = 600.0, poll: float = 0.1) -> dict
             return status
         time.sleep(poll)
     return refresh_status(run_dir)
-
-
-def read_log(run_dir: str | Path, max_bytes: int = 20_000) -> str:
-    path = Path(run_dir) / LOG_FILE
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - max_bytes))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""

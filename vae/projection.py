@@ -65,7 +65,7 @@ def configure_numba_cache(path: str | Path | None = None) -> Path:
 
     An existing ``NUMBA_CACHE_DIR`` is left alone. Otherwise the folder is ``path``, else the
     ``LATENT_EXPLORER_NUMBA_CACHE`` environment variable, else ``~/.cache/latent-explorer/numba``.
-    Call it before umap is imported (``_import_umap`` does); if numba is already imported its
+    Call it before umap is imported (``import_umap`` does); if numba is already imported its
     configuration is reloaded so functions compiled from now on are cached there.
     """
     current = os.environ.get("NUMBA_CACHE_DIR")
@@ -86,7 +86,7 @@ _UMAP_READY = False
 _UMAP_LOCK = threading.Lock()
 
 
-def _import_umap():
+def import_umap():
     """Import umap once, with numba's disk cache configured and extended to umap's own kernels."""
     global _UMAP_READY
     with _UMAP_LOCK:  # warm_up may run in a background thread while a page fits
@@ -296,7 +296,7 @@ class LatentProjector:
         return (Z - self.mean_) @ self.components_.T
 
     def _fit_umap(self, p: dict[str, Any]) -> np.ndarray:
-        umap = _import_umap()
+        umap = import_umap()
         self._model = umap.UMAP(
             n_components=p["n_components"],
             n_neighbors=p["n_neighbors"],
@@ -658,7 +658,7 @@ def warm_up(progress: Progress | None = None) -> float:
     """
     start = time.perf_counter()
     _report(progress, 0.0, "importing umap")
-    _import_umap()
+    import_umap()
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4.0, size=(8, 16))
     Z = (centres[rng.integers(0, 8, 4096)] + rng.normal(size=(4096, 16))).astype(np.float32)  # (4096, 16)

@@ -20,22 +20,21 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from . import checkpoints as ck
+from . import run as rf
 from .config import DataConfig
-from .evaluate import EVALUATION_FILE
 from .models import build_model
 from .sources import foreign_form, stored_form
 
 KB, MB = 1 << 10, 1 << 20
 # The files a run .zip may hold, with the most bytes each may have.
 ZIP_FILES = {
-    ck.CONFIG_FILE: 64 * KB,
-    ck.MODEL_FILE: 512 * MB,
-    ck.METRICS_FILE: 64 * MB,
-    ck.STATUS_FILE: 64 * KB,
-    EVALUATION_FILE: 4 * MB,
+    rf.CONFIG_FILE: 64 * KB,
+    rf.MODEL_FILE: 512 * MB,
+    rf.METRICS_FILE: 64 * MB,
+    rf.STATUS_FILE: 64 * KB,
+    rf.EVALUATION_FILE: 4 * MB,
 }
-ZIP_REQUIRED = (ck.CONFIG_FILE, ck.MODEL_FILE)
+ZIP_REQUIRED = (rf.CONFIG_FILE, rf.MODEL_FILE)
 EVAL_NUMBERS = ("test_elbo", "test_recon", "test_kl", "active_units", "latent_dim", "n_test")
 EVAL_OPTIONAL = ("iwae_ll", "iwae_k", "knn_accuracy", "knn_k", "recon_mse", "seconds", "time")
 
@@ -93,26 +92,26 @@ def read_run_zip(data: bytes) -> dict[str, bytes]:
 
 def check_weights(folder: Path) -> None:
     """Config and weights of ``folder`` must load: shapes compared from headers first, then a strict load."""
-    model_cfg, _, _ = ck.load_config(folder)
+    model_cfg, _, _ = rf.load_config(folder)
     with torch.device("meta"):  # the shapes config.json implies, without allocating anything
         expected = {k: tuple(v.shape) for k, v in build_model(model_cfg).state_dict().items()}
     try:
-        with safe_open(str(folder / ck.MODEL_FILE), framework="pt") as f:
+        with safe_open(str(folder / rf.MODEL_FILE), framework="pt") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{ck.MODEL_FILE} in the zip is truncated or not a safetensors file ({e}).") from None
+        raise ValueError(f"{rf.MODEL_FILE} in the zip is truncated or not a safetensors file ({e}).") from None
     if found != expected:
         wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
-        raise ValueError(f"{ck.MODEL_FILE} in the zip does not match its config.json (first difference: {wrong[0]}).")
-    ck.load_model(folder)  # strict: names, shapes, dtypes, and every byte readable
+        raise ValueError(f"{rf.MODEL_FILE} in the zip does not match its config.json (first difference: {wrong[0]}).")
+    rf.load_model(folder)  # strict: names, shapes, dtypes, and every byte readable
 
 
 def import_run_zip(root: Path, data: bytes, name: str) -> Path:
     """Check a run zip completely, then write it to a new run folder (``name``, ``name-2``...)."""
     files = read_run_zip(data)
-    files[ck.CONFIG_FILE] = _local_data(files[ck.CONFIG_FILE], root)
+    files[rf.CONFIG_FILE] = _local_data(files[rf.CONFIG_FILE], root)
     try:
-        base = ck.sanitize_run_name(name)
+        base = rf.sanitize_run_name(name)
     except ValueError:
         base = "imported-run"
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,24 +120,24 @@ def import_run_zip(root: Path, data: bytes, name: str) -> Path:
         for n in ZIP_REQUIRED:
             (folder / n).write_bytes(files[n])
         check_weights(folder)
-    status = _json_object(files, ck.STATUS_FILE)
-    evaluation = _json_object(files, EVALUATION_FILE)
+    status = _json_object(files, rf.STATUS_FILE)
+    evaluation = _json_object(files, rf.EVALUATION_FILE)
     if evaluation is not None and (problem := evaluation_problem(evaluation)):
-        raise ValueError(f"{EVALUATION_FILE} in the zip is not an evaluation: {problem}.")
+        raise ValueError(f"{rf.EVALUATION_FILE} in the zip is not an evaluation: {problem}.")
     try:
-        files.get(ck.METRICS_FILE, b"").decode("utf-8")
+        files.get(rf.METRICS_FILE, b"").decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{ck.METRICS_FILE} in the zip is not text; expected JSON lines.") from None
+        raise ValueError(f"{rf.METRICS_FILE} in the zip is not text; expected JSON lines.") from None
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: never listed as a run
     try:
-        for n in (ck.CONFIG_FILE, ck.MODEL_FILE, ck.METRICS_FILE):
+        for n in (rf.CONFIG_FILE, rf.MODEL_FILE, rf.METRICS_FILE):
             if n in files:
                 (staging / n).write_bytes(files[n])
         # A status from another machine may name a process id: keep the progress, never the pid.
         old = status or {}
-        ck.write_json(
-            staging / ck.STATUS_FILE,
+        rf.write_status(
+            staging,
             {
                 **{k: old[k] for k in ("epoch", "step", "total_steps") if isinstance(old.get(k), int)},
                 "state": "finished" if old.get("state") == "finished" else "stopped",
@@ -148,10 +147,10 @@ def import_run_zip(root: Path, data: bytes, name: str) -> Path:
             },
         )
         if evaluation is not None:
-            evaluation["checkpoint"] = ck.checkpoint_id(staging)  # same weights, new file
-            ck.write_json(staging / EVALUATION_FILE, evaluation)
+            evaluation["checkpoint"] = rf.checkpoint_id(staging)  # same weights, new file
+            rf.write_evaluation(staging, evaluation)
         for i in range(1, 1000):
-            target = ck.run_path(root, base if i == 1 else f"{base[: ck.MAX_NAME - 6]}-{i}")
+            target = rf.run_path(root, base if i == 1 else f"{base[: rf.MAX_NAME - 6]}-{i}")
             if not target.exists():
                 os.rename(staging, target)
                 return target
@@ -163,12 +162,12 @@ def import_run_zip(root: Path, data: bytes, name: str) -> Path:
 def _local_data(config: bytes, root: Path) -> bytes:
     """config.json with its data section as this machine keeps it; data outside the built-in places and the
     runs folder's uploads is refused (a crafted zip must not make the server read other files)."""
-    raw = _json_object({ck.CONFIG_FILE: config}, ck.CONFIG_FILE)
+    raw = _json_object({rf.CONFIG_FILE: config}, rf.CONFIG_FILE)
     try:
         cfg = foreign_form(DataConfig.from_dict(raw.get("data", {})))
         raw["data"] = stored_form(cfg, root).to_dict()
     except (ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"{ck.CONFIG_FILE} in the zip names data this app may not read: {e}") from None
+        raise ValueError(f"{rf.CONFIG_FILE} in the zip names data this app may not read: {e}") from None
     return json.dumps(raw, indent=2, sort_keys=True).encode()
 
 

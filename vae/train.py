@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints as ck
+from . import run as rf
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .evaluate import elbo
@@ -31,7 +31,6 @@ from .images import make_grid, png_bytes
 from .models import VAE, build_model
 from .objectives import elbo_terms
 
-CONTROL_FILE = "control.json"
 EVAL_BATCH = 1000
 Callback = Callable[[str, dict], None]
 
@@ -52,18 +51,6 @@ class _LoopState:
     sums: dict = field(default_factory=lambda: {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0})
 
 
-def read_control(run_dir: str | Path) -> str:
-    """The last command written to the run's control file ("" if none)."""
-    rec = ck.read_json(Path(run_dir) / CONTROL_FILE, default={}) or {}
-    return rec.get("command", "") if isinstance(rec, dict) else ""
-
-
-def write_control(run_dir: str | Path, command: str) -> None:
-    if command not in ("pause", "resume", "stop", ""):
-        raise ValueError(f"A control command must be pause, resume or stop; got {command!r}.")
-    ck.write_json(Path(run_dir) / CONTROL_FILE, {"command": command, "time": time.time()})
-
-
 def divergence_message(model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, step: int) -> str:
     """A sentence naming the likely cause of a NaN/inf loss and a fix."""
     msg = (
@@ -80,47 +67,45 @@ class Trainer:
 
     def __init__(self, run_dir: str | Path, dataset: Dataset | None = None, callback: Callback | None = None):
         self.run_dir = Path(run_dir)
-        self.model_cfg, self.cfg, self.data_cfg = ck.load_config(self.run_dir)
+        self.model_cfg, self.cfg, self.data_cfg = rf.load_config(self.run_dir)
         self.dataset = dataset
         self.callback = callback
         self.stop_requested = False
         self._control_mtime = 0
-        self._status: dict = ck.read_status(self.run_dir)
+        self._status: dict = rf.read_status(self.run_dir)
 
     # ------------------------------------------------------------ bookkeeping
 
     def status(self, state: str, message: str = "", **extra) -> None:
         self._status.update({"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra})
-        ck.write_json(self.run_dir / ck.STATUS_FILE, self._status)
+        rf.write_status(self.run_dir, self._status)
         if self.callback:
             self.callback("status", dict(self._status))
 
     def log(self, record: dict) -> None:
         record = {**record, "time": time.time()}
-        ck.append_jsonl(self.run_dir / ck.METRICS_FILE, record)
+        rf.append_metric(self.run_dir, record)
         if self.callback:
             self.callback(record["type"], record)
 
     def _poll_control(self) -> str:
-        try:
-            mtime = (self.run_dir / CONTROL_FILE).stat().st_mtime_ns
-        except FileNotFoundError:
+        mtime = rf.control_mtime(self.run_dir)
+        if mtime is None:
             return "stop" if self.stop_requested else ""
         if mtime != self._control_mtime:
             self._control_mtime = mtime
-            self._command = read_control(self.run_dir)
+            self._command = rf.read_control(self.run_dir)
         return "stop" if self.stop_requested else getattr(self, "_command", "")
 
     # ------------------------------------------------------------ set-up
 
     def _setup(self, resume: bool) -> None:
-        for tmp in self.run_dir.glob(".*.tmp"):  # half-written files of a process that was killed
-            tmp.unlink(missing_ok=True)
+        rf.remove_temp_files(self.run_dir)
         torch.set_num_threads(self.cfg.threads)
         torch.set_flush_denormal(True)  # Adam averages of dead pixels decay into slow denormals
         if self.dataset is None:
             self.status("running", "loading data", epoch=0, step=0)
-            self.dataset = load_dataset(ck.load_data_config(self.run_dir))
+            self.dataset = load_dataset(rf.load_data_config(self.run_dir))
         if tuple(self.dataset.item_shape) != tuple(self.model_cfg.input_shape):
             raise ValueError(
                 f"The model expects items of shape {self.model_cfg.input_shape} but the data "
@@ -135,12 +120,12 @@ class Trainer:
         )
         self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.state = _LoopState()
-        if resume and (self.run_dir / ck.STATE_FILE).is_file():
+        if resume and rf.has_state(self.run_dir):
             self._load_state()
         elif resume:
             raise FileNotFoundError(f"{self.run_dir.name} has no checkpoint to resume from; start it anew.")
         else:  # a fresh start: earlier metrics (of a run restarted from scratch) no longer apply
-            ck.atomic_write_bytes(self.run_dir / ck.METRICS_FILE, b"")
+            rf.write_metrics(self.run_dir, [])
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
 
@@ -155,15 +140,14 @@ class Trainer:
         if s.perm is not None:
             tensors["loop.perm"] = s.perm
         meta = {"epoch": s.epoch, "pos": s.pos, "step": s.step, "elapsed": s.elapsed, "sums": s.sums}
-        ck.save_tensors(self.run_dir / ck.STATE_FILE, tensors, {"loop": json.dumps(meta)})
-        ck.save_model(self.run_dir, self.model, {"epoch": str(s.epoch), "step": str(s.step)})
+        rf.save_state(self.run_dir, tensors, json.dumps(meta))
+        rf.save_model(self.run_dir, self.model, {"epoch": str(s.epoch), "step": str(s.step)})
 
     def _load_state(self) -> None:
-        path = self.run_dir / ck.STATE_FILE
-        tensors = ck.load_tensors(path)
-        meta = json.loads(ck.safetensors_metadata(path).get("loop", "{}"))
+        tensors, loop = rf.load_state(self.run_dir)
+        meta = json.loads(loop)
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        ck.check_state_dict(self.model, weights, f"{ck.STATE_FILE} in {self.run_dir.name}")
+        rf.check_state_dict(self.model, weights, rf.state_label(self.run_dir))
         self.model.load_state_dict(weights, strict=True)
         opt_state = self.opt.state_dict()
         per_param: dict[int, dict] = {}
@@ -183,9 +167,8 @@ class Trainer:
             sums=dict(meta["sums"]),
         )
         # Metrics written after this checkpoint describe steps that will be redone: drop them.
-        kept = [m for m in ck.read_metrics(self.run_dir) if m.get("step", 0) <= self.state.step]
-        body = "".join(json.dumps(m, sort_keys=True) + "\n" for m in kept)
-        ck.atomic_write_bytes(self.run_dir / ck.METRICS_FILE, body.encode())
+        kept = [m for m in rf.read_metrics(self.run_dir) if m.get("step", 0) <= self.state.step]
+        rf.write_metrics(self.run_dir, kept)
 
     # ------------------------------------------------------------ evaluation and pictures
 
@@ -207,9 +190,9 @@ class Trainer:
         mu, _ = self.model.encode(x)
         recon = self.model.decode(mu)
         pair = torch.cat([x, recon]).numpy()  # (2k, C, H, W)
-        ck.atomic_write_bytes(self.run_dir / "recon.png", png_bytes(make_grid(pair, k), scale=2))
+        rf.write_picture(self.run_dir, "recon", png_bytes(make_grid(pair, k), scale=2))
         samples = self.model.decode(self.z_samples).numpy()  # (k*k, C, H, W)
-        ck.atomic_write_bytes(self.run_dir / "samples.png", png_bytes(make_grid(samples, k), scale=2))
+        rf.write_picture(self.run_dir, "samples", png_bytes(make_grid(samples, k), scale=2))
         self.model.train()
 
     # ------------------------------------------------------------ the loop
@@ -409,4 +392,4 @@ def new_run(
         likelihood=likelihood or dataset.likelihood,
         learn_variance=learn_variance,
     )
-    return ck.create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)
+    return rf.create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)

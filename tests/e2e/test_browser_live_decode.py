@@ -8,7 +8,7 @@ import time
 
 from browser import E2E_RUN, selected_run, shot, wait_idle
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae import webdecoder
 
 PANEL = "div.le"
@@ -109,7 +109,7 @@ def test_random_moves_the_browser_point_and_the_pad_moves_two_dimensions(page, a
 
 def test_weights_cross_the_wire_once(page, app_url, runs_dir):
     """The decoder's bytes come with the first render only; later reruns send the point, not the weights."""
-    needle = webdecoder.export_decoder(ck.load_model(runs_dir / E2E_RUN), "any")[-256:]  # the last parameters
+    needle = webdecoder.export_decoder(rf.load_model(runs_dir / E2E_RUN), "any")[-256:]  # the last parameters
     frames: list[bytes] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f if isinstance(f, bytes) else b"")))
     open_live_decode(page, app_url)

@@ -12,8 +12,8 @@ import time
 from browser import ARTIFACTS, free_port, selected_run, shot, start_server, wait_healthy
 from test_browser_train import open_train, set_field
 
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 
 RUN = "e2e-restart"
 
@@ -38,13 +38,13 @@ def test_training_survives_a_server_restart(browser, runs_dir):
         set_field(page, "Run name", RUN)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(re.compile(r"Training epoch \d+ of 2000")).wait_for()
-        pid = ck.read_status(run)["pid"]
+        pid = rf.read_status(run)["pid"]
 
         stop_server(server)
-        step = ck.read_status(run)["step"]
+        step = rf.read_status(run)["step"]
         time.sleep(1.0)
         assert jobs.pid_alive(pid)  # the training process lives in its own session
-        assert ck.read_status(run)["step"] > step  # ... and keeps training with no server
+        assert rf.read_status(run)["step"] > step  # ... and keeps training with no server
 
         port = free_port()
         server = start_server(runs_dir, port)
@@ -59,7 +59,7 @@ def test_training_survives_a_server_restart(browser, runs_dir):
         page.get_by_role("heading", name=f"Run: {RUN}").wait_for()
         page.get_by_text(re.compile(r"Training epoch \d+ of 2000")).wait_for()
         assert selected_run(page) == RUN
-        assert ck.read_status(run)["pid"] == pid  # the same process, found again from its files
+        assert rf.read_status(run)["pid"] == pid  # the same process, found again from its files
         shot(page, "restart-found-again")
     finally:
         page.close()

@@ -22,8 +22,8 @@ from browser import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
 from PIL import Image
 from playwright.sync_api import expect
 
-from vae import checkpoints as ck
 from vae import jobs
+from vae import run as rf
 
 SESSIONS = 8
 ROUNDS = 4  # the first press jumps to an end of the slider, the next ones step back from it
@@ -141,7 +141,7 @@ def test_eight_sessions_decode_their_own_points_while_a_model_trains(browser, ap
         while jobs.refresh_status(training).get("step", 0) == 0 and time.time() < deadline:
             time.sleep(0.2)
         step_before = jobs.refresh_status(training).get("step", 0)
-        assert step_before > 0, jobs.read_log(training)
+        assert step_before > 0, rf.read_log(training)
 
         # session i moves slider i % 4: sessions 0-3 up from +3 downwards, sessions 4-7 from -3 upwards
         thumbs = [page.locator(SLIDERS).nth(i % 4) for i, page in enumerate(pages)]
@@ -153,7 +153,7 @@ def test_eight_sessions_decode_their_own_points_while_a_model_trains(browser, ap
             for page in pages:
                 page.wait_for_function(f"window.__lat.loads.length >= {r + 1}", timeout=30_000)
 
-        model = ck.load_model(runs_dir / E2E_RUN)
+        model = rf.load_model(runs_dir / E2E_RUN)
         side = model.cfg.input_shape[-1]
         end = LIMIT - STEP * (ROUNDS - 1)
         latencies = []
@@ -192,4 +192,4 @@ def test_eight_sessions_decode_their_own_points_while_a_model_trains(browser, ap
     )
     print("\n" + report)
     (ARTIFACTS / "sessions-latency.txt").write_text(report + "\n")
-    assert ck.is_run(training)
+    assert rf.is_run(training)

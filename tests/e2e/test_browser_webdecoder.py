@@ -10,7 +10,7 @@ import pytest
 import torch
 from browser import ROOT
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae import webdecoder
 from vae.config import ModelConfig
 from vae.models import build_model
@@ -69,7 +69,7 @@ def check_match(page, model, n: int = 6, seed: int = 0) -> None:
 
 
 def test_trained_mlp_decoder_matches_torch(blank, trained_runs: Path):
-    model = ck.load_model(trained_runs / "digits-small")
+    model = rf.load_model(trained_runs / "digits-small")
     zs = np.random.default_rng(1).standard_normal((8, model.cfg.latent_dim)).astype(np.float32)
     got = browser_pixels(blank, model, zs).astype(int)
     want = webdecoder.expected_pixels(model, zs).astype(int)

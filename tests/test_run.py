@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from vae import checkpoints as ck
+from vae import run as rf
 from vae.config import DataConfig, ModelConfig, TrainConfig
 from vae.models import build_model
 
@@ -14,16 +14,16 @@ MODEL = ModelConfig(input_shape=(1, 28, 28), arch="conv", latent_dim=3, channels
 
 @pytest.fixture
 def run(tmp_path):
-    path = ck.create_run(tmp_path, "demo", MODEL, TrainConfig(epochs=1), DataConfig())
+    path = rf.create_run(tmp_path, "demo", MODEL, TrainConfig(epochs=1), DataConfig())
     torch.manual_seed(0)
     model = build_model(MODEL)
-    ck.save_model(path, model)
+    rf.save_model(path, model)
     return path, model
 
 
 def test_save_load_round_trip_compares_every_tensor(run):
     path, model = run
-    loaded = ck.load_model(path)
+    loaded = rf.load_model(path)
     ref, got = model.state_dict(), loaded.state_dict()
     assert ref.keys() == got.keys()
     for k in ref:
@@ -34,7 +34,7 @@ def test_save_load_round_trip_compares_every_tensor(run):
 
 def test_configs_round_trip(run):
     path, _ = run
-    m, t, d = ck.load_config(path)
+    m, t, d = rf.load_config(path)
     assert (m, t, d) == (MODEL, TrainConfig(epochs=1), DataConfig())
 
 
@@ -50,114 +50,114 @@ def test_configs_round_trip(run):
     ],
 )
 def test_run_names_are_sanitised(tmp_path, name, expected):
-    assert ck.sanitize_run_name(name) == expected
-    assert ck.run_path(tmp_path, name).parent == tmp_path.resolve()
+    assert rf.sanitize_run_name(name) == expected
+    assert rf.run_path(tmp_path, name).parent == tmp_path.resolve()
 
 
 def test_long_and_empty_names(tmp_path):
-    assert len(ck.sanitize_run_name("a" * 10_000)) == ck.MAX_NAME
+    assert len(rf.sanitize_run_name("a" * 10_000)) == rf.MAX_NAME
     for bad in ["", "../..", "///", "\x00\x01"]:
         with pytest.raises(ValueError, match="no usable characters"):
-            ck.sanitize_run_name(bad)
+            rf.sanitize_run_name(bad)
 
 
 def test_create_run_never_overwrites(tmp_path):
-    a = ck.create_run(tmp_path, "same", MODEL, TrainConfig(), DataConfig())
-    b = ck.create_run(tmp_path, "same", MODEL, TrainConfig(), DataConfig())
+    a = rf.create_run(tmp_path, "same", MODEL, TrainConfig(), DataConfig())
+    b = rf.create_run(tmp_path, "same", MODEL, TrainConfig(), DataConfig())
     assert a != b and a.name == "same" and b.name == "same-2"
 
 
 def test_truncated_weights_give_a_clear_error(run):
     path, _ = run
-    data = (path / ck.MODEL_FILE).read_bytes()
-    (path / ck.MODEL_FILE).write_bytes(data[: len(data) // 2])
+    data = (path / rf.MODEL_FILE).read_bytes()
+    (path / rf.MODEL_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated or not a safetensors file"):
-        ck.load_model(path)
+        rf.load_model(path)
 
 
 def test_foreign_file_gives_a_clear_error(run):
     path, _ = run
-    (path / ck.MODEL_FILE).write_bytes(b"PK\x03\x04 this is a zip, not weights")
+    (path / rf.MODEL_FILE).write_bytes(b"PK\x03\x04 this is a zip, not weights")
     with pytest.raises(ValueError, match="truncated or not a safetensors file"):
-        ck.load_model(path)
+        rf.load_model(path)
 
 
 def test_weights_that_do_not_match_the_config(run):
     path, _ = run
     other = build_model(MODEL.replace(latent_dim=5))
-    ck.save_model(path, other)
+    rf.save_model(path, other)
     with pytest.raises(ValueError, match="does not match config.json|implies"):
-        ck.load_model(path)
+        rf.load_model(path)
 
 
 def test_missing_tensor_is_named(run):
     path, model = run
     sd = dict(model.state_dict())
     sd.pop("decoder.fc.bias")
-    ck.save_tensors(path / ck.MODEL_FILE, sd)
+    rf.save_tensors(path / rf.MODEL_FILE, sd)
     with pytest.raises(ValueError, match="missing \\['decoder.fc.bias'\\]"):
-        ck.load_model(path)
+        rf.load_model(path)
 
 
 def test_unknown_config_version(run):
     path, _ = run
-    raw = json.loads((path / ck.CONFIG_FILE).read_text())
+    raw = json.loads((path / rf.CONFIG_FILE).read_text())
     raw["version"] = 99
-    (path / ck.CONFIG_FILE).write_text(json.dumps(raw))
+    (path / rf.CONFIG_FILE).write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="version 99"):
-        ck.load_config(path)
+        rf.load_config(path)
 
 
 def test_unknown_config_fields(run):
     path, _ = run
-    raw = json.loads((path / ck.CONFIG_FILE).read_text())
+    raw = json.loads((path / rf.CONFIG_FILE).read_text())
     raw["model"]["attention_heads"] = 4
-    (path / ck.CONFIG_FILE).write_text(json.dumps(raw))
+    (path / rf.CONFIG_FILE).write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="attention_heads"):
-        ck.load_config(path)
+        rf.load_config(path)
 
 
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        ck.load_config(tmp_path)
+        rf.load_config(tmp_path)
 
 
 def test_atomic_write_leaves_no_temp_files_and_keeps_old_content_on_failure(tmp_path):
     target = tmp_path / "status.json"
-    ck.write_json(target, {"a": 1})
+    rf.write_json(target, {"a": 1})
 
     class Boom:
         pass
 
     with pytest.raises(TypeError):
-        ck.write_json(target, {"a": Boom()})
+        rf.write_json(target, {"a": Boom()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
 
 
 def test_jsonl_skips_a_torn_last_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    ck.append_jsonl(path, {"step": 1})
-    ck.append_jsonl(path, {"step": 2})
+    rf.append_jsonl(path, {"step": 1})
+    rf.append_jsonl(path, {"step": 2})
     with open(path, "a") as f:
         f.write('{"step": 3, "lo')
-    assert [r["step"] for r in ck.read_jsonl(path)] == [1, 2]
+    assert [r["step"] for r in rf.read_jsonl(path)] == [1, 2]
 
 
 def test_list_rename_delete(run, tmp_path):
     path, _ = run
-    runs = ck.list_runs(tmp_path)
+    runs = rf.list_runs(tmp_path)
     assert [r["name"] for r in runs] == ["demo"] and runs[0]["has_model"]
-    assert ck.run_names(tmp_path) == ["demo"]
-    new = ck.rename_run(tmp_path, "demo", "renamed")
-    assert new.name == "renamed" and ck.is_run(new)
-    ck.create_run(tmp_path, "other", MODEL, TrainConfig(), DataConfig())
+    assert rf.run_names(tmp_path) == ["demo"]
+    new = rf.rename_run(tmp_path, "demo", "renamed")
+    assert new.name == "renamed" and rf.is_run(new)
+    rf.create_run(tmp_path, "other", MODEL, TrainConfig(), DataConfig())
     with pytest.raises(ValueError, match="already exists"):
-        ck.rename_run(tmp_path, "renamed", "other")
-    ck.delete_run(tmp_path, "renamed")
-    assert [r["name"] for r in ck.list_runs(tmp_path)] == ["other"]
+        rf.rename_run(tmp_path, "renamed", "other")
+    rf.delete_run(tmp_path, "renamed")
+    assert [r["name"] for r in rf.list_runs(tmp_path)] == ["other"]
     with pytest.raises(FileNotFoundError, match="no run named"):
-        ck.delete_run(tmp_path, "renamed")
+        rf.delete_run(tmp_path, "renamed")
 
 
 def test_delete_cannot_escape_the_runs_folder(tmp_path):
@@ -167,5 +167,5 @@ def test_delete_cannot_escape_the_runs_folder(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     with pytest.raises(FileNotFoundError):
-        ck.delete_run(root, "../outside")
+        rf.delete_run(root, "../outside")
     assert (outside / "keep.txt").exists()
