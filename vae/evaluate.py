@@ -5,7 +5,6 @@ units, reconstruction error and the k-NN accuracy of the latent means.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ import torch
 from . import run as rf
 from .models import VAE
 from .objectives import elbo_terms, iwae_bound, kl_per_dim
-
-Progress = Callable[[float, str], None]
+from .progress import Progress, part, report
 
 
 @torch.inference_mode()
@@ -119,10 +117,9 @@ def evaluate_model(
     model: VAE, dataset, iwae_k: int = 100, knn_k: int = 10, progress: Progress | None = None, seed: int = 0
 ) -> dict:
     """All the measures on the test split (k-NN uses the training split's latent means as reference)."""
-    report = lambda f, m: progress(f, m) if progress else None  # noqa: E731
     t0 = time.perf_counter()
     x_test = dataset.x_test.float()
-    report(0.0, "test ELBO")
+    report(progress, 0.0, "test ELBO")
     out: dict = {"n_test": len(x_test)}
     parts = elbo(model, x_test, seed=seed)
     out.update(test_elbo=parts["elbo"], test_recon=parts["recon"], test_kl=parts["kl"])
@@ -132,16 +129,15 @@ def evaluate_model(
     out.update(active_units=n_active, latent_dim=int(mu.shape[1]), mean_variance=variances.tolist())
     out["recon_mse"] = reconstruction_error(model, x_test)
     if iwae_k:
-        sub = lambda f, m: report(0.1 + 0.8 * f, m)  # noqa: E731
         out["iwae_k"] = iwae_k
-        out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=sub)
+        out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=part(progress, 0.1, 0.9))
     if dataset.y_train is not None and dataset.y_test is not None:
-        report(0.9, "k-NN accuracy")
+        report(progress, 0.9, "k-NN accuracy")
         mu_train, _ = encode(model, dataset.x_train.float())
         out["knn_k"] = knn_k
         out["knn_accuracy"] = knn_accuracy(mu_train, dataset.y_train.numpy(), mu, dataset.y_test.numpy(), knn_k)
     out["seconds"] = time.perf_counter() - t0
-    report(1.0, "done")
+    report(progress, 1.0, "done")
     return out
 
 

@@ -25,13 +25,12 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-Progress = Callable[[float, str], None]
+from .progress import Progress, part, report
 
 METHODS = ("umap", "pca", "tsne")
 _LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
@@ -203,17 +202,6 @@ def _as_2d(X: Any, name: str, *, n_cols: int | None = None, min_rows: int = 1) -
     return A
 
 
-def _sub_progress(progress: Progress | None, lo: float, hi: float) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda fraction, message: progress(lo + (hi - lo) * fraction, message)
-
-
-def _report(progress: Progress | None, fraction: float, message: str) -> None:
-    if progress is not None:
-        progress(fraction, message)
-
-
 # ----------------------------------------------------------------------------- the estimator
 
 
@@ -276,10 +264,10 @@ class LatentProjector:
         self.n_features_in_ = d
         self.transform_is_approximate_ = False
         label = _LABELS[p["method"]]
-        _report(progress, 0.0, f"fitting {label} on {n:,} codes")
+        report(progress, 0.0, f"fitting {label} on {n:,} codes")
         embedding = getattr(self, f"_fit_{p['method']}")(p)
         self.embedding_ = np.ascontiguousarray(embedding, dtype=np.float32)  # (N, n_components)
-        _report(progress, 1.0, f"{label} map ready")
+        report(progress, 1.0, f"{label} map ready")
         return self
 
     def _fit_pca(self, p: dict[str, Any]) -> np.ndarray:
@@ -433,12 +421,12 @@ class LatentProjector:
         gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], int(resolution))
         gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], int(resolution))
         xx, yy = np.meshgrid(gx, gy)  # (R, R) each; row i is y = gy[i]
-        _report(progress, 0.0, f"inverting a {resolution}x{resolution} grid")
+        report(progress, 0.0, f"inverting a {resolution}x{resolution} grid")
         codes = self.inverse_transform(np.column_stack([xx.ravel(), yy.ravel()]))  # (R*R, latent_dim)
         assert np.isfinite(codes).all(), "inverse grid holds non-finite codes"
         self.grid_x_, self.grid_y_ = gx, gy
         self.grid_codes_ = np.ascontiguousarray(codes.reshape(len(gy), len(gx), -1), dtype=np.float32)
-        _report(progress, 1.0, "inverse grid ready")
+        report(progress, 1.0, "inverse grid ready")
         return self
 
     def inverse_lookup(self, Y: np.ndarray, method: str = "auto", k: int = KNN_K) -> np.ndarray:
@@ -636,13 +624,13 @@ def cached_projection(
             proj = LatentProjector.load(path)
             grid_ok = not wants_grid or (hasattr(proj, "grid_codes_") and len(proj.grid_x_) == grid_resolution)
             if proj.get_params() == full and grid_ok and np.array_equal(proj.codes_, codes32):
-                _report(progress, 1.0, "loaded the cached map")
+                report(progress, 1.0, "loaded the cached map")
                 return proj
         except ValueError as exc:
             _log.warning("Ignoring unreadable projection cache %s: %s", path, exc)
-    proj = LatentProjector(**full).fit(codes32, progress=_sub_progress(progress, 0.0, 0.8 if wants_grid else 1.0))
+    proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0))
     if wants_grid:
-        proj.fit_inverse_grid(grid_resolution, progress=_sub_progress(progress, 0.8, 1.0))
+        proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))
     proj.save(path)
     return proj
 
@@ -657,16 +645,16 @@ def warm_up(progress: Progress | None = None) -> float:
     single-threaded code the default ``random_state=0`` uses; ``random_state=None`` compiles more.
     """
     start = time.perf_counter()
-    _report(progress, 0.0, "importing umap")
+    report(progress, 0.0, "importing umap")
     import_umap()
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4.0, size=(8, 16))
     Z = (centres[rng.integers(0, 8, 4096)] + rng.normal(size=(4096, 16))).astype(np.float32)  # (4096, 16)
-    proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=_sub_progress(progress, 0.1, 0.7))
-    _report(progress, 0.7, "compiling UMAP transform")
+    proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.7))
+    report(progress, 0.7, "compiling UMAP transform")
     proj.transform(Z[:64])
-    _report(progress, 0.85, "compiling UMAP inverse")
+    report(progress, 0.85, "compiling UMAP inverse")
     proj.inverse_transform(proj.embedding_[:2])
     seconds = time.perf_counter() - start
-    _report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
+    report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds
