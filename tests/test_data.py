@@ -1,4 +1,4 @@
-"""Tests for vae/data.py: registry, loaders, downloader, sprites, and one test per bad-input rule."""
+"""Tests for vae/data/: registry, loaders, downloader, sprites, and one test per bad-input rule."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from PIL import Image
 
 from vae import data
 from vae.config import DataConfig
+from vae.data import idx, images
 
 FASHION = data.DEBIAN_FASHION_MNIST_DIR
 # Skipped on a laptop without Debian's package; in CI (CI=true) a missing package fails instead.
 has_fashion = pytest.mark.skipif(
-    len(data._find_idx(FASHION)) != 4 and not os.environ.get("CI"),
+    len(idx._find_idx(FASHION)) != 4 and not os.environ.get("CI"),
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 
@@ -162,7 +163,7 @@ def test_fashion_mnist_subset(monkeypatch):
 
 
 def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")
+    monkeypatch.setattr(idx, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "none")  # where idx looks
     monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match=r"apt-get install dataset-fashion-mnist.*--download fashion-mnist"):
@@ -278,7 +279,7 @@ def test_download_idx_from_local_server(tmp_path, idx_server):
     )
     assert folder == tmp_path / "cache" / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == sorted(digests)
-    assert calls and calls[-1][0] == calls[-1][1]  # (done, total, message), ends complete
+    assert calls and calls[-1][0] == 1.0  # (fraction, message), ends complete
     ds = data.load_dataset(DataConfig(name="mnist", root=str(tmp_path / "cache")))
     assert ds.x_train.shape == (30, 1, 6, 6)
     n = len(_Handler.requests)
@@ -346,7 +347,7 @@ def test_sprites_size_64_and_progress():
     calls = []
     x, f = data.generate_sprites(40, size=64, seed=0, progress=lambda *a: calls.append(a))
     assert x.shape == (40, 1, 64, 64) and x.dtype == np.float32 and f.shape == (40, 5)
-    assert calls[-1][:2] == (40, 40)
+    assert calls[-1] == (1.0, "generating sprites")
 
 
 # ---------------------------------------------------------------- npz / npy
@@ -573,7 +574,7 @@ def test_image_folder_round_trip_grey_with_labels(tmp_path):
     calls = []
     ds = data.load_dataset(DataConfig(name="file", path=str(root)), progress=lambda *a: calls.append(a))
     assert ds.item_shape == (1, 8, 8) and ds.label_names == ["cat", "dog"]
-    assert len(ds.x_train) + len(ds.x_test) == 10 and calls[-1][:2] == (10, 10)
+    assert len(ds.x_train) + len(ds.x_test) == 10 and calls[-1] == (1.0, "reading images")
     first = np.asarray(Image.open(root / "cat" / "0.png"), np.float32) / 255
     everything = torch.cat([ds.x_train, ds.x_test])[:, 0].numpy()
     assert any(np.allclose(first, img) for img in everything)
@@ -668,7 +669,7 @@ def test_images_with_other_channel_counts_are_refused(tmp_path):
 
 
 def test_oversized_image_is_refused_before_decoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 50)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 50)  # where the image decoder reads it
     root = image_folder(tmp_path / "imgs")
     with pytest.raises(ValueError, match=r"has 8×8 pixels, over the 50 allowed"):
         load_file(root)

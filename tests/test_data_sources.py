@@ -14,9 +14,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from vae import run as rf
-from vae import sources
 from vae.config import DataConfig
-from vae.data import load_dataset
+from vae.data import load_dataset, sources
 from vae.runzip import import_run_zip, run_zip
 
 

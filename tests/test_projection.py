@@ -16,12 +16,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from vae import projection
-from vae.projection import LatentProjector, cached_projection, projection_key, warm_up
+import vae.projection
+from vae import run as rf
+from vae.projection import (
+    FORMAT_VERSION,
+    LatentProjector,
+    cached_projection,
+    find_map,
+    map_path,
+    projection_key,
+    store,
+    warm_up,
+)
+from vae.projection.params import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +87,17 @@ def test_import_is_light_and_configure_numba_cache_respects_env(tmp_path):
     assert Path(out.stdout.strip()) == tmp_path / "already"
 
 
+def test_every_public_name_comes_from_its_home_module():
+    import importlib
+
+    for name, home in vae.projection._HOMES.items():
+        module = importlib.import_module(f"vae.projection.{home}")
+        assert getattr(vae.projection, name) is getattr(module, name), name
+    assert sorted(vae.projection.__all__) == sorted(vae.projection._HOMES)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        vae.projection.nope  # noqa: B018
+
+
 # ----------------------------------------------------------------------------- validation
 
 
@@ -124,6 +148,50 @@ def test_init_stores_arguments_only():
     p = LatentProjector(method="nonsense", n_components=99)
     assert p.get_params()["method"] == "nonsense"
     assert not hasattr(p, "embedding_")
+
+
+def test_defaults_are_the_constructors():
+    assert LatentProjector().get_params() == DEFAULTS
+
+
+def test_clone_gives_an_unfitted_copy_with_equal_params(digits):
+    fitted = LatentProjector(method="pca", n_components=3, metric="cosine").fit(digits[0])
+    copy = clone(fitted)
+    assert copy is not fitted and copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "embedding_") and not hasattr(copy, "codes_")
+    with pytest.raises(NotFittedError, match=r"^This LatentProjector is not fitted yet; call fit first\.$"):
+        copy.transform(digits[2])
+    with pytest.raises(NotFittedError):
+        check_is_fitted(copy)  # scikit-learn's own check agrees
+    check_is_fitted(fitted)  # the original keeps its map
+    np.testing.assert_array_equal(copy.fit(digits[0]).embedding_, fitted.embedding_)
+
+
+def test_set_params_then_fit_uses_the_new_params(digits):
+    Z = digits[0]
+    p = LatentProjector(method="pca").fit(Z).fit_inverse_grid(8)
+    assert p.set_params(n_components=3) is p and p.n_components == 3
+    p.fit(Z)
+    assert p.embedding_.shape == (len(Z), 3) and p.components_.shape == (3, 20)
+    assert not hasattr(p, "grid_codes_")  # nothing of the earlier fit survives
+    p.set_params(n_components=9)  # stored as given; checked by fit
+    with pytest.raises(ValueError, match="n_components must be an integer from 2 to 3; got 9"):
+        p.fit(Z)
+    with pytest.raises(ValueError, match="Invalid parameter 'n_neighbours'"):
+        p.set_params(n_neighbours=30)
+
+
+def test_repr_shows_the_non_default_params():
+    assert repr(LatentProjector()) == "LatentProjector()"
+    assert repr(LatentProjector(method="pca", n_neighbors=30)) == "LatentProjector(method='pca', n_neighbors=30)"
+    assert repr(LatentProjector(random_state=None)) == "LatentProjector(random_state=None)"
+
+
+def test_fit_ignores_y_like_scikit_learn(digits):
+    Z, y, *_ = digits
+    a = LatentProjector(method="pca").fit(Z, y).embedding_
+    np.testing.assert_array_equal(a, LatentProjector(method="pca").fit_transform(Z, y))
+    np.testing.assert_array_equal(a, LatentProjector(method="pca").fit(Z).embedding_)
 
 
 def test_wrong_column_count_is_refused(digits):
@@ -238,7 +306,7 @@ def test_points_outside_the_hull_get_codes_from_the_nearby_edge(umap_proj):
     angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
     far = E.mean(axis=0) + 1.5 * np.ptp(E, axis=0).max() * np.column_stack([np.cos(angles), np.sin(angles)])
     ours = umap_proj.inverse_transform(far)
-    raw = umap_proj._model.inverse_transform(far.astype(np.float32))
+    raw = umap_proj.umap_.inverse_transform(far.astype(np.float32))
     edge = umap_proj.inverse_lookup(umap_proj._into_hull(far), method="knn")
     assert np.isfinite(ours).all()
     assert np.linalg.norm(ours - edge, axis=1).mean() < np.linalg.norm(raw - edge, axis=1).mean()
@@ -300,12 +368,46 @@ def test_load_refuses_missing_and_inconsistent_files(tmp_path, digits):
         LatentProjector.load(tmp_path / "bad.npz")
 
 
+def test_metadata_is_saved_and_its_header_read_without_the_arrays(tmp_path, digits):
+    p = LatentProjector(method="pca").fit(digits[0])
+    path = p.save(tmp_path / "m.npz", metadata={"checkpoint": "epoch-3", "split": None})
+    assert store.read_header(path) == (p.get_params(), {"checkpoint": "epoch-3", "split": None})
+    assert store.read(path)[2] == {"checkpoint": "epoch-3", "split": None}
+    assert store.read_header(p.save(tmp_path / "plain.npz"))[1] == {}
+    arrays = dict(np.load(path, allow_pickle=False))
+    np.savez(tmp_path / "header-only.npz", **{k: arrays[k] for k in store.HEADER})
+    assert store.read_header(tmp_path / "header-only.npz")[1]["checkpoint"] == "epoch-3"
+    with pytest.raises(ValueError, match="not a valid projection file"):
+        LatentProjector.load(tmp_path / "header-only.npz")
+    with pytest.raises(ValueError, match="metadata must map names to strings or None"):
+        p.save(tmp_path / "bad.npz", metadata={"checkpoint": 3})
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def write_version_1(path: Path, p: LatentProjector) -> Path:
+    """The file an earlier version wrote: format_version 1 and no metadata."""
+    arrays = dict(np.load(p.save(path), allow_pickle=False))
+    del arrays["metadata"]
+    arrays["format_version"] = np.array(1)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_a_file_of_the_old_format_is_refused_with_its_version(tmp_path, digits):
+    assert FORMAT_VERSION == 2
+    old = write_version_1(tmp_path / "old.npz", LatentProjector(method="pca").fit(digits[0]))
+    with pytest.raises(ValueError, match="format version 1, expected 2"):
+        LatentProjector.load(old)
+    with pytest.raises(ValueError, match="format version 1, expected 2"):
+        store.read_header(old)
+
+
 # ----------------------------------------------------------------------------- cache
 
 
 def test_projection_key_is_stable_and_fills_defaults():
     key = projection_key("run-1", {"method": "umap"}, 1000, "test")
-    assert key == projection_key("run-1", dict(projection._DEFAULTS), 1000, "test")
+    assert key == projection_key("run-1", dict(DEFAULTS), 1000, "test")
     assert key.startswith("umap-") and len(key) == len("umap-") + 16
     others = [
         projection_key("run-2", {}, 1000, "test"),
@@ -369,6 +471,89 @@ def test_cached_umap_projection_loads_with_its_grid(tmp_path, digits, fit_counte
     second = cached_projection(tmp_path, "u", Z, params, grid_resolution=8)
     assert fit_counter == ["umap"] and second.transform_is_approximate_
     np.testing.assert_array_equal(second.grid_codes_, first.grid_codes_)
+
+
+def test_cached_projection_refits_a_file_of_the_old_format(tmp_path, digits, fit_counter):
+    Z = digits[0]
+    write_version_1(tmp_path / "k3.npz", LatentProjector(method="pca").fit(Z))
+    fit_counter.clear()
+    proj = cached_projection(tmp_path, "k3", Z, {"method": "pca"}, grid_resolution=8, checkpoint="c", split="test")
+    assert fit_counter == ["pca"] and proj.grid_codes_.shape == (8, 8, 20)
+    assert store.read_header(tmp_path / "k3.npz")[1] == {"checkpoint": "c", "split": "test"}
+
+
+def test_cached_projection_stores_checkpoint_and_split_and_refits_for_others(tmp_path, digits, fit_counter):
+    Z, params = digits[0], {"method": "pca"}
+    cached_projection(tmp_path, "k4", Z, params, None, 8, checkpoint="epoch-1", split="test")  # old positionals
+    assert store.read_header(tmp_path / "k4.npz") == (DEFAULTS | params, {"checkpoint": "epoch-1", "split": "test"})
+    cached_projection(tmp_path, "k4", Z, params, grid_resolution=8, checkpoint="epoch-1", split="test")
+    assert fit_counter == ["pca"]
+    cached_projection(tmp_path, "k4", Z, params, grid_resolution=8, checkpoint="epoch-2", split="test")
+    cached_projection(tmp_path, "k4", Z, params, grid_resolution=8, checkpoint="epoch-2", split="train")
+    assert fit_counter == ["pca"] * 3
+    assert store.read_header(tmp_path / "k4.npz")[1] == {"checkpoint": "epoch-2", "split": "train"}
+    with pytest.raises(ValueError, match="checkpoint and split must be strings"):
+        cached_projection(tmp_path, "k4", Z, params, checkpoint=2)
+
+
+def test_cached_projection_compares_params(tmp_path, digits, fit_counter):
+    Z = digits[0]
+    cached_projection(tmp_path, "k5", Z, {"method": "pca"}, grid_resolution=None)
+    cached_projection(tmp_path, "k5", Z, {"method": "pca", "n_components": 3}, grid_resolution=None)
+    assert fit_counter == ["pca", "pca"]
+    assert LatentProjector.load(tmp_path / "k5.npz").n_components == 3
+
+
+@pytest.fixture
+def run_codes(run_data):
+    """(run folder, its checkpoint id, the test items' posterior means (N, 4)) of a small trained model."""
+    import torch
+
+    run, model, ds = run_data
+    with torch.inference_mode():
+        mu = model.encode(ds.x_test[:400].float())[0].numpy()  # (400, 4)
+    return run, rf.checkpoint_id(run), mu
+
+
+def test_map_path_is_in_the_runs_projections_folder(tmp_path):
+    key = projection_key("ckpt", {"method": "pca"}, 400, "test")
+    assert map_path(tmp_path, key) == rf.projections_dir(tmp_path) / f"{key}.npz"
+    with pytest.raises(ValueError, match="cache key"):
+        map_path(tmp_path, "../escape")
+
+
+def test_find_map_returns_the_newest_map_of_the_checkpoint(run_codes, monkeypatch):
+    run, checkpoint, codes = run_codes
+    assert find_map(run, checkpoint) is None  # no projections folder yet
+
+    def write(method: str, n: int, split: str, when: int, ckpt: str | None = checkpoint) -> Path:
+        key = projection_key(ckpt or "none", {"method": method}, n, split)
+        path = map_path(run, key)
+        cached_projection(path.parent, key, codes[:n], {"method": method}, checkpoint=ckpt, split=split)
+        os.utime(path, ns=(when, when))
+        return path
+
+    pca_test = write("pca", 400, "test", when=10**18)
+    assert find_map(run, checkpoint) == pca_test
+    pca_small = write("pca", 200, "train", when=2 * 10**18)
+    write("pca", 300, "test", when=3 * 10**18, ckpt="another-checkpoint")
+    write("pca", 100, "test", when=4 * 10**18, ckpt=None)  # saved without a checkpoint
+    (rf.projections_dir(run) / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
+    old = write_version_1(rf.projections_dir(run) / "old.npz", LatentProjector(method="pca").fit(codes))
+    os.utime(old, ns=(5 * 10**18, 5 * 10**18))
+
+    def no_full_reads(*args, **kwargs):
+        raise AssertionError("find_map read a whole projection file")
+
+    monkeypatch.setattr(store, "read", no_full_reads)
+    assert find_map(run, checkpoint) == pca_small
+    assert find_map(run, "another-checkpoint").name.startswith("pca-")
+    assert find_map(run, "never-trained") is None
+    monkeypatch.undo()
+    proj = LatentProjector.load(find_map(run, checkpoint))
+    np.testing.assert_array_equal(proj.codes_, codes[:200])
+    with pytest.raises(ValueError, match="needs a checkpoint id"):
+        find_map(run, None)
 
 
 # ----------------------------------------------------------------------------- warm-up

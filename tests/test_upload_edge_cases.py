@@ -1,4 +1,4 @@
-"""Hostile and odd uploads through the real upload path: the loaders in vae/data.py, then the Train page.
+"""Hostile and odd uploads through the real upload path: the loaders in vae/data/, then the Train page.
 
 Every bad file must end in one sentence (a ``ValueError`` from the loader, an ``st.error`` on the
 page), never a traceback, and the page must keep working with the form's choices kept. Images are

@@ -27,6 +27,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .config import ARCHS, MAX_LATENT
+    from .config import ModelConfig as M  # the defaults of the command line are the configs' own
+    from .config import TrainConfig as T
+
     top = argparse.ArgumentParser(prog="python -m vae", description="Train and measure small VAEs.")
     top.add_argument(
         "--runs-dir", default=None, help="where runs live (default: checkpoints/ or $LATENT_EXPLORER_RUNS)"
@@ -35,19 +39,19 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a new run (or --resume one) with a progress bar")
     _add_data_args(t)
-    t.add_argument("--arch", default="mlp", choices=["mlp", "conv"])
-    t.add_argument("--latent", type=int, default=20, help="latent size (1-128)")
-    t.add_argument("--hidden", type=int, nargs="*", default=[400], help="MLP hidden widths")
-    t.add_argument("--channels", type=int, nargs="+", default=[32, 64], help="conv channels")
+    t.add_argument("--arch", default=M.arch, choices=list(ARCHS))
+    t.add_argument("--latent", type=int, default=M.latent_dim, help=f"latent size (1-{MAX_LATENT})")
+    t.add_argument("--hidden", type=int, nargs="*", default=list(M.hidden), help="MLP hidden widths")
+    t.add_argument("--channels", type=int, nargs="+", default=list(M.channels), help="conv channels")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="default: the dataset's suggestion")
     t.add_argument("--learn-variance", action="store_true", help="learn the Gaussian variance")
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--warmup", type=float, default=0.0, help="epochs of linear KL warm-up")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--beta", type=float, default=T.beta)
+    t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
+    t.add_argument("--epochs", type=int, default=T.epochs)
+    t.add_argument("--batch", type=int, default=T.batch_size)
+    t.add_argument("--lr", type=float, default=T.lr)
+    t.add_argument("--seed", type=int, default=T.seed)
+    t.add_argument("--threads", type=int, default=T.threads)
     t.add_argument("--name", default=None, help="run name (default: dataset-arch-zN)")
     t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     t.add_argument("--background", action="store_true", help="start a background process and return")
@@ -97,7 +101,7 @@ def _resolve_run(args, name: str) -> Path:
 def _data_config(args):
     from .config import DataConfig
     from .data import DATASETS
-    from .sources import adopt
+    from .data.sources import adopt
 
     name, path = args.data, args.path
     if path and name in ("digits", "file"):
@@ -166,8 +170,8 @@ def cmd_train(args) -> dict:
             threads=args.threads,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
-        data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).stem
-        name = args.name or f"{data_label}-{args.arch}-z{args.latent}"
+        data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name
+        name = args.name or rf.default_name(data_label, args.arch, args.latent)
         run_dir = new_run(
             _root(args),
             name,

@@ -207,3 +207,30 @@ class TrainConfig(_Serialisable):
         _check_int(n, "log_every", self.log_every, 1)
         _check_int(n, "grid_size", self.grid_size, 1, 16)
         _check_float(n, "weight_decay", self.weight_decay, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- presets
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A dataset's starting point: the model's size (its input shape comes from the data) and the training.
+
+    The Train page fills its form from ``preset(dataset)``; the Home page's demo is ``preset(DEMO_DATA)``.
+    """
+
+    latent_dim: int = ModelConfig.latent_dim
+    hidden: tuple[int, ...] = ModelConfig.hidden
+    train: TrainConfig = TrainConfig()
+
+
+DEMO_DATA = "digits"  # the Home page's one-click demo model trains on this dataset, with its preset
+PRESETS = {
+    "digits": Preset(latent_dim=8, hidden=(128,), train=TrainConfig(epochs=40, batch_size=64, lr=3e-3, log_every=10)),
+    "sprites": Preset(latent_dim=10),
+}
+
+
+def preset(dataset: str) -> Preset:
+    """The preset of a dataset (the config defaults where it has none)."""
+    return PRESETS.get(dataset, Preset())

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from . import sources
 from .config import CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig
+from .data import sources
 from .fileio import (
     append_jsonl,
     atomic_write_bytes,
@@ -381,6 +381,11 @@ def _summary(path: Path) -> dict:
         "latent_dim": model.latent_dim,
         "test_elbo": elbo if isinstance(elbo, (int, float)) else None,
     }
+
+
+def default_name(data: str, arch: str, latent_dim: int) -> str:
+    """The name a run gets unless the user gives one: its data (a file's stem), architecture and latent size."""
+    return f"{Path(data).stem or 'data'}-{arch}-z{latent_dim}"
 
 
 def data_label(data: DataConfig) -> str:

@@ -22,8 +22,8 @@ from safetensors import SafetensorError, safe_open
 
 from . import run as rf
 from .config import DataConfig
+from .data.sources import foreign_form, stored_form
 from .models import build_model
-from .sources import foreign_form, stored_form
 
 KB, MB = 1 << 10, 1 << 20
 # The files a run .zip may hold, with the most bytes each may have.
@@ -76,7 +76,8 @@ def read_run_zip(data: bytes) -> dict[str, bytes]:
             raise ValueError("The zip holds the same file twice; expected each run file once.")
         missing = [n for n in ZIP_REQUIRED if n not in names]
         if missing:
-            raise ValueError(f"The zip has no {' or '.join(missing)}; a run needs both config.json and its weights.")
+            needs = f"a run needs both {rf.CONFIG_FILE} and its weights"
+            raise ValueError(f"The zip has no {' or '.join(missing)}; {needs}.")
         out = {}
         for info in infos:
             try:
@@ -102,7 +103,9 @@ def check_weights(folder: Path) -> None:
         raise ValueError(f"{rf.MODEL_FILE} in the zip is truncated or not a safetensors file ({e}).") from None
     if found != expected:
         wrong = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
-        raise ValueError(f"{rf.MODEL_FILE} in the zip does not match its config.json (first difference: {wrong[0]}).")
+        raise ValueError(
+            f"{rf.MODEL_FILE} in the zip does not match its {rf.CONFIG_FILE} (first difference: {wrong[0]})."
+        )
     rf.load_model(folder)  # strict: names, shapes, dtypes, and every byte readable
 
 

@@ -370,26 +370,16 @@ def new_run(
     dataset: Dataset,
     data_cfg,
     *,
-    arch: str = "mlp",
-    latent_dim: int = 20,
-    hidden: tuple[int, ...] = (400,),
-    channels: tuple[int, ...] = (32, 64),
-    likelihood: str | None = None,
-    learn_variance: bool = False,
     train_cfg: TrainConfig | None = None,
+    **model: object,
 ) -> Path:
     """Create a run folder for ``dataset`` with a model shaped to its items.
 
-    The likelihood defaults to the dataset's suggestion (Bernoulli for images in [0, 1],
-    Gaussian for standardised vectors).
+    ``model`` sets ModelConfig fields (arch, latent_dim, hidden, channels, likelihood, ...); the rest keep
+    ModelConfig's defaults, except the likelihood, which defaults to the dataset's suggestion (Bernoulli
+    for images in [0, 1], Gaussian for standardised vectors).
     """
-    model_cfg = ModelConfig(
-        input_shape=tuple(dataset.item_shape),
-        arch=arch,
-        latent_dim=latent_dim,
-        hidden=tuple(hidden),
-        channels=tuple(channels),
-        likelihood=likelihood or dataset.likelihood,
-        learn_variance=learn_variance,
-    )
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if v is not None}
+    fields.setdefault("likelihood", dataset.likelihood)
+    model_cfg = ModelConfig(input_shape=tuple(dataset.item_shape), **fields)
     return rf.create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)

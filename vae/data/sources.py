@@ -19,9 +19,11 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from .config import DataConfig
-from .data import DATASETS, IDX_ENV, MAX_FILE_BYTES, _idx_candidates
-from .fileio import atomic_write_bytes
+from ..config import DataConfig
+from ..fileio import atomic_write_bytes
+from .base import MAX_FILE_BYTES
+from .idx import IDX_ENV, _idx_candidates
+from .registry import DATASETS
 
 UPLOADS = "_uploads"
 

@@ -1,0 +1,140 @@
+"""A run's cached maps: their keys, their files, and finding one. vae.projection owns this layout.
+
+The folder is ``vae.run.projections_dir(run_dir)``; in it, map ``key`` is ``<key>.npz`` (a projector
+file, ``vae.projection.store``) whose metadata names the checkpoint and split its codes came from.
+A file is reused only if its parameters, metadata, codes and grid all match; anything else (another
+version, a corrupt file) is fitted again and overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..progress import Progress, part, report
+from ..run import projections_dir
+from . import store
+from .estimator import LatentProjector
+from .params import MIN_ROWS, as_2d, check_params
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_log = logging.getLogger(__name__)
+
+
+def projection_key(checkpoint_id: str, params: dict[str, Any], n_points: int, split: str) -> str:
+    """A stable short name for a projection: ``"<method>-<16 hex digits>"`` (defaults filled in first)."""
+    full = check_params(params)
+    blob = json.dumps(
+        {
+            "v": store.FORMAT_VERSION,
+            "checkpoint": str(checkpoint_id),
+            "params": full,
+            "n": int(n_points),
+            "split": str(split),
+        },
+        sort_keys=True,
+    )
+    return f"{full['method']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _cache_file(cache_dir: str | Path, key: str) -> Path:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError(f"Projection cache key must be letters, digits, '_', '-' or '.'; got {key!r}.")
+    return Path(cache_dir) / f"{key}.npz"
+
+
+def map_path(run_dir: str | Path, key: str) -> Path:
+    """The cache file of map ``key`` (from ``projection_key``) of the run in ``run_dir``; it may not exist."""
+    return _cache_file(projections_dir(run_dir), key)
+
+
+# ----------------------------------------------------------------------------- fit once, then load
+
+
+def _reusable(
+    path: Path, params: dict[str, Any], metadata: store.Metadata, codes: np.ndarray, grid: int | None
+) -> LatentProjector | None:
+    """The projector in ``path`` if it is exactly the map asked for, else None (a broken file is logged)."""
+    if not path.is_file():
+        return None
+    try:
+        if store.read_header(path) != (params, metadata):
+            return None
+        proj = LatentProjector.load(path)
+    except (ValueError, FileNotFoundError) as exc:
+        _log.warning("Ignoring unreadable projection cache %s: %s", path, exc)
+        return None
+    grid_ok = grid is None or (hasattr(proj, "grid_codes_") and len(proj.grid_x_) == grid)
+    return proj if grid_ok and np.array_equal(proj.codes_, codes) else None
+
+
+def cached_projection(
+    cache_dir: str | Path,
+    key: str,
+    codes: np.ndarray,
+    params: dict[str, Any],
+    progress: Progress | None = None,
+    grid_resolution: int | None = 32,
+    *,
+    checkpoint: str | None = None,
+    split: str | None = None,
+) -> LatentProjector:
+    """Load ``cache_dir/<key>.npz`` if it holds this projection of these codes, else fit, save and return it.
+
+    The inverse grid is built too when ``grid_resolution`` is set (UMAP/PCA 2-D maps only). ``checkpoint``
+    and ``split`` name where the codes came from; they are stored in the file (``find_map`` reads them).
+    A cached file is used only if its parameters, checkpoint, split, codes and grid resolution all
+    match; a corrupt one, or one of an older format, is rebuilt.
+    """
+    path = _cache_file(cache_dir, key)
+    full = check_params(params)
+    metadata = {"checkpoint": checkpoint, "split": split}
+    if not all(v is None or isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"checkpoint and split must be strings (or None); got {checkpoint!r} and {split!r}.")
+    codes32 = np.ascontiguousarray(as_2d(codes, "Codes", min_rows=MIN_ROWS), dtype=np.float32)
+    wants_grid = grid_resolution is not None and full["method"] != "tsne" and full["n_components"] == 2
+    proj = _reusable(path, full, metadata, codes32, grid_resolution if wants_grid else None)
+    if proj is not None:
+        report(progress, 1.0, "loaded the cached map")
+        return proj
+    proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0))
+    if wants_grid:
+        proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))
+    proj.save(path, metadata=metadata)
+    return proj
+
+
+# ----------------------------------------------------------------------------- finding a map
+
+
+def find_map(run_dir: str | Path, checkpoint: str) -> Path | None:
+    """The most recently written map file of the run in ``run_dir`` made from ``checkpoint``'s codes, or None.
+
+    Reads only each file's header (parameters and metadata), newest first; files of another format
+    version, unreadable ones and maps saved without a checkpoint are skipped.
+    """
+    if not isinstance(checkpoint, str) or not checkpoint:
+        raise ValueError(f"find_map needs a checkpoint id (a non-empty string); got {checkpoint!r}.")
+    folder = projections_dir(run_dir)
+    if not folder.is_dir():
+        return None
+    dated = []
+    for path in folder.glob("*.npz"):
+        try:
+            dated.append((path.stat().st_mtime_ns, path.name, path))
+        except OSError:  # removed meanwhile
+            continue
+    for *_, path in sorted(dated, reverse=True):
+        try:
+            _, metadata = store.read_header(path)
+        except (ValueError, FileNotFoundError):
+            continue
+        if metadata.get("checkpoint") == checkpoint:
+            return path
+    return None
