@@ -1,14 +1,14 @@
 """Latent Explorer: train small VAEs and explore their latent space in the browser.
 
-Run with ``streamlit run app.py``. This file only sets the page up, shows the shared run picker
-and hands over to the page chosen in the navigation.
+Run with ``streamlit run app.py``. This file is the frame: it sets the page up, lists the pages, shows the
+shared run picker and hands over to the page chosen in the navigation (``docs/ARCHITECTURE.md``).
 """
 
 import streamlit as st
 
-import ui  # imports torch, numpy and the vae package before the garbage collector is frozen
+from ui import cache, runtime, sidebar  # noqa: F401 - imports torch, numpy and vae before gc is frozen
 
-ui.freeze_gc_once()
+runtime.freeze_gc_once()
 st.set_page_config(page_title="Latent Explorer", page_icon=":material/explore:", layout="wide")
 
 PAGES = [
@@ -21,5 +21,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-ui.run_picker()
+sidebar.run_picker()
 page.run()

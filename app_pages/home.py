@@ -1,17 +1,46 @@
-"""Home: what the app does, and a one-click demo model for a fresh install."""
+"""Home: what the app does, and a one-click demo model for a fresh install (the digits preset)."""
 
-import time
+from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
-import ui
+from ui import state
+from ui.cache import load_data
+from ui.runtime import runs_root
+from ui.sidebar import current_run
 from vae import jobs
 from vae import run as rf
-from vae.config import DataConfig, TrainConfig
+from vae.config import DEMO_DATA, DataConfig, preset
 from vae.train import new_run
 
-DEMO = {"latent_dim": 8, "hidden": (128,)}
-DEMO_TRAIN = TrainConfig(epochs=40, batch_size=64, lr=3e-3, log_every=10)
+DEMO_KEY, ERROR_KEY = "home_demo", "home_error"  # the demo run this session started; why it could not start
+
+
+def start_demo() -> None:
+    """Create the demo run and start its training process (a button callback)."""
+    cfg, p = DataConfig(name=DEMO_DATA), preset(DEMO_DATA)
+    try:
+        run_dir = new_run(runs_root(), f"demo-{DEMO_DATA}", load_data(cfg), cfg, train_cfg=p.train,
+                          latent_dim=p.latent_dim, hidden=p.hidden)  # fmt: skip
+        jobs.start(run_dir)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.session_state[ERROR_KEY] = str(e)
+        return
+    state.select_run(run_dir.name)
+    st.session_state[DEMO_KEY] = str(run_dir)
+
+
+@st.fragment(run_every=0.5)
+def demo_progress(run_dir: Path, epochs: int) -> None:
+    """The demo's progress, polled; the whole page reruns once it ends (and then opens Explore)."""
+    status = jobs.refresh_status(run_dir)
+    if status.get("state") not in jobs.ACTIVE_STATES:
+        st.rerun(scope="app")
+    done = status.get("step", 0) / max(1, status.get("total_steps") or 1)
+    st.progress(min(1.0, done), text=f"Training the demo: epoch {status.get('epoch', 0)} of {epochs}")
+
 
 st.title("Latent Explorer")
 st.write(
@@ -19,40 +48,28 @@ st.write(
     "the codes, click anywhere on it to decode that point, drag a slider per latent dimension, and "
     "interpolate between two items."
 )
+demo = Path(st.session_state[DEMO_KEY]) if DEMO_KEY in st.session_state else None
+if demo is not None and rf.is_run(demo):
+    status = jobs.refresh_status(demo)
+    if status.get("state") in jobs.ACTIVE_STATES:
+        demo_progress(demo, preset(DEMO_DATA).train.epochs)
+        st.stop()
+    del st.session_state[DEMO_KEY]
+    if status.get("state") == "finished":
+        st.switch_page("app_pages/explore.py")
+    st.error(status.get("message") or "The demo did not finish.")
 
-if not rf.run_names(ui.runs_root()):
+if not rf.run_names(runs_root()):
     st.subheader("Start here")
     st.write(
         "There are no models yet. Train a quick demo on scikit-learn's 8×8 digits "
         "(about 10 seconds on a laptop), or choose your own data and model on the Train page."
     )
-    if st.button("Train a demo model", type="primary"):
-        from vae.data import load_dataset
-
-        cfg = DataConfig(name="digits")
-        run_dir = new_run(ui.runs_root(), "demo-digits", load_dataset(cfg), cfg, train_cfg=DEMO_TRAIN, **DEMO)
-        try:
-            jobs.start(run_dir)
-        except ValueError as e:
-            st.error(str(e))
-            st.stop()
-        ui.select_run(run_dir.name)
-        bar = st.progress(0.0, text="Starting…")
-        status = {}
-        for _ in range(1200):
-            status = jobs.refresh_status(run_dir)
-            done = status.get("step", 0) / max(1, status.get("total_steps") or 1)
-            bar.progress(
-                min(1.0, done), text=f"Training the demo: epoch {status.get('epoch', 0)} of {DEMO_TRAIN.epochs}"
-            )
-            if status.get("state") not in jobs.ACTIVE_STATES:
-                break
-            time.sleep(0.25)
-        if status.get("state") == "finished":
-            st.switch_page("app_pages/explore.py")
-        st.error(status.get("message") or "The demo did not finish.")
+    st.button("Train a demo model", type="primary", on_click=start_demo)
+    if msg := st.session_state.pop(ERROR_KEY, None):
+        st.error(msg)
 else:
-    run = ui.current_run()
+    run = current_run()
     st.write(f"Selected run: **{run.name if run else '—'}** (change it in the sidebar).")
     cols = st.columns(4)
     cols[0].page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")

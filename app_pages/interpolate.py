@@ -4,10 +4,7 @@ Endpoints are test items (their posterior means) or the point last decoded on th
 The decoded strip is one picture (downloadable); when a map of this run and checkpoint is cached
 on disk, the path is drawn on it (PCA places points exactly; a UMAP map loaded from disk places
 them approximately, at the mean position of their 10 nearest mapped codes). No map is computed here.
-
-``lerp``, ``slerp`` and ``interpolate`` are pure numpy; the page body runs only as a Streamlit page
-(``__name__ == "__main__"``), so tests can import this file for them. Tests read ``interp_codes``
-(steps, latent_dim) and ``interp_decoded`` (steps, *item_shape) from session state.
+Tests read ``interp_codes`` (steps, latent_dim) and ``interp_decoded`` (steps, *item_shape).
 """
 
 from __future__ import annotations
@@ -15,70 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-import ui
+from ui import cache, state
+from ui.figures import path_figure
+from ui.pictures import decode, enlargement, grid_picture, label_name, picture
+from ui.sidebar import current_run
 from vae import run as rf
 from vae.latent import interpolate
-from vae.projection import LatentProjector, projection_key
+from vae.projection import find_map
 
 METHODS = {"Linear": "lerp", "Spherical (slerp)": "slerp"}
-MAP_SIZES = (2_000, 5_000, 10_000)  # the subsample sizes the Explore page offers (plus "all")
-PROJECTIONS = "projections"
 
 
-# ---------------------------------------------------------------- the map, if one exists
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _load_projector(path: str, mtime_ns: int) -> LatentProjector:
-    return LatentProjector.load(path)
-
-
-def cached_map(run_dir: Path, checkpoint: str, n_test: int, n_train: int) -> Path | None:
-    """The file of a map of this run's current checkpoint: the one Explore showed last, else any it offers."""
-    shown = st.session_state.get("explore_map") or {}
+def cached_map(run_dir: Path, checkpoint: str) -> Path | None:
+    """A map of this run's current checkpoint: the one Explore showed last, else the newest on disk."""
+    shown = state.shown_map()
     if shown.get("run") == str(run_dir) and shown.get("checkpoint") == checkpoint and Path(shown["file"]).is_file():
         return Path(shown["file"])
-    for method in ("umap", "pca"):
-        for split, n_split in (("test", n_test), ("train", n_train)):
-            for n in [s for s in MAP_SIZES if s < n_split] + [n_split]:
-                path = run_dir / PROJECTIONS / f"{projection_key(checkpoint, {'method': method}, n, split)}.npz"
-                if path.is_file():
-                    return path
-    return None
-
-
-def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
-    """The map's points in grey and the interpolation path from A to B, (steps, 2) positions."""
-    emb = proj.embedding_
-    steps = len(positions)
-    text = ["A"] + [""] * (steps - 2) + ["B"]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scattergl(
-            x=emb[:, 0], y=emb[:, 1], mode="markers", name="map", hoverinfo="skip",
-            marker=dict(size=5, color="lightgrey"),
-        )
-    )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(
-            x=positions[:, 0], y=positions[:, 1], mode="lines+markers+text", name="path", text=text,
-            textposition="top center", textfont=dict(size=16), line=dict(color="black", width=1.5),
-            marker=dict(size=10, color=np.arange(steps), colorscale="Viridis", line=dict(width=1, color="black")),
-            hovertemplate="step %{customdata}<extra></extra>", customdata=np.arange(steps),
-        )
-    )  # fmt: skip
-    axis = proj.method.upper()
-    fig.update_layout(
-        height=420, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-        xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
-    )  # fmt: skip
-    return fig
-
-
-# ---------------------------------------------------------------- the page
+    return find_map(run_dir, checkpoint)
 
 
 def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: dict | None, default: int) -> np.ndarray:
@@ -88,11 +40,11 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
         source = "Test item"
         if map_point:
             source = st.radio("From", ["Test item", "Map point"], key=f"interp_source_{name}", horizontal=True)
-        small = max(1, 96 // ds.item_shape[-1]) if ds.is_image else 1
+        small = enlargement(ds.item_shape, 96) if ds.is_image else 1
         if source == "Map point":
             z = np.asarray(map_point["z"], dtype=np.float32)
             caption = f"map point ({map_point['xy'][0]:.2f}, {map_point['xy'][1]:.2f})"
-            shown = ui.decode(model, z)[0]
+            shown = decode(model, z)[0]
         else:
             i = st.number_input(
                 "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
@@ -100,63 +52,60 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
             )  # fmt: skip
             z, shown = test_codes[int(i)], ds.x_test[int(i)].numpy()
             y = None if ds.y_test is None else int(ds.y_test[int(i)])
-            caption = f"test #{int(i)}" + (f" · label {ui.label_name(ds, y)}" if y is not None else "")
+            caption = f"test #{int(i)}" + (f" · label {label_name(ds, y)}" if y is not None else "")
         if ds.is_image:
-            st.image(ui.picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small)
+            st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small)
         else:
             st.caption(caption)
     return z
 
 
-def main() -> None:
-    st.title("Interpolate")
-    run_dir, model = ui.require_model()
-    ds = ui.require_data(run_dir)
-    checkpoint = rf.checkpoint_id(run_dir)
-    test_codes, _ = ui.latent_means(str(run_dir), checkpoint, "test", None)  # (N_test, latent_dim)
-    point = st.session_state.get("explore_point")
-    point = point if point and point.get("run") == str(run_dir) else None
-    y = None if ds.y_test is None else ds.y_test.numpy()
-    differs = np.flatnonzero(y != y[0]) if y is not None else []
-    other = int(differs[0]) if len(differs) else min(1, len(test_codes) - 1)  # default B: another label
 
-    if not point:
-        st.caption("Endpoints are test items; click empty space on the Explore map to add that point as a choice.")
-    col_a, col_b, col_c = st.columns([1, 1, 1.2])
-    a = endpoint(col_a, "A", ds, model, test_codes, point, 0)
-    b = endpoint(col_b, "B", ds, model, test_codes, point, other)
-    with col_c:
-        st.subheader("Path")
-        method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method")]
-        steps = st.slider("Steps", 5, 20, 10, key="interp_steps", help="Images in the strip, endpoints included.")
-        st.caption("Slerp keeps to the arc between the two codes: a straight line cuts through the "
-                   "low-density middle of the Gaussian prior when the endpoints are far apart.")  # fmt: skip
+# ---------------------------------------------------------------- the page
 
-    codes = interpolate(a, b, steps, method)  # (steps, latent_dim)
-    decoded = ui.decode(model, codes)  # (steps, *item_shape)
-    st.session_state["interp_codes"], st.session_state["interp_decoded"] = codes, decoded
-    st.subheader("Decoded path")
-    if ds.is_image:
-        png = ui.grid_picture(decoded, ncol=steps, scale=max(1, 64 // ds.item_shape[-1]))
-        st.image(png, caption=f"{steps} steps from A (left) to B (right), {method}")
-        st.download_button("Download strip (PNG)", png, file_name=f"{run_dir.name}-{method}-{steps}.png",
-                           mime="image/png", icon=":material/download:")  # fmt: skip
-    else:
-        st.dataframe(ds.to_original_units(decoded), width="stretch")
+st.title("Interpolate")
+run_dir, model = cache.require_model(current_run())
+ds = cache.require_data(run_dir)
+checkpoint = rf.checkpoint_id(run_dir)
+test_codes, _ = cache.latent_means(str(run_dir), checkpoint, "test", None)  # (N_test, latent_dim)
+point = state.map_point(run_dir)
+y = None if ds.y_test is None else ds.y_test.numpy()
+differs = np.flatnonzero(y != y[0]) if y is not None else []
+other = int(differs[0]) if len(differs) else min(1, len(test_codes) - 1)  # default B: another label
 
-    st.subheader("Path on the map")
-    path = cached_map(run_dir, checkpoint, len(ds.x_test), len(ds.x_train))
-    if path is None:
-        st.info("No map of this model yet: open Explore to compute the map, then come back.")
-        st.page_link("app_pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
-        return
-    proj = _load_projector(str(path), path.stat().st_mtime_ns)
-    positions = proj.transform(codes)  # (steps, 2)
-    st.session_state["interp_positions"] = positions
-    how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
-    st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")
-    st.plotly_chart(path_figure(proj, positions), key="interp_map")
+if not point:
+    st.caption("Endpoints are test items; click empty space on the Explore map to add that point as a choice.")
+col_a, col_b, col_c = st.columns([1, 1, 1.2])
+a = endpoint(col_a, "A", ds, model, test_codes, point, 0)
+b = endpoint(col_b, "B", ds, model, test_codes, point, other)
+with col_c:
+    st.subheader("Path")
+    method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method")]
+    steps = st.slider("Steps", 5, 20, 10, key="interp_steps", help="Images in the strip, endpoints included.")
+    st.caption("Slerp keeps to the arc between the two codes: a straight line cuts through the "
+               "low-density middle of the Gaussian prior when the endpoints are far apart.")  # fmt: skip
 
+codes = interpolate(a, b, steps, method)  # (steps, latent_dim)
+decoded = decode(model, codes)  # (steps, *item_shape)
+st.session_state["interp_codes"], st.session_state["interp_decoded"] = codes, decoded
+st.subheader("Decoded path")
+if ds.is_image:
+    png = grid_picture(decoded, ncol=steps, scale=enlargement(ds.item_shape, 64))
+    st.image(png, caption=f"{steps} steps from A (left) to B (right), {method}")
+    st.download_button("Download strip (PNG)", png, file_name=f"{run_dir.name}-{method}-{steps}.png",
+                       mime="image/png", icon=":material/download:")  # fmt: skip
+else:
+    st.dataframe(ds.to_original_units(decoded), width="stretch")
 
-if __name__ == "__main__":
-    main()
+st.subheader("Path on the map")
+path = cached_map(run_dir, checkpoint)
+if path is None:
+    st.info("No map of this model yet: open Explore to compute the map, then come back.")
+    st.page_link("app_pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
+    st.stop()
+proj = cache.load_projector(path)
+positions = proj.transform(codes)  # (steps, 2)
+st.session_state["interp_positions"] = positions
+how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
+st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")
+st.plotly_chart(path_figure(proj, positions), key="interp_map")

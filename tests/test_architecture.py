@@ -5,8 +5,11 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARY = sorted((ROOT / "vae").glob("*.py"))
-APP = [ROOT / "app.py", ROOT / "ui.py", *sorted((ROOT / "app_pages").glob("*.py"))]
+LIBRARY = sorted((ROOT / "vae").rglob("*.py"))
+PAGES = sorted((ROOT / "app_pages").glob("*.py"))
+GLUE = sorted((ROOT / "ui").rglob("*.py"))
+APP = [ROOT / "app.py", *GLUE, *PAGES]
+SOURCES = LIBRARY + APP + sorted((ROOT / "bench").glob("*.py")) + sorted((ROOT / "docs").glob("*.py"))
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -21,13 +24,79 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_the_library_never_imports_the_ui():
-    offenders = {p.name: imported_modules(p) & {"streamlit", "plotly"} for p in LIBRARY}
+    offenders = {str(p.relative_to(ROOT)): imported_modules(p) & {"streamlit", "plotly"} for p in LIBRARY}
     assert not {k: v for k, v in offenders.items() if v}
 
 
 def test_the_library_does_not_import_the_app():
-    offenders = {p.name: imported_modules(p) & {"ui", "app_pages", "app"} for p in LIBRARY}
+    offenders = {str(p.relative_to(ROOT)): imported_modules(p) & {"ui", "app_pages", "app"} for p in LIBRARY}
     assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_imports_flow_one_way_pages_then_ui_then_vae():
+    """Pages never import each other (nor app.py); ui/ never imports a page or the frame."""
+    assert not {
+        p.name: imported_modules(p) & {"app_pages", "app"} for p in PAGES if imported_modules(p) & {"app_pages", "app"}
+    }
+    assert not {
+        p.name: imported_modules(p) & {"app_pages", "app"} for p in GLUE if imported_modules(p) & {"app_pages", "app"}
+    }
+
+
+def test_no_loose_module_at_the_top():
+    assert sorted(p.name for p in ROOT.glob("*.py")) == ["app.py"]
+
+
+def run_file_names() -> set[str]:
+    from vae import run as rf
+
+    return {rf.CONFIG_FILE, rf.MODEL_FILE, rf.STATE_FILE, rf.METRICS_FILE, rf.STATUS_FILE, rf.CONTROL_FILE,
+            rf.LOG_FILE, rf.EVALUATION_FILE, rf.PROJECTIONS_DIR, *rf.PICTURES.values()}  # fmt: skip
+
+
+def spelled_strings(path: Path) -> set[str]:
+    """Every string literal of the code (docstrings and comments are prose: left out)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }  # fmt: skip
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
+
+
+def names_a_run_file(text: str) -> bool:
+    """``text`` holds a run file's name: a file name anywhere, the projections folder as a path."""
+    files = {n for n in run_file_names() if "." in n}
+    folders = run_file_names() - files
+    return any(n in text for n in files) or any(text == n or f"{n}/" in text or f"/{n}" in text for n in folders)
+
+
+def test_only_the_run_module_names_a_run_file():
+    owner = ROOT / "vae" / "run.py"
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(s for s in spelled_strings(p) if names_a_run_file(s))
+        for p in SOURCES
+        if p != owner
+    }
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_run_file_check_sees_a_spelled_name(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""Mentions metrics.jsonl in prose only."""\nPATH = run_dir / "metrics.jsonl"\n')
+    assert {s for s in spelled_strings(bad) if names_a_run_file(s)} == {"metrics.jsonl"}
+    assert not names_a_run_file("scaling: projections of") and names_a_run_file("run/projections/x.npz")
+
+
+def test_no_module_is_much_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in LIBRARY + APP if (n := len(p.read_text().splitlines())) > 420}
+    assert not long
 
 
 UNSAFE = [

@@ -166,8 +166,8 @@ def test_large_latent_gets_16_sliders_and_holds_the_rest(open_decode, tmp_path):
 
 
 def test_vector_data_shows_a_table_in_original_units(open_decode, tmp_path):
+    from vae.data.sources import store_upload
     from vae.models import build_model
-    from vae.sources import store_upload
     from vae.train import new_run
 
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component, frontend/decoder.js).
+"""Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component, decoder.js beside this file).
 
 The decoder's weights go to the browser once per checkpoint as raw bytes (vae/webdecoder.py packs them):
 they ride in an element of their own whose content never changes, and Streamlit does not re-send an
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui
 from vae import run as rf
 from vae import webdecoder
 from vae.models import VAE
 
-FRONTEND = Path(__file__).resolve().parent / "frontend"
+from ..cache import model_for
+
+FRONTEND = Path(__file__).resolve().parent  # decoder.js and decoder.css sit beside this file
 _component = st.components.v2.component(
     "latent_explorer_decoder",
     js=(FRONTEND / "decoder.js").read_text(),
@@ -40,7 +41,7 @@ def model_id(run_dir: Path, checkpoint: str) -> str:
 @st.cache_data(max_entries=8, show_spinner="Packing the decoder for the browser…")
 def _weights(path: str, checkpoint: str) -> bytes:
     run_dir = Path(path)
-    return webdecoder.export_decoder(ui.model_for(run_dir), model_id(run_dir, checkpoint))
+    return webdecoder.export_decoder(model_for(run_dir), model_id(run_dir, checkpoint))
 
 
 def released(key: str) -> dict | None:

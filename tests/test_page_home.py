@@ -1,0 +1,35 @@
+"""The Home page through AppTest: on a fresh install it trains the demo (the digits preset) and opens Explore."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from vae import jobs
+from vae import run as rf
+from vae.config import DEMO_DATA, preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_demo_trains_the_preset_in_the_background_then_opens_explore(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(runs))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.button[0].label == "Train a demo model"
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    (demo,) = [runs / name for name in rf.run_names(runs)]
+    model_cfg, train_cfg, data_cfg = rf.load_config(demo)
+    p = preset(DEMO_DATA)
+    assert (data_cfg.name, model_cfg.latent_dim, model_cfg.hidden, train_cfg) == (
+        DEMO_DATA,
+        p.latent_dim,
+        p.hidden,
+        p.train,
+    )
+    assert jobs.refresh_status(demo)["state"] in (*jobs.ACTIVE_STATES, "finished")  # a process trains it
+    assert jobs.wait(demo, timeout=120)["state"] == "finished"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Explore the latent map"  # the finished demo opens its map

@@ -1,0 +1,184 @@
+"""Cached models, data, codes and maps, shared by every session: never mutate what these return.
+
+Models are cached per (run, checkpoint), data per data config, codes per (run, checkpoint, split, size),
+maps per (run, checkpoint, projection). A UMAP map is fitted in one background thread, so a fit
+survives reruns and page switches while the page shows its progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from vae import run as rf
+from vae.config import DataConfig
+from vae.data import Dataset, load_dataset
+from vae.evaluate import encode, kl_per_dimension
+from vae.models import VAE
+from vae.projection import LatentProjector, cached_projection, map_path
+
+INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
+KL_SUBSET = 2000  # test items used to rank dimensions by KL
+
+
+# ---------------------------------------------------------------- models, data, codes
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _load_model(path: str, checkpoint: str) -> VAE:
+    model = rf.load_model(path)
+    model.requires_grad_(False)
+    return model
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading data…")
+def _load_dataset(cfg_json: str) -> Dataset:
+    return load_dataset(DataConfig.from_dict(json.loads(cfg_json)))
+
+
+def model_for(run_dir: Path) -> VAE:
+    """The run's model (cached per checkpoint). Raises FileNotFoundError / ValueError with a sentence."""
+    if not rf.has_model(run_dir):
+        raise FileNotFoundError(f"{run_dir.name} has no saved model yet: it saves one after its first epoch.")
+    return _load_model(str(run_dir), rf.checkpoint_id(run_dir))
+
+
+def load_data(cfg: DataConfig) -> Dataset:
+    """The dataset ``cfg`` names, cached and shared by every page and session: never mutate it."""
+    return _load_dataset(json.dumps(cfg.to_dict(), sort_keys=True))
+
+
+def dataset_for(run_dir: Path) -> Dataset:
+    """The run's own data (cached per data config)."""
+    return load_data(rf.load_data_config(run_dir))
+
+
+def require_model(run_dir: Path | None) -> tuple[Path, VAE]:
+    """The run and its model, or a message and ``st.stop()`` (no run selected, no model saved yet, bad files)."""
+    if run_dir is None:
+        st.info("Pick a run in the sidebar, or train one on the Train page.")
+        st.stop()
+    try:
+        return run_dir, model_for(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        st.error(str(e))
+        st.stop()
+
+
+def require_data(run_dir: Path) -> Dataset:
+    """The run's data, or a sentence (data missing here, or named where a run may not read) and ``st.stop()``."""
+    try:
+        return dataset_for(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        st.error(str(e))
+        st.stop()
+
+
+@st.cache_data(max_entries=16, show_spinner="Encoding…")
+def latent_means(path: str, checkpoint: str, split: str, max_points: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means of a split (first ``max_points`` of a fixed shuffle) and their indices."""
+    run_dir = Path(path)
+    ds = dataset_for(run_dir)
+    x = ds.x_test if split == "test" else ds.x_train
+    idx = np.arange(len(x))
+    if max_points and max_points < len(x):
+        idx = np.sort(np.random.default_rng(0).permutation(len(x))[:max_points])
+    mu, _ = encode(_load_model(path, checkpoint), x[torch.from_numpy(idx)].float())
+    return mu, idx
+
+
+# ---------------------------------------------------------------- maps
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _projection_slot(run_path: str, checkpoint: str, key: str) -> dict:
+    """The state of one (run, checkpoint, projection), shared by sessions: its fitting job and result.
+
+    Keys: "lock"; "job" (a Future of the fit) and "progress" (fraction, message) while UMAP fits;
+    "projector" once done. Only ``fitted_projector`` writes here; a projector, once set, is never changed.
+    """
+    return {"lock": threading.Lock(), "progress": (0.0, "starting")}
+
+
+@st.cache_resource(show_spinner=False)
+def _fitting_thread() -> ThreadPoolExecutor:
+    """One background worker for UMAP fits: a fit survives reruns and page switches, and fits queue."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="explore-umap")
+
+
+def map_file(run_dir: Path, key: str) -> Path:
+    """Where map ``key`` of a run is kept."""
+    return map_path(run_dir, key)
+
+
+def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None):
+    return cached_projection(
+        rf.projections_dir(run_dir), key, codes, {"method": method}, progress, grid_resolution=INVERSE_GRID,
+        checkpoint=checkpoint, split=split,
+    )  # fmt: skip
+
+
+def fitted_projector(
+    run_dir: Path, checkpoint: str, key: str, codes: np.ndarray, method: str, split: str
+) -> LatentProjector:
+    """The map of ``codes``: from memory, else the disk cache, else fitted (UMAP in the background).
+
+    PCA takes milliseconds and is fitted here. A UMAP fit runs in a worker thread that reports into the
+    slot (no Streamlit calls there) while this run shows its progress; changing a widget meanwhile
+    reruns the page at once instead of waiting, and the finished map still lands in the disk cache.
+    """
+    slot = _projection_slot(str(run_dir), checkpoint, key)
+    if "projector" in slot:
+        return slot["projector"]
+    if method != "umap":
+        slot["projector"] = _fit(run_dir, checkpoint, split, key, codes, method)
+        return slot["projector"]
+    with slot["lock"]:
+        if "job" not in slot:
+            slot["cold"] = "umap" not in sys.modules
+            report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
+            slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report)
+    job = slot["job"]
+    if not job.done():
+        note = " The server's first UMAP map compiles code first: up to ~45 s on 2 cores." if slot["cold"] else ""
+        with st.status(f"Computing the UMAP map of {len(codes):,} codes…", expanded=True) as status:
+            bar = st.progress(0.0, text="starting")
+            while not job.done():
+                fraction, message = slot["progress"]
+                bar.progress(fraction, text=f"{message}…{note}")
+                time.sleep(0.2)
+            status.update(label="UMAP map ready", state="complete", expanded=False)
+    try:
+        slot["projector"] = job.result()
+    finally:
+        if "projector" not in slot:
+            slot.pop("job", None)  # failed: the next run tries again
+    return slot["projector"]
+
+
+def load_projector(path: Path) -> LatentProjector:
+    """A saved map, read once per version of its file."""
+    return _load_projector(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load_projector(path: str, mtime_ns: int) -> LatentProjector:
+    return LatentProjector.load(path)
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring KL per dimension…")
+def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
+    """Mean KL of each latent dimension over the first test items, (latent_dim,); cached per checkpoint."""
+    run_dir = Path(path)
+    model, x = model_for(run_dir), dataset_for(run_dir).x_test[:KL_SUBSET]
+    if len(x) == 0:
+        return np.zeros(model.cfg.latent_dim, dtype=np.float32)
+    return kl_per_dimension(model, x)

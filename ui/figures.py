@@ -1,0 +1,190 @@
+"""Every Plotly figure of the app, as plain functions of plain values (no Streamlit calls)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from vae.projection import LatentProjector
+
+from .maps import click_positions, map_box
+
+PALETTE = plotly.colors.qualitative.D3
+CURVES = {
+    "test_elbo": "test ELBO",
+    "train_elbo": "train ELBO",
+    "test_recon": "test reconstruction (−log p(x|z))",
+    "test_kl": "test KL",
+}
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def loss_figure(steps: list[dict]) -> go.Figure:
+    """Training loss, reconstruction and KL per logging window against (fractional) epochs."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [m["epoch"] for m in steps]
+    for key, name in (("loss", "loss (−ELBO with β)"), ("recon", "reconstruction")):
+        fig.add_trace(go.Scatter(x=x, y=[m.get(key) for m in steps], name=name, mode="lines"), secondary_y=False)
+    fig.add_trace(
+        go.Scatter(x=x, y=[m.get("kl") for m in steps], name="KL (right axis)", mode="lines"), secondary_y=True
+    )
+    fig.update_yaxes(title_text="nats per item", secondary_y=False)
+    fig.update_yaxes(title_text="KL, nats", secondary_y=True, showgrid=False)
+    return _layout(fig, "Training objective")
+
+
+def elbo_figure(epochs: list[dict]) -> go.Figure:
+    """Train and test ELBO after each epoch (higher is better)."""
+    fig = go.Figure()
+    x = [m["epoch"] for m in epochs]
+    for key, name in (("train_elbo", "train ELBO"), ("test_elbo", "test ELBO")):
+        fig.add_trace(go.Scatter(x=x, y=[m.get(key) for m in epochs], name=name, mode="lines+markers"))
+    fig.update_yaxes(title_text="nats per item (higher is better)")
+    fig.update_xaxes(tick0=1, dtick=max(1, round(max(x, default=1) / 8)))  # whole epochs
+    return _layout(fig, "ELBO per epoch")
+
+
+def _layout(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=320,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        uirevision="keep",  # zoom and hidden traces survive the live refresh
+    )
+    fig.update_xaxes(title_text="epoch")
+    return fig
+
+
+# ---------------------------------------------------------------- comparing runs
+
+
+def curves_figure(epochs_of: dict[str, list[dict]], key: str, every: list[str]) -> go.Figure:
+    """One line per run: ``key`` of its epoch records (``epochs_of[name]``) against the epoch.
+
+    Each run keeps its colour (by its place in ``every``) whichever runs are shown.
+    """
+    fig, longest = go.Figure(), 1
+    for name, epochs in epochs_of.items():
+        longest = max([longest] + [m["epoch"] for m in epochs])
+        fig.add_trace(
+            go.Scatter(
+                x=[m["epoch"] for m in epochs],
+                y=[m.get(key) for m in epochs],
+                name=name,
+                mode="lines+markers",
+                line={"color": PALETTE[every.index(name) % len(PALETTE)] if name in every else None},
+            )
+        )
+    better = "higher" if key.endswith("elbo") else "lower"
+    fig.update_layout(
+        title=f"{CURVES[key]} per epoch",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        xaxis_title="epoch",
+        yaxis_title=f"nats per item ({better} is better)",
+    )
+    fig.update_xaxes(tick0=1, dtick=max(1, round(longest / 8)))  # whole epochs
+    return fig
+
+
+def kl_figure(ev: dict) -> go.Figure:
+    """KL per latent dimension, active dimensions (Burda's criterion) in colour."""
+    kl = ev.get("kl_per_dim", [])
+    var = ev.get("mean_variance") or [1.0] * len(kl)
+    active = [v > 0.01 for v in var]
+    fig = go.Figure(
+        go.Bar(
+            x=[f"z{i}" for i in range(len(kl))],
+            y=kl,
+            marker_color=["#1f77b4" if a else "#c7c7c7" for a in active],
+            hovertemplate="%{x}: %{y:.3f} nats<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="KL per latent dimension (grey: inactive)",
+        height=300,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis_title="nats",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- maps
+
+
+def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title) -> go.Figure:
+    """The map: the click grid (trace 0), one trace per label group (1..G), then the ring and star markers."""
+    emb = proj.embedding_  # (N, 2)
+    grid = click_positions(proj).astype(np.float32)  # float32 halves what each rerun sends
+    hidden = dict(marker=dict(opacity=0.0))
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scattergl(
+            x=grid[:, 0], y=grid[:, 1], mode="markers", name="map", showlegend=False, hoverinfo="none",
+            marker=dict(size=6, opacity=0.0), selected=hidden, unselected=hidden,
+        )
+    )  # fmt: skip
+    for rows, name, colour in groups:
+        fig.add_trace(
+            go.Scattergl(
+                x=emb[rows, 0], y=emb[rows, 1], mode="markers", name=name, customdata=rows,
+                hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>",
+                marker=dict(size=6, color=colour, opacity=0.8),
+                selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
+            )
+        )  # fmt: skip
+    for xy, symbol, size, colour in ((ring_xy, "circle-open", 18, "black"), (point_xy, "star", 20, "gold")):
+        if xy is not None:
+            fig.add_trace(
+                go.Scattergl(
+                    x=[xy[0]], y=[xy[1]], mode="markers", showlegend=False, hoverinfo="skip",
+                    marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color="black")),
+                )
+            )  # fmt: skip
+    x0, x1, y0, y1 = map_box(proj)
+    fig.update_layout(
+        height=560, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="label", uirevision="map",
+        xaxis=dict(range=[x0, x1], title=f"{axis_title} 1", zeroline=False),
+        yaxis=dict(range=[y0, y1], title=f"{axis_title} 2", zeroline=False),
+    )  # fmt: skip
+    if backdrop:
+        fig.update_xaxes(showgrid=False).update_yaxes(showgrid=False)
+        fig.add_layout_image(
+            source=backdrop, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
+            sizing="stretch", opacity=0.6, layer="below",
+        )  # fmt: skip
+    return fig
+
+
+def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
+    """The map's points in grey and the interpolation path from A to B, (steps, 2) positions."""
+    emb = proj.embedding_
+    steps = len(positions)
+    text = ["A"] + [""] * (steps - 2) + ["B"]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scattergl(
+            x=emb[:, 0], y=emb[:, 1], mode="markers", name="map", hoverinfo="skip",
+            marker=dict(size=5, color="lightgrey"),
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=positions[:, 0], y=positions[:, 1], mode="lines+markers+text", name="path", text=text,
+            textposition="top center", textfont=dict(size=16), line=dict(color="black", width=1.5),
+            marker=dict(size=10, color=np.arange(steps), colorscale="Viridis", line=dict(width=1, color="black")),
+            hovertemplate="step %{customdata}<extra></extra>", customdata=np.arange(steps),
+        )
+    )  # fmt: skip
+    axis = proj.method.upper()
+    fig.update_layout(
+        height=420, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+        xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
+    )  # fmt: skip
+    return fig

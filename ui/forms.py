@@ -1,0 +1,165 @@
+"""The Train page's form: its widget keys, dataset presets, and plain functions from the form's values to
+configs. The functions read Session State, so the Start callback (which runs before the next draw) sees the
+newest values; they raise a ``ValueError`` sentence for values that make no valid config.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import streamlit as st
+
+from vae import run as rf
+from vae.config import CONV_SIZES, DataConfig, ModelConfig, TrainConfig, preset
+from vae.data import Dataset
+from vae.data.sources import store_upload
+
+from .runtime import runs_root
+
+UPLOAD_TYPES = ["npz", "npy", "csv", "zip"]
+SOURCES = ["Built-in dataset", "Upload a file"]
+LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+ARCH_LABELS = {"mlp": "MLP", "conv": "Convolutional"}
+NO_LABEL = "(no labels)"
+LABEL_NAMES = ("label", "labels", "class", "target", "y")
+SAVED_FORM_KEY = "train_form_saved"  # the last value of each form widget, see keep_form_values
+FORM_KEYS = (
+    "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
+    "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
+    "train_batch", "train_lr", "train_name",
+)  # fmt: skip
+
+
+def widths_text(widths: tuple[int, ...]) -> str:
+    return ", ".join(map(str, widths))
+
+
+def keep_form_values() -> None:
+    """Keep the choices of widgets hidden in this run (e.g. the model form while the data fails to load).
+
+    Streamlit forgets a widget's value when the widget is not drawn in a run. A copy of each value is kept
+    and written back through the Session State API only for keys Streamlit dropped: writing a value back
+    on every run would also push it to the browser each time, overwriting what a person is typing while
+    an earlier rerun finishes.
+    """
+    saved = st.session_state.setdefault(SAVED_FORM_KEY, {})
+    for key in FORM_KEYS:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+        elif key in saved:
+            st.session_state[key] = saved[key]
+
+
+def apply_defaults(name: str, force: bool = True) -> None:
+    """Put the dataset's preset into the form (``force=False``: only where unset)."""
+    p, m = preset(name), ModelConfig
+    values = {
+        "train_arch": m.arch,
+        "train_channels": widths_text(m.channels),
+        "train_beta": p.train.beta,
+        "train_warmup": p.train.warmup_epochs,
+        "train_sprite_count": 20_000,
+        "train_latent": p.latent_dim,
+        "train_hidden": widths_text(p.hidden),
+        "train_epochs": p.train.epochs,
+        "train_batch": p.train.batch_size,
+        "train_lr": p.train.lr,
+    }
+    for key, value in values.items():
+        if force or key not in st.session_state:
+            st.session_state[key] = value
+
+
+def save_upload(upload) -> Path:
+    """Store an uploaded file under the runs folder, named by content so a cached load stays valid.
+
+    Remembered per upload, so a large file is hashed and written once, not on every rerun.
+    """
+    saved = st.session_state.setdefault("train_saved_uploads", {})
+    if upload.file_id in saved and Path(saved[upload.file_id]).is_file():
+        return Path(saved[upload.file_id])
+    path = store_upload(runs_root(), upload.name, upload.getvalue())
+    saved[upload.file_id] = str(path)
+    return path
+
+
+def csv_columns(path: Path) -> list[str]:
+    """The header row of a CSV file (empty when unreadable: the loader then says why).
+
+    Read as ``utf-8-sig``, as pandas reads it: Excel's "CSV UTF-8" starts with a byte-order mark,
+    which would otherwise stick to the first column's name.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            return [c.strip() for c in next(csv.reader(f), [])]
+    except (OSError, csv.Error):
+        return []
+
+
+def parse_widths(text: str, what: str) -> tuple[int, ...]:
+    """``"512, 256"`` -> ``(512, 256)``; a sentence if it is not a list of whole numbers."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by commas, e.g. 512, 256; got {text!r}.") from None
+
+
+def shape_text(ds: Dataset) -> str:
+    """``1×8×8 images`` or ``rows of 3 features``."""
+    shape = "×".join(str(s) for s in ds.item_shape)
+    return f"images of {shape}" if ds.is_image else f"rows of {ds.item_shape[0]} features"
+
+
+def conv_possible(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2] and shape[1] in CONV_SIZES
+
+
+def data_config(state) -> DataConfig | None:
+    """The data the form describes (None while no file is uploaded)."""
+    if state.get("train_source", SOURCES[0]) == SOURCES[0]:
+        name = state.get("train_dataset", "digits")
+        if name == "sprites":
+            size, count = state.get("train_sprite_size", 32), state.get("train_sprite_count", 20_000)
+            return DataConfig(name="sprites", size=int(size), count=int(count))
+        return DataConfig(name=name)
+    upload = state.get("train_upload")
+    if upload is None:
+        return None
+    path = save_upload(upload)
+    label = state.get("train_label_col") if path.suffix == ".csv" else None
+    size = state.get("train_resize") if path.suffix == ".zip" else None
+    return DataConfig(name="file", path=str(path), label_column=None if label == NO_LABEL else label, size=size)
+
+
+def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
+    """Validated model and training configs and the run name; a ``ValueError`` sentence otherwise."""
+    arch = state.get("train_arch", "mlp")
+    if arch == "mlp":
+        widths = parse_widths(state.get("train_hidden", ""), "Hidden layer widths")
+    else:
+        widths = parse_widths(state.get("train_channels", ""), "Conv channels")
+    model_cfg = ModelConfig(
+        input_shape=tuple(ds.item_shape),
+        arch=arch,
+        latent_dim=int(state.get("train_latent", 20)),
+        hidden=widths if arch == "mlp" else (400,),
+        channels=widths if arch == "conv" else (32, 64),
+        likelihood=ds.likelihood,
+    )
+    built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
+    base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()
+    train_cfg = base.replace(
+        epochs=int(state.get("train_epochs", 10)),
+        batch_size=int(state.get("train_batch", 128)),
+        lr=float(state.get("train_lr", 1e-3)),
+        beta=float(state.get("train_beta", 1.0)),
+        warmup_epochs=float(state.get("train_warmup", 0.0)),
+    )
+    name = (state.get("train_name") or "").strip() or auto_name(ds, model_cfg)
+    return model_cfg, train_cfg, name
+
+
+def auto_name(ds: Dataset, model_cfg: ModelConfig) -> str:
+    return rf.default_name(ds.name, model_cfg.arch, model_cfg.latent_dim)

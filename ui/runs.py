@@ -1,0 +1,114 @@
+"""The Runs page's table and actions: one row per run, the run zip served for download, and the callbacks that
+rename, delete and import runs (each leaves a message for its section instead of raising)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from vae import jobs
+from vae import run as rf
+from vae.runzip import ZIP_FILES, evaluation_problem, import_run_zip, run_zip
+
+from . import state
+from .runtime import runs_root
+
+MESSAGE_KEY = "runs_message_{}"  # (kind, text) a callback leaves for its section ("manage", "import")
+UPLOADS_KEY = "runs_uploads"  # counts imports, so the uploader comes back empty after one
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _cached_zip(path: str, stamp: tuple) -> bytes:
+    return run_zip(Path(path))
+
+
+def zip_for_download(run_dir: Path) -> bytes:
+    """The run's zip, rebuilt only when one of its files changed."""
+    stamp = tuple((n, p.stat().st_mtime_ns, p.stat().st_size) for n in ZIP_FILES if (p := run_dir / n).is_file())
+    return _cached_zip(str(run_dir), stamp)
+
+
+def run_rows(runs: list[dict]) -> pd.DataFrame:
+    """One table row per run (``rf.list_runs``): what it is, how far it got, and how good it is."""
+    rows = []
+    for r in runs:
+        path = Path(r["path"])
+        try:
+            model, train, _ = rf.load_config(path)
+        except (ValueError, FileNotFoundError):
+            model = train = None  # a broken run: listed with its reason as state, so it can be deleted
+        ev = rf.read_evaluation(path) or {}
+        ev = {} if evaluation_problem(ev) else ev
+        layers = (model.hidden if model.arch == "mlp" else model.channels) if model else ()
+        rows.append(
+            {
+                "run": r["name"],
+                "state": r["state"],
+                "data": r["dataset"],
+                "model": f"{model.arch.upper()} {'-'.join(map(str, layers))}".strip() if model else None,
+                "latent": r["latent_dim"],
+                "β": train.beta if train else None,
+                "epochs": f"{r['epoch']} / {r['epochs']}" if train else None,
+                "test ELBO": r["test_elbo"],
+                "IWAE log p(x)": ev.get("iwae_ll"),
+                "active units": f"{ev['active_units']} / {ev['latent_dim']}" if "active_units" in ev else None,
+                "k-NN accuracy": 100 * ev["knn_accuracy"] if "knn_accuracy" in ev else None,
+                "updated": datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def say(where: str, kind: str, text: str) -> None:
+    st.session_state[MESSAGE_KEY.format(where)] = (kind, text)
+
+
+def show_message(where: str) -> None:
+    if message := st.session_state.pop(MESSAGE_KEY.format(where), None):
+        kind, text = message
+        (st.success if kind == "success" else st.error)(text)
+
+
+def rename(old: str, key: str) -> None:
+    root = runs_root()
+    new = (st.session_state.get(key) or "").strip()
+    try:
+        if jobs.refresh_status(rf.run_path(root, old)).get("state") in jobs.ACTIVE_STATES:
+            raise ValueError(f"{old} is training; stop it before renaming it.")
+        dst = rf.rename_run(root, old, new)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        say("manage", "error", str(e))
+        return
+    state.select_run(dst.name)
+    say("manage", "success", f"Renamed {old} to {dst.name}.")
+
+
+def delete(name: str) -> None:
+    root = runs_root()
+    st.session_state.pop("runs_confirm_delete", None)
+    try:
+        if jobs.refresh_status(rf.run_path(root, name)).get("state") in jobs.ACTIVE_STATES:
+            raise ValueError(f"{name} is training; stop it before deleting it.")
+        rf.delete_run(root, name)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        say("manage", "error", str(e))
+        return
+    state.select_run(None)
+    say("manage", "success", f"Deleted {name}.")
+
+
+def import_upload(key: str) -> None:
+    upload = st.session_state.get(key)
+    if upload is None:
+        return
+    try:
+        run_dir = import_run_zip(runs_root(), upload.getvalue(), Path(upload.name).stem)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        say("import", "error", f"{upload.name} was not imported: {e}")
+        return
+    state.select_run(run_dir.name)
+    st.session_state[UPLOADS_KEY] = st.session_state.get(UPLOADS_KEY, 0) + 1  # a fresh, empty uploader
+    say("import", "success", f"Imported {upload.name} as {run_dir.name}; it is now the selected run.")

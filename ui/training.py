@@ -1,0 +1,190 @@
+"""Start, steer and watch a run from the Train page: the Start callback, pause / resume / stop, and the run's
+live panel (a fragment polling the run folder every second) or its final panel.
+
+The training runs in its own process (``vae.jobs``); these panels only read the run folder's files, so
+closing the tab does not stop it and reloading the page finds it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from vae import jobs
+from vae import run as rf
+
+from . import state
+from .cache import load_data
+from .figures import elbo_figure, loss_figure
+from .forms import ARCH_LABELS, data_config, model_configs
+from .pictures import enlarged_png
+from .runtime import runs_root
+
+ERROR_KEY = "train_error"  # a refused start, shown beside the Start button
+RUN_ERROR_KEY = "train_run_error"  # a refused pause / resume / stop, shown in the run panel
+WATCHED_KEY = "train_watched"  # the run whose live panel this session showed last
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    m, s = divmod(s, 60)
+    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def start_training() -> None:
+    """Create the run folder, launch its process and select it (a callback: runs before the picker draws)."""
+    ss = st.session_state
+    ss[ERROR_KEY] = None
+    try:
+        data_cfg = data_config(ss)
+        if data_cfg is None:
+            raise ValueError("Upload a data file first.")
+        ds = load_data(data_cfg)
+        model_cfg, train_cfg, name = model_configs(ss, ds)
+        run_dir = rf.create_run(runs_root(), name, model_cfg, train_cfg, data_cfg)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        ss[ERROR_KEY] = str(e)
+        return
+    try:
+        jobs.start(run_dir)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        rf.delete_run(runs_root(), run_dir.name)  # a refused start leaves no empty run behind
+        ss[ERROR_KEY] = str(e)
+        return
+    state.select_run(run_dir.name)
+    ss[WATCHED_KEY] = run_dir.name
+
+
+def continue_training(run: str) -> None:
+    """Resume a stopped or interrupted run from its checkpoint (or start it if it has none)."""
+    run_dir = Path(run)
+    try:
+        jobs.start(run_dir, resume=rf.has_state(run_dir))
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.session_state[RUN_ERROR_KEY] = str(e)
+
+
+def control(run: str, command: str) -> None:
+    run_dir = Path(run)
+    try:
+        {"pause": jobs.pause, "resume": jobs.resume, "stop": jobs.stop}[command](run_dir)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        st.session_state[RUN_ERROR_KEY] = str(e)
+
+
+def config_summary(run_dir: Path) -> str:
+    try:
+        m, t, d = rf.load_config(run_dir)
+    except (ValueError, FileNotFoundError) as e:
+        return str(e)
+    layers = ", ".join(map(str, m.hidden if m.arch == "mlp" else m.channels))
+    return (
+        f"{rf.data_label(d)} · {ARCH_LABELS[m.arch]} ({layers}) · latent {m.latent_dim} · β {t.beta:g}"
+        f"{f' (warm-up {t.warmup_epochs:g} epochs)' if t.warmup_epochs else ''} · {t.epochs} epochs · "
+        f"batch {t.batch_size} · learning rate {t.lr:g}"
+    )
+
+
+def progress_bar(status: dict, epochs: int) -> None:
+    step, total = status.get("step", 0), status.get("total_steps")
+    epoch = status.get("epoch", 0)
+    state = status.get("state")
+    if not total:
+        st.progress(0.0, text=f"Starting: {status.get('message') or 'launching the training process'}…")
+        return
+    where = f"epoch {min(epoch + 1, epochs)} of {epochs} · step {step:,} of {total:,}"
+    if state == "paused":
+        text = f"Paused at {where}"
+    else:
+        text = f"Training {where} · about {duration(status.get('eta_s'))} left"
+    st.progress(min(1.0, step / total), text=text)
+
+
+def curves_and_pictures(run_dir: Path) -> None:
+    metrics = rf.read_metrics(run_dir)
+    steps = [m for m in metrics if m.get("type") == "step"]
+    epochs = [m for m in metrics if m.get("type") == "epoch"]
+    left, right = st.columns(2)
+    with left:
+        if steps:
+            st.plotly_chart(loss_figure(steps), key="train_loss_chart")
+        else:
+            st.caption("The loss curve appears after the first logged steps.")
+    with right:
+        if epochs:
+            st.plotly_chart(elbo_figure(epochs), key="train_elbo_chart")
+        else:
+            st.caption("The ELBO curve appears after the first epoch.")
+    left, right = st.columns(2)
+    for col, file, caption in (
+        (left, "recon", "Test items (top row) and their reconstructions (bottom row)"),
+        (right, "samples", "Samples decoded from the prior N(0, I)"),
+    ):
+        png = enlarged_png(rf.picture_path(run_dir, file))
+        if png:
+            col.image(png, caption=caption, output_format="PNG")
+
+
+@st.fragment(run_every=1.0)
+def live_panel(run: str, epochs: int) -> None:
+    """Polls the run's files every second; reruns the whole page once training ends."""
+    run_dir = Path(run)
+    status = jobs.refresh_status(run_dir)
+    if status.get("state") not in jobs.ACTIVE_STATES:
+        st.rerun()  # the page then shows the final state without polling
+    st.session_state[WATCHED_KEY] = run_dir.name
+    progress_bar(status, epochs)
+    c1, c2, _ = st.columns([1, 1, 4])
+    if status.get("state") == "paused":
+        c1.button("Resume", key="train_resume", icon=":material/play_arrow:", on_click=control, args=(run, "resume"))
+    else:
+        c1.button("Pause", key="train_pause", icon=":material/pause:", on_click=control, args=(run, "pause"))
+    c2.button("Stop", key="train_stop", icon=":material/stop:", on_click=control, args=(run, "stop"))
+    if msg := st.session_state.pop(RUN_ERROR_KEY, None):
+        st.error(msg)
+    curves_and_pictures(run_dir)
+
+
+def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
+    """A run that is not training: what happened, what to do next, and its last curves."""
+    state, message = status.get("state"), status.get("message") or ""
+    if state == "finished":
+        done = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
+        elbo = f", test ELBO {done[-1]['test_elbo']:.2f} nats" if done and "test_elbo" in done[-1] else ""
+        st.success(f"Training finished: {status.get('epoch', epochs)} epochs{elbo}.")
+        st.page_link("app_pages/explore.py", label="Explore its latent space", icon=":material/scatter_plot:")
+    elif state == "failed":
+        st.error(message or "The training failed.")
+        with st.expander("Training log"):
+            st.code(rf.read_log(run_dir, 4000) or "(empty)")
+    elif state in ("interrupted", "stopped", "created"):
+        text = {"created": "This run was created but never started."}.get(state, message)
+        (st.warning if state == "interrupted" else st.info)(text)
+        has_ckpt = rf.has_state(run_dir)
+        label = "Resume training" if has_ckpt else "Start training"
+        st.button(
+            label, key="train_continue", icon=":material/play_arrow:", on_click=continue_training, args=(str(run_dir),)
+        )
+    else:
+        st.info(f"State: {state or 'unknown'}. {message}")
+    if msg := st.session_state.pop(RUN_ERROR_KEY, None):
+        st.error(msg)
+    curves_and_pictures(run_dir)
+
+
+def run_panel(run_dir: Path, status: dict) -> None:
+    st.subheader(f"Run: {run_dir.name}")
+    st.caption(config_summary(run_dir))
+    try:
+        epochs = rf.load_config(run_dir)[1].epochs
+    except (ValueError, FileNotFoundError):
+        epochs = status.get("epoch", 0)
+    if status.get("state") in jobs.ACTIVE_STATES:
+        live_panel(str(run_dir), epochs)
+    else:
+        final_panel(run_dir, status, epochs)
