@@ -12,8 +12,6 @@ where Streamlit's slider sends its value on release only, counting decoded-image
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +21,7 @@ try:
 except ImportError:  # run as a script: bench/ is on sys.path
     import common
 
-sys.path.insert(0, str(common.ROOT / "tests" / "e2e"))
-from browser import CHROMIUM, CHROMIUM_ARGS, serving, wait_idle  # noqa: E402
+from ui.serving import chromium, pick_run, serving, wait_idle
 
 COMMAND = "python bench/bench_drag.py [--quick]"
 DRAG_S = 2.0
@@ -74,17 +71,15 @@ def describe(run_dir: Path) -> tuple[str, int]:
 
 
 def train(runs: Path, name: str, args: list[str]) -> None:
+    """One epoch of ``python -m vae train`` into ``runs/name`` (conv where the name says so)."""
     conv = ["--arch", "conv"] if "conv" in name else []
-    cmd = [sys.executable, "-m", "vae", "train", *args, *conv, "--epochs", "1", "--threads", "2", "--name", name]
-    subprocess.run(cmd, check=True, env=common.child_env(LATENT_EXPLORER_RUNS=str(runs)), capture_output=True)
+    common.vae_cli(runs, "train", *args, *conv, "--epochs", "1", "--threads", "2", "--name", name)
 
 
 def open_decode(page, url: str, run: str) -> None:
     page.goto(url)
     wait_idle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").click()
-    page.get_by_role("option", name=run, exact=True).click()
-    wait_idle(page)
+    pick_run(page, run)
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Decode", exact=True).click()
     page.get_by_role("switch", name=TOGGLE).wait_for(state="attached")
     wait_idle(page)
@@ -145,22 +140,16 @@ def server_drag(page) -> tuple[int, int]:
     return during, page.evaluate("window.__srcChanges.n")
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))] if xs else float("nan")
-
-
 def run(quick: bool = False) -> str:
-    from playwright.sync_api import sync_playwright
-
+    """The drag section as markdown."""
+    q = common.quantile
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-drag-") as tmp:
         runs = Path(tmp)
         for name, args in models(quick):
             common.log(f"drag: training {name} for one epoch")
             train(runs, name, args)
-        with serving(runs) as url, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with serving(runs) as url, chromium() as browser:
             for name, _ in models(quick):
                 common.log(f"drag: {name}")
                 page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -176,12 +165,11 @@ def run(quick: bool = False) -> str:
                         f"{params:,}",
                         f"{common.median(res['moves']) / DRAG_S:.0f}",
                         f"**{common.median(res['fps']):.1f}**",
-                        f"{pct(res['intervals'], 0.5):.1f} / {pct(res['intervals'], 0.95):.1f}",
-                        f"{pct(res['ms'], 0.5):.2f} / {pct(res['ms'], 0.95):.2f}",
+                        f"{q(res['intervals'], 0.5):.1f} / {q(res['intervals'], 0.95):.1f}",
+                        f"{q(res['ms'], 0.5):.2f} / {q(res['ms'], 0.95):.2f}",
                         f"{during} during, {after - during} on release",
                     ]
                 )
-            browser.close()
     headers = [
         "decoder",
         "parameters",

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import resource
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +38,7 @@ class Settings:
     cold: bool = True  # False: the persistent numba cache, no "cold" or "cached" distinction
     n_transform: int = 1_000
     trust_n: int = 5_000
-    grid: int = 48  # app_pages/explore.py INVERSE_GRID
+    grid: int = 48  # ui/cache.py INVERSE_GRID, the grid the app saves with each map
     clicks: int = 2_000
     codes_n_train: int | None = None  # training images for the codes' model (None: 60,000)
     codes_epochs: int = 3
@@ -81,20 +79,10 @@ def _peak_mb() -> float:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(f) -> tuple[float, object]:
-    t = time.perf_counter()
-    out = f()
-    return time.perf_counter() - t, out
-
-
 def _median_us(f, points: np.ndarray) -> float:
+    """Median microseconds of ``f(point)`` over ``points`` (one call each), after an uncounted first call."""
     f(points[0])  # builds the k-d tree once
-    times = []
-    for p in points:
-        t = time.perf_counter()
-        f(p)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+    return common.median([common.timed(lambda p=p: f(p))[0] for p in points]) * 1e6
 
 
 def child(spec: dict) -> dict:
@@ -102,34 +90,32 @@ def child(spec: dict) -> dict:
     from vae import projection
     from vae.projection import LatentProjector
 
+    timed = common.timed
     Z = np.load(spec["codes"])  # (N, latent_dim): training codes, then test codes
     n = spec["n"]
     X, new = Z[:n], Z[-spec["n_transform"] :]  # the new points are test codes (not fitted when n < N - 1000)
     out = {"n": n}
-    out["import_s"], _ = _time(projection.import_umap)
+    out["import_s"], _ = timed(projection.import_umap)
     out["rss_import_mb"] = _rss_mb()
-    out["fit_s"], proj = _time(lambda: LatentProjector(method="umap", random_state=0).fit(X))
+    out["fit_s"], proj = timed(lambda: LatentProjector(method="umap", random_state=0).fit(X))
     out["rss_fit_mb"] = _rss_mb()
     if spec.get("transform"):
-        out["transform_first_s"], _ = _time(lambda: proj.transform(new))
-        out["transform_s"], _ = _time(lambda: proj.transform(new))
+        out["transform_first_s"], _ = timed(lambda: proj.transform(new))
+        out["transform_s"], _ = timed(lambda: proj.transform(new))
     if spec.get("warm_fit"):
-        out["fit_warm_s"], proj = _time(lambda: LatentProjector(method="umap", random_state=0).fit(X))
+        out["fit_warm_s"], proj = timed(lambda: LatentProjector(method="umap", random_state=0).fit(X))
     out["rss_peak_mb"] = _peak_mb()  # UMAP only: PCA, lookups and trustworthiness come after
     points = proj.embedding_[np.random.default_rng(1).integers(0, n, spec["clicks"])] + 0.05  # (clicks, 2)
     if spec.get("inverse"):
-        out["umap_inverse_first_s"], _ = _time(lambda: proj.inverse_transform(points[1:2]))  # any JIT included
-        out["umap_inverse_1_s"], _ = _time(lambda: proj.inverse_transform(points[:1]))
-        out["umap_inverse_100_s"], _ = _time(lambda: proj.inverse_transform(points[:100]))
-        out["grid_build_s"], _ = _time(lambda: proj.fit_inverse_grid(spec["grid"]))
+        out["umap_inverse_first_s"], _ = timed(lambda: proj.inverse_transform(points[1:2]))  # any JIT included
+        out["umap_inverse_1_s"], _ = timed(lambda: proj.inverse_transform(points[:1]))
+        out["umap_inverse_100_s"], _ = timed(lambda: proj.inverse_transform(points[:100]))
+        out["grid_build_s"], _ = timed(lambda: proj.fit_inverse_grid(spec["grid"]))
         out["lookup_grid_us"] = _median_us(lambda p: proj.inverse_lookup(p, method="grid"), points)
     out["lookup_knn_us"] = _median_us(lambda p: proj.inverse_lookup(p, method="knn"), points)
-    pca_times = []
-    for _ in range(5):
-        dt, pca = _time(lambda: LatentProjector(method="pca").fit(X))
-        pca_times.append(dt)
-    out["pca_fit_s"] = statistics.median(pca_times)
-    out["pca_transform_s"], _ = _time(lambda: pca.transform(new))
+    fits = [timed(lambda: LatentProjector(method="pca").fit(X)) for _ in range(5)]
+    out["pca_fit_s"], pca = common.median([dt for dt, _ in fits]), fits[-1][1]
+    out["pca_transform_s"], _ = timed(lambda: pca.transform(new))
     out["pca_inverse_us"] = _median_us(lambda p: pca.inverse_transform(p[None, :]), points)
     if spec.get("trust_n"):
         from sklearn.manifold import trustworthiness

@@ -32,7 +32,7 @@ from vae.models import build_model, count_parameters
 from vae.train import Trainer, new_run
 
 TITLE = "## Model quality under a time budget: default MLP and conv VAEs"
-LATENT = 20  # app_pages/train.py DEFAULTS["fashion-mnist"]
+LATENT = ModelConfig().latent_dim  # the default latent size (vae/config.py): 20
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,7 @@ epochs), the inverse grid the Explore page builds with each map, and PCA. Assert
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import tempfile
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +31,7 @@ class Settings:
 
     sizes: tuple[int, ...] = (5_000, 10_000, 30_000, 70_000)
     epochs: int = 3
-    grid: int | None = 48  # app_pages/explore.py INVERSE_GRID; None: no inverse grid
+    grid: int | None = 48  # ui/cache.py INVERSE_GRID; None: no inverse grid
     codes_n_train: int | None = None
     codes_epochs: int = 3
     warmup_n: int = 4_096  # >= 4,096 compiles umap's approximate-neighbour path too
@@ -62,7 +60,7 @@ def epoch_seconds(n: int, epochs: int) -> float:
         status = trainer.run()
     if len(seconds) < epochs:
         raise RuntimeError(f"Training on {n:,} images failed: {status.get('message')}")
-    return statistics.median(seconds[1:] or seconds)
+    return common.median(seconds[1:] or seconds)
 
 
 def child(spec: dict) -> dict:
@@ -71,27 +69,28 @@ def child(spec: dict) -> dict:
     from vae.projection import LatentProjector
 
     Z = np.load(spec["codes"])
-    t = time.perf_counter()
-    projection.import_umap()
-    LatentProjector(method="umap", n_epochs=20).fit(Z[: spec["warmup_n"]])
-    out: dict = {"warmup_s": time.perf_counter() - t, "sizes": {}}
+
+    def warm_up() -> None:  # import and compile umap's kernels once, as a running server has
+        projection.import_umap()
+        LatentProjector(method="umap", n_epochs=20).fit(Z[: spec["warmup_n"]])
+
+    warmup_s, _ = common.timed(warm_up)
+    out: dict = {"warmup_s": warmup_s, "sizes": {}}
     for n in spec["sizes"]:
-        r: dict = {}
-        t = time.perf_counter()
-        proj = LatentProjector(method="umap", random_state=0).fit(Z[:n])
-        r["umap_s"] = time.perf_counter() - t
-        if spec.get("grid"):
-            t = time.perf_counter()
-            proj.fit_inverse_grid(spec["grid"])
-            r["grid_s"] = time.perf_counter() - t
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            LatentProjector(method="pca").fit(Z[:n])
-            times.append(time.perf_counter() - t)
-        r["pca_s"] = statistics.median(times)
-        out["sizes"][str(n)] = r
+        out["sizes"][str(n)] = map_times(Z[:n], spec.get("grid"))
     return out
+
+
+def map_times(codes: np.ndarray, grid: int | None) -> dict:
+    """Seconds of a seeded UMAP fit of ``codes``, its inverse grid (when ``grid``) and a PCA fit (median of 5)."""
+    from vae.projection import LatentProjector
+
+    r: dict = {}
+    r["umap_s"], proj = common.timed(lambda: LatentProjector(method="umap", random_state=0).fit(codes))
+    if grid:
+        r["grid_s"], _ = common.timed(lambda: proj.fit_inverse_grid(grid))
+    r["pca_s"] = common.median_time(lambda: LatentProjector(method="pca").fit(codes))
+    return r
 
 
 def run(quick: bool = False, settings: Settings | None = None) -> str:

@@ -7,11 +7,11 @@ alone (``python bench/bench_X.py [--quick]`` prints it). Progress goes to stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -32,9 +32,37 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0 <= q <= 1) of the finite values; NaN when there are none.
+
+    The one definition every section uses: linear interpolation between the two nearest ranks (numpy's
+    default, Hyndman & Fan type 7), so ``quantile(v, 0.5)`` is the median and a p95 of a few samples lies
+    between the two largest rather than jumping to one of them.
+    """
+    finite = sorted(v for v in values if v is not None and math.isfinite(v))
+    if not finite:
+        return float("nan")
+    pos = q * (len(finite) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(finite) - 1)
+    return finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
+
+
 def median(values: Sequence[float]) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return statistics.median(finite) if finite else float("nan")
+    """The median of the finite values (``quantile(values, 0.5)``); NaN when there are none."""
+    return quantile(values, 0.5)
+
+
+def timed(f: Callable[[], object]) -> tuple[float, object]:
+    """Call ``f()`` once: (seconds it took, what it returned)."""
+    t = time.perf_counter()
+    out = f()
+    return time.perf_counter() - t, out
+
+
+def median_time(f: Callable[[], object], repeats: int = 5) -> float:
+    """The median seconds of ``repeats`` calls of ``f()``."""
+    return median([timed(f)[0] for _ in range(repeats)])
 
 
 def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
@@ -152,6 +180,18 @@ def save_codes(folder: str | Path, n_train: int | None = None, epochs: int = 3) 
     return path
 
 
+def vae_cli(runs: str | Path, *args: str) -> str:
+    """Run ``python -m vae --runs-dir RUNS ARGS...`` in a child process; returns its stdout.
+
+    Raises RuntimeError with the end of its output when it fails.
+    """
+    cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), *args]
+    done = subprocess.run(cmd, cwd=ROOT, env=child_env(LATENT_EXPLORER_RUNS=str(runs)), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"`python -m vae {' '.join(args)}` failed: {done.stdout[-500:]} {done.stderr[-1500:]}")
+    return done.stdout
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child benchmark process: this one's, plus ``extra``, with ROOT importable."""
     env = dict(os.environ, **extra)
@@ -163,10 +203,11 @@ def spawn_child(script: str, spec: dict, **env: str) -> dict:
     """Run ``script``'s ``child(spec)`` in a fresh interpreter (see ``main``) and return its JSON result.
 
     ``env`` is added to the child's environment; ``process_s`` in the result is the whole process's time.
+    The child's stderr (its progress lines) is captured: return what the parent should report.
     """
     cmd = [sys.executable, str(Path(script).resolve()), "--child", json.dumps(spec)]
     t = time.perf_counter()
-    done = subprocess.run(cmd, env=child_env(**env), capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=ROOT, env=child_env(**env), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{Path(script).stem} child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -187,6 +228,7 @@ def main(run: Callable[..., str], doc: str | None, child: Callable[[dict], dict]
     parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about a minute)")
     args = parser.parse_args()
     t = time.perf_counter()
-    text = run(quick=args.quick)
+    with contextlib.redirect_stdout(sys.stderr):  # only the markdown goes to stdout
+        text = run(quick=args.quick)
     print(text)
     log(f"done in {time.perf_counter() - t:.0f} s")

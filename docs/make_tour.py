@@ -8,32 +8,28 @@ RUN_NAME selected, clicks the map once, and writes docs/tour/*.png. Ends the ser
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from browser import CHROMIUM, CHROMIUM_ARGS, serving, wait_idle  # noqa: E402
+from ui.serving import chromium, pick_run, serving, wait_idle  # noqa: E402
 
 OUT = ROOT / "docs" / "tour"
 
 
 def main(runs: Path, run: str) -> None:
-    from playwright.sync_api import sync_playwright
-
     OUT.mkdir(parents=True, exist_ok=True)
-    with serving(runs) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with serving(runs) as url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 950})
         page.set_default_timeout(240_000)
         page.goto(url)
         wait_idle(page)
-        picker = page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run")
-        picker.click()
-        page.get_by_role("option", name=run, exact=True).click()
-        wait_idle(page)
+        pick_run(page, run)
         for name, title in [
             ("train", "Train"),
             ("explore", "Explore"),
@@ -62,8 +58,11 @@ def main(runs: Path, run: str) -> None:
             page.wait_for_timeout(1500)
             page.screenshot(path=str(OUT / f"{name}.png"))
             print("wrote", OUT / f"{name}.png")
-        browser.close()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="the runs folder the app serves")
+    parser.add_argument("run", metavar="RUN_NAME", help="the run to select on every page")
+    args = parser.parse_args()
+    main(args.runs_dir, args.run)
