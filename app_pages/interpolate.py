@@ -60,7 +60,6 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
     return z
 
 
-
 # ---------------------------------------------------------------- the page
 
 st.title("Interpolate")

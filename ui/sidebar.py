@@ -16,8 +16,13 @@ from .runtime import runs_root
 def run_picker() -> Path | None:
     """Sidebar select box over the runs, with the selected run's state; returns the selected run folder."""
     names = rf.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
-    if state.selected_run_name() not in names:
+    chosen = state.selected_run_name()
+    if chosen not in names:
         state.select_run(names[0] if names else None)  # none yet, or deleted meanwhile (another tab)
+        if chosen:
+            st.toast(
+                f"Run {chosen} is gone (deleted or renamed elsewhere)" + (f"; showing {names[0]}." if names else ".")
+            )
     with st.sidebar:
         if not names:
             st.caption("No runs yet: train one on the Train page.")

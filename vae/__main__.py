@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--download", choices=["mnist", "fashion-mnist"], help="download into the cache")
     d.add_argument("--json", action="store_true")
 
+    i = sub.add_parser("import", help="add a run .zip (checked whole first, as on the Runs page)")
+    i.add_argument("zip")
+    i.add_argument("--name", default=None, help="run name (default: the zip's name)")
+    i.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", help="write a run as a .zip (what the Runs page's Download gives)")
+    x.add_argument("run")
+    x.add_argument("--out", default=None, help="the .zip to write (default: RUN.zip here)")
+    x.add_argument("--json", action="store_true")
+
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("run")
     w.add_argument("--resume", action="store_true")
@@ -186,7 +196,12 @@ def cmd_train(args) -> dict:
             train_cfg=train_cfg,
         )
     if args.background:
-        pid = jobs.start(run_dir, resume=bool(args.resume))
+        try:
+            pid = jobs.start(run_dir, resume=bool(args.resume))
+        except (ValueError, FileNotFoundError, OSError):
+            if not args.resume:
+                rf.delete_run(_root(args), run_dir.name)  # a refused start leaves no empty run behind
+            raise
         return {"run": run_dir.name, "path": str(run_dir), "pid": pid, "state": "starting"}
     status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=_Bar(args.json), handle_signals=True)
     epochs = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
@@ -224,7 +239,12 @@ def cmd_embed(args) -> dict:
     from .evaluate import encode
     from .projection import LatentProjector
 
+    if args.max_points is not None and args.max_points < 1:
+        raise ValueError(f"--max-points must be a whole number of at least 1; got {args.max_points}.")
     run_dir = _resolve_run(args, args.run)
+    out_path = Path(args.out) if args.out else rf.embedding_path(run_dir, args.method, args.split)
+    if out_path.is_dir():
+        raise ValueError(f"--out {out_path} is a folder; give a file name ending in .csv or .npz.")
     model = rf.load_model(run_dir)
     ds = load_dataset(rf.load_data_config(run_dir))
     x = ds.x_test if args.split == "test" else ds.x_train
@@ -235,7 +255,6 @@ def cmd_embed(args) -> dict:
     t0 = time.perf_counter()
     xy = LatentProjector(method=args.method).fit(mu).embedding_
     seconds = time.perf_counter() - t0
-    out_path = Path(args.out) if args.out else run_dir / f"embedding-{args.method}-{args.split}.csv"
     labels = y.numpy() if y is not None else np.full(len(mu), -1)
     if out_path.suffix == ".npz":
         np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels)
@@ -247,12 +266,38 @@ def cmd_embed(args) -> dict:
     return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
 
 
+def cmd_import(args) -> dict:
+    from .runzip import MAX_ZIP_BYTES, import_run_zip
+
+    path = Path(args.zip)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file; expected a run .zip made by export or the Runs page.")
+    if path.stat().st_size > MAX_ZIP_BYTES:
+        raise ValueError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_ZIP_BYTES:,} a run .zip may have.")
+    run_dir = import_run_zip(_root(args), path.read_bytes(), args.name or path.stem)
+    return {"run": run_dir.name, "path": str(run_dir)}
+
+
+def cmd_export(args) -> dict:
+    from .fileio import atomic_write_bytes
+    from .runzip import run_zip
+
+    run_dir = _resolve_run(args, args.run)
+    out = Path(args.out) if args.out else Path(f"{run_dir.name}.zip")
+    if out.is_dir():
+        out = out / f"{run_dir.name}.zip"
+    data = run_zip(run_dir)
+    atomic_write_bytes(out, data)
+    return {"run": run_dir.name, "out": str(out), "bytes": len(data)}
+
+
 def cmd_runs(args) -> list:
     from .jobs import refresh_status
 
     runs = rf.list_runs(_root(args))
     for r in runs:
-        r["state"] = refresh_status(r["path"]).get("state", r["state"])
+        if r["state"] != "broken":
+            r["state"] = refresh_status(r["path"]).get("state", r["state"])
     return runs
 
 
@@ -280,6 +325,9 @@ def _print_human(command: str, out) -> None:
     if command == "runs":
         if out:
             _print_table(out, ["name", "state", "dataset", "arch", "latent_dim", "epoch", "epochs", "test_elbo"])
+            for r in out:
+                if r["state"] == "broken":
+                    print(f"{r['name']} is broken: {r['message']}")
         else:
             print("No runs yet: `python -m vae train` makes one.")
     elif command == "datasets" and isinstance(out, list):
@@ -309,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         from .train import train
 
-        status = train(Path(args.run), resume=args.resume, handle_signals=True)
+        try:
+            status = train(Path(args.run), resume=args.resume, handle_signals=True)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         return 0 if status.get("state") in ("finished", "stopped") else 1
     handlers = {
         "train": cmd_train,
@@ -317,10 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         "embed": cmd_embed,
         "runs": cmd_runs,
         "datasets": cmd_datasets,
+        "import": cmd_import,
+        "export": cmd_export,
     }
     try:
         out = handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # FileNotFoundError and PermissionError are OSErrors
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            e = f"{e.strerror or e} ({e.filename}); check that the folder exists and can be written."
         if getattr(args, "json", False):
             print(json.dumps({"error": str(e)}))
         else:

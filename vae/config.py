@@ -8,6 +8,7 @@ field, the allowed values and what was received), and round-trips through ``to_d
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ CONFIG_VERSION = 1
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 CONV_SIZES = (28, 32, 64)
+MAX_INPUT = 4 * 1024 * 1024  # values per item (a 3×1024×1024 image is 3.1 M)
 MAX_LATENT = 128
 
 
@@ -93,6 +95,8 @@ class ModelConfig(_Serialisable):
         shape = self.input_shape
         if not (isinstance(shape, tuple) and len(shape) in (1, 3) and all(isinstance(s, int) and s > 0 for s in shape)):
             _fail(n, "input_shape", "(C, H, W) or (D,) of positive integers", shape)
+        if math.prod(shape) > MAX_INPUT:  # checked before any layer is sized: absurd shapes overflow torch
+            _fail(n, "input_shape", f"at most {MAX_INPUT:,} values per item", shape)
         if self.arch not in ARCHS:
             _fail(n, "arch", f"one of {', '.join(ARCHS)}", self.arch)
         _check_int(n, "latent_dim", self.latent_dim, 1, MAX_LATENT)

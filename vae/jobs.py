@@ -6,17 +6,21 @@ Streamlit server) that started it. UI and worker talk only through files in the 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import run as rf
 
 ACTIVE_STATES = ("starting", "running", "paused")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ADMISSION_LOCK = ".admission.lock"  # in the runs folder: hidden, never listed as a run
 STARTUP_GRACE = 30.0  # seconds a launched worker has to write its own pid
 _CHILDREN: dict[int, subprocess.Popen] = {}  # keeps our children's handles so they are reaped
 
@@ -93,9 +97,28 @@ def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None 
     """
     run_dir = Path(run_dir).resolve()
     rf.load_config(run_dir)  # a clear error now rather than in the log later
+    if resume:
+        rf.check_state(run_dir)
+    root = Path(root) if root is not None else run_dir.parent
+    with _admission(root):  # check and launch as one step, across processes (several app sessions, the CLI)
+        return _launch(run_dir, resume, root)
+
+
+@contextmanager
+def _admission(root: Path) -> Iterator[None]:
+    """An exclusive lock on the runs folder's admission file while a start is checked and launched."""
+    with open(root / ADMISSION_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _launch(run_dir: Path, resume: bool, root: Path) -> int:
     if refresh_status(run_dir).get("state") in ACTIVE_STATES:
         raise ValueError(f"{run_dir.name} is already training.")
-    running = active_runs(root if root is not None else run_dir.parent)
+    running = active_runs(root)
     if len(running) >= max_jobs():
         names = ", ".join(p.name for p in running)
         raise ValueError(

@@ -144,3 +144,21 @@ def build_model(cfg: ModelConfig) -> VAE:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def check_state_dict(model: VAE, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Raise a clear error unless ``tensors`` has exactly the model's names and shapes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"{where} does not match the model its config describes: missing {missing[:3]}, unexpected {extra[:3]} "
+            f"({len(missing)} missing, {len(extra)} unexpected)."
+        )
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape) or tensors[k].dtype != v.dtype:
+            raise ValueError(
+                f"{where}: tensor {k} has shape {tuple(tensors[k].shape)} ({tensors[k].dtype}) but the config "
+                f"implies {tuple(v.shape)} ({v.dtype})."
+            )

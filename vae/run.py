@@ -41,7 +41,7 @@ from .fileio import (
     save_tensors,
     write_json,
 )
-from .models import VAE, build_model
+from .models import VAE, build_model, check_state_dict
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -133,24 +133,6 @@ def save_model(run_dir: str | Path, model: VAE, metadata: dict[str, str] | None 
     save_tensors(Path(run_dir) / MODEL_FILE, model.state_dict(), metadata)
 
 
-def check_state_dict(model: VAE, tensors: dict[str, torch.Tensor], where: str) -> None:
-    """Raise a clear error unless ``tensors`` has exactly the model's names and shapes."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"{where} does not match config.json: missing {missing[:3]}, unexpected {extra[:3]} "
-            f"({len(missing)} missing, {len(extra)} unexpected)."
-        )
-    for k, v in expected.items():
-        if tuple(tensors[k].shape) != tuple(v.shape) or tensors[k].dtype != v.dtype:
-            raise ValueError(
-                f"{where}: tensor {k} has shape {tuple(tensors[k].shape)} ({tensors[k].dtype}) but config.json "
-                f"implies {tuple(v.shape)} ({v.dtype})."
-            )
-
-
 def load_model(run_dir: str | Path) -> VAE:
     """Rebuild the run's model from its own config and load its weights strictly, in eval mode."""
     run_dir = Path(run_dir)
@@ -175,6 +157,19 @@ def load_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors and loop JSON that ``save_state`` wrote; a clear error when missing or damaged."""
     path = Path(run_dir) / STATE_FILE
     return load_tensors(path), safetensors_metadata(path).get("loop", "{}")
+
+
+def check_state(run_dir: str | Path) -> None:
+    """A clear error unless the run's resume state is there and whole (read before anything is changed)."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir).name} has no resume state ({STATE_FILE}); it cannot be resumed.")
+    try:
+        loop = json.loads(safetensors_metadata(path).get("loop", ""))
+    except ValueError as e:
+        raise ValueError(f"{Path(run_dir).name} cannot be resumed: its {STATE_FILE} is damaged ({e}).") from None
+    if not isinstance(loop, dict) or not all(k in loop for k in ("epoch", "pos", "step", "elapsed", "sums")):
+        raise ValueError(f"{Path(run_dir).name} cannot be resumed: its {STATE_FILE} lacks the loop state.")
 
 
 def has_state(run_dir: str | Path) -> bool:

@@ -35,6 +35,7 @@ ZIP_FILES = {
     rf.EVALUATION_FILE: 4 * MB,
 }
 ZIP_REQUIRED = (rf.CONFIG_FILE, rf.MODEL_FILE)
+MAX_ZIP_BYTES = sum(ZIP_FILES.values())  # a zip can be no larger than its members allow
 EVAL_NUMBERS = ("test_elbo", "test_recon", "test_kl", "active_units", "latent_dim", "n_test")
 EVAL_OPTIONAL = ("iwae_ll", "iwae_k", "knn_accuracy", "knn_k", "recon_mse", "seconds", "time")
 

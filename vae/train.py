@@ -28,7 +28,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .evaluate import elbo
 from .images import make_grid, png_bytes
-from .models import VAE, build_model
+from .models import VAE, build_model, check_state_dict
 from .objectives import elbo_terms
 
 EVAL_BATCH = 1000
@@ -147,7 +147,7 @@ class Trainer:
         tensors, loop = rf.load_state(self.run_dir)
         meta = json.loads(loop)
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        rf.check_state_dict(self.model, weights, rf.state_label(self.run_dir))
+        check_state_dict(self.model, weights, rf.state_label(self.run_dir))
         self.model.load_state_dict(weights, strict=True)
         opt_state = self.opt.state_dict()
         per_param: dict[int, dict] = {}
@@ -305,10 +305,24 @@ class Trainer:
             print(msg, flush=True)  # the status file itself cannot be written: the log says why
 
     def run(self, resume: bool = False) -> dict:
-        """Train to the configured number of epochs (or until stopped); returns the final status."""
-        self.status("running", "starting", epoch=0, step=0)
+        """Train to the configured number of epochs (or until stopped); returns the final status.
+
+        A resume whose state is missing or damaged raises ``ValueError`` / ``FileNotFoundError`` and leaves
+        the run's recorded status as it was.
+        """
+        before = dict(self._status)
+        if resume:
+            rf.check_state(self.run_dir)  # before anything is written
+        self.status("running", "starting", epoch=before.get("epoch", 0) if resume else 0, step=0)
         try:
-            self._setup(resume)
+            try:
+                self._setup(resume)
+            except (ValueError, FileNotFoundError) as e:
+                if not resume:
+                    raise
+                self._status = before
+                rf.write_status(self.run_dir, before)  # a failed resume leaves the run as it was
+                raise ValueError(f"{self.run_dir.name} could not be resumed: {e}") from None
             n = len(self.x_train)
             steps_per_epoch = math.ceil(n / self.cfg.batch_size)
             total_steps = steps_per_epoch * self.cfg.epochs
@@ -324,6 +338,8 @@ class Trainer:
         except FloatingPointError as e:
             self.status("failed", str(e), epoch=self.state.epoch, step=self.state.step)
         except (ValueError, FileNotFoundError) as e:
+            if self._status is before:
+                raise
             self.status("failed", str(e))
         except OSError as e:  # a full disk or a folder that cannot be written
             self._report_write_failure(e)

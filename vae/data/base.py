@@ -118,8 +118,15 @@ def _encode_labels(values: np.ndarray, n: int, where: str) -> tuple[np.ndarray, 
 
 
 def _unit_images(x: np.ndarray, where: str) -> np.ndarray:
-    """Pixels to float32 in [0, 1]: integers 0–255 (and floats in [0, 255]) / 255, [0, 1] kept."""
+    """Pixels to float32 in [0, 1], by what they are: booleans and 0/1 integers kept as 0/1, 16-bit integers
+    over 255 / 65535, other integers (and floats in [0, 255]) / 255, floats in [0, 1] kept."""
+    if x.dtype.kind == "b":
+        return x.astype(np.float32)
     lo, hi = float(x.min()), float(x.max())
+    if x.dtype.kind in "iu" and lo >= 0 and hi <= 1:
+        return x.astype(np.float32)  # a binary image stored as integers
+    if x.dtype == np.uint16 and hi > 255:
+        return (x / np.float32(65535)).astype(np.float32)
     if lo < 0 or hi > 255:
         raise ValueError(f"{where} has pixel values from {lo:g} to {hi:g}; expected values in [0, 1] or [0, 255].")
     if x.dtype.kind == "f" and hi <= 1:

@@ -136,6 +136,11 @@ def _array_raw(x: np.ndarray, y: np.ndarray | None, path: Path) -> _Raw:
         raise ValueError(f"{path} holds an array of shape {x.shape}; expected N×D vectors or N×H×W(×C) images.")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise ValueError(f"{path} contains NaN or infinite values; expected finite numbers.")
+    if x.dtype.kind in "iuf" and x.dtype.itemsize > 4 and np.abs(x).max() > np.finfo(np.float32).max:
+        raise ValueError(
+            f"{path} holds values up to {float(np.abs(x).max()):.3g}, beyond what 32-bit floats hold "
+            f"({np.finfo(np.float32).max:.3g}); rescale the data first."
+        )
     y, names = (None, None) if y is None else _encode_labels(y, len(x), str(path))
     if x.ndim == 2:
         desc = f"{len(x):,} vectors of {x.shape[1]} features from {path.name}"
