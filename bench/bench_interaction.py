@@ -133,6 +133,9 @@ async def measure_load(browser, url: str, plan: Plan, tmp: Path, res: Results) -
         log(f"{len(pages)} Decode pages open")
         await training.wait_stepping()
         log("training is stepping")
+        solo = time.time()
+        await asyncio.sleep(SOLO_S)  # the sessions are open and idle: the training's own pace on this machine
+        res.training["alone"] = training.examples_per_s(solo, time.time())
         start = time.time()
         lost = res.lost.setdefault("step under load", [])
         results = await asyncio.gather(*(steps.slider_steps(p, plan.load_steps, lost) for p in pages))
@@ -171,7 +174,10 @@ async def measure(plan: Plan, tmp: Path, urls: dict, res: Results) -> None:
             ("decode", lambda: measure_decode(browser, urls, plan, res)),
             ("load", lambda: measure_load(browser, urls["default"], plan, tmp, res)),
         ]
+        only = [p.strip() for p in os.environ.get("BENCH_INTERACTION_PARTS", "").split(",") if p.strip()]
         for part, job in parts:
+            if only and part not in only:
+                continue
             t = time.perf_counter()
             log(f"{part}…")
             try:
@@ -220,6 +226,9 @@ def run(quick: bool = False, *, interactions: int | None = None, contexts: int |
     res.seconds["total"] = time.perf_counter() - start
     log(f"done in {res.seconds['total']:.0f} s")
     return report(plan, res, prep, gcinfo)
+
+
+SOLO_S = 10.0  # seconds the background training runs beside idle sessions before they start stepping
 
 
 def child(spec: dict) -> dict:

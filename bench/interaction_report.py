@@ -180,15 +180,18 @@ def load_table(plan: Plan, res: Results, prep: dict) -> list[str]:
         f"| {plan.contexts}, each in its own browser context | a {bg} training (default MLP, 2 threads) | "
         f"{cells(res.load_steps)} |",
     ]
-    during, alone = res.training.get("during"), prep.get("examples_per_s")
-    speed = ""
-    if during and alone and res.training.get("data") == plan.data:
-        speed = (
-            f" Over the seconds the sessions stepped, the training ran at {during:,.0f} examples/s; alone "
-            f"(training the benchmark's model before any server started) it ran at {alone:,.0f}."
-        )
-    elif during:
-        speed = f" Over the seconds the sessions stepped, the training ran at {during:,.0f} examples/s."
+    during, alone = res.training.get("during"), res.training.get("alone")
+    lines += [
+        "",
+        "| the training | examples/s alone | beside the sessions | kept |",
+        "| --- | ---: | ---: | ---: |",
+        f"| {bg}, default MLP | {common.fmt(alone, 0)} | {common.fmt(during, 0)} | "
+        f"{f'{during / alone:.0%}' if during and alone else 'n/a'} |",
+    ]
+    speed = (
+        " The training's pace alone is measured over the seconds before the sessions start (their pages open "
+        "and idle); beside them, over the seconds they step."
+    )
     return lines + [
         "",
         "Baseline: the single-session Decode step of the previous table (same server, Streamlit defaults, "

@@ -191,11 +191,13 @@ class Training:
                 raise RuntimeError("the background training did not start")
             await asyncio.sleep(0.2)
 
-    def examples_per_s(self, since: float) -> float | None:
-        """Training throughput from its last step line before ``since`` (wall clock) to its latest one."""
+    def examples_per_s(self, since: float, until: float | None = None) -> float | None:
+        """Training throughput from its last step line before ``since`` (wall clock) to its last one before
+        ``until`` (its latest one by default)."""
         rows = self.steps()
         before = [r for r in rows if r["time"] <= since]
-        first, last = (before[-1] if before else rows[0]), rows[-1]
+        upto = [r for r in rows if until is None or r["time"] <= until]
+        first, last = (before[-1] if before else rows[0]), upto[-1]
         if last["time"] <= first["time"]:
             return None
         return (last["step"] - first["step"]) * BATCH / (last["time"] - first["time"])
