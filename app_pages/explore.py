@@ -21,6 +21,7 @@ from vae.projection import LatentProjector, projection_key
 
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
+KEPT = ("explore_method", "explore_split", "explore_backdrop")  # choices that survive a visit to another page
 
 
 def controls(ds: Dataset) -> tuple[str, str, int | None, bool]:
@@ -76,6 +77,7 @@ def point_panel(ds, model, proj: LatentProjector, point: dict) -> None:
 
 # ---------------------------------------------------------------- the page
 
+state.keep_widgets(KEPT)
 st.title("Explore the latent map")
 run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
@@ -122,4 +124,4 @@ with map_col:
     ring = None if item is None else proj.embedding_[item]
     fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, method.upper())
     st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
-    st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to zoom.")
+    st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")

@@ -83,6 +83,8 @@ def evaluate_section(run_dir: Path) -> None:
             )
         except (ValueError, FileNotFoundError) as e:
             st.error(str(e))
+        else:
+            st.rerun()  # the table above shows the new figures too
         bar.empty()
     ev = rf.read_evaluation(run_dir)
     if ev is None:
@@ -151,7 +153,8 @@ def import_section() -> None:
     st.subheader("Upload a run")
     key = f"runs_upload_{st.session_state.get(actions.UPLOADS_KEY, 0)}"
     st.file_uploader(
-        f"A run .zip made by Download ({' and '.join(ZIP_REQUIRED)}, optionally the rest of {', '.join(ZIP_FILES)})",
+        f"A run .zip made by Download ({' and '.join(ZIP_REQUIRED)}; optionally "
+        f"{', '.join(n for n in ZIP_FILES if n not in ZIP_REQUIRED)})",
         type=["zip"],
         key=key,
         on_change=actions.import_upload,

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ui import forms, training
+from ui import forms, state, training
 from ui.cache import load_data
 from ui.pictures import enlargement, grid_picture
 from ui.runtime import runs_root
@@ -95,8 +95,8 @@ def preview(ds: Dataset) -> None:
     else:
         import pandas as pd
 
-        rows = ds.to_original_units(ds.x_train[:6])
-        st.dataframe(pd.DataFrame(rows, columns=ds.feature_names), hide_index=True)
+        rows = ds.to_original_units(ds.x_train[:6])  # six training rows, in the file's own units
+        st.dataframe(pd.DataFrame(rows, columns=ds.feature_names).round(4) + 0.0, hide_index=True)  # + 0.0: no -0
 
 
 def model_section(ds: Dataset) -> bool:
@@ -161,7 +161,7 @@ def new_run_form() -> None:
 
 # ---------------------------------------------------------------- the page
 
-forms.keep_form_values()
+state.keep_widgets(forms.FORM_KEYS)
 forms.apply_defaults("digits", force=False)
 st.title("Train")
 run_dir = current_run()

@@ -23,7 +23,6 @@ LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 ARCH_LABELS = {"mlp": "MLP", "conv": "Convolutional"}
 NO_LABEL = "(no labels)"
 LABEL_NAMES = ("label", "labels", "class", "target", "y")
-SAVED_FORM_KEY = "train_form_saved"  # the last value of each form widget, see keep_form_values
 FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
@@ -33,22 +32,6 @@ FORM_KEYS = (
 
 def widths_text(widths: tuple[int, ...]) -> str:
     return ", ".join(map(str, widths))
-
-
-def keep_form_values() -> None:
-    """Keep the choices of widgets hidden in this run (e.g. the model form while the data fails to load).
-
-    Streamlit forgets a widget's value when the widget is not drawn in a run. A copy of each value is kept
-    and written back through the Session State API only for keys Streamlit dropped: writing a value back
-    on every run would also push it to the browser each time, overwriting what a person is typing while
-    an earlier rerun finishes.
-    """
-    saved = st.session_state.setdefault(SAVED_FORM_KEY, {})
-    for key in FORM_KEYS:
-        if key in st.session_state:
-            saved[key] = st.session_state[key]
-        elif key in saved:
-            st.session_state[key] = saved[key]
 
 
 def apply_defaults(name: str, force: bool = True) -> None:

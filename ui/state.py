@@ -19,6 +19,22 @@ RUN = "run"
 MAP_POINT = "explore_point"
 SHOWN_MAP = "explore_map"
 DECODE_Z = "decode_z"
+KEPT = "kept_widgets"  # widget values kept across page visits (keep_widgets)
+
+
+def keep_widgets(keys: Sequence[str]) -> None:
+    """Keep the values of a page's widgets while the user is on another page.
+
+    Streamlit forgets a widget's value when the widget is not drawn in a run (another page is shown). A copy
+    of each value is kept and written back only for keys Streamlit dropped: writing every value back on every
+    run would also push it to the browser each time, overwriting what a person is typing meanwhile.
+    """
+    saved = st.session_state.setdefault(KEPT, {})
+    for key in keys:
+        if key in st.session_state:
+            saved[key] = st.session_state[key]
+        elif key in saved:
+            st.session_state[key] = saved[key]
 
 
 def selected_run_name() -> str | None:
