@@ -4,12 +4,16 @@ Run with ``streamlit run app.py``. This file is the frame: it sets the page up, 
 shared run picker and hands over to the page chosen in the navigation (``docs/ARCHITECTURE.md``).
 """
 
-import streamlit as st
+import os
 
-from ui import cache, runtime, sidebar  # noqa: F401 - imports torch, numpy and vae before gc is frozen
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # before torch loads OpenMP: see vae/__main__.py
 
-runtime.freeze_gc_once()
-st.set_page_config(page_title="Latent Explorer", page_icon=":material/explore:", layout="wide")
+import streamlit as st  # noqa: E402
+
+from ui import cache, runtime, sidebar  # noqa: E402, F401 - imports torch, numpy and vae before gc is frozen
+
+runtime.configure_process()
+st.set_page_config(page_title="Latent Explorer", page_icon=runtime.page_icon(), layout="wide")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

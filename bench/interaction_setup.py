@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def gc_probe() -> dict:
     from ui import cache, runtime, sidebar  # noqa: F401 - what app.py imports before it freezes the collector
 
     out = {"objects_before_freeze": len(gc.get_objects()), "no_freeze_ms": collect_ms()}
-    runtime.freeze_gc_once()
+    runtime.configure_process()
     out["frozen"] = gc.get_freeze_count()
     from ui import figures, maps, pictures  # noqa: F401 - what the Explore page imports (plotly, pandas)
 
@@ -170,6 +171,7 @@ class Training:
         cmd = [sys.executable, "-m", "vae", "--runs-dir", str(self.runs), "train", "--data", data]
         epochs = "200" if data == common.FASHION else "3000"  # outlasts the sessions; stopped afterwards
         cmd += ["--epochs", epochs, "--name", "background", "--json"]
+        cmd += os.environ.get("BENCH_TRAIN_ARGS", "").split()  # e.g. "--threads 1", to compare thread budgets
         self.run_dir = self.runs / "background"
         self.proc = subprocess.Popen(
             cmd,

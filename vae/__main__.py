@@ -1,4 +1,4 @@
-"""The command line: ``python -m vae train | evaluate | embed | runs | datasets``.
+"""The command line: ``python -m vae train | evaluate | embed | runs | datasets | import | export``.
 
 Every command takes ``--json`` for machine-readable output. Errors in what you asked for print
 one sentence and exit with status 2.
@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from . import run as rf
+# Before torch loads OpenMP: a waiting thread spins briefly, then sleeps. Spinning longer starved the app
+# beside a training (the training kept 4-7 % of its pace beside eight sessions); never spinning
+# (OMP_WAIT_POLICY=PASSIVE) made a Fashion-MNIST epoch 1.7x slower alone. docs/BENCHMARKS.md, 8 sessions.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+from . import run as rf  # noqa: E402
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:

@@ -128,7 +128,6 @@ def _launch(run_dir: Path, resume: bool, root: Path) -> int:
     rf.clear_control(run_dir)
     cmd = [sys.executable, "-m", "vae", "worker", str(run_dir)] + (["--resume"] if resume else [])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # "starting" without a pid counts as alive for STARTUP_GRACE seconds; the worker then writes its own pid.
     status = rf.read_status(run_dir)
     status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
