@@ -154,7 +154,7 @@ def gc_table(plan: Plan, res: Results, gcinfo: dict) -> list[str]:
         "",
         f"Baseline: {on}, where `runner.postScriptGC` is on and Streamlit runs a full "
         "`gc.collect()` after every script and fragment run. Both servers run the same app, which always freezes "
-        "the collector once per process (`app.py` calls `ui.runtime.configure_process()`, which freezes it, after importing "
+        "the collector once per process (`app.py` calls `ui.runtime.configure_process()` after importing "
         "`ui.cache` and `ui.sidebar`, which bring in torch, numpy and `vae`; nothing turns that off), so the one "
         "difference between the columns is that post-run collection; automatic generational collections happen "
         "in both. What the collection still walks is what came after the freeze (pandas and the pages' "
