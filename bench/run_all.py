@@ -34,6 +34,7 @@ SECTIONS = {
     "quality": "bench.bench_quality",
     "projection": "bench.bench_projection",
     "scaling": "bench.bench_scaling",
+    "history": "bench.bench_history",
     "interaction": "bench.bench_interaction",
     "drag": "bench.bench_drag",
 }

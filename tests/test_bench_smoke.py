@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from bench import bench_projection, bench_quality, bench_scaling, bench_train, run_all
+from bench import bench_history, bench_projection, bench_quality, bench_scaling, bench_train, run_all
 from bench.common import numbers, table_rows
 
 TINY_CODES = {"codes_n_train": 2_000, "codes_epochs": 1}
@@ -81,3 +81,10 @@ def test_run_all_header_names_the_machine_and_versions():
     text = run_all.header(quick=True, wall_s=90.0, timings=[("training", 30.0), ("quality", 60.0)], pressure=0.05)
     for needle in ("# Benchmarks", "machine", "RAM", "torch", "numpy", "umap-learn", "streamlit", "commit", "1.5 min"):
         assert needle in text
+
+
+@pytest.mark.usefixtures("fashion_mnist")
+def test_history_section():
+    s = bench_history.Settings(epochs=1, repeats=1, n_train=2_000, probe_size=300)
+    md = bench_history.run(quick=True, settings=s)
+    check_section(md, bench_history.TITLE, ["history off", "history on", "PCA per frame, aligned"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -223,3 +224,32 @@ def test_an_unavailable_dataset_says_how_to_get_it(runs, tmp_path, monkeypatch):
     assert [w.value for w in at.warning] == [how]
     assert "python -m vae datasets --download mnist" in how
     assert "train_start" not in [b.key for b in at.button]
+
+
+def history_spec(at: AppTest) -> dict | None:
+    """The spec of the Train page's latent-history chart (None when it is not drawn)."""
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if spec.get("frames"):
+            return spec
+    return None
+
+
+def test_a_finished_run_replays_its_latent_map_frame_by_frame(runs):
+    at = open_train(runs)
+    spec = history_spec(at)
+    assert spec is not None, "no latent-history chart"
+    assert len(spec["frames"]) == 16  # before training and after each of the 15 epochs
+    assert len(spec["layout"]["sliders"][0]["steps"]) == 16 and spec["layout"]["sliders"][0]["active"] == 15
+    assert [b["label"] for b in spec["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert len(spec["data"]) == 10  # one trace per digit, so the legend names the classes
+    assert any(b.label == "Download animation (GIF)" for b in at.get("download_button"))
+
+
+def test_a_run_without_a_history_says_so(runs):
+    import shutil
+
+    shutil.rmtree(rf.history_dir(runs / "digits-small"))
+    at = open_train(runs)
+    assert not at.exception and history_spec(at) is None
+    assert any("no recorded latent history" in c.value for c in at.caption)

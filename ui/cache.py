@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from vae import history
 from vae import run as rf
 from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
@@ -182,3 +183,24 @@ def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(model.cfg.latent_dim, dtype=np.float32)
     return kl_per_dimension(model, x)
+
+
+# ---------------------------------------------------------------- the latent map's history
+
+
+def history_view(run_dir: Path) -> dict | None:
+    """The run's recorded frames aligned for replay (recomputed only when a frame is added); None without any."""
+    frames = history.frames(run_dir)
+    probe = history.read_probe(run_dir)
+    if not frames or probe is None:
+        return None
+    return _history_view(str(run_dir), (len(frames), frames[-1].step))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _history_view(path: str, stamp: tuple) -> dict:
+    frames = history.frames(Path(path))
+    indices, labels, split = history.read_probe(Path(path))
+    layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
+    return {"layouts": layouts, "labels": labels, "indices": indices, "split": split,
+            "captions": [history.caption(f) for f in frames]}  # fmt: skip

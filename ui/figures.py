@@ -188,3 +188,42 @@ def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
         xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
     )  # fmt: skip
     return fig
+
+
+# ---------------------------------------------------------------- the latent map's history
+
+
+def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str, str]], captions: list[str],
+                   ids: np.ndarray) -> go.Figure:  # fmt: skip
+    """The aligned frames as a Plotly animation: one trace per label group, the last frame shown, a slider over
+    the frames and a play button (both run in the browser); items keep their ``ids``, so they glide."""
+    def traces(layout: np.ndarray) -> list[go.Scatter]:
+        return [
+            go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers", name=name,
+                       marker=dict(size=5, color=colour, opacity=0.8), customdata=ids[rows],
+                       hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>")
+            for rows, name, colour in groups
+        ]  # fmt: skip
+
+    last = len(layouts) - 1
+    everything = np.concatenate(layouts)
+    pad = 0.05 * np.ptp(everything, axis=0).max()
+    lo, hi = everything.min(0) - pad, everything.max(0) + pad
+    fig = go.Figure(data=traces(layouts[last]), frames=[go.Frame(data=traces(lay), name=str(k))
+                                                         for k, lay in enumerate(layouts)])  # fmt: skip
+    go_to = lambda k, ms: [[str(k)], {"mode": "immediate", "frame": {"duration": ms, "redraw": False},  # noqa: E731
+                                       "transition": {"duration": ms}}]  # fmt: skip
+    play = {"frame": {"duration": 500, "redraw": False}, "fromcurrent": True, "transition": {"duration": 400}}
+    fig.update_layout(
+        height=500, margin={"l": 10, "r": 10, "t": 30, "b": 10}, uirevision="history", legend_title_text="label",
+        xaxis=dict(range=[lo[0], hi[0]], title="aligned PCA 1", zeroline=False),
+        yaxis=dict(range=[lo[1], hi[1]], title="aligned PCA 2", zeroline=False),
+        sliders=[dict(active=last, x=0.2, len=0.8, y=0, yanchor="top", pad={"t": 45}, currentvalue={"prefix": ""},
+                      steps=[dict(method="animate", label=c.split(" · test")[0], args=go_to(k, 300))
+                             for k, c in enumerate(captions)])],
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="left", yanchor="top", pad={"t": 70},
+                          showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate", args=[[None], {"mode": "immediate"}])])],
+    )  # fmt: skip
+    return fig

@@ -13,12 +13,14 @@ import streamlit as st
 
 from vae import jobs
 from vae import run as rf
+from vae.history import animation_gif
 
 from . import state
-from .cache import load_data
-from .figures import elbo_figure, loss_figure
+from .cache import dataset_for, history_view, load_data
+from .figures import elbo_figure, history_figure, loss_figure
 from .forms import ARCH_LABELS, data_config, model_configs
-from .pictures import enlarged_png
+from .maps import label_groups
+from .pictures import enlarged_png, label_name
 from .runtime import runs_root
 
 ERROR_KEY = "train_error"  # a refused start, shown beside the Start button
@@ -128,6 +130,37 @@ def curves_and_pictures(run_dir: Path) -> None:
         png = enlarged_png(rf.picture_path(run_dir, file))
         if png:
             col.image(png, caption=caption, output_format="PNG")
+    history_section(run_dir)
+
+
+def history_section(run_dir: Path) -> None:
+    """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after."""
+    st.subheader("Latent map as it trains")
+    view = history_view(run_dir)
+    if view is None:
+        st.caption("This run has no recorded latent history (runs trained before it was recorded have none).")
+        return
+    labels, n = view["labels"], len(view["indices"])
+    names = None
+    if labels is not None:
+        try:
+            ds = dataset_for(run_dir)
+            names = [label_name(ds, y) for y in range(int(labels.max()) + 1)]
+        except (ValueError, FileNotFoundError):
+            names = [str(y) for y in range(int(labels.max()) + 1)]
+    fig = history_figure(view["layouts"], label_groups(labels, names, n), view["captions"], view["indices"])
+    st.plotly_chart(fig, key="train_history_chart")
+    frames = len(view["layouts"])
+    st.caption(
+        f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
+        "10 s of long epochs). Each frame is a PCA of the items' latent means, turned to match the frame before "
+        "(orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider."
+    )
+    st.download_button(
+        "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"]),
+        file_name=f"{run_dir.name}-latent-history.gif", mime="image/gif", icon=":material/download:",
+        key="train_history_gif",
+    )  # fmt: skip
 
 
 @st.fragment(run_every=1.0)

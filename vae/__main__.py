@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from . import run as rf  # noqa: E402
+from .cli_text import print_human  # noqa: E402
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -82,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="what data is available here and where it comes from")
     d.add_argument("--download", choices=["mnist", "fashion-mnist"], help="download into the cache")
     d.add_argument("--json", action="store_true")
+
+    h = sub.add_parser("history", help="the latent map's recorded frames (epoch, step, test ELBO); --gif animates")
+    h.add_argument("run")
+    h.add_argument("--gif", default=None, metavar="OUT.gif", help="write the aligned map's animation here")
+    h.add_argument("--json", action="store_true")
 
     i = sub.add_parser("import", help="add a run .zip (checked whole first, as on the Runs page)")
     i.add_argument("zip")
@@ -272,6 +278,24 @@ def cmd_embed(args) -> dict:
     return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
 
 
+def cmd_history(args) -> dict:
+    from . import history
+    from .fileio import atomic_write_bytes
+
+    run_dir = _resolve_run(args, args.run)
+    frames, probe = history.frames(run_dir), history.read_probe(run_dir)
+    if not frames or probe is None:
+        raise ValueError(f"{run_dir.name} has no latent history: it was trained before runs recorded one.")
+    out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2]}
+    out["frames"] = [{"epoch": f.epoch, "step": f.step, "test_elbo": f.test_elbo} for f in frames]
+    if args.gif:
+        layouts = history.aligned_layouts([f.codes() for f in frames])
+        gif = history.animation_gif(layouts, probe[1], [history.caption(f) for f in frames])
+        atomic_write_bytes(Path(args.gif), gif)
+        out["gif"] = args.gif
+    return out
+
+
 def cmd_import(args) -> dict:
     from .runzip import MAX_ZIP_BYTES, import_run_zip
 
@@ -316,48 +340,6 @@ def cmd_datasets(args):
     return available_datasets()
 
 
-def _print_table(rows: list[dict], cols: list[str]) -> None:
-    cells = [
-        [("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
-        for r in rows
-    ]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-
-
-def _print_human(command: str, out) -> None:
-    if command == "runs":
-        if out:
-            _print_table(out, ["name", "state", "dataset", "arch", "latent_dim", "epoch", "epochs", "test_elbo"])
-            for r in out:
-                if r["state"] == "broken":
-                    print(f"{r['name']} is broken: {r['message']}")
-        else:
-            print("No runs yet: `python -m vae train` makes one.")
-    elif command == "datasets" and isinstance(out, list):
-        for d in out:
-            mark = "yes" if d["available"] else "no "
-            print(f"{d['name']:<14} {mark}  {d['description']}")
-            print(f"{'':<14}      {d['where'] if d['available'] else d.get('how_to_get', '')}")
-    elif command == "evaluate":
-        print(f"run {out['run']} on {out['n_test']} test items:")
-        print(
-            f"  test -ELBO            {-out['test_elbo']:.2f} nats "
-            f"(recon {out['test_recon']:.2f}, KL {out['test_kl']:.2f})"
-        )
-        if "iwae_ll" in out:
-            print(f"  IWAE -log p(x), K={out['iwae_k']:<4} {-out['iwae_ll']:.2f} nats")
-        print(f"  active units          {out['active_units']} of {out['latent_dim']}")
-        print(f"  reconstruction MSE    {out['recon_mse']:.3f}")
-        if "knn_accuracy" in out:
-            print(f"  {out['knn_k']}-NN accuracy (latent means) {100 * out['knn_accuracy']:.1f} %")
-    else:
-        for k, v in out.items():
-            print(f"{k}: {v}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "worker":
@@ -375,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "embed": cmd_embed,
         "runs": cmd_runs,
         "datasets": cmd_datasets,
+        "history": cmd_history,
         "import": cmd_import,
         "export": cmd_export,
     }
@@ -391,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
-        _print_human(args.command, out)
+        print_human(args.command, out)
     if args.command == "train" and isinstance(out, dict) and out.get("state") == "failed":
         return 1
     return 0

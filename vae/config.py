@@ -198,6 +198,7 @@ class TrainConfig(_Serialisable):
     log_every: int = 50
     grid_size: int = 8
     weight_decay: float = 0.0
+    probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
 
     def __post_init__(self) -> None:
         n = "TrainConfig"
@@ -211,6 +212,7 @@ class TrainConfig(_Serialisable):
         _check_int(n, "log_every", self.log_every, 1)
         _check_int(n, "grid_size", self.grid_size, 1, 16)
         _check_float(n, "weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_int(n, "probe_size", self.probe_size, 0, 10_000)
 
 
 # ---------------------------------------------------------------- presets

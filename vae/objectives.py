@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import ModelConfig, TrainConfig
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -80,3 +82,14 @@ def iwae_bound(
         parts.append(log_px + log_pz - log_qz)
     log_w = torch.cat(parts, 0)  # (K, B)
     return torch.logsumexp(log_w, 0) - math.log(k)
+
+
+def divergence_message(model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, step: int) -> str:
+    """A sentence naming the likely cause of a NaN/inf loss and a fix."""
+    msg = (
+        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, step {step}. "
+        f"The learning rate {cfg.lr:g} is the likely cause; try {cfg.lr / 10:g} or lower."
+    )
+    if model_cfg.likelihood == "gaussian" and model_cfg.learn_variance:
+        msg += " A learned Gaussian variance can also collapse: try a fixed variance."
+    return msg + " The last good checkpoint is kept."

@@ -12,6 +12,7 @@ A run is a folder under the runs folder (``default_root()``)::
     recon.png samples.png  the last epoch's reconstructions and prior samples
     evaluation.json      the last evaluation (IWAE, active units, k-NN), tagged with its checkpoint
     projections/         cached maps (file names within it: ``vae.projection``)
+    history/             the probe set's latent means over training (``vae.history``)
     embedding-*.csv      codes written by ``python -m vae embed``
 
 Every file is written atomically (``vae.fileio``) except ``metrics.jsonl``, which grows by whole lines
@@ -53,6 +54,7 @@ LOG_FILE = "train.log"
 EVALUATION_FILE = "evaluation.json"
 PICTURES = {"recon": "recon.png", "samples": "samples.png"}
 PROJECTIONS_DIR = "projections"
+HISTORY_DIR = "history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
 MAX_NAME = 64
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
@@ -304,6 +306,11 @@ def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
 def projections_dir(run_dir: str | Path) -> Path:
     """Where the run's cached maps live (what is inside is ``vae.projection``'s business)."""
     return Path(run_dir) / PROJECTIONS_DIR
+
+
+def history_dir(run_dir: str | Path) -> Path:
+    """Where the latent map's history lives (what is inside is ``vae.history``'s business)."""
+    return Path(run_dir) / HISTORY_DIR
 
 
 def embedding_path(run_dir: str | Path, method: str, split: str) -> Path:

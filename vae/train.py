@@ -20,16 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from . import history
 from . import run as rf
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
 from .evaluate import elbo
 from .images import make_grid, png_bytes
 from .models import VAE, build_model, check_state_dict
-from .objectives import elbo_terms
+from .objectives import divergence_message, elbo_terms
 
 EVAL_BATCH = 1000
 Callback = Callable[[str, dict], None]
@@ -51,17 +51,6 @@ class _LoopState:
     sums: dict = field(default_factory=lambda: {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0})
 
 
-def divergence_message(model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, step: int) -> str:
-    """A sentence naming the likely cause of a NaN/inf loss and a fix."""
-    msg = (
-        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, step {step}. "
-        f"The learning rate {cfg.lr:g} is the likely cause; try {cfg.lr / 10:g} or lower."
-    )
-    if model_cfg.likelihood == "gaussian" and model_cfg.learn_variance:
-        msg += " A learned Gaussian variance can also collapse: try a fixed variance."
-    return msg + " The last good checkpoint is kept."
-
-
 class Trainer:
     """Trains one run folder. Use :func:`train` unless you need the pieces."""
 
@@ -72,6 +61,7 @@ class Trainer:
         self.callback = callback
         self.stop_requested = False
         self._control_mtime = 0
+        self._frame_elapsed = 0.0  # training seconds at the last history frame
         self._status: dict = rf.read_status(self.run_dir)
 
     # ------------------------------------------------------------ bookkeeping
@@ -128,6 +118,15 @@ class Trainer:
             rf.write_metrics(self.run_dir, [])
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
+        self._steps_per_epoch = math.ceil(len(self.x_train) / self.cfg.batch_size)
+        self._setup_history(resume)
+
+    def _setup_history(self, resume: bool) -> None:
+        """The probe set (kept across resumes) and the frame of the moment training starts or resumes at."""
+        ds, step = self.dataset, self.state.step
+        self.x_probe = history.prepare(self.run_dir, ds, self.x_test, self.x_train, self.cfg, step if resume else None)
+        if self.x_probe is not None and not any(f.step == step for f in history.frames(self.run_dir)):
+            self.record_frame()
 
     def _save_state(self) -> None:
         """Checkpoint: full resume state first, then the weights the UI loads (each atomic)."""
@@ -178,6 +177,21 @@ class Trainer:
         parts = elbo(self.model, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2) if len(self.x_test) else {}
         self.model.train()
         return {f"test_{k}": v for k, v in parts.items()}
+
+    @torch.inference_mode()
+    def record_frame(self, test_elbo: float | None = None) -> None:
+        """Encode the probe set (and decode the fixed prior samples) into the next history frame."""
+        if self.x_probe is None:
+            return
+        self.model.eval()
+        mu, _ = self.model.encode(self.x_probe)  # (P, latent_dim)
+        samples = self.model.decode(self.z_samples) if self.model_cfg.is_image else None  # (S, C, H, W)
+        s = self.state
+        epoch = s.epoch + s.pos / max(1, self._steps_per_epoch)
+        meta = {"epoch": epoch, "step": s.step, "elapsed": s.elapsed, "time": time.time(), "test_elbo": test_elbo}
+        history.write_frame(self.run_dir, mu, samples, meta)
+        self._frame_elapsed = s.elapsed
+        self.model.train()
 
     @torch.inference_mode()
     def save_pictures(self) -> None:
@@ -248,6 +262,8 @@ class Trainer:
                 for k, v in values.items():
                     d[k] += v
                 d["n"] += b
+            if s.elapsed - self._frame_elapsed >= history.FRAME_SECONDS and s.pos < steps_per_epoch:
+                self.record_frame()  # a long epoch: a frame every FRAME_SECONDS of training too
             if s.step % self.cfg.log_every == 0:
                 rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
                 eta = (total_steps - s.step) / max(rate, 1e-9)
@@ -291,6 +307,7 @@ class Trainer:
         }
         self._save_state()
         self.save_pictures()
+        self.record_frame(record.get("test_elbo"))
         self.log(record)
         self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
 
@@ -371,13 +388,6 @@ def train(
         signal.signal(signal.SIGTERM, _request_stop)
         signal.signal(signal.SIGINT, _request_stop)
     return trainer.run(resume=resume)
-
-
-def sample_grid(model: VAE, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` decoded prior samples, (n, *input_shape), for previews."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.inference_mode():
-        return model.decode(torch.randn(n, model.cfg.latent_dim, generator=g)).numpy()
 
 
 def new_run(
