@@ -12,7 +12,7 @@ A run is a folder under the runs folder (``default_root()``)::
     recon.png samples.png  the last epoch's reconstructions and prior samples
     evaluation.json      the last evaluation (IWAE, active units, k-NN), tagged with its checkpoint
     projections/         cached maps (file names within it: ``vae.projection``)
-    history/             the probe set's latent means over training (``vae.history``)
+    latent-history/      the probe set's latent means over training (``vae.history``)
     embedding-*.csv      codes written by ``python -m vae embed``
 
 Every file is written atomically (``vae.fileio``) except ``metrics.jsonl``, which grows by whole lines
@@ -54,7 +54,7 @@ LOG_FILE = "train.log"
 EVALUATION_FILE = "evaluation.json"
 PICTURES = {"recon": "recon.png", "samples": "samples.png"}
 PROJECTIONS_DIR = "projections"
-HISTORY_DIR = "history"
+HISTORY_DIR = "latent-history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
 MAX_NAME = 64
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
