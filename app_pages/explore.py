@@ -17,15 +17,25 @@ from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
 from vae import run as rf
 from vae.data import Dataset
+from vae.fidelity import K
 from vae.projection import LatentProjector, projection_key
 
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
-KEPT = ("explore_method", "explore_split", "explore_backdrop")  # choices that survive a visit to another page
+KEPT = ("explore_method", "explore_split", "explore_backdrop", "explore_kept")
+MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
+KEPT_HELP = (
+    "Green: an item's 10 nearest latent neighbours are its 10 nearest on the map; red: the map tore them apart."
+)
+FIDELITY_HELP = (
+    "Trustworthiness: are the map's neighbours true neighbours (1 = no false neighbours)? Continuity: are true "
+    "neighbours kept close (1 = nothing torn apart)? Neighbourhoods kept: the share of each item's 10 nearest "
+    "latent neighbours that are among its 10 nearest on the map. Far clusters' distances mean little either way."
+)  # choices that survive a visit to another page
 
 
-def controls(ds: Dataset) -> tuple[str, str, int | None, bool]:
-    """The widgets above the map: method, split, subsample size (None: all) and the backdrop toggle."""
+def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool]:
+    """The widgets above the map: method, split, subsample size (None: all), the backdrop and colouring toggles."""
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
     method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True)]
     split = c2.radio("Split", ["test", "train"], key="explore_split", horizontal=True)
@@ -36,7 +46,19 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool]:
         format_func=lambda n: f"all ({n:,})" if n == n_split else f"{n:,}",
     )  # fmt: skip
     backdrop = c4.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
-    return method, split, None if size == n_split else size, backdrop
+    kept = c4.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
+    return method, split, None if size == n_split else size, backdrop, kept
+
+
+def fidelity_caption(run_dir, key: str, codes: np.ndarray, layout: np.ndarray) -> None:
+    """One line saying how far to trust the map (scored on a fixed subsample, cached per map)."""
+    if len(codes) <= 2 * K:
+        return
+    f = cache.map_fidelity_of(str(run_dir), key, codes, layout)
+    st.caption(
+        f"How far to trust it ({f['k']} neighbours, {f['n']:,} items): trustworthiness {f['trustworthiness']:.2f} · "
+        f"continuity {f['continuity']:.2f} · neighbourhoods kept {f['knn_preservation']:.0%}.", help=FIDELITY_HELP,
+    )  # fmt: skip
 
 
 def open_in_decode(z: np.ndarray, key: str) -> None:
@@ -82,7 +104,7 @@ st.title("Explore the latent map")
 run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
-method, split, size, backdrop_on = controls(ds)
+method, split, size, backdrop_on, kept_on = controls(ds)
 codes, idx = cache.latent_means(str(run_dir), checkpoint, split, size)  # (N, latent_dim), (N,) split indices
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 try:
@@ -107,6 +129,12 @@ if method == "pca":
     st.caption(f"PCA of {len(codes):,} latent means: the two axes explain {ratio:.0%} of their variance.")
 else:
     st.caption(f"UMAP of {len(codes):,} latent means: distances between far clusters mean little.")
+fidelity_caption(run_dir, key, codes, proj.embedding_)
+kept = None
+if kept_on and len(codes) > MAX_KEPT:
+    st.caption(f"Colouring by neighbourhood needs a map of at most {MAX_KEPT:,} points; choose fewer points.")
+elif kept_on and len(codes) > 2 * K:
+    kept = cache.neighbourhoods_kept(str(run_dir), key, codes, proj.embedding_)  # (N,)
 map_col, side = st.columns([5, 3])
 with side:  # filled first: its pictures reach the browser before the map's redraw
     if item is not None:
@@ -122,6 +150,6 @@ with side:  # filled first: its pictures reach the browser before the map's redr
 with map_col:
     backdrop = maps.backdrop_uri(proj, model, ds) if backdrop_on and ds.is_image else None
     ring = None if item is None else proj.embedding_[item]
-    fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, method.upper())
+    fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, method.upper(), kept)
     st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
     st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,17 @@ def test_a_run_naming_a_file_outside_the_uploads_shows_a_sentence_not_the_file(r
     assert any("outside" in e and "uploaded to this app" in e for e in errors), errors
     shown = " ".join(str(getattr(el, "value", "")) for el in at.main)
     assert "hunter2" not in shown and "password" not in shown
+
+
+def test_the_map_says_how_far_to_trust_it_and_colours_by_neighbourhood_kept(runs):
+    at = open_explore()
+    line = next(c.value for c in at.caption if c.value.startswith("How far to trust it"))
+    values = [float(v) for v in re.findall(r"(?:trustworthiness|continuity) (\d\.\d\d)", line)]
+    assert len(values) == 2 and all(0.5 < v <= 1.0 for v in values), line
+    assert re.search(r"neighbourhoods kept \d+%", line)
+    assert isinstance(figure(at)["data"][1]["marker"]["color"], str)  # one colour per label
+    at.toggle(key="explore_kept").set_value(True).run()
+    assert not at.exception
+    colours = figure(at)["data"][1]["marker"]["color"]  # typed array: {"dtype", "bdata"}
+    shares = np.frombuffer(base64.b64decode(colours["bdata"]), dtype=np.dtype(colours["dtype"]))
+    assert len(shares) == len(figure(at)["data"][1]["x"]) and ((shares >= 0) & (shares <= 1)).all()

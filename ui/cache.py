@@ -23,6 +23,7 @@ from vae import run as rf
 from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
 from vae.evaluate import encode, kl_per_dimension
+from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
 from vae.projection import LatentProjector, cached_projection, map_path
 
@@ -204,3 +205,18 @@ def _history_view(path: str, stamp: tuple) -> dict:
     layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
     return {"layouts": layouts, "labels": labels, "indices": indices, "split": split,
             "captions": [history.caption(f) for f in frames]}  # fmt: skip
+
+
+# ---------------------------------------------------------------- how far to trust a map
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring the map…")
+def map_fidelity_of(run_path: str, key: str, _codes: np.ndarray, _layout: np.ndarray) -> dict:
+    """Trustworthiness, continuity and k-NN preservation of map ``key`` (a fixed subsample; cached per map)."""
+    return map_fidelity(_codes, _layout)
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring each item's neighbourhood…")
+def neighbourhoods_kept(run_path: str, key: str, _codes: np.ndarray, _layout: np.ndarray) -> np.ndarray:
+    """Per item of map ``key``: the share of its 10 latent neighbours that are also its map neighbours, (N,)."""
+    return neighbour_preservation(_codes, _layout)

@@ -118,8 +118,11 @@ def kl_figure(ev: dict) -> go.Figure:
 # ---------------------------------------------------------------- maps
 
 
-def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title) -> go.Figure:
-    """The map: the click grid (trace 0), one trace per label group (1..G), then the ring and star markers."""
+def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.ndarray | None = None) -> go.Figure:
+    """The map: the click grid (trace 0), one trace per label group (1..G), then the ring and star markers.
+
+    With ``kept`` (N,), points are coloured by how much of their neighbourhood the map keeps (0 red, 1 green).
+    """
     emb = proj.embedding_  # (N, 2)
     grid = click_positions(proj).astype(np.float32)  # float32 halves what each rerun sends
     hidden = dict(marker=dict(opacity=0.0))
@@ -135,7 +138,10 @@ def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title) -> go.Figu
             go.Scattergl(
                 x=emb[rows, 0], y=emb[rows, 1], mode="markers", name=name, customdata=rows,
                 hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>",
-                marker=dict(size=6, color=colour, opacity=0.8),
+                marker=dict(size=6, color=colour, opacity=0.8) if kept is None else dict(
+                    size=6, color=kept[rows], colorscale="RdYlGn", cmin=0, cmax=1, opacity=0.9,
+                    colorbar=dict(title="kept", len=0.5) if name == groups[0][1] else None,
+                    showscale=name == groups[0][1]),
                 selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
             )
         )  # fmt: skip
@@ -148,6 +154,8 @@ def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title) -> go.Figu
                 )
             )  # fmt: skip
     x0, x1, y0, y1 = map_box(proj)
+    if kept is not None:
+        fig.update_layout(showlegend=False)  # the colour bar takes the legend's place; hover still names the label
     fig.update_layout(
         height=560, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="label", uirevision="map",
         xaxis=dict(range=[x0, x1], title=f"{axis_title} 1", zeroline=False),
