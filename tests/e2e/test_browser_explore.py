@@ -11,12 +11,20 @@ import time
 
 from browser import E2E_RUN, selected_run, shot, wait_idle
 
-# Page pixel of point i of trace c (the figure's typed arrays are decoded in _fullData).
-JS_POINT = """([c, i]) => {
+# The point of trace c farthest from every click-grid point (trace 0): a click there cannot be taken for the grid.
+JS_CLEAR_POINT = """(c) => {
   const gd = document.querySelector('.js-plotly-plot'), r = gd.getBoundingClientRect();
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, t = gd._fullData[c];
-  return {x: r.left + xa._offset + xa.l2p(t.x[i]), y: r.top + ya._offset + ya.l2p(t.y[i]), name: t.name,
-          dx: t.x[i], dy: t.y[i]};
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, t = gd._fullData[c], grid = gd._fullData[0];
+  let best = -1, pick = 0;
+  for (let i = 0; i < t.x.length; i++) {
+    const px = xa.l2p(t.x[i]), py = ya.l2p(t.y[i]);
+    let near = Infinity;
+    for (let j = 0; j < grid.x.length; j++)
+      near = Math.min(near, Math.hypot(xa.l2p(grid.x[j]) - px, ya.l2p(grid.y[j]) - py));
+    if (near > best) { best = near; pick = i; }
+  }
+  return {x: r.left + xa._offset + xa.l2p(t.x[pick]), y: r.top + ya._offset + ya.l2p(t.y[pick]), name: t.name,
+          dx: t.x[pick], dy: t.y[pick]};
 }"""
 # The click-grid point (trace 0) farthest from every data point, away from the plot's edges.
 JS_EMPTY = """() => {
@@ -92,7 +100,7 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
 
     latencies = []
     for trace, label in ((1, "0"), (4, "3"), (8, "7")):
-        pos = page.evaluate(JS_POINT, [trace, 0])
+        pos = page.evaluate(JS_CLEAR_POINT, trace)
         assert pos["name"] == label
         latencies.append(click_and_wait(page, pos, f"Label: {label}", "circle-open"))
         page.get_by_text("reconstruction (decoded mean)").wait_for()
