@@ -18,6 +18,7 @@ from ui.cache import dataset_for
 from ui.figures import CURVES, curves_figure, kl_figure
 from ui.runtime import runs_root
 from ui.sidebar import current_run
+from ui.training import collapse_section
 from vae import jobs
 from vae import run as rf
 from vae.evaluate import evaluate_run
@@ -181,6 +182,7 @@ else:
     if run_dir is not None:
         st.divider()
         evaluate_section(run_dir)
+        collapse_section(run_dir, [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"])
         manage_section(run_dir, jobs.refresh_status(run_dir).get("state") in jobs.ACTIVE_STATES)
 st.divider()
 import_section()

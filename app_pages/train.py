@@ -108,7 +108,7 @@ def model_section(ds: Dataset) -> bool:
     if len(archs) == 1:
         sides = f"{', '.join(map(str, CONV_SIZES[:-1]))} or {CONV_SIZES[-1]}"
         st.caption(f"A convolutional model needs square images of side {sides}; these are {forms.shape_text(ds)}.")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.number_input("Latent dimensions", 1, MAX_LATENT, key="train_latent")
     if arch == "mlp":
         c2.text_input("Hidden layer widths", key="train_hidden", help="Comma-separated, e.g. 512, 256.")
@@ -118,6 +118,7 @@ def model_section(ds: Dataset) -> bool:
     c4.number_input(
         "KL warm-up (epochs)", 0.0, 10_000.0, step=1.0, key="train_warmup", help="β grows from 0 over these epochs."
     )
+    c5.number_input("Free bits (nats)", 0.0, 10.0, step=0.25, key="train_free_bits", help=forms.FREE_BITS_HELP)
     c1, c2, c3, c4 = st.columns(4)
     c1.number_input("Epochs", 1, 10_000, key="train_epochs")
     c2.number_input("Batch size", 1, 65_536, step=16, key="train_batch")

@@ -253,3 +253,23 @@ def test_a_run_without_a_history_says_so(runs):
     at = open_train(runs)
     assert not at.exception and history_spec(at) is None
     assert any("no recorded latent history" in c.value for c in at.caption)
+
+
+def test_a_collapsing_run_raises_the_alarm_with_its_kl_heat_strip(runs):
+    from vae.config import DataConfig, TrainConfig
+    from vae.data import load_dataset
+    from vae.train import new_run, train
+
+    cfg = DataConfig(name="digits")
+    ds = load_dataset(cfg)
+    train_cfg = TrainConfig(epochs=20, batch_size=64, lr=3e-3, beta=8.0, threads=1, probe_size=0)
+    run = new_run(runs, "collapsed", ds, cfg, latent_dim=8, hidden=(128,), train_cfg=train_cfg)
+    assert train(run, dataset=ds)["state"] == "finished"
+    for page in ("app_pages/train.py", "app_pages/runs.py"):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        at.sidebar.selectbox(key="run").set_value("collapsed").run()
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        assert any("The latent space is collapsing: 0 of 8" in w.value for w in at.warning), (page, at.warning)
+        heat = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        assert any(d.get("type") == "heatmap" for spec in heat for d in spec["data"]), page

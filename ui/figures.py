@@ -205,6 +205,7 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
                    ids: np.ndarray) -> go.Figure:  # fmt: skip
     """The aligned frames as a Plotly animation: one trace per label group, the last frame shown, a slider over
     the frames and a play button (both run in the browser); items keep their ``ids``, so they glide."""
+
     def traces(layout: np.ndarray) -> list[go.Scatter]:
         return [
             go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers", name=name,
@@ -234,4 +235,19 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], {"mode": "immediate"}])])],
     )  # fmt: skip
+    return fig
+
+
+def kl_heat_figure(epochs: list[dict]) -> go.Figure:
+    """KL of each latent dimension (rows) after each epoch (columns): where the code's information lives, and
+    which dimensions fall to zero (posterior collapse)."""
+    rows = [e for e in epochs if isinstance(e.get("test_kl_per_dim"), list)]
+    z = np.array([e["test_kl_per_dim"] for e in rows], dtype=float).T  # (latent_dim, epochs)
+    fig = go.Figure(
+        go.Heatmap(z=z, x=[e["epoch"] for e in rows], y=[f"z{d}" for d in range(len(z))], colorscale="Viridis",
+                   colorbar=dict(title="nats"), hovertemplate="%{y}, epoch %{x}: %{z:.3f} nats<extra></extra>")
+    )  # fmt: skip
+    fig.update_layout(title="KL per latent dimension and epoch", height=120 + 14 * len(z),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch", uirevision="keep")  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
     return fig

@@ -18,6 +18,10 @@ from vae.data.sources import store_upload
 from .runtime import runs_root
 
 UPLOAD_TYPES = ["npz", "npy", "csv", "zip"]
+FREE_BITS_HELP = (
+    "Each latent dimension's KL counts as at least this many nats, so the model gains nothing by switching a "
+    "dimension off: the standard remedy when the latent space collapses (try 0.5). 0: off."
+)
 SOURCES = ["Built-in dataset", "Upload a file"]
 LEARNING_RATES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 ARCH_LABELS = {"mlp": "MLP", "conv": "Convolutional"}
@@ -26,7 +30,7 @@ LABEL_NAMES = ("label", "labels", "class", "target", "y")
 FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
-    "train_batch", "train_lr", "train_name",
+    "train_batch", "train_lr", "train_name", "train_free_bits",
 )  # fmt: skip
 
 
@@ -42,6 +46,7 @@ def apply_defaults(name: str, force: bool = True) -> None:
         "train_channels": widths_text(m.channels),
         "train_beta": p.train.beta,
         "train_warmup": p.train.warmup_epochs,
+        "train_free_bits": p.train.free_bits,
         "train_sprite_count": 20_000,
         "train_latent": p.latent_dim,
         "train_hidden": widths_text(p.hidden),
@@ -139,6 +144,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         lr=float(state.get("train_lr", 1e-3)),
         beta=float(state.get("train_beta", 1.0)),
         warmup_epochs=float(state.get("train_warmup", 0.0)),
+        free_bits=float(state.get("train_free_bits", 0.0)),
     )
     name = (state.get("train_name") or "").strip() or auto_name(ds, model_cfg)
     return model_cfg, train_cfg, name

@@ -13,11 +13,12 @@ import streamlit as st
 
 from vae import jobs
 from vae import run as rf
+from vae.diagnose import collapse_warning
 from vae.history import animation_gif
 
 from . import state
 from .cache import dataset_for, history_view, load_data
-from .figures import elbo_figure, history_figure, loss_figure
+from .figures import elbo_figure, history_figure, kl_heat_figure, loss_figure
 from .forms import ARCH_LABELS, data_config, model_configs
 from .maps import label_groups
 from .pictures import enlarged_png, label_name
@@ -130,7 +131,18 @@ def curves_and_pictures(run_dir: Path) -> None:
         png = enlarged_png(rf.picture_path(run_dir, file))
         if png:
             col.image(png, caption=caption, output_format="PNG")
+    collapse_section(run_dir, epochs)
     history_section(run_dir)
+
+
+def collapse_section(run_dir: Path, epochs: list[dict]) -> None:
+    """The collapse alarm, and the KL of each dimension over the epochs as a heat strip."""
+    if not any(isinstance(e.get("test_kl_per_dim"), list) for e in epochs):
+        return
+    latent_dim = len(next(e["test_kl_per_dim"] for e in reversed(epochs) if isinstance(e.get("test_kl_per_dim"), list)))
+    if warning := collapse_warning(epochs, latent_dim):
+        st.warning(warning, icon=":material/warning:")
+    st.plotly_chart(kl_heat_figure(epochs), key="train_kl_heat")
 
 
 def history_section(run_dir: Path) -> None:

@@ -199,6 +199,7 @@ class TrainConfig(_Serialisable):
     grid_size: int = 8
     weight_decay: float = 0.0
     probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
+    free_bits: float = 0.0  # nats: each latent dimension's KL counts as at least this (0: off)
 
     def __post_init__(self) -> None:
         n = "TrainConfig"
@@ -213,6 +214,7 @@ class TrainConfig(_Serialisable):
         _check_int(n, "grid_size", self.grid_size, 1, 16)
         _check_float(n, "weight_decay", self.weight_decay, 0.0, 1.0)
         _check_int(n, "probe_size", self.probe_size, 0, 10_000)
+        _check_float(n, "free_bits", self.free_bits, 0.0, 10.0)
 
 
 # ---------------------------------------------------------------- presets

@@ -41,16 +41,23 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return kl_per_dim(mu, logvar).sum(1)
 
 
-def elbo_terms(model, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None) -> dict:
+def elbo_terms(
+    model, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None, free_bits: float = 0.0
+) -> dict:
     """One-sample ELBO parts for a batch.
 
     Returns tensors of shape (B,): ``recon`` (-log p(x|z)), ``kl`` and ``elbo`` (= -recon - kl),
-    plus the scalar training ``loss`` = mean(recon + beta * kl).
+    plus the scalar training ``loss`` = mean(recon) + beta * KL term. The KL term is mean(kl); with
+    ``free_bits`` (nats), each latent dimension's batch-mean KL counts as at least ``free_bits`` (Kingma et al.
+    2016), so the optimiser gains nothing by pushing a dimension's KL below it: the standard remedy for
+    posterior collapse. The reported ``kl`` and ``elbo`` are always the true ones.
     """
     params, mu, logvar, _ = model(x, generator)
     recon = -log_likelihood(x, params, model.cfg.likelihood, model.log_sigma)
-    kl = kl_divergence(mu, logvar)
-    return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": (recon + beta * kl).mean()}
+    per_dim = kl_per_dim(mu, logvar)  # (B, latent_dim)
+    kl = per_dim.sum(1)
+    kl_term = per_dim.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl.mean()
+    return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": recon.mean() + beta * kl_term}
 
 
 def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

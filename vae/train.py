@@ -26,10 +26,10 @@ from . import history
 from . import run as rf
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
-from .evaluate import elbo
+from .evaluate import active_units, elbo, encode
 from .images import make_grid, png_bytes
 from .models import VAE, build_model, check_state_dict
-from .objectives import divergence_message, elbo_terms
+from .objectives import divergence_message, elbo_terms, kl_per_dim
 
 EVAL_BATCH = 1000
 Callback = Callable[[str, dict], None]
@@ -172,11 +172,17 @@ class Trainer:
     # ------------------------------------------------------------ evaluation and pictures
 
     def evaluate_test(self) -> dict:
-        """One-sample test ELBO parts (nats per example), with a fixed noise seed."""
+        """One-sample test ELBO parts (nats per example) with a fixed noise seed, the KL of each latent
+        dimension and the active units (Burda et al. 2015) on the first test items: what the collapse alarm reads."""
+        if not len(self.x_test):
+            return {}
         self.model.eval()
-        parts = elbo(self.model, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2) if len(self.x_test) else {}
+        parts = {f"test_{k}": v for k, v in elbo(self.model, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2).items()}
+        mu, logvar = encode(self.model, self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
+        parts["test_kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
+        parts["active_units"] = active_units(mu)[0]
         self.model.train()
-        return {f"test_{k}": v for k, v in parts.items()}
+        return parts
 
     @torch.inference_mode()
     def record_frame(self, test_elbo: float | None = None) -> None:
@@ -244,7 +250,7 @@ class Trainer:
             t0 = time.perf_counter()
             xb = self.x_train[s.perm[s.pos * bs : (s.pos + 1) * bs]]  # (B, *input_shape)
             beta = self._beta(steps_per_epoch)
-            terms = elbo_terms(self.model, xb, beta, self.gen)
+            terms = elbo_terms(self.model, xb, beta, self.gen, self.cfg.free_bits)
             loss = terms["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(divergence_message(self.model_cfg, self.cfg, s.epoch, s.step))
