@@ -76,7 +76,7 @@ def test_runs_table_compare_two_runs_and_evaluate(page, app_url, runs_dir, secon
     metrics = page.locator('[data-testid="stMetric"]')
     assert metrics.count() == 4
     assert "of 2" in metrics.filter(has_text="Active units").inner_text()
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 2")  # + KL per dimension
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 3")  # + KL bars, heat strip
     page.get_by_role("heading", name=f"Evaluate {SECOND}").scroll_into_view_if_needed()
     shot(page, "runs-evaluated")
 

@@ -73,8 +73,8 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert jobs.refresh_status(runs_dir / RUN)["state"] == "paused"
     page.get_by_text("Samples decoded from the prior").wait_for()  # the run's pictures are shown
     page.get_by_text("Test items (top row) and their reconstructions").wait_for()
-    # the loss and ELBO curves and the latent map's history; waits out a fragment rerun's stale copies
-    expect(page.locator(".js-plotly-plot")).to_have_count(3)
+    # loss and ELBO curves, KL per dimension and epoch, the latent map's history; waits out stale copies
+    expect(page.locator(".js-plotly-plot")).to_have_count(4)
     page.get_by_role("heading", name="Latent map as it trains").wait_for()
     shot(page, "train-paused")
 
