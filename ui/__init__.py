@@ -1,7 +1,7 @@
 """The app's Streamlit glue: everything the pages share. ``vae/`` never imports it.
 
 ``state``     session-state keys shared between pages, declared once, with typed get/set
-``runtime``   process-wide set-up of the server (gc freeze, the runs folder)
+``runtime``   process-wide set-up of the server (torch threads, gc freeze, the tab icon, the runs folder)
 ``sidebar``   the shared run picker
 ``cache``     cached models, data, codes and maps; background map fitting
 ``pictures``  decoding and PNGs, one enlargement rule

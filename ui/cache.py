@@ -191,17 +191,18 @@ def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
 
 def history_view(run_dir: Path) -> dict | None:
     """The run's recorded frames aligned for replay (recomputed only when a frame is added); None without any."""
-    frames = history.frames(run_dir)
-    probe = history.read_probe(run_dir)
-    if not frames or probe is None:
+    paths = history.frame_paths(run_dir)  # a folder listing: the live panel asks every second
+    if not paths:
         return None
-    return _history_view(str(run_dir), (len(frames), frames[-1].step))
+    return _history_view(str(run_dir), (len(paths), paths[-1].stat().st_mtime_ns))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _history_view(path: str, stamp: tuple) -> dict:
-    frames = history.frames(Path(path))
-    indices, labels, split = history.read_probe(Path(path))
+def _history_view(path: str, stamp: tuple) -> dict | None:
+    frames, probe = history.frames(Path(path)), history.read_probe(Path(path))
+    if not frames or probe is None:
+        return None
+    indices, labels, split = probe
     layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
     return {"layouts": layouts, "labels": labels, "indices": indices, "split": split,
             "captions": [history.caption(f) for f in frames]}  # fmt: skip

@@ -35,23 +35,18 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
     """One table row per run (``rf.list_runs``): what it is, how far it got, and how good it is."""
     rows = []
     for r in runs:
-        path = Path(r["path"])
-        try:
-            model, train, _ = rf.load_config(path)
-        except (ValueError, FileNotFoundError):
-            model = train = None  # a broken run: listed with its reason as state, so it can be deleted
-        ev = rf.read_evaluation(path) or {}
+        ev = rf.read_evaluation(Path(r["path"])) or {}
         ev = {} if evaluation_problem(ev) else ev
-        layers = (model.hidden if model.arch == "mlp" else model.channels) if model else ()
+        ok = r["arch"] is not None  # a broken run has no config: listed with its reason, so it can be deleted
         rows.append(
             {
                 "run": r["name"],
                 "state": r["state"],
                 "data": r["dataset"],
-                "model": f"{model.arch.upper()} {'-'.join(map(str, layers))}".strip() if model else None,
+                "model": f"{r['arch'].upper()} {'-'.join(map(str, r['layers']))}".strip() if ok else None,
                 "latent": r["latent_dim"],
-                "β": train.beta if train else None,
-                "epochs": f"{r['epoch']} / {r['epochs']}" if train else None,
+                "β": r["beta"],
+                "epochs": f"{r['epoch']} / {r['epochs']}" if ok else None,
                 "test ELBO": r["test_elbo"],
                 "IWAE log p(x)": ev.get("iwae_ll"),
                 "active units": f"{ev['active_units']} / {ev['latent_dim']}" if "active_units" in ev else None,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m vae train | evaluate | embed | runs | datasets | import | export``.
+"""The command line: ``python -m vae train | evaluate | embed | history | runs | datasets | import | export``.
 
 Every command takes ``--json`` for machine-readable output. Errors in what you asked for print
 one sentence and exit with status 2.

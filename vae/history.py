@@ -211,8 +211,8 @@ def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions
     everything = np.concatenate(layouts)
     lo, hi = everything.min(0), everything.max(0)
     scale = (side - 40) / max(float((hi - lo).max()), 1e-9)
-    colours = [_PALETTE[int(y) % len(_PALETTE)] if labels is not None else _PALETTE[0] for y in
-               (labels if labels is not None else np.zeros(len(layouts[0])))]  # fmt: skip
+    ys = labels if labels is not None else np.zeros(len(layouts[0]), dtype=int)
+    colours = [_PALETTE[int(y) % len(_PALETTE)] for y in ys]
     images = []
     for layout, caption in zip(layouts, captions, strict=True):
         img = Image.new("RGB", (side, side + 24), "white")

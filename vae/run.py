@@ -363,7 +363,9 @@ def _summary(path: Path) -> dict:
         "epochs": None,
         "dataset": None,
         "arch": None,
+        "layers": None,
         "latent_dim": None,
+        "beta": None,
         "test_elbo": None,
         "has_model": has_model(path),
         "created": path.stat().st_ctime,
@@ -380,7 +382,9 @@ def _summary(path: Path) -> dict:
         "epochs": train.epochs,
         "dataset": data_label(data),
         "arch": model.arch,
+        "layers": list(model.hidden if model.arch == "mlp" else model.channels),
         "latent_dim": model.latent_dim,
+        "beta": train.beta,
         "test_elbo": elbo if isinstance(elbo, (int, float)) else None,
     }
 

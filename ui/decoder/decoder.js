@@ -1,6 +1,6 @@
 // Latent Explorer's in-browser decoder: a Streamlit v2 component, plain JS, no build step, no network.
 //
-// live_decoder.py mounts it twice. The "weights" mount gets the decoder as raw bytes (vae/webdecoder.py
+// ui/decoder/__init__.py mounts it twice. The "weights" mount gets the decoder as raw bytes (vae/webdecoder.py
 // documents the layout); Streamlit sends that unchanged element once per checkpoint, and this module parses
 // it into a page-wide registry. The "panel" mount gets JSON (the point, the slider dimensions) and draws
 // sliders, a 2-D pad and the decoded image, decoding on every pointer move. On release the point goes back
