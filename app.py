@@ -10,9 +10,10 @@ os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # before torch loads OpenMP: se
 
 import streamlit as st  # noqa: E402
 
-from ui import cache, runtime, sidebar  # noqa: E402, F401 - imports torch, numpy and vae before gc is frozen
+from ui import cache, runtime, sidebar  # noqa: E402 - imports torch, numpy and vae before gc is frozen
 
 runtime.configure_process()
+cache.start_umap_warm_up()  # compiles UMAP's code in the background, once per server
 st.set_page_config(page_title="Latent Explorer", page_icon=runtime.page_icon(), layout="wide")
 
 PAGES = [

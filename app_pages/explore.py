@@ -1,9 +1,11 @@
 """Explore: a 2-D map (UMAP or PCA) of the latent means of a split.
 
-Click a point to see the item, its reconstruction and its label; click empty space to decode the
-latent point the inverse projection gives for that spot (``ui.maps``). Maps are cached on disk per
-checkpoint and parameters and fitted in the background (``ui.cache.fitted_projector``).
-Tests read ``explore_chart_key``, ``explore_decoded`` (the last decoded array) and ``explore_selected``.
+The browser draws the map and decodes whatever lies under the pointer (``ui.mapview``); a click pins an item
+(its original and reconstruction appear beside the map) or a spot (★), decoded through the map's inverse and
+handed to Decode and Interpolate. Models the browser cannot decode keep the server-drawn chart, where a click
+decodes (``ui.maps``). Maps are cached on disk per checkpoint and parameters; a UMAP map is fitted in the
+background while its PCA map stands in (``ui.cache.fitted_projector``). Tests read ``explore_view_key`` /
+``explore_chart_key``, ``explore_decoded`` (the last decoded array) and ``explore_selected``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import cache, maps, state
+from ui import cache, maps, mapview, state
 from ui.figures import map_figure
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
@@ -22,11 +24,14 @@ from vae.projection import LatentProjector, projection_key
 
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
-KEPT = ("explore_method", "explore_split", "explore_backdrop", "explore_kept")
-MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
-KEPT_HELP = (
-    "Green: an item's 10 nearest latent neighbours are its 10 nearest on the map; red: the map tore them apart."
+KEPT = ("explore_method", "explore_split", "explore_backdrop", "explore_kept", "explore_browser")
+BROWSER_FAILED = "explore_browser_failed"  # why the browser could not draw the map (then the server does)
+BROWSER_HELP = (
+    "Your browser decodes whatever lies under the pointer, on points and between them. Off: the server draws "
+    "the map and decodes where you click."
 )
+MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
+KEPT_HELP = "Green: an item's 10 nearest latent neighbours are its 10 nearest on the map; red: the map tore them apart."
 FIDELITY_HELP = (
     "Trustworthiness: are the map's neighbours true neighbours (1 = no false neighbours)? Continuity: are true "
     "neighbours kept close (1 = nothing torn apart)? Neighbourhoods kept: the share of each item's 10 nearest "
@@ -34,8 +39,9 @@ FIDELITY_HELP = (
 )  # choices that survive a visit to another page
 
 
-def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool]:
-    """The widgets above the map: method, split, subsample size (None: all), the backdrop and colouring toggles."""
+def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
+    """The widgets above the map: method, split, subsample size (None: all), the backdrop, colouring and
+    in-browser toggles."""
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
     method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True)]
     split = c2.radio("Split", ["test", "train"], key="explore_split", horizontal=True)
@@ -47,7 +53,18 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool]:
     )  # fmt: skip
     backdrop = c4.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
     kept = c4.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
-    return method, split, None if size == n_split else size, backdrop, kept
+    browser = c4.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP)
+    return method, split, None if size == n_split else size, backdrop, kept, browser
+
+
+@st.fragment(run_every=1.0)
+def refining(run_dir, checkpoint: str, key: str, n: int) -> None:
+    """While UMAP fits in the background: a note with its progress; the page reruns once the map is ready."""
+    if cache.fit_done(run_dir, checkpoint, key):
+        st.rerun()
+    fraction, message = cache.fit_progress(run_dir, checkpoint, key)
+    st.info(f"The UMAP map of {n:,} codes is being computed in the background ({fraction:.0%}: {message}); "
+            "the PCA map stands in until it is ready.", icon=":material/hourglass_top:")  # fmt: skip
 
 
 def fidelity_caption(run_dir, key: str, codes: np.ndarray, layout: np.ndarray) -> None:
@@ -104,11 +121,15 @@ st.title("Explore the latent map")
 run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
-method, split, size, backdrop_on, kept_on = controls(ds)
+method, split, size, backdrop_on, kept_on, in_browser = controls(ds)
 codes, idx = cache.latent_means(str(run_dir), checkpoint, split, size)  # (N, latent_dim), (N,) split indices
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 try:
-    proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split)
+    proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split, wait=False)
+    if proj is None:  # UMAP is being fitted in the background: the PCA map stands in meanwhile
+        refining(run_dir, checkpoint, key, len(codes))
+        key = projection_key(checkpoint, {"method": "pca"}, len(codes), split)
+        proj = cache.fitted_projector(run_dir, checkpoint, key, codes, "pca", split)
 except ValueError as e:
     st.error(str(e))
     st.stop()
@@ -116,15 +137,21 @@ y_all = ds.y_test if split == "test" else ds.y_train
 labels = None if y_all is None else y_all.numpy()[idx]
 names = [label_name(ds, y) for y in range(int(labels.max()) + 1)] if labels is not None else None
 state.set_shown_map({"run": str(run_dir), "checkpoint": checkpoint, "key": key, "split": split, "size": len(codes),
-                     "method": method, "file": str(cache.map_file(run_dir, key))})  # fmt: skip
+                     "method": proj.method, "file": str(cache.map_file(run_dir, key))})  # fmt: skip
 
-chart_key = st.session_state["explore_chart_key"] = f"explore_chart_{key}"
 groups = maps.label_groups(labels, names, len(codes))
-pick = maps.last_pick(st.session_state.get(chart_key), [None] + [rows for rows, _, _ in groups])
+view_key = st.session_state["explore_view_key"] = f"explore_view_{key}"
+chart_key = st.session_state["explore_chart_key"] = f"explore_chart_{key}"
+why_not = mapview.unsupported(model, proj) or st.session_state.get(BROWSER_FAILED)
+browser = in_browser and not why_not
+if browser:
+    pick = mapview.pick(view_key, len(codes))
+else:
+    pick = maps.last_pick(st.session_state.get(chart_key), [None] + [rows for rows, _, _ in groups])
 point = maps.marked_point(pick, proj, run_dir, key)
 item = pick[1] if pick and pick[0] == "item" else None  # a row of codes / idx
 
-if method == "pca":
+if proj.method == "pca":
     ratio = proj.explained_variance_ratio_.sum()
     st.caption(f"PCA of {len(codes):,} latent means: the two axes explain {ratio:.0%} of their variance.")
 else:
@@ -135,12 +162,14 @@ if kept_on and len(codes) > MAX_KEPT:
     st.caption(f"Colouring by neighbourhood needs a map of at most {MAX_KEPT:,} points; choose fewer points.")
 elif kept_on and len(codes) > 2 * K:
     kept = cache.neighbourhoods_kept(str(run_dir), key, codes, proj.embedding_)  # (N,)
-map_col, side = st.columns([5, 3])
+map_col, side = st.columns([4, 1.4] if browser else [5, 3])
 with side:  # filled first: its pictures reach the browser before the map's redraw
     if item is not None:
         item_panel(ds, model, split, int(idx[item]), codes[item], proj.embedding_[item])
     elif point:
         point_panel(ds, model, proj, point)
+    elif browser:
+        st.info("Click a point to pin that item, or empty space to pin that spot (★) and open it in Decode.")
     else:
         st.info("Click a point on the map to see the item and its reconstruction, or empty space to decode it.")
     st.download_button(
@@ -150,6 +179,18 @@ with side:  # filled first: its pictures reach the browser before the map's redr
 with map_col:
     backdrop = maps.backdrop_uri(proj, model, ds) if backdrop_on and ds.is_image else None
     ring = None if item is None else proj.embedding_[item]
-    fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, method.upper(), kept)
-    st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
-    st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")
+    if browser:
+        x_split = ds.x_test if split == "test" else ds.x_train
+        mapview.show(
+            run_dir, checkpoint, key, proj, idx, groups, lambda: x_split[idx].numpy() if ds.is_image else None,
+            split=split, labelled=labels is not None, axis=proj.method.upper(), pin=point["xy"] if point else None,
+            ring=ring, backdrop=backdrop, kept=kept, panel_key=view_key,
+            on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
+        )  # fmt: skip
+        st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom.")
+    else:
+        if in_browser and why_not:
+            st.caption(f"Decoded on the server: {why_not}.")
+        fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept)
+        st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
+        st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,12 @@ from ui.maps import CLICK_GRID  # noqa: E402
 # ---------------------------------------------------------------- the page in AppTest
 
 
-def open_explore(method: str = "PCA", **state) -> AppTest:
+def open_explore(method: str = "PCA", browser: bool = False, **state) -> AppTest:
+    """Explore in AppTest; the server-drawn chart unless ``browser`` (the component's pixels: tests/e2e)."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.session_state["explore_method"] = method
+    at.session_state["explore_browser"] = browser
     for key, value in state.items():
         at.session_state[key] = value
     at.switch_page("app_pages/explore.py").run()
@@ -160,13 +163,29 @@ def test_train_split_and_backdrop(runs, run_data):
     assert image["xref"] == "x" and image["layer"] == "below"
 
 
+def umap_ready(at: AppTest, timeout: float = 300.0) -> AppTest:
+    """Rerun until the UMAP map, fitted in the background, has replaced its PCA stand-in."""
+    deadline = time.monotonic() + timeout
+    while at.session_state["explore_map"]["method"] != "umap":
+        assert time.monotonic() < deadline, "the UMAP map never replaced the PCA stand-in"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
 @pytest.mark.slow
-def test_umap_map_the_default(runs, run_data):
-    """UMAP is the default projection (tens of seconds the first time in a process: numba compiles)."""
+def test_umap_map_the_default_after_its_pca_stand_in(runs, run_data):
+    """UMAP is the default projection; its PCA map stands in while it fits (tens of seconds the first time
+    in a process: numba compiles), with a note saying so."""
     run, model, ds = run_data
     at = open_explore("UMAP")
+    if at.session_state["explore_map"]["method"] == "pca":  # the usual case: the fit has only just begun
+        assert any("being computed in the background" in i.value for i in at.info)
+        assert any(c.value.startswith("PCA of") for c in at.caption)
+    umap_ready(at)
     shown = at.session_state["explore_map"]
-    assert shown["method"] == "umap"
+    assert not any("being computed in the background" in i.value for i in at.info)
     assert any(c.value.startswith(f"UMAP of {len(ds.x_test)} latent means") for c in at.caption)
     select(at, 0, 30 * CLICK_GRID + 30)
     proj = LatentProjector.load(run / "projections" / f"{shown['key']}.npz")
@@ -176,6 +195,89 @@ def test_umap_map_the_default(runs, run_data):
     np.testing.assert_allclose(
         at.session_state["explore_decoded"], decode(model, at.session_state["explore_point"]["z"]), atol=1e-5
     )
+
+
+# ---------------------------------------------------------------- the browser-drawn map (its Python side)
+
+
+def mounts(at: AppTest) -> dict[str, object]:
+    """The map component's mounts by role (panel, plotly, weights, map): the panel's JSON, the others' bytes."""
+    out = {}
+    for el in at.get("bidi_component"):
+        role = el.proto.id.rsplit("_", 1)[-1] if el.proto.id.endswith(("_plotly", "_weights", "_map")) else "panel"
+        out[role] = json.loads(el.proto.json) if role == "panel" else el.proto.bytes
+    return out
+
+
+def pick(at: AppTest, value) -> AppTest:
+    at.session_state[at.session_state["explore_view_key"]] = {"pick": value}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_browser_gets_plotly_the_decoder_and_the_map_in_bytes(runs, run_data):
+    import plotly
+
+    from vae import webdecoder, webmap
+
+    run, _, ds = run_data
+    at = open_explore("PCA", browser=True)
+    m = mounts(at)
+    assert set(m) == {"panel", "plotly", "weights", "map"}
+    js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert m["plotly"] == b"LEPLOTJS" + js  # the installed package's own file: nothing from the network
+    assert webdecoder.read_header(m["weights"])["latent_dim"] == 4
+    header, arrays = webmap.read_map(m["map"])
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    assert header["id"] == m["panel"]["map"] and header["n"] == len(ds.x_test)
+    assert [g["name"] for g in header["groups"]] == [str(d) for d in range(10)]
+    np.testing.assert_array_equal(arrays["xy"], proj.embedding_[arrays["rows"]])
+    np.testing.assert_array_equal(arrays["index"], arrays["rows"])  # all test items: row k is item k
+    for g in header["groups"]:  # each trace holds its label's items
+        rows = arrays["rows"][g["start"] : g["start"] + g["count"]]
+        assert (ds.y_test.numpy()[rows] == int(g["name"])).all()
+    np.testing.assert_array_equal(arrays["grid_codes"], proj.grid_codes_)
+    np.testing.assert_allclose(arrays["grid_x"], proj.grid_x_, rtol=1e-6)
+    want = np.round(ds.x_test.numpy()[arrays["rows"]].reshape(len(ds.x_test), -1) * 255)
+    np.testing.assert_array_equal(arrays["pixels"], want)  # the items themselves, for hovering
+    assert m["panel"]["pin"] is None and m["panel"]["ring"] is None
+    assert [c.value for c in at.caption if "Point anywhere" in c.value]
+
+
+def test_a_browser_click_on_empty_space_pins_a_star_decoded_by_python(runs, run_data):
+    _, model, _ = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "point", "xy": [0.3, -0.2], "z": [9, 9, 9, 9], "n": 1})
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    z = proj.inverse_lookup(np.array([0.3, -0.2]))  # the server's own inverse, not the browser's z
+    np.testing.assert_allclose(at.session_state["explore_point"]["z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, z), atol=1e-5)
+    assert [h.value for h in at.subheader] == ["Decoded map point"]
+    assert mounts(at)["panel"]["pin"] == [0.3, -0.2]
+
+    pick(at, {"kind": "item", "row": 7, "n": 2})  # then an item: its panel, the ring, the star stays
+    assert at.session_state["explore_selected"]["index"] == 7
+    panel = mounts(at)["panel"]
+    np.testing.assert_allclose(panel["ring"], proj.embedding_[7], atol=1e-5)
+    assert panel["pin"] == [0.3, -0.2]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"kind": "item", "row": 10**9, "n": 1},
+        {"kind": "item", "row": "3", "n": 1},
+        {"kind": "point", "xy": ["a", 1], "n": 1},
+        {"kind": "point", "xy": [1.0], "n": 1},
+        {"kind": "teleport"},
+        "nonsense",
+    ],
+)
+def test_a_malformed_pick_from_the_browser_is_ignored(runs, value):
+    at = pick(open_explore("PCA", browser=True), value)
+    assert "explore_selected" not in at.session_state and "explore_point" not in at.session_state
+    assert [i.value for i in at.info][-1].startswith("Click a point to pin that item")
 
 
 def test_a_run_naming_a_file_outside_the_uploads_shows_a_sentence_not_the_file(runs, tmp_path):

@@ -8,6 +8,7 @@ survives reruns and page switches while the page shows its progress.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from vae.data import Dataset, load_dataset
 from vae.evaluate import encode, kl_per_dimension
 from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
-from vae.projection import LatentProjector, cached_projection, map_path
+from vae.projection import LatentProjector, background_thread, cached_projection, map_path, warm_up
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -112,8 +113,23 @@ def _projection_slot(run_path: str, checkpoint: str, key: str) -> dict:
 
 @st.cache_resource(show_spinner=False)
 def _fitting_thread() -> ThreadPoolExecutor:
-    """One background worker for UMAP fits: a fit survives reruns and page switches, and fits queue."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="explore-umap")
+    """One background worker for UMAP (fits and the warm-up): fits survive reruns and page switches and queue,
+    so at most one UMAP computation runs at a time, at low priority and on one thread (beside a training,
+    two busy threads made its epochs 3-47x slower)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="explore-umap", initializer=background_thread)
+
+
+def start_umap_warm_up() -> None:
+    """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
+
+    ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off (a server that will never draw a UMAP map).
+    """
+    global _WARMING
+    if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
+        _WARMING = _fitting_thread().submit(warm_up)
+
+
+_WARMING = None
 
 
 def map_file(run_dir: Path, key: str) -> Path:
@@ -121,21 +137,23 @@ def map_file(run_dir: Path, key: str) -> Path:
     return map_path(run_dir, key)
 
 
-def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None):
+def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None,
+         fit: bool = True):  # fmt: skip
     return cached_projection(
         rf.projections_dir(run_dir), key, codes, {"method": method}, progress, grid_resolution=INVERSE_GRID,
-        checkpoint=checkpoint, split=split,
+        checkpoint=checkpoint, split=split, fit=fit,
     )  # fmt: skip
 
 
 def fitted_projector(
-    run_dir: Path, checkpoint: str, key: str, codes: np.ndarray, method: str, split: str
-) -> LatentProjector:
+    run_dir: Path, checkpoint: str, key: str, codes: np.ndarray, method: str, split: str, wait: bool = True
+) -> LatentProjector | None:
     """The map of ``codes``: from memory, else the disk cache, else fitted (UMAP in the background).
 
-    PCA takes milliseconds and is fitted here. A UMAP fit runs in a worker thread that reports into the
-    slot (no Streamlit calls there) while this run shows its progress; changing a widget meanwhile
-    reruns the page at once instead of waiting, and the finished map still lands in the disk cache.
+    PCA takes milliseconds and is fitted here. A UMAP fit runs in the worker thread, reporting into the
+    slot (no Streamlit calls there). With ``wait`` this run shows its progress until the map is ready
+    (changing a widget meanwhile reruns the page at once); without, it returns None until then
+    (``fit_progress`` says how far it got). Either way the finished map lands in the disk cache.
     """
     slot = _projection_slot(str(run_dir), checkpoint, key)
     if "projector" in slot:
@@ -143,19 +161,24 @@ def fitted_projector(
     if method != "umap":
         slot["projector"] = _fit(run_dir, checkpoint, split, key, codes, method)
         return slot["projector"]
+    cached = _fit(run_dir, checkpoint, split, key, codes, method, fit=False)  # milliseconds, when on disk
+    if cached is not None:
+        slot["projector"] = cached
+        return cached
     with slot["lock"]:
         if "job" not in slot:
             slot["cold"] = "umap" not in sys.modules
             report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
             slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report)
     job = slot["job"]
+    if not job.done() and not wait:
+        return None
     if not job.done():
-        note = " The server's first UMAP map compiles code first: up to ~45 s on 2 cores." if slot["cold"] else ""
         with st.status(f"Computing the UMAP map of {len(codes):,} codes…", expanded=True) as status:
             bar = st.progress(0.0, text="starting")
             while not job.done():
-                fraction, message = slot["progress"]
-                bar.progress(fraction, text=f"{message}…{note}")
+                fraction, message = fit_progress(run_dir, checkpoint, key)
+                bar.progress(fraction, text=f"{message}…")
                 time.sleep(0.2)
             status.update(label="UMAP map ready", state="complete", expanded=False)
     try:
@@ -164,6 +187,21 @@ def fitted_projector(
         if "projector" not in slot:
             slot.pop("job", None)  # failed: the next run tries again
     return slot["projector"]
+
+
+def fit_progress(run_dir: Path, checkpoint: str, key: str) -> tuple[float, str]:
+    """How far the background fit of map ``key`` got: (fraction, a few words)."""
+    slot = _projection_slot(str(run_dir), checkpoint, key)
+    fraction, message = slot["progress"]
+    if slot.get("cold") and fraction == 0.0:
+        message = "waiting for UMAP's code to compile (the server's first UMAP map; up to ~45 s on 2 cores)"
+    return fraction, message
+
+
+def fit_done(run_dir: Path, checkpoint: str, key: str) -> bool:
+    """Whether the background fit of map ``key`` has finished (or failed: the page then shows why)."""
+    slot = _projection_slot(str(run_dir), checkpoint, key)
+    return "projector" in slot or ("job" in slot and slot["job"].done())
 
 
 def load_projector(path: Path) -> LatentProjector:

@@ -93,9 +93,13 @@ def table_csv(split, idx, labels, names, emb, codes) -> bytes:
 
 def marked_point(pick, proj: LatentProjector, run_dir, key: str) -> dict | None:
     """The star: a new click on empty space (decoded through the map and kept for Decode and
-    Interpolate) or the last one on this map; None if there is none."""
-    if pick and pick[0] == "grid":
-        xy = click_positions(proj)[pick[1]]
+    Interpolate) or the last one on this map; None if there is none.
+
+    ``pick`` is ("grid", click-grid index) from the server-drawn chart or ("xy", map position) from the
+    browser's; either way the code comes from the map's inverse here, never from the browser.
+    """
+    if pick and pick[0] in ("grid", "xy"):
+        xy = click_positions(proj)[pick[1]] if pick[0] == "grid" else np.asarray(pick[1], dtype=np.float64)
         z = proj.inverse_lookup(xy)  # (latent_dim,)
         point = {"run": str(run_dir), "map": key, "xy": [float(v) for v in xy], "z": [float(v) for v in z]}
         state.set_map_point(point)

@@ -1,4 +1,4 @@
-"""A decoder packed for the browser: one binary blob the app's JS decoder (ui/decoder/decoder.js) runs.
+"""A decoder packed for the browser: one binary blob the app's JS decoder (ui/decoder/core.js) runs.
 
 Layout, little-endian: 8 bytes ``MAGIC``, a uint32 header length ``n``, ``n`` bytes of UTF-8 JSON (padded
 with spaces to a multiple of 4), then every parameter as float32. The header lists the layers in order;

@@ -1,5 +1,6 @@
-"""Explore in a real browser: the map draws, a click on a point shows that item and its reconstruction,
-a click on empty space decodes that spot and marks it with a star.
+"""Explore's server-drawn map in a real browser (the "Decode under the pointer" toggle off, as for models the
+browser cannot decode): the map draws, a click on a point shows that item and its reconstruction, a click on
+empty space decodes that spot and marks it with a star. The browser-drawn map: test_browser_mapview.py.
 
 Clicks land on the pixel of a data point (or of an invisible click-grid point) computed from Plotly's
 own axes (``_fullLayout.xaxis._offset + l2p(x)``). Latencies are printed (run with -s), never asserted.
@@ -62,11 +63,14 @@ def open_home(page, app_url):
     wait_idle(page)
 
 
-def open_explore(page, app_url):
+def open_explore(page, app_url, server: bool = True):
     open_home(page, app_url)
     page.get_by_role("link", name="Explore").first.click()
     page.get_by_role("heading", name="Explore the latent map").wait_for()
     assert selected_run(page) == E2E_RUN
+    if server:
+        page.get_by_text("Decode under the pointer").click()
+        wait_idle(page)
 
 
 def wait_for_map(page, method: str, timeout: float = 30_000):

@@ -1,4 +1,4 @@
-"""The JS decoder (ui/decoder/decoder.js) in real Chromium draws what torch decodes, within 1/255 per pixel."""
+"""The JS decoder (ui/decoder/core.js) in real Chromium draws what torch decodes, within 1/255 per pixel."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vae import webdecoder
 from vae.config import ModelConfig
 from vae.models import build_model
 
-JS = (ROOT / "ui" / "decoder" / "decoder.js").read_text()
+JS = (ROOT / "ui" / "decoder" / "core.js").read_text()
 
 # Load the module from a blob URL, parse the weights, decode each z and return the RGBA bytes' RGB planes.
 DECODE_IN_BROWSER = """

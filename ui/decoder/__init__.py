@@ -1,4 +1,4 @@
-"""Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component, decoder.js beside this file).
+"""Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component: core.js + panel.js here).
 
 The decoder's weights go to the browser once per checkpoint as raw bytes (vae/webdecoder.py packs them):
 they ride in an element of their own whose content never changes, and Streamlit does not re-send an
@@ -21,11 +21,20 @@ from vae.models import VAE
 
 from ..cache import model_for
 
-FRONTEND = Path(__file__).resolve().parent  # decoder.js and decoder.css sit beside this file
+FRONTEND = Path(__file__).resolve().parent  # core.js, panel.js and panel.css sit beside this file
+
+
+def module(own: Path) -> str:
+    """A component's JS: the shared decoder (core.js) followed by the component's own code ``own``.
+
+    Streamlit v2 components arrive as one inline module each, with nothing to import from, so every
+    component that decodes carries core.js; they share its registry through ``globalThis``.
+    """
+    return (FRONTEND / "core.js").read_text() + "\n" + own.read_text()
+
+
 _component = st.components.v2.component(
-    "latent_explorer_decoder",
-    js=(FRONTEND / "decoder.js").read_text(),
-    css=(FRONTEND / "decoder.css").read_text(),
+    "latent_explorer_decoder", js=module(FRONTEND / "panel.js"), css=(FRONTEND / "panel.css").read_text()
 )
 
 
@@ -39,7 +48,8 @@ def model_id(run_dir: Path, checkpoint: str) -> str:
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing the decoder for the browser…")
-def _weights(path: str, checkpoint: str) -> bytes:
+def weights(path: str, checkpoint: str) -> bytes:
+    """The decoder of run ``path`` at ``checkpoint``, packed for the browser (cached)."""
     run_dir = Path(path)
     return webdecoder.export_decoder(model_for(run_dir), model_id(run_dir, checkpoint))
 
@@ -93,4 +103,4 @@ def panel(
         on_z_change=on_release,
         on_failed_change=on_failed,
     )
-    _component(data=_weights(str(run_dir), checkpoint), key=f"{key}_weights")
+    _component(data=weights(str(run_dir), checkpoint), key=f"{key}_weights")

@@ -29,6 +29,7 @@ _HOMES = {  # name -> the module that defines it
     "configure_numba_cache": "umap_runtime",
     "import_umap": "umap_runtime",
     "warm_up": "umap_runtime",
+    "background_thread": "umap_runtime",
     "projection_key": "cache",
     "map_path": "cache",
     "cached_projection": "cache",

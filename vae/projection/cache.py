@@ -84,8 +84,10 @@ def cached_projection(
     *,
     checkpoint: str | None = None,
     split: str | None = None,
-) -> LatentProjector:
-    """Load ``cache_dir/<key>.npz`` if it holds this projection of these codes, else fit, save and return it.
+    fit: bool = True,
+) -> LatentProjector | None:
+    """Load ``cache_dir/<key>.npz`` if it holds this projection of these codes, else fit, save and return it
+    (with ``fit=False``: else return None).
 
     The inverse grid is built too when ``grid_resolution`` is set (UMAP/PCA 2-D maps only). ``checkpoint``
     and ``split`` name where the codes came from; they are stored in the file (``find_map`` reads them).
@@ -103,6 +105,8 @@ def cached_projection(
     if proj is not None:
         report(progress, 1.0, "loaded the cached map")
         return proj
+    if not fit:
+        return None
     proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0))
     if wants_grid:
         proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))

@@ -92,6 +92,19 @@ def _enable_disk_cache(*packages) -> int:
     return enabled
 
 
+BACKGROUND_NICE = 10
+
+
+def background_thread() -> None:
+    """Lower the calling thread's CPU priority, for UMAP work beside a training (a thread pool's initializer).
+
+    Linux schedules threads one by one, so only this thread (and threads it starts later) yields to the
+    training; elsewhere this does nothing. umap with a ``random_state`` (the default) runs on one thread.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+
+
 @contextlib.contextmanager
 def quiet_umap():
     """Silence umap's user warnings and numba's "cannot cache nn_descent" notes (expected; harmless)."""

@@ -1,0 +1,207 @@
+"""Explore's browser-drawn map in a real browser: the decoder runs under the pointer, on empty space and on
+points, at display rate; a click pins a spot or an item and reaches Python; the PCA map stands in while
+UMAP fits.
+
+Pointer positions come from Plotly's own axes (``_fullLayout.xaxis._offset + l2p(x)``); the component
+records the map position it decoded last (``data-x``, ``data-y``), and the test compares its canvas with
+torch's decode of ``inverse_lookup`` there. Speeds are printed (run with -s), never asserted.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from browser import E2E_RUN, selected_run, shot, wait_idle
+
+from vae import run as rf
+from vae import webdecoder
+from vae.data import load_dataset
+from vae.projection import LatentProjector
+
+PLOT = ".lem-plot"
+READY = """() => { const gd = document.querySelector('.lem-plot');
+  return !!(gd && gd._fullLayout && gd._fullData && document.querySelector('.lem').dataset.map); }"""
+# The plot area on screen and, for each label trace, its points' pixel positions (page coordinates).
+GEOMETRY = """() => {
+  const gd = document.querySelector('.lem-plot'), r = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const left = r.left + xa._offset, top = r.top + ya._offset;
+  const traces = gd._fullData.filter(t => t.showlegend !== false).map(t => ({
+    name: t.name, px: Array.from(t.x, v => left + xa.l2p(v)), py: Array.from(t.y, v => top + ya.l2p(v))}));
+  return {left, top, width: xa._length, height: ya._length, traces,
+          title: xa.title.text, map: document.querySelector('.lem').dataset.map};
+}"""
+# What the component shows: the decoded canvas's RGBA bytes, the position it decoded, the hovered item.
+SHOWN = """(sel) => {
+  const c = document.querySelector(sel), root = document.querySelector('.lem');
+  const rgba = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  return {rgba: Array.from(rgba), w: c.width, h: c.height, x: Number(root.dataset.x), y: Number(root.dataset.y),
+          draws: Number(root.dataset.draws || 0), item: root.dataset.item ?? null, hidden: c.hidden};
+}"""
+
+
+def open_explore(page, app_url, method: str = "PCA"):
+    page.goto(app_url)
+    page.get_by_role("heading", name="Latent Explorer").wait_for()
+    wait_idle(page)
+    page.get_by_role("link", name="Explore").first.click()
+    page.get_by_role("heading", name="Explore the latent map").wait_for()
+    assert selected_run(page) == E2E_RUN
+    if method == "PCA":
+        page.get_by_text("PCA", exact=True).click()
+    page.wait_for_function(
+        "(m) => { const gd = document.querySelector('.lem-plot');"
+        " return !!(gd && gd._fullLayout) && gd._fullLayout.xaxis.title.text === m + ' 1'; }",
+        arg=method,
+        timeout=180_000,
+    )
+    page.wait_for_function(READY)
+    wait_idle(page)
+
+
+def projector(runs_dir, geometry) -> LatentProjector:
+    key = geometry["map"].split("/", 1)[1]  # "<run>@<checkpoint>/<map key>"
+    return LatentProjector.load(runs_dir / E2E_RUN / "projections" / f"{key}.npz")
+
+
+def empty_spots(geometry, n: int) -> list[tuple[float, float]]:
+    """``n`` pixel positions inside the plot, each far from every data point and from each other."""
+    pts = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
+                           np.concatenate([t["py"] for t in geometry["traces"]])])  # fmt: skip
+    xs = np.linspace(geometry["left"] + 30, geometry["left"] + geometry["width"] - 30, 40)
+    ys = np.linspace(geometry["top"] + 30, geometry["top"] + geometry["height"] - 30, 40)
+    cand = np.array([(x, y) for x in xs for y in ys])
+    gap = np.min(np.hypot(*(cand[:, None, :] - pts[None, :, :]).transpose(2, 0, 1)), axis=1)
+    chosen: list[np.ndarray] = []
+    for i in np.argsort(-gap):
+        if all(np.hypot(*(cand[i] - c)) > 60 for c in chosen):
+            chosen.append(cand[i])
+        if len(chosen) == n:
+            break
+    assert gap[np.argsort(-gap)[0]] > 15, "the map has no empty space"
+    return [(float(x), float(y)) for x, y in chosen]
+
+
+def hover(page, x: float, y: float) -> dict:
+    """Move the pointer to (x, y) and wait for the component to decode there."""
+    before = page.evaluate(SHOWN, ".lem-decoded")["draws"]
+    page.mouse.move(x, y)
+    page.wait_for_function("(n) => Number(document.querySelector('.lem').dataset.draws) > n", arg=before)
+    return page.evaluate(SHOWN, ".lem-decoded")
+
+
+def pixels(shown: dict, channels: int) -> np.ndarray:
+    rgba = np.asarray(shown["rgba"], dtype=np.uint8).reshape(shown["h"], shown["w"], 4)
+    return rgba[..., :channels].transpose(2, 0, 1)  # (C, H, W)
+
+
+def test_hover_decodes_empty_space_and_shows_the_item_under_the_pointer(page, app_url, runs_dir):
+    open_explore(page, app_url)
+    geometry = page.evaluate(GEOMETRY)
+    proj = projector(runs_dir, geometry)
+    model = rf.load_model(runs_dir / E2E_RUN)
+    for x, y in empty_spots(geometry, 3):
+        shown = hover(page, x, y)
+        xy = np.array([shown["x"], shown["y"]])  # where the component decoded: where the pointer is
+        np.testing.assert_allclose(xy, to_map(geometry, proj, x, y), atol=0.02 * np.ptp(proj.embedding_, axis=0).max())
+        z = proj.inverse_lookup(xy, method="grid")
+        want = webdecoder.expected_pixels(model, z[None, :])[0]  # (C, H, W) uint8
+        got = pixels(shown, want.shape[0])
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, "the browser drew something else there"
+        assert shown["item"] in ("", None)  # empty space: no item shown
+    shot(page, "mapview-hover-empty")
+
+    # an item: the most isolated point of the "0" trace, so Plotly's hover picks exactly it
+    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
+    trace = next(t for t in geometry["traces"] if t["name"] == "0")
+    pts = np.column_stack([trace["px"], trace["py"]])
+    others = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
+                              np.concatenate([t["py"] for t in geometry["traces"]])])  # fmt: skip
+    d = np.hypot(*(pts[:, None, :] - others[None, :, :]).transpose(2, 0, 1))
+    d[d == 0] = np.inf
+    k = int(np.argmax(d.min(axis=1)))
+    row = int(np.flatnonzero(ds.y_test.numpy() == 0)[k])  # trace "0" holds label 0's test items in order
+    page.mouse.move(float(pts[k, 0]), float(pts[k, 1]))
+    page.wait_for_function("(r) => document.querySelector('.lem').dataset.item === String(r)", arg=row)
+    item = page.evaluate(SHOWN, ".lem-item")
+    assert not item["hidden"]
+    want = np.round(ds.x_test[row].numpy() * 255).astype(int)
+    assert np.abs(pixels(item, want.shape[0]).astype(int) - want).max() <= 1
+    page.get_by_text(f"test item #{row}").wait_for()
+    shot(page, "mapview-hover-item")
+
+
+def to_map(geometry, proj, x: float, y: float) -> np.ndarray:
+    """A page pixel inside the plot as map coordinates, from the axes' ranges (linear axes)."""
+    x0, x1 = proj.grid_x_[0], proj.grid_x_[-1]
+    y0, y1 = proj.grid_y_[0], proj.grid_y_[-1]
+    fx = (x - geometry["left"]) / geometry["width"]
+    fy = (y - geometry["top"]) / geometry["height"]
+    return np.array([x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)])
+
+
+def test_a_pointer_sweep_redraws_many_times(page, app_url):
+    open_explore(page, app_url)
+    g = page.evaluate(GEOMETRY)
+    page.mouse.move(g["left"] + 5, g["top"] + g["height"] / 2)
+    before = page.evaluate(SHOWN, ".lem-decoded")["draws"]
+    start = time.perf_counter()
+    moves = 0
+    while (elapsed := time.perf_counter() - start) < 1.5:
+        f = elapsed / 1.5
+        page.mouse.move(g["left"] + 5 + f * (g["width"] - 10), g["top"] + g["height"] * (0.2 + 0.6 * f))
+        moves += 1
+    draws = page.evaluate(SHOWN, ".lem-decoded")["draws"] - before
+    print(f"\n1.5 s sweep: {moves} pointer moves, {draws} redraws")
+    assert draws >= 20
+
+
+def test_click_pins_a_star_and_an_item_for_python(page, app_url, runs_dir):
+    open_explore(page, app_url)
+    g = page.evaluate(GEOMETRY)
+    x, y = empty_spots(g, 1)[0]
+    page.mouse.click(x, y)
+    page.get_by_text("Decoded map point", exact=True).wait_for()
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('.lem-plot'); const t = gd._fullData[gd._fullData.length - 1];"
+        " return t.marker.symbol === 'star' && t.x.length === 1; }"
+    )
+    star = page.evaluate(
+        "() => { const gd = document.querySelector('.lem-plot'); const t = gd._fullData[gd._fullData.length - 1];"
+        " return [t.x[0], t.y[0]]; }"
+    )
+    proj = projector(runs_dir, g)
+    np.testing.assert_allclose(star, to_map(g, proj, x, y), atol=0.02 * np.ptp(proj.embedding_, axis=0).max())
+    wait_idle(page)
+    shot(page, "mapview-pinned-star")
+
+    trace = g["traces"][3]  # label "3": click one of its points
+    page.mouse.click(trace["px"][0], trace["py"][0])
+    page.get_by_text("Label: 3", exact=True).wait_for()
+    page.get_by_text("reconstruction (decoded mean)").wait_for()
+    wait_idle(page)
+    shot(page, "mapview-pinned-item")
+
+    page.mouse.click(x, y)  # back to the spot, and on to Decode with it
+    page.get_by_text("Decoded map point", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Open in Decode").click()
+    page.wait_for_url("**/decode")
+
+
+def test_pca_stands_in_while_umap_fits_then_umap_replaces_it(page, app_url):
+    """The train split's UMAP map (no other test draws it): the PCA map is on screen first."""
+    page.add_init_script(
+        "setInterval(() => { const gd = document.querySelector('.lem-plot'); const t = gd && gd._fullLayout"
+        " && gd._fullLayout.xaxis.title.text; const seen = (window.__titles ??= []);"
+        " if (t && seen[seen.length - 1] !== t) seen.push(t); }, 25);"
+    )
+    open_explore(page, app_url, method="UMAP")  # drawn and shown: UMAP
+    page.get_by_text("train", exact=True).click()
+    start = time.perf_counter()
+    page.wait_for_function("() => (window.__titles || []).join(',').endsWith('UMAP 1,PCA 1,UMAP 1')", timeout=180_000)
+    print(f"\ntrain split: PCA stand-in, then UMAP after {time.perf_counter() - start:.1f} s")
+    page.get_by_text("UMAP of 1,437 latent means", exact=False).wait_for()
+    wait_idle(page)
+    shot(page, "mapview-umap-train")

@@ -1,0 +1,138 @@
+"""The Explore map in the browser: Plotly's own JavaScript draws it, and the browser decodes under the pointer.
+
+A Streamlit v2 component (map.js beside this file, after the shared decoder core.js). Three of its mounts carry
+bytes that do not change while the map stays: plotly.min.js from the installed plotly package (nothing is
+fetched from the network), the decoder (vae/webdecoder.py) and the map (vae/webmap.py); Streamlit sends an
+unchanged element once. The panel mount carries JSON: which map and decoder, the pinned star, the ringed
+item, the backdrop. A click comes back as the state value ``pick``; a map the browser cannot draw fires
+``failed`` with the reason, and the page falls back to the server-drawn chart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import plotly
+import streamlit as st
+
+from vae import webdecoder, webmap
+from vae.models import VAE
+from vae.projection import LatentProjector
+
+from .. import decoder
+from ..maps import map_box
+
+FRONTEND = Path(__file__).resolve().parent
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+PLOTLY_MAGIC = b"LEPLOTJS"
+
+_component = st.components.v2.component(
+    "latent_explorer_map",
+    js=decoder.module(FRONTEND / "map.js"),
+    css=(FRONTEND / "map.css").read_text(),
+    isolate_styles=False,  # Plotly styles its plots from the page's head, which a shadow root would keep out
+)
+
+
+def unsupported(model: VAE, proj: LatentProjector) -> str | None:
+    """Why this map is drawn by the server instead (a sentence), or None when the browser can draw it."""
+    if not PLOTLY_JS.is_file():
+        return "the installed plotly package has no plotly.min.js"
+    if not hasattr(proj, "grid_codes_"):
+        return "this map has no inverse grid"
+    return webdecoder.browser_unsupported(model)
+
+
+@st.cache_resource(show_spinner=False)
+def _plotly_bytes() -> bytes:
+    return PLOTLY_MAGIC + PLOTLY_JS.read_bytes()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Packing the map for the browser…")
+def _map_bytes(map_id: str, _proj: LatentProjector, _index, _groups, _pixels) -> bytes:
+    """The map blob of ``map_id`` (run, checkpoint and map key name it; the other arguments follow from it)."""
+    return webmap.pack_map(
+        map_id, _proj.embedding_, _index, _groups, _proj.grid_x_, _proj.grid_y_, _proj.grid_codes_, _pixels
+    )
+
+
+def map_id(run_dir: Path, checkpoint: str, key: str) -> str:
+    return f"{run_dir.name}@{checkpoint}/{key}"
+
+
+def show(
+    run_dir: Path,
+    checkpoint: str,
+    key: str,
+    proj: LatentProjector,
+    index: np.ndarray,
+    groups: Sequence[tuple[np.ndarray, str, str]],
+    pixels: Callable[[], np.ndarray] | None,
+    *,
+    split: str,
+    labelled: bool,
+    axis: str,
+    pin: Sequence[float] | None,
+    ring: Sequence[float] | None,
+    backdrop: str | None,
+    kept: np.ndarray | None,
+    panel_key: str,
+    on_failed: Callable[[], None],
+    height: int = 560,
+) -> None:
+    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only)."""
+    the_map = map_id(run_dir, checkpoint, key)
+    with_pixels = pixels is not None and len(index) <= webmap.MAX_PIXEL_ITEMS
+    blob = _map_bytes(the_map, proj, index, groups, pixels() if with_pixels else None)
+    _component(
+        data={
+            "map": the_map,
+            "model": decoder.model_id(run_dir, checkpoint),
+            "split": split,
+            "labelled": labelled,
+            "axis": axis,
+            "box": list(map_box(proj)),
+            "pin": None if pin is None else [float(v) for v in pin],
+            "ring": None if ring is None else [float(v) for v in ring],
+            "backdrop": backdrop,
+            "kept": None if kept is None else [round(float(v), 3) for v in kept],
+            "height": height,
+        },
+        key=panel_key,
+        default={"pick": None},
+        on_pick_change=lambda: None,
+        on_failed_change=on_failed,
+    )
+    # the bytes after the panel: its JSON is small, so the panel appears at once and fills in as these land
+    _component(data=_plotly_bytes(), key=f"{panel_key}_plotly")
+    _component(data=decoder.weights(str(run_dir), checkpoint), key=f"{panel_key}_weights")
+    _component(data=blob, key=f"{panel_key}_map")
+
+
+def pick(panel_key: str, n_rows: int) -> tuple[str, object] | None:
+    """The browser's last click on the map: ("item", row) or ("xy", (x, y)); None when there is none.
+
+    The value comes from the browser: anything malformed is ignored.
+    """
+    state = st.session_state.get(panel_key)
+    value = state.get("pick") if hasattr(state, "get") else None
+    if not isinstance(value, dict):
+        return None
+    if value.get("kind") == "item":
+        row = value.get("row")
+        return ("item", int(row)) if isinstance(row, int) and 0 <= row < n_rows else None
+    xy = value.get("xy")
+    if value.get("kind") == "point" and isinstance(xy, list) and len(xy) == 2:
+        if all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy):
+            return "xy", (float(xy[0]), float(xy[1]))
+    return None
+
+
+def failure(panel_key: str) -> str | None:
+    """The reason the browser gave for not drawing the map, if it just did."""
+    state = st.session_state.get(panel_key)
+    value = state.get("failed") if hasattr(state, "get") else None
+    return str(value) if value else None
