@@ -23,6 +23,7 @@ from vae.fidelity import K
 from vae.projection import LatentProjector, projection_key
 
 METHODS = {"UMAP": "umap", "PCA": "pca"}
+SPLITS = {"test": "test", "train": "train", "all": "train + test"}  # "all": train then test, each row naming its own
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
 KEPT = ("explore_method", "explore_split", "explore_backdrop", "explore_kept", "explore_browser")
 BROWSER_FAILED = "explore_browser_failed"  # why the browser could not draw the map (then the server does)
@@ -44,8 +45,8 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
     in-browser toggles."""
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
     method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True)]
-    split = c2.radio("Split", ["test", "train"], key="explore_split", horizontal=True)
-    n_split = len(ds.x_test if split == "test" else ds.x_train)
+    split = c2.radio("Split", SPLITS, key="explore_split", horizontal=True, format_func=SPLITS.get)
+    n_split = ds.split_size(split)
     sizes = [n for n in SIZES if n < n_split] + [n_split]
     size = c3.selectbox(
         "Points", sizes, index=min(1, len(sizes) - 1), key=f"explore_points_{split}",
@@ -84,8 +85,9 @@ def open_in_decode(z: np.ndarray, key: str) -> None:
         st.switch_page("app_pages/decode.py")
 
 
-def item_panel(ds, model, split, index, code, xy) -> None:
-    x = (ds.x_test if split == "test" else ds.x_train)[index].numpy()
+def item_panel(ds, model, split, row, code, xy) -> None:
+    split, index = ds.item_part(split, row)  # "all" holds train then test: name the item by its own split
+    x = ds.split_items(split, [index])[0].numpy()
     recon = decode(model, code)[0]
     y = None if ds.y_test is None else int((ds.y_test if split == "test" else ds.y_train)[index])
     name = label_name(ds, y)
@@ -133,8 +135,8 @@ try:
 except ValueError as e:
     st.error(str(e))
     st.stop()
-y_all = ds.y_test if split == "test" else ds.y_train
-labels = None if y_all is None else y_all.numpy()[idx]
+y_all = ds.split_labels(split)
+labels = None if y_all is None else y_all[idx]
 names = [label_name(ds, y) for y in range(int(labels.max()) + 1)] if labels is not None else None
 state.set_shown_map({"run": str(run_dir), "checkpoint": checkpoint, "key": key, "split": split, "size": len(codes),
                      "method": proj.method, "file": str(cache.map_file(run_dir, key))})  # fmt: skip
@@ -173,18 +175,17 @@ with side:  # filled first: its pictures reach the browser before the map's redr
     else:
         st.info("Click a point on the map to see the item and its reconstruction, or empty space to decode it.")
     st.download_button(
-        "Download map as CSV", lambda: maps.table_csv(split, idx, labels, names, proj.embedding_, codes),
+        "Download map as CSV", lambda: maps.table_csv(ds, split, idx, labels, names, proj.embedding_, codes),
         file_name=f"{run_dir.name}-{key}.csv", mime="text/csv", icon=":material/download:",
     )  # fmt: skip
 with map_col:
     backdrop = maps.backdrop_uri(proj, model, ds) if backdrop_on and ds.is_image else None
     ring = None if item is None else proj.embedding_[item]
     if browser:
-        x_split = ds.x_test if split == "test" else ds.x_train
         mapview.show(
-            run_dir, checkpoint, key, proj, idx, groups, lambda: x_split[idx].numpy() if ds.is_image else None,
-            split=split, labelled=labels is not None, axis=proj.method.upper(), pin=point["xy"] if point else None,
-            ring=ring, backdrop=backdrop, kept=kept, panel_key=view_key,
+            run_dir, checkpoint, key, proj, idx, groups, lambda: ds.split_items(split, idx).numpy(),
+            split=split, n_train=len(ds.x_train), labelled=labels is not None, axis=proj.method.upper(),
+            pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, kept=kept, panel_key=view_key,
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
         st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom.")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vae.__main__ import main
@@ -71,12 +72,35 @@ def test_embed_writes_codes_and_coordinates(trained, capsys):
         capsys, "--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--out", str(target), "--json"
     )
     assert code == 0 and out["points"] == 360
-    table = np.genfromtxt(target, delimiter=",", names=True)
-    assert table.dtype.names[:4] == ("index", "label", "x", "y") and len(table) == 360
+    table = pd.read_csv(target)
+    assert list(table.columns[:5]) == ["split", "index", "label", "x", "y"] and len(table) == 360
+    assert (table["split"] == "test").all() and (table["index"] == np.arange(360)).all()
     npz = root / "emb.npz"
     main(["--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--out", str(npz), "--json"])
     with np.load(npz, allow_pickle=False) as f:
         assert f["codes"].shape == (360, 4) and f["xy"].shape == (360, 2)
+
+
+def test_embed_all_writes_every_item_with_its_split(trained, capsys):
+    from vae import run as rf
+    from vae.data import load_dataset
+    from vae.evaluate import encode
+
+    root, _ = trained
+    target = root / "all.csv"
+    code, out = run_json(
+        capsys, "--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--split", "all", "--out",
+        str(target), "--json",
+    )  # fmt: skip
+    ds = load_dataset(rf.load_data_config(root / "cli-run"))
+    assert code == 0 and out["points"] == len(ds.x_train) + len(ds.x_test) == 1797
+    table = pd.read_csv(target)
+    assert table["split"].value_counts().to_dict() == {"train": len(ds.x_train), "test": len(ds.x_test)}
+    test_rows = table[table["split"] == "test"]
+    assert (test_rows["index"].to_numpy() == np.arange(len(ds.x_test))).all()
+    assert (test_rows["label"].to_numpy() == ds.y_test.numpy()).all()
+    mu, _ = encode(rf.load_model(root / "cli-run"), ds.x_test[:5])  # the rows carry that item's own code
+    np.testing.assert_allclose(test_rows[["z0", "z1", "z2", "z3"]].to_numpy()[:5], mu, atol=1e-5)
 
 
 def test_datasets_lists_what_is_here(capsys):

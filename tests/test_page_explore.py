@@ -308,3 +308,16 @@ def test_the_map_says_how_far_to_trust_it_and_colours_by_neighbourhood_kept(runs
     colours = figure(at)["data"][1]["marker"]["color"]  # typed array: {"dtype", "bdata"}
     shares = np.frombuffer(base64.b64decode(colours["bdata"]), dtype=np.dtype(colours["dtype"]))
     assert len(shares) == len(figure(at)["data"][1]["x"]) and ((shares >= 0) & (shares <= 1)).all()
+
+
+def test_both_splits_together_name_each_item_by_its_own_split(runs, run_data):
+    _, _, ds = run_data
+    n_train = len(ds.x_train)
+    at = open_explore("PCA", browser=True, explore_split="all")
+    assert at.session_state["explore_map"]["size"] == n_train + len(ds.x_test)
+    assert mounts(at)["panel"]["n_train"] == n_train
+    pick(at, {"kind": "item", "row": n_train + 5, "n": 1})  # past the train items: test item 5
+    assert at.session_state["explore_selected"] == {"split": "test", "index": 5, "label": str(int(ds.y_test[5]))}
+    assert any(c.value.startswith("test item #5 at") for c in at.caption)
+    pick(at, {"kind": "item", "row": 5, "n": 2})
+    assert at.session_state["explore_selected"]["split"] == "train"

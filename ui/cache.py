@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-import torch
 
 from vae import history
 from vae import run as rf
@@ -87,14 +86,14 @@ def require_data(run_dir: Path) -> Dataset:
 
 @st.cache_data(max_entries=16, show_spinner="Encoding…")
 def latent_means(path: str, checkpoint: str, split: str, max_points: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means of a split (first ``max_points`` of a fixed shuffle) and their indices."""
-    run_dir = Path(path)
-    ds = dataset_for(run_dir)
-    x = ds.x_test if split == "test" else ds.x_train
-    idx = np.arange(len(x))
-    if max_points and max_points < len(x):
-        idx = np.sort(np.random.default_rng(0).permutation(len(x))[:max_points])
-    mu, _ = encode(_load_model(path, checkpoint), x[torch.from_numpy(idx)].float())
+    """Posterior means of a split ("test", "train" or "all": train then test), the first ``max_points`` of a
+    fixed shuffle, and their rows in the split."""
+    ds = dataset_for(Path(path))
+    n = ds.split_size(split)
+    idx = np.arange(n)
+    if max_points and max_points < n:
+        idx = np.sort(np.random.default_rng(0).permutation(n)[:max_points])
+    mu, _ = encode(_load_model(path, checkpoint), ds.split_items(split, idx).float())
     return mu, idx
 
 

@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("embed", help="write latent codes and 2-D coordinates (CSV or NPZ)")
     m.add_argument("run")
     m.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
-    m.add_argument("--split", default="test", choices=["train", "test"])
+    m.add_argument("--split", default="test", choices=["train", "test", "all"], help="all: train then test")
     m.add_argument("--max-points", type=int, default=None)
     m.add_argument("--out", default=None, help="output file (.csv or .npz); default RUN/embedding-METHOD.csv")
     m.add_argument("--json", action="store_true")
@@ -248,6 +248,7 @@ def cmd_evaluate(args) -> dict:
 
 def cmd_embed(args) -> dict:
     import numpy as np
+    import pandas as pd
 
     from .data import load_dataset
     from .evaluate import encode
@@ -261,22 +262,21 @@ def cmd_embed(args) -> dict:
         raise ValueError(f"--out {out_path} is a folder; give a file name ending in .csv or .npz.")
     model = rf.load_model(run_dir)
     ds = load_dataset(rf.load_data_config(run_dir))
-    x = ds.x_test if args.split == "test" else ds.x_train
-    y = ds.y_test if args.split == "test" else ds.y_train
-    if args.max_points:
-        x, y = x[: args.max_points], (y[: args.max_points] if y is not None else None)
-    mu, _ = encode(model, x.float())
+    n = ds.split_size(args.split)
+    rows = np.arange(min(n, args.max_points or n))
+    mu, _ = encode(model, ds.split_items(args.split, rows).float())
     t0 = time.perf_counter()
     xy = LatentProjector(method=args.method).fit(mu).embedding_
     seconds = time.perf_counter() - t0
-    labels = y.numpy() if y is not None else np.full(len(mu), -1)
+    y = ds.split_labels(args.split)
+    labels = y[rows] if y is not None else np.full(len(mu), -1)
+    part, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
     if out_path.suffix == ".npz":
-        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels)
+        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index))
     else:
-        header = ["index", "label", "x", "y"] + [f"z{i}" for i in range(mu.shape[1])]
-        rows = np.column_stack([np.arange(len(mu)), labels, xy, mu])
-        fmt = ["%d", "%d"] + ["%.6g"] * (rows.shape[1] - 2)
-        np.savetxt(out_path, rows, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+        columns = {"split": part, "index": index, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}
+        columns |= {f"z{i}": mu[:, i] for i in range(mu.shape[1])}
+        pd.DataFrame(columns).to_csv(out_path, index=False, float_format="%.6g")
     return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
 
 

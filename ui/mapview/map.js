@@ -221,7 +221,9 @@ function showItem(s, k) {
   }
   const g = s.map.groups.find((gr) => k >= gr.start && k < gr.start + gr.count);
   s.itemHead.textContent = s.labelled ? `Item: ${g.name}` : "Item";
-  s.itemCaption.textContent = `${s.split} item #${s.map.index[k]}`;
+  const i = s.map.index[k];
+  const [part, index] = s.split !== "all" ? [s.split, i] : i < s.nTrain ? ["train", i] : ["test", i - s.nTrain];
+  s.itemCaption.textContent = `${part} item #${index}`;
   if (!s.map.pixels || !s.map.itemShape) {
     s.itemCanvas.hidden = true;
     s.itemCaption.textContent += " — click it to see it";
@@ -321,7 +323,7 @@ function render(s, data, Plotly) {
 function panel({ data, parentElement, setStateValue, setTriggerValue }) {
   let s = parentElement.__latentMap;
   if (!s) s = parentElement.__latentMap = build(parentElement);
-  Object.assign(s, { setStateValue, setTriggerValue, split: data.split, labelled: data.labelled });
+  Object.assign(s, { setStateValue, setTriggerValue, split: data.split, nTrain: data.n_train, labelled: data.labelled });
   s.plot.style.height = `${data.height}px`;
   whenLoaded(data.model, (model, error) => {
     if (error) return fail(s, error.message);

@@ -48,6 +48,42 @@ class Dataset:
     def is_image(self) -> bool:
         return self.x_train.ndim == 4
 
+    # -- splits: "test", "train", or "all" (the train items, then the test items)
+
+    def split_size(self, split: str) -> int:
+        return {"test": len(self.x_test), "train": len(self.x_train)}.get(split, len(self.x_train) + len(self.x_test))
+
+    def split_items(self, split: str, rows: np.ndarray | None = None) -> torch.Tensor:
+        """The items of a split (all, or the given rows of it), without copying a whole split when rows are given."""
+        if split in ("test", "train"):
+            x = self.x_test if split == "test" else self.x_train
+            return x if rows is None else x[torch.as_tensor(np.asarray(rows, dtype=np.int64))]
+        if split != "all":
+            raise ValueError(f"split must be 'test', 'train' or 'all'; got {split!r}.")
+        if rows is None:
+            return torch.cat([self.x_train, self.x_test])
+        rows = np.asarray(rows, dtype=np.int64)
+        n = len(self.x_train)
+        out = torch.empty((len(rows), *self.item_shape), dtype=self.x_train.dtype)
+        train = rows < n
+        out[torch.as_tensor(train)] = self.x_train[torch.as_tensor(rows[train])]
+        out[torch.as_tensor(~train)] = self.x_test[torch.as_tensor(rows[~train] - n)]
+        return out
+
+    def split_labels(self, split: str) -> np.ndarray | None:
+        """The labels of a split as integers (N,), or None for unlabelled data."""
+        if self.y_train is None or self.y_test is None:
+            return None
+        parts = {"test": [self.y_test], "train": [self.y_train]}.get(split, [self.y_train, self.y_test])
+        return np.concatenate([p.numpy() for p in parts])
+
+    def item_part(self, split: str, row: int) -> tuple[str, int]:
+        """Where row ``row`` of a split lives: ("train" or "test", its index there)."""
+        if split != "all":
+            return split, int(row)
+        n = len(self.x_train)
+        return ("train", int(row)) if row < n else ("test", int(row) - n)
+
     def to_original_units(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """Undo the csv standardisation (``x * scale + mean``); the identity for other data."""
         arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
