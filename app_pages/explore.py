@@ -22,6 +22,7 @@ from vae.data import Dataset
 from vae.fidelity import K
 from vae.projection import LatentProjector, projection_key
 
+LINKED = "query-params"  # these choices live in the page's URL: a copied link opens the same view
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 SPLITS = {"test": "test", "train": "train", "all": "train + test"}  # "all": train then test, each row naming its own
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
@@ -44,17 +45,22 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
     """The widgets above the map: method, split, subsample size (None: all), the backdrop, colouring and
     in-browser toggles."""
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
-    method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True)]
-    split = c2.radio("Split", SPLITS, key="explore_split", horizontal=True, format_func=SPLITS.get)
+    state.check_link("explore_method", list(METHODS), "the projection")
+    state.check_link("explore_split", list(SPLITS.values()), "the split")
+    method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True, bind=LINKED)]
+    split = c2.radio("Split", SPLITS, key="explore_split", horizontal=True, format_func=SPLITS.get, bind=LINKED)
     n_split = ds.split_size(split)
     sizes = [n for n in SIZES if n < n_split] + [n_split]
+    label = lambda n: f"all ({n:,})" if n == n_split else f"{n:,}"  # noqa: E731
+    state.check_link(f"explore_points_{split}", [label(n) for n in [sizes[min(1, len(sizes) - 1)], *sizes]],
+                     "a number of points")  # fmt: skip
     size = c3.selectbox(
         "Points", sizes, index=min(1, len(sizes) - 1), key=f"explore_points_{split}",
-        format_func=lambda n: f"all ({n:,})" if n == n_split else f"{n:,}",
+        format_func=label, bind=LINKED,
     )  # fmt: skip
     backdrop = c4.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
     kept = c4.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
-    browser = c4.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP)
+    browser = c4.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP, bind=LINKED)
     return method, split, None if size == n_split else size, backdrop, kept, browser
 
 
@@ -82,7 +88,7 @@ def fidelity_caption(run_dir, key: str, codes: np.ndarray, layout: np.ndarray) -
 def open_in_decode(z: np.ndarray, key: str) -> None:
     if st.button("Open in Decode", key=key, icon=":material/tune:"):
         state.hand_to_decode(z)
-        st.switch_page("app_pages/decode.py")
+        state.switch_page("app_pages/decode.py")
 
 
 def item_panel(ds, model, split, row, code, xy) -> None:
@@ -128,7 +134,8 @@ codes, idx = cache.latent_means(str(run_dir), checkpoint, split, size)  # (N, la
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 try:
     proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split, wait=False)
-    if proj is None:  # UMAP is being fitted in the background: the PCA map stands in meanwhile
+    stand_in = proj is None
+    if stand_in:  # UMAP is being fitted in the background: the PCA map stands in meanwhile
         refining(run_dir, checkpoint, key, len(codes))
         key = projection_key(checkpoint, {"method": "pca"}, len(codes), split)
         proj = cache.fitted_projector(run_dir, checkpoint, key, codes, "pca", split)
@@ -142,15 +149,20 @@ state.set_shown_map({"run": str(run_dir), "checkpoint": checkpoint, "key": key, 
                      "method": proj.method, "file": str(cache.map_file(run_dir, key))})  # fmt: skip
 
 groups = maps.label_groups(labels, names, len(codes))
-view_key = st.session_state["explore_view_key"] = f"explore_view_{key}"
+view_key = st.session_state["explore_view_key"] = "explore_view"  # one for every map: the browser keeps Plotly
 chart_key = st.session_state["explore_chart_key"] = f"explore_chart_{key}"
 why_not = mapview.unsupported(model, proj) or st.session_state.get(BROWSER_FAILED)
 browser = in_browser and not why_not
 if browser:
-    pick = mapview.pick(view_key, len(codes))
+    pick = mapview.pick(view_key, mapview.map_id(run_dir, checkpoint, key), len(codes))
 else:
     pick = maps.last_pick(st.session_state.get(chart_key), [None] + [rows for rows, _, _ in groups])
+linked = state.link_point() if state.map_point(run_dir) is None else None  # a new session: a link may pin a point
+if pick is None and linked and not stand_in:
+    pick = ("xy", linked)
 point = maps.marked_point(pick, proj, run_dir, key)
+if not stand_in:  # the link keeps the star of the map it asks for, not of its stand-in
+    state.set_link_point(point["xy"] if point else None)
 item = pick[1] if pick and pick[0] == "item" else None  # a row of codes / idx
 
 if proj.method == "pca":

@@ -56,7 +56,7 @@ if demo is not None and rf.is_run(demo):
         st.stop()
     del st.session_state[DEMO_KEY]
     if status.get("state") == "finished":
-        st.switch_page("app_pages/explore.py")
+        state.switch_page("app_pages/explore.py")
     st.error(status.get("message") or "The demo did not finish.")
 
 if not rf.run_names(runs_root()):

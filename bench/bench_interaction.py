@@ -74,7 +74,7 @@ async def measure_maps(browser, url: str, plan: Plan, res: Results) -> None:
     """
     context = await steps.new_context(browser)
     for i in range(plan.loads + 1):  # the first round (browser cache, server caches) is not counted
-        page = await steps.open_page(context, f"{url}/explore")
+        page = await steps.open_page(context, f"{url}{steps.SERVER_MAP}")
         drawn = await steps.wait_map(page, plan.default_view)  # ms since navigation start (performance.timeOrigin)
         await steps.settle(page)
         current, times = plan.default_view, [drawn]

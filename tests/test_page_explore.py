@@ -210,6 +210,9 @@ def mounts(at: AppTest) -> dict[str, object]:
 
 
 def pick(at: AppTest, value) -> AppTest:
+    """A click in the browser, on the map shown (``value`` names it unless it says otherwise)."""
+    if isinstance(value, dict) and "kind" in value:
+        value = {"map": mounts(at)["panel"]["map"], **value}
     at.session_state[at.session_state["explore_view_key"]] = {"pick": value}
     at.run()
     assert not at.exception, at.exception
@@ -271,6 +274,7 @@ def test_a_browser_click_on_empty_space_pins_a_star_decoded_by_python(runs, run_
         {"kind": "point", "xy": ["a", 1], "n": 1},
         {"kind": "point", "xy": [1.0], "n": 1},
         {"kind": "teleport"},
+        {"kind": "item", "row": 3, "n": 1, "map": "another map"},
         "nonsense",
     ],
 )

@@ -83,7 +83,7 @@ def test_slerp_with_other_items_and_steps(run_data):
 
 def test_path_is_drawn_on_the_explore_map_and_a_map_point_can_be_an_endpoint(runs, run_data):
     run, _, _ = run_data
-    at = open_page("app_pages/explore.py", explore_method="PCA")
+    at = open_page("app_pages/explore.py", explore_method="PCA", explore_browser=False)  # the server-drawn chart
     chart = at.session_state["explore_chart_key"]
     at.session_state[chart] = {"selection": {"points": [{"curve_number": 0, "point_index": 1234}]}}
     at.run()

@@ -16,6 +16,7 @@ from .runtime import runs_root
 def run_picker() -> Path | None:
     """Sidebar select box over the runs, with the selected run's state; returns the selected run folder."""
     names = rf.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
+    state.check_link(state.RUN, names, "the run")
     chosen = state.selected_run_name()
     if chosen not in names:
         state.select_run(names[0] if names else None)  # none yet, or deleted meanwhile (another tab)
@@ -27,7 +28,10 @@ def run_picker() -> Path | None:
         if not names:
             st.caption("No runs yet: train one on the Train page.")
             return None
-        st.selectbox("Run", names, key=state.RUN, help="The model every page uses. New trainings are added here.")
+        st.selectbox(
+            "Run", names, key=state.RUN, bind="query-params",
+            help="The model every page uses. New trainings are added here.",
+        )  # fmt: skip
         run = current_run()
         if run is not None:
             if jobs.refresh_status(run).get("state") in jobs.ACTIVE_STATES:

@@ -10,6 +10,7 @@ A page's own widget keys stay in that page (prefixed with the page's name); what
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,47 @@ MAP_POINT = "explore_point"
 SHOWN_MAP = "explore_map"
 DECODE_Z = "decode_z"
 KEPT = "kept_widgets"  # widget values kept across page visits (keep_widgets)
+
+
+def switch_page(page: str) -> None:
+    """Go to another page of the app. Its widgets bound to the URL fill it in again there; Streamlit's own
+    clearing of the old page's parameters refuses bound ones, so they are handed over as none."""
+    st.switch_page(page, query_params={})
+
+
+def check_link(key: str, offered: Sequence[str], what: str) -> None:
+    """Say so when the page's link gives widget ``key`` a value it does not offer (Streamlit then drops it from the
+    URL and the widget shows its default): a copied link may name a run deleted since, or be mistyped."""
+    raw = st.query_params.get(key)
+    if raw is not None and raw not in offered:
+        st.toast(f"The link asks for {what} “{raw[:60]}”, which is not here; showing {offered[0]} instead."
+                 if offered else f"The link asks for {what} “{raw[:60]}”, which is not here.")  # fmt: skip
+
+
+def link_point(key: str = "pin") -> tuple[float, float] | None:
+    """The map position a link pins (``?pin=x,y``), or None; a malformed one is dropped with a sentence."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        x, y = (float(v) for v in raw.split(","))
+        if math.isfinite(x) and math.isfinite(y):
+            return x, y
+    except ValueError:
+        pass
+    st.toast(f"The link's pinned point “{raw[:60]}” is not two numbers like 0.5,-1.2; nothing is pinned.")
+    del st.query_params[key]
+    return None
+
+
+def set_link_point(xy: Sequence[float] | None, key: str = "pin") -> None:
+    """Keep the pinned map position in the page's URL (or take it out)."""
+    if xy is None:
+        st.query_params.pop(key, None)
+    else:
+        value = f"{xy[0]:.6g},{xy[1]:.6g}"
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
 
 
 def keep_widgets(keys: Sequence[str]) -> None:

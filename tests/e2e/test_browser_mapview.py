@@ -60,6 +60,16 @@ def open_explore(page, app_url, method: str = "PCA"):
     wait_idle(page)
 
 
+def wait_points(page, n: int) -> None:
+    """Wait until the browser's map shows ``n`` data points (the new map, not the one it replaces)."""
+    page.wait_for_function(
+        "(n) => { const gd = document.querySelector('.lem-plot'); return !!(gd && gd._fullData) &&"
+        " gd._fullData.filter(t => t.showlegend !== false).reduce((a, t) => a + t.x.length, 0) === n; }",
+        arg=n,
+    )
+    wait_idle(page)
+
+
 def projector(runs_dir, geometry) -> LatentProjector:
     key = geometry["map"].split("/", 1)[1]  # "<run>@<checkpoint>/<map key>"
     return LatentProjector.load(runs_dir / E2E_RUN / "projections" / f"{key}.npz")
@@ -205,3 +215,39 @@ def test_pca_stands_in_while_umap_fits_then_umap_replaces_it(page, app_url):
     page.get_by_text("UMAP of 1,437 latent means", exact=False).wait_for()
     wait_idle(page)
     shot(page, "mapview-umap-train")
+
+
+def test_a_copied_link_opens_the_same_view_with_its_pinned_point(browser, page, app_url):
+    open_explore(page, app_url)  # PCA
+    page.get_by_text("train + test", exact=True).click()
+    wait_points(page, 1797)
+    x, y = empty_spots(page.evaluate(GEOMETRY), 1)[0]
+    page.mouse.click(x, y)
+    page.get_by_text("Decoded map point", exact=True).wait_for()
+    page.wait_for_url("**pin=*")
+    link = page.url
+    assert "explore_method=PCA" in link and "explore_split=train" in link  # the run: left out while it is the default
+    pinned = page.evaluate("() => document.querySelector('.lem-plot')._fullData.at(-1).x[0]")
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # a new session
+    other.goto(link)
+    other.get_by_text("Decoded map point", exact=True).wait_for(timeout=60_000)
+    wait_points(other, 1797)
+    assert selected_run(other) == E2E_RUN
+    star = other.evaluate("() => document.querySelector('.lem-plot')._fullData.at(-1).x[0]")
+    assert abs(star - pinned) < 1e-4 * (1 + abs(pinned))  # the same star, from the link alone
+    shot(other, "mapview-from-link")
+    other.context.close()
+
+
+def test_bad_link_values_fall_back_to_defaults_with_a_sentence(page, app_url):
+    page.goto(f"{app_url}/explore?run=nope&explore_method=TSNE&explore_split=-3&explore_points_test=abc&pin=1,x")
+    page.get_by_role("heading", name="Explore the latent map").wait_for()
+    wait_idle(page)
+    toasts = " ".join(page.locator('[data-testid="stToast"]').all_inner_texts())
+    for words in ("the run “nope”", "the projection “TSNE”", "the split “-3”", "points “abc”", "“1,x”"):
+        assert words in toasts, toasts
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert selected_run(page) == E2E_RUN
+    page.wait_for_function(READY, timeout=60_000)  # the default map (UMAP, or PCA standing in for it)
+    shot(page, "mapview-bad-link")

@@ -84,7 +84,11 @@ def show(
     on_failed: Callable[[], None],
     height: int = 560,
 ) -> None:
-    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only)."""
+    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only).
+
+    Every mount keeps its key from map to map, so the browser keeps its Plotly and its decoder: Streamlit
+    re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).
+    """
     the_map = map_id(run_dir, checkpoint, key)
     with_pixels = pixels is not None and len(index) <= webmap.MAX_PIXEL_ITEMS
     blob = _map_bytes(the_map, proj, index, groups, pixels() if with_pixels else None)
@@ -114,14 +118,15 @@ def show(
     _component(data=blob, key=f"{panel_key}_map")
 
 
-def pick(panel_key: str, n_rows: int) -> tuple[str, object] | None:
-    """The browser's last click on the map: ("item", row) or ("xy", (x, y)); None when there is none.
+def pick(panel_key: str, the_map: str, n_rows: int) -> tuple[str, object] | None:
+    """The browser's last click on map ``the_map`` (``map_id``): ("item", row) or ("xy", (x, y)); None when
+    there is none, or when it was on another map (the panel's key stays the same from map to map).
 
     The value comes from the browser: anything malformed is ignored.
     """
     state = st.session_state.get(panel_key)
     value = state.get("pick") if hasattr(state, "get") else None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or value.get("map") != the_map:
         return None
     if value.get("kind") == "item":
         row = value.get("row")

@@ -9,7 +9,7 @@
 // pinned star, the ringed item, the backdrop). On every pointer move over the plot, the map position goes
 // through the inverse grid (bilinear, like LatentProjector.inverse_lookup) and the decoder, and the picture
 // beside the map is redrawn; hovering a point also shows that item. A click sends the state value "pick":
-// {kind: "item", row, n} or {kind: "point", xy, z, n}.
+// {kind: "item", map, row, n} or {kind: "point", map, xy, z, n}; every mount keeps its key from map to map.
 
 const MAP_MAGIC = "LEMAP001";
 const PLOTLY_MAGIC = "LEPLOTJS";
@@ -302,14 +302,14 @@ function events(s, Plotly) {
     s.clicks += 1;
     if (p && p.curveNumber < s.map.groups.length) {
       const k = s.map.groups[p.curveNumber].start + p.pointNumber;
-      return s.setStateValue("pick", { kind: "item", row: s.map.rows[k], n: s.clicks });
+      return s.setStateValue("pick", { kind: "item", map: s.map.id, row: s.map.rows[k], n: s.clicks });
     }
     const x = e.xvals ? e.xvals[0] : p && p.x;
     const y = e.yvals ? e.yvals[0] : p && p.y;
     if (x === undefined || y === undefined) return;
     const z = lookup(s.map, x, y, new Float32Array(s.map.latentDim));
     Plotly.restyle(gd, { x: [[x]], y: [[y]] }, [s.map.groups.length + 1]); // the star, at once
-    s.setStateValue("pick", { kind: "point", xy: [x, y], z: Array.from(z), n: s.clicks });
+    s.setStateValue("pick", { kind: "point", map: s.map.id, xy: [x, y], z: Array.from(z), n: s.clicks });
   });
 }
 
