@@ -37,6 +37,7 @@ SECTIONS = {
     "history": "bench.bench_history",
     "interaction": "bench.bench_interaction",
     "drag": "bench.bench_drag",
+    "mapview": "bench.bench_mapview",
 }
 OPTIONAL = {"interaction", "drag"}  # written separately; skipped with a line when absent
 

@@ -26,6 +26,7 @@ from vae.evaluate import encode, kl_per_dimension
 from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
 from vae.projection import LatentProjector, background_thread, cached_projection, map_path, warm_up
+from vae.projection.umap_runtime import SMALL_MAP
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -121,11 +122,18 @@ def _fitting_thread() -> ThreadPoolExecutor:
 def start_umap_warm_up() -> None:
     """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
 
-    ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off (a server that will never draw a UMAP map).
+    The small-map path first (the demo's map and most first maps), then, queued behind any map asked for
+    meanwhile, the large-map path. ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
     """
     global _WARMING
     if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
-        _WARMING = _fitting_thread().submit(warm_up)
+        pool = _fitting_thread()
+
+        def small_then_large() -> None:
+            warm_up(points=600)
+            pool.submit(warm_up, points=SMALL_MAP)  # after the maps queued while the small path compiled
+
+        _WARMING = pool.submit(small_then_large)
 
 
 _WARMING = None

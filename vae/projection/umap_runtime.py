@@ -116,14 +116,18 @@ def quiet_umap():
         yield
 
 
-def warm_up(progress: Progress | None = None) -> float:
+SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it on, approximate ones (pynndescent)
+
+
+def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     """Compile umap's numba code once per process (default parameters); returns the seconds taken.
 
-    Fits 4,096 synthetic 16-d codes (below 4,096 points umap skips its approximate-neighbour code, so
-    that would compile later), then one transform and one tiny inverse_transform. Run it in a background
-    thread or process at server start: ~1-1.5 min with an empty numba cache, ~15-25 s with a warm one
-    (pynndescent's ``nn_descent`` is compiled again in every process). It compiles the seeded,
-    single-threaded code the default ``random_state=0`` uses; ``random_state=None`` compiles more.
+    Fits ``points`` synthetic 16-d codes, inverts a small grid and places a few codes. umap takes another
+    path below ``SMALL_MAP`` codes (exact neighbours) than from it on (pynndescent): warm the one the next map
+    needs (a server warms the small path first: its first maps are small, and that takes a third of the
+    time). With an empty numba cache here: import ~15 s, small path ~13 s, large path ~30 s more; with a
+    warm one, a few seconds (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
+    the seeded, single-threaded code the default ``random_state=0`` uses.
     """
     from .estimator import LatentProjector  # here, not at the top: the estimator imports this module
 
@@ -132,12 +136,12 @@ def warm_up(progress: Progress | None = None) -> float:
     import_umap()
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4.0, size=(8, 16))
-    Z = (centres[rng.integers(0, 8, 4096)] + rng.normal(size=(4096, 16))).astype(np.float32)  # (4096, 16)
+    Z = (centres[rng.integers(0, 8, points)] + rng.normal(size=(points, 16))).astype(np.float32)  # (points, 16)
     proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.7))
-    report(progress, 0.7, "compiling UMAP transform")
+    report(progress, 0.7, "compiling UMAP's inverse")
+    proj.fit_inverse_grid(resolution=4)
+    report(progress, 0.85, "compiling UMAP's transform")
     proj.transform(Z[:64])
-    report(progress, 0.85, "compiling UMAP inverse")
-    proj.inverse_transform(proj.embedding_[:2])
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds
