@@ -1,10 +1,11 @@
-"""Decode: one slider per latent dimension, the decoded item live, and a traversal grid.
+"""Decode: one slider per latent dimension, the decoded item live, a traversal grid, and samples of the prior.
 
-Start from zero, a prior sample, a test item's posterior mean or a point handed over by Explore, move the
-sliders and watch the decoder's output (the point and its controls: ``ui.decoder.point``). For images the
-sliders and a 2-D pad decode in the browser while dragged (``ui.decoder``) and send the point back on
-release; otherwise, or when switched off, Streamlit sliders decode on the server. Only the decode panel (a
-fragment) reruns on a slider step; KL per dimension is cached per checkpoint. Tests read ``decode_last``.
+Start from zero, a prior sample, a test item's posterior mean or a point handed over by Explore (or open one
+from the grid of prior samples at the bottom), move the sliders and watch the decoder's output (the point and
+its controls: ``ui.decoder.point``). For images the sliders and a 2-D pad decode in the browser while dragged
+(``ui.decoder``) and send the point back on release; otherwise, or when switched off, Streamlit sliders decode
+on the server. Only the decode panel (a fragment) reruns on a slider step; KL per dimension is cached per
+checkpoint. Tests read ``decode_last``, ``decode_prior_samples`` and ``decode_opened_sample``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import cache, decoder
+from ui import cache, decoder, posterior
 from ui.decoder.point import (
     BROWSER_KEY,
     FAILED_KEY,
@@ -26,6 +27,7 @@ from ui.decoder.point import (
     POINT_KEY,
     PREFER_KEY,
     VERSION_KEY,
+    apply,
     held_caption,
     init_state,
     on_browser_failed,
@@ -134,3 +136,25 @@ st.caption(
     + (f"; the {len(held)} with the least KL are held" if held else "")
 )
 decode_panel(run_dir, model, ds, kl, shown, held)
+
+
+@st.fragment
+def prior_samples(model: VAE) -> None:
+    """Decoded samples of the prior N(0, I); "Open" makes one the point decoded above."""
+    st.subheader("Sample from the prior")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    temperature = left.slider(
+        "Temperature", 0.0, 2.0, 1.0, 0.1, key="decode_temperature",
+        help="The scale of ε in z = temperature · ε: 1 samples the prior itself; lower stays nearer its centre.",
+    )  # fmt: skip
+    if right.button("New samples", key="decode_new_samples", icon=":material/casino:"):
+        ss["decode_prior_seed"] = ss.get("decode_prior_seed", 0) + 1
+    posterior.sample_grid(model, temperature, ss.get("decode_prior_seed", 0), on_open=open_sample)
+
+
+def open_sample(z: np.ndarray) -> None:
+    apply(z, start=True)
+    ss["decode_opened_sample"] = [float(v) for v in z]
+
+
+prior_samples(model)

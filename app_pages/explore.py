@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import cache, maps, mapview, state
+from ui import cache, maps, mapview, posterior, state
 from ui.figures import map_figure
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
@@ -130,7 +130,7 @@ run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
 method, split, size, backdrop_on, kept_on, in_browser = controls(ds)
-codes, idx = cache.latent_means(str(run_dir), checkpoint, split, size)  # (N, latent_dim), (N,) split indices
+codes, logvars, idx = cache.latent_params(str(run_dir), checkpoint, split, size)  # (N, L), (N, L), (N,) rows
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 try:
     proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split, wait=False)
@@ -176,10 +176,15 @@ if kept_on and len(codes) > MAX_KEPT:
     st.caption(f"Colouring by neighbourhood needs a map of at most {MAX_KEPT:,} points; choose fewer points.")
 elif kept_on and len(codes) > 2 * K:
     kept = cache.neighbourhoods_kept(str(run_dir), key, codes, proj.embedding_)  # (N,)
+cloud = None if item is None else posterior.item_cloud(proj, codes[item], logvars[item], seed=int(idx[item]))
+prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.get("explore_prior") else None
+extra = posterior.overlays(cloud, prior_xy)
 map_col, side = st.columns([4, 1.4] if browser else [5, 3])
 with side:  # filled first: its pictures reach the browser before the map's redraw
     if item is not None:
         item_panel(ds, model, split, int(idx[item]), codes[item], proj.embedding_[item])
+        kl = cache.kl_by_dimension(str(run_dir), checkpoint)
+        posterior.show_item_posterior(model, codes[item], logvars[item], cloud, kl)
     elif point:
         point_panel(ds, model, proj, point)
     elif browser:
@@ -197,13 +202,15 @@ with map_col:
         mapview.show(
             run_dir, checkpoint, key, proj, idx, groups, lambda: ds.split_items(split, idx).numpy(),
             split=split, n_train=len(ds.x_train), labelled=labels is not None, axis=proj.method.upper(),
-            pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, kept=kept, panel_key=view_key,
+            pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, kept=kept, overlays=extra,
+            panel_key=view_key,
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
         st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom.")
     else:
         if in_browser and why_not:
             st.caption(f"Decoded on the server: {why_not}.")
-        fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept)
+        fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept, extra)
         st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
         st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")
+posterior.prior_section(run_dir, key, codes, logvars, proj)

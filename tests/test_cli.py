@@ -134,3 +134,38 @@ def test_errors_are_sentences_not_tracebacks(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: TrainConfig.beta") and "Traceback" not in proc.stderr
+
+
+def test_posterior_prints_an_items_mu_sigma_and_samples(trained, capsys):
+    from vae import run as rf
+    from vae.data import load_dataset
+    from vae.evaluate import encode
+
+    root, _ = trained
+    code, out = run_json(capsys, "--runs-dir", str(root), "posterior", "cli-run", "--item", "12", "--samples", "7",
+                         "--json")  # fmt: skip
+    ds = load_dataset(rf.load_data_config(root / "cli-run"))
+    mu, logvar = encode(rf.load_model(root / "cli-run"), ds.x_test[12:13])
+    assert code == 0 and out["item"] == 12 and out["label"] == int(ds.y_test[12])
+    np.testing.assert_allclose(out["mu"], mu[0], atol=1e-6)
+    np.testing.assert_allclose(out["sigma"], np.exp(0.5 * logvar[0]), rtol=1e-5)
+    assert np.asarray(out["samples"]).shape == (7, 4)
+    code, out = run_json(capsys, "--runs-dir", str(root), "posterior", "cli-run", "--item", "360", "--json")
+    assert code == 2 and "from 0 to 359" in out["error"]
+    assert main(["--runs-dir", str(root), "posterior", "cli-run", "--item", "3"]) == 0
+    assert "σ" in capsys.readouterr().out  # a table for a person
+
+
+def test_sample_writes_a_grid_of_prior_samples(trained, capsys, tmp_path):
+    from PIL import Image
+
+    root, _ = trained
+    target = tmp_path / "grid.png"
+    code, out = run_json(capsys, "--runs-dir", str(root), "sample", "cli-run", "--n", "9", "--temperature", "0.8",
+                         "--out", str(target), "--json")  # fmt: skip
+    assert code == 0 and out["n"] == 9
+    with Image.open(target) as img:  # 3 x 3 digits of 8x8 with 1-pixel seams, enlarged
+        scale = img.width // (3 * 8 + 2)
+        assert img.size == (scale * 26, scale * 26) and scale > 1
+    code, out = run_json(capsys, "--runs-dir", str(root), "sample", "cli-run", "--temperature", "-1", "--json")
+    assert code == 2 and "temperature" in out["error"]

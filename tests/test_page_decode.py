@@ -49,6 +49,11 @@ def torch_decode(model, z) -> np.ndarray:
         return model.decode(torch.tensor(np.asarray(z, dtype=np.float32)[None]))[0].numpy()
 
 
+def dim_sliders(at) -> list:
+    """The latent dimensions' sliders (the prior samples' temperature slider left out)."""
+    return [s for s in at.slider if s.key.startswith("decode_dim_")]
+
+
 def point(at) -> np.ndarray:
     return np.asarray(at.session_state["decode_point"], dtype=np.float64)
 
@@ -56,9 +61,10 @@ def point(at) -> np.ndarray:
 def test_renders_one_slider_per_latent_dimension(open_decode, trained_runs, model):
     at = open_decode(trained_runs)
     assert at.title[0].value == "Decode"
-    assert sorted(s.key for s in at.slider) == [f"decode_dim_{d}" for d in range(4)]
-    assert all(s.min == -3.0 and s.max == 3.0 and s.value == 0.0 for s in at.slider)
-    assert all(" · KL " in s.label for s in at.slider)
+    dims = [s for s in at.slider if s.key.startswith("decode_dim_")]
+    assert sorted(s.key for s in dims) == [f"decode_dim_{d}" for d in range(4)]
+    assert all(s.min == -3.0 and s.max == 3.0 and s.value == 0.0 for s in dims)
+    assert all(" · KL " in s.label for s in dims)
     assert at.session_state["decode_last"].shape == (1, 8, 8)
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, np.zeros(4)), atol=1e-6)
     assert len(at.get("download_button")) == 2  # decoded image and traversal grid
@@ -85,18 +91,18 @@ def test_random_changes_and_reset_restores(open_decode, trained_runs, model):
     sample = point(at)
     assert not np.allclose(sample, [0.0, 0.0, -1.0, 0.0])
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, sample), atol=1e-6)
-    assert [s.value for s in at.slider] == pytest.approx([float(np.clip(sample[d], -3, 3)) for d in _order(at)])
+    assert [s.value for s in dim_sliders(at)] == pytest.approx([float(np.clip(sample[d], -3, 3)) for d in _order(at)])
     at.button[0].click().run()  # Reset
     assert at.button[0].label == "Reset"
     np.testing.assert_array_equal(point(at), 0.0)
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, np.zeros(4)), atol=1e-6)
     assert not np.allclose(at.session_state["decode_last"], moved_image)  # the slider move is undone too
-    assert all(s.value == 0.0 for s in at.slider)
+    assert all(s.value == 0.0 for s in dim_sliders(at))
 
 
 def _order(at) -> list[int]:
     """Latent index of each slider, in page order."""
-    return [int(s.key.rsplit("_", 1)[1]) for s in at.slider]
+    return [int(s.key.rsplit("_", 1)[1]) for s in dim_sliders(at)]
 
 
 def test_data_item_start_fills_the_sliders_with_its_posterior_mean(open_decode, trained_runs, model):
@@ -141,7 +147,7 @@ def test_traversal_grid_sweeps_each_dimension(open_decode, trained_runs, model):
     at = open_decode(trained_runs)
     at.slider(key="decode_dim_0").set_value(0.5).run()
     assert any(h.value == "Traversal" for h in at.subheader)
-    assert len(at.image) == 2  # decoded image and grid
+    assert len(at.image) == 2 + 16  # decoded image and grid, then the 16 samples of the prior
     items = at.session_state["decode_traversal"]
     assert items.shape == (4 * 9, 1, 8, 8)
     order = _order(at)
@@ -159,7 +165,7 @@ def test_large_latent_gets_16_sliders_and_holds_the_rest(open_decode, tmp_path):
     run = new_run(tmp_path, "wide", load_dataset(cfg), cfg, latent_dim=20, hidden=(32,))
     rf.save_model(run, build_model(rf.load_config(run)[0]))
     at = open_decode(tmp_path)
-    assert len(at.slider) == 16
+    assert len(dim_sliders(at)) == 16
     held = [c.value for c in at.caption if c.value.startswith("Held")]
     assert held and held[0].count("= 0.00") == 4
     assert at.session_state["decode_traversal"].shape[0] == 16 * 9
@@ -195,20 +201,20 @@ def test_no_runs_gives_a_friendly_message(open_decode, tmp_path):
     at = open_decode(tmp_path)
     assert at.title[0].value == "Decode"
     assert any("train one on the Train page" in i.value for i in at.info)
-    assert not at.slider
+    assert not dim_sliders(at)
 
 
 def test_browser_decoding_replaces_the_server_sliders(open_decode, trained_runs, model):
     at = open_decode(trained_runs, browser=True)
     assert at.toggle(key="decode_in_browser").value is True
-    assert not at.slider  # the sliders are the component's, drawn in the browser
+    assert not dim_sliders(at)  # the sliders are the component's, drawn in the browser
     components = at.get("bidi_component")
     assert len(components) == 2  # the panel (JSON) and the decoder's weights (bytes, sent once)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download PNG of the released point", "Download grid PNG"]
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, np.zeros(4)), atol=1e-6)
     at.toggle(key="decode_in_browser").set_value(False).run()  # off: Streamlit sliders, decoded on the server
-    assert sorted(s.key for s in at.slider) == [f"decode_dim_{d}" for d in range(4)]
+    assert sorted(s.key for s in dim_sliders(at)) == [f"decode_dim_{d}" for d in range(4)]
     assert not at.get("bidi_component")
 
 
@@ -217,4 +223,20 @@ def test_a_decoder_the_browser_cannot_run_falls_back_to_the_server(open_decode, 
     at = open_decode(trained_runs, state=state, browser=False)
     assert "The browser could not run this decoder (out of memory)" in at.warning[0].value
     assert at.toggle(key="decode_in_browser").value is False
-    assert len(at.slider) == 4
+    assert len(dim_sliders(at)) == 4
+
+
+def test_samples_of_the_prior_decode_and_one_opens_as_the_point(open_decode, trained_runs, model):
+    at = open_decode(trained_runs)
+    z = at.session_state["decode_prior_samples"]  # (16, 4): N(0, I) at temperature 1
+    assert z.shape == (16, 4) and 0.5 < z.std() < 1.6
+    at.slider(key="decode_temperature").set_value(0.5).run()
+    half = at.session_state["decode_prior_samples"]
+    np.testing.assert_allclose(half, 0.5 * z, rtol=1e-5)  # the same ε, scaled
+    at.button(key="decode_new_samples").click().run()
+    assert not np.allclose(at.session_state["decode_prior_samples"], half)  # new ε
+    chosen = at.session_state["decode_prior_samples"][5].copy()
+    at.button(key="decode_prior_open_5").click().run()
+    assert not at.exception, at.exception
+    np.testing.assert_allclose(point(at), chosen, atol=1e-6)  # sample 5 is now the point decoded above
+    np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, chosen), atol=1e-6)

@@ -45,7 +45,7 @@ def open_explore(method: str = "PCA", browser: bool = False, **state) -> AppTest
 
 def figure(at: AppTest) -> dict:
     """The map's plotly spec, with base64 typed arrays decoded to numpy."""
-    (chart,) = at.get("plotly_chart")
+    chart = at.get("plotly_chart")[0]  # the map (the prior's histograms follow, under it)
     spec = json.loads(chart.proto.spec)
     for trace in spec["data"]:
         for axis in ("x", "y", "customdata"):
@@ -104,12 +104,15 @@ def test_selecting_a_point_shows_its_label_original_and_reconstruction(runs, run
     assert at.session_state["explore_selected"] == {"split": "test", "index": row, "label": "3"}
     assert int(ds.y_test[row]) == 3
     assert [h.value for h in at.subheader] == ["Label: 3"]
-    assert [img.captions for img in at.image] == [["original"], ["reconstruction (decoded mean)"]]
+    assert [img.captions for img in at.image] == [
+        ["original"], ["reconstruction (decoded mean)"], ["decoded mean (top left), then 8 samples of q(z|x)"]
+    ]  # fmt: skip
     with torch.inference_mode():
         mu, _ = model.encode(ds.x_test[row : row + 1])
     np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, mu), atol=1e-5)
     ring = figure(at)["data"][-1]
     assert ring["marker"]["symbol"] == "circle-open"
+    assert [t["name"] for t in figure(at)["data"][11:-1]] == ["q(z|x) samples", "q(z|x) 2σ"]  # under the ring
     proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
     np.testing.assert_allclose([ring["x"][0], ring["y"][0]], proj.embedding_[row], atol=1e-5)
 
@@ -325,3 +328,50 @@ def test_both_splits_together_name_each_item_by_its_own_split(runs, run_data):
     assert any(c.value.startswith("test item #5 at") for c in at.caption)
     pick(at, {"kind": "item", "row": 5, "n": 2})
     assert at.session_state["explore_selected"]["split"] == "train"
+
+
+# ---------------------------------------------------------------- the encoder's distribution (issue: q(z|x))
+
+
+def test_a_pinned_item_shows_its_posterior_cloud_strip_and_sigma_bars(runs, run_data):
+    from ui.posterior import CLOUD, STRIP
+
+    _, model, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "item", "row": 11, "n": 1})
+    overlays = {o["name"]: np.asarray(o["xy"]) for o in mounts(at)["panel"]["overlays"]}
+    assert set(overlays) == {"q(z|x) samples", "q(z|x) 2σ"}
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    with torch.inference_mode():
+        mu, logvar = model.encode(ds.x_test[11:12])
+    cloud = overlays["q(z|x) samples"]
+    assert cloud.shape == (CLOUD, 2)
+    centre = proj.transform(mu.numpy())[0]
+    np.testing.assert_allclose(cloud.mean(axis=0), centre, atol=4 * cloud.std(axis=0).max() / np.sqrt(CLOUD))
+    ring = overlays["q(z|x) 2σ"]  # PCA: the ellipse of N(Cμ, C diag(σ²) Cᵀ), around the item's mean
+    assert np.allclose(ring[0], ring[-1])  # a closed curve
+    np.testing.assert_allclose(ring[:-1].mean(axis=0), centre, atol=1e-4)
+    inside = np.mean(np.hypot(*(cloud - centre).T) <= np.hypot(*(ring - centre).T).max())
+    assert inside > 0.8  # nearly all samples lie within the 2σ ellipse's reach
+    strip = at.session_state["explore_strip"]  # decoded mean, then samples
+    assert strip.shape[0] == 1 + STRIP
+    np.testing.assert_allclose(strip[0], decode(model, mu.numpy()), atol=1e-5)
+    assert not np.allclose(strip[1], strip[0], atol=1e-3)  # samples decode to something other than the mean
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (bars,) = [t for c in charts for t in c["data"] if t["type"] == "bar"]  # the σ per dimension
+    sigma = bars["y"] if isinstance(bars["y"], list) else np.frombuffer(
+        base64.b64decode(bars["y"]["bdata"]), dtype=bars["y"]["dtype"])  # fmt: skip
+    np.testing.assert_allclose(sigma, torch.exp(0.5 * logvar)[0].numpy(), rtol=1e-5)
+
+
+def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):
+    at = open_explore("PCA", browser=True)
+    line = next(c.value for c in at.caption if "moment-matched" in c.value)
+    kl = float(re.search(r"prior: \*\*([\d.]+) nats", line).group(1))
+    assert kl > 0 and "holes" in line
+    assert not mounts(at)["panel"]["overlays"]
+    at.toggle(key="explore_prior").set_value(True).run()
+    assert not at.exception, at.exception
+    (prior,) = mounts(at)["panel"]["overlays"]
+    assert prior["name"] == "prior samples" and len(prior["xy"]) == 1000
+    histograms = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert sum(t["type"] == "histogram" for t in histograms["data"]) == 4  # one per latent dimension

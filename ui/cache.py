@@ -85,17 +85,25 @@ def require_data(run_dir: Path) -> Dataset:
         st.stop()
 
 
-@st.cache_data(max_entries=16, show_spinner="Encoding…")
 def latent_means(path: str, checkpoint: str, split: str, max_points: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means of a split ("test", "train" or "all": train then test), the first ``max_points`` of a
     fixed shuffle, and their rows in the split."""
+    mu, _, idx = latent_params(path, checkpoint, split, max_points)
+    return mu, idx
+
+
+@st.cache_data(max_entries=16, show_spinner="Encoding…")
+def latent_params(
+    path: str, checkpoint: str, split: str, max_points: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``latent_means`` with the log-variances: μ (N, L), log σ² (N, L) and the rows in the split (N,)."""
     ds = dataset_for(Path(path))
     n = ds.split_size(split)
     idx = np.arange(n)
     if max_points and max_points < n:
         idx = np.sort(np.random.default_rng(0).permutation(n)[:max_points])
-    mu, _ = encode(_load_model(path, checkpoint), ds.split_items(split, idx).float())
-    return mu, idx
+    mu, logvar = encode(_load_model(path, checkpoint), ds.split_items(split, idx).float())
+    return mu, logvar, idx
 
 
 # ---------------------------------------------------------------- maps

@@ -118,8 +118,11 @@ def kl_figure(ev: dict) -> go.Figure:
 # ---------------------------------------------------------------- maps
 
 
-def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.ndarray | None = None) -> go.Figure:
-    """The map: the click grid (trace 0), one trace per label group (1..G), then the ring and star markers.
+def map_figure(
+    proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.ndarray | None = None, extra: list | None = None
+) -> go.Figure:
+    """The map: the click grid (trace 0), one trace per label group (1..G), the ``extra`` overlays
+    (``ui.posterior.overlays``), then the ring and star markers.
 
     With ``kept`` (N,), points are coloured by how much of their neighbourhood the map keeps (0 red, 1 green).
     """
@@ -145,6 +148,15 @@ def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.n
                 selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
             )
         )  # fmt: skip
+    for o in extra or []:
+        xy = np.asarray(o["xy"], dtype=np.float32).reshape(-1, 2)
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[:, 0], y=xy[:, 1], mode="lines" if o.get("line") else "markers", name=o["name"],
+                legendgroup="overlay", hoverinfo="skip", line=dict(color=o["colour"], width=1.5),
+                marker=dict(size=o.get("size", 5), color=o["colour"]),
+            )
+        )  # fmt: skip
     for xy, symbol, size, colour in ((ring_xy, "circle-open", 18, "black"), (point_xy, "star", 20, "gold")):
         if xy is not None:
             fig.add_trace(
@@ -167,6 +179,39 @@ def map_figure(proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.n
             source=backdrop, xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
             sizing="stretch", opacity=0.6, layer="below",
         )  # fmt: skip
+    return fig
+
+
+def sigma_figure(mu: np.ndarray, sigma: np.ndarray, kl: np.ndarray | None = None) -> go.Figure:
+    """An item's posterior σ per latent dimension (bars), against the prior's σ = 1 (a dashed line)."""
+    dims = [f"z{d}" for d in range(len(sigma))]
+    hover = [f"μ {m:.2f} · σ {s:.2f}" + ("" if kl is None else f" · KL {kl[d]:.2f} on average")
+             for d, (m, s) in enumerate(zip(mu, sigma, strict=True))]  # fmt: skip
+    fig = go.Figure(go.Bar(x=dims, y=sigma, hovertext=hover, hoverinfo="text", marker_color=PALETTE[0]))
+    fig.add_hline(y=1.0, line_dash="dash", line_color="grey", annotation_text="prior", annotation_position="top left")
+    fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10), yaxis=dict(title="σ", rangemode="tozero"))
+    return fig
+
+
+def prior_histograms(codes: np.ndarray, columns: int = 4) -> go.Figure:
+    """One panel per latent dimension: a histogram of the codes (density) and the prior's N(0, 1) density."""
+    latent = codes.shape[1]
+    rows = -(-latent // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"z{d}" for d in range(latent)],
+                        horizontal_spacing=0.04, vertical_spacing=0.5 / max(rows, 1))  # fmt: skip
+    grid = np.linspace(-4, 4, 81)
+    density = np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi)
+    for d in range(latent):
+        r, c = d // columns + 1, d % columns + 1
+        fig.add_trace(go.Histogram(x=codes[:, d], histnorm="probability density", xbins=dict(start=-4, end=4,
+                      size=0.25), marker_color=PALETTE[0], opacity=0.7, name="codes", showlegend=d == 0,
+                      legendgroup="codes"), row=r, col=c)  # fmt: skip
+        fig.add_trace(go.Scatter(x=grid, y=density, mode="lines", line=dict(color="black", width=1.5),
+                      name="prior N(0, 1)", showlegend=d == 0, legendgroup="prior"), row=r, col=c)  # fmt: skip
+    fig.update_xaxes(range=[-4, 4], showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=120 * rows + 80, margin=dict(l=10, r=10, t=60, b=10), bargap=0.02,
+                      legend=dict(orientation="h", x=0, y=1, yanchor="top", yref="container"))  # fmt: skip
     return fig
 
 

@@ -1,4 +1,5 @@
-"""The command line: ``python -m vae train | evaluate | embed | history | runs | datasets | import | export``.
+"""The command line: ``python -m vae train | evaluate | embed | history | posterior | sample | runs | datasets |
+import | export`` (the latent-space commands: ``vae/cli_latent.py``).
 
 Every command takes ``--json`` for machine-readable output. Errors in what you asked for print
 one sentence and exit with status 2.
@@ -10,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 # Before torch loads OpenMP: a waiting thread spins briefly, then sleeps. Spinning longer starved the app
@@ -19,6 +19,9 @@ from pathlib import Path
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from . import run as rf  # noqa: E402
+from .cli_common import resolve_run as _resolve_run  # noqa: E402
+from .cli_common import runs_root as _root  # noqa: E402
+from .cli_latent import LATENT_COMMANDS, add_latent_parsers  # noqa: E402
 from .cli_text import print_human  # noqa: E402
 
 
@@ -70,14 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--iwae", type=int, default=100, metavar="K", help="importance samples (0 to skip)")
     e.add_argument("--json", action="store_true")
 
-    m = sub.add_parser("embed", help="write latent codes and 2-D coordinates (CSV or NPZ)")
-    m.add_argument("run")
-    m.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
-    m.add_argument("--split", default="test", choices=["train", "test", "all"], help="all: train then test")
-    m.add_argument("--max-points", type=int, default=None)
-    m.add_argument("--out", default=None, help="output file (.csv or .npz); default RUN/embedding-METHOD.csv")
-    m.add_argument("--json", action="store_true")
-
     r = sub.add_parser("runs", help="table of runs with state and metrics")
     r.add_argument("--json", action="store_true")
 
@@ -85,10 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--download", choices=["mnist", "fashion-mnist"], help="download into the cache")
     d.add_argument("--json", action="store_true")
 
-    h = sub.add_parser("history", help="the latent map's recorded frames (epoch, step, test ELBO); --gif animates")
-    h.add_argument("run")
-    h.add_argument("--gif", default=None, metavar="OUT.gif", help="write the aligned map's animation here")
-    h.add_argument("--json", action="store_true")
+    add_latent_parsers(sub)
 
     i = sub.add_parser("import", help="add a run .zip (checked whole first, as on the Runs page)")
     i.add_argument("zip")
@@ -104,21 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("run")
     w.add_argument("--resume", action="store_true")
     return top
-
-
-def _root(args) -> Path:
-    return Path(args.runs_dir) if args.runs_dir else rf.default_root()
-
-
-def _resolve_run(args, name: str) -> Path:
-    """A run given as a folder path or as a name under the runs folder."""
-    p = Path(name)
-    if rf.is_run(p):
-        return p
-    path = rf.run_path(_root(args), name)
-    if not rf.is_run(path):
-        raise FileNotFoundError(f"There is no run {name!r} in {_root(args)}; `python -m vae runs` lists them.")
-    return path
 
 
 def _data_config(args):
@@ -246,58 +223,6 @@ def cmd_evaluate(args) -> dict:
     return {"run": run_dir.name, **out}
 
 
-def cmd_embed(args) -> dict:
-    import numpy as np
-    import pandas as pd
-
-    from .data import load_dataset
-    from .evaluate import encode
-    from .projection import LatentProjector
-
-    if args.max_points is not None and args.max_points < 1:
-        raise ValueError(f"--max-points must be a whole number of at least 1; got {args.max_points}.")
-    run_dir = _resolve_run(args, args.run)
-    out_path = Path(args.out) if args.out else rf.embedding_path(run_dir, args.method, args.split)
-    if out_path.is_dir():
-        raise ValueError(f"--out {out_path} is a folder; give a file name ending in .csv or .npz.")
-    model = rf.load_model(run_dir)
-    ds = load_dataset(rf.load_data_config(run_dir))
-    n = ds.split_size(args.split)
-    rows = np.arange(min(n, args.max_points or n))
-    mu, _ = encode(model, ds.split_items(args.split, rows).float())
-    t0 = time.perf_counter()
-    xy = LatentProjector(method=args.method).fit(mu).embedding_
-    seconds = time.perf_counter() - t0
-    y = ds.split_labels(args.split)
-    labels = y[rows] if y is not None else np.full(len(mu), -1)
-    part, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
-    if out_path.suffix == ".npz":
-        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index))
-    else:
-        columns = {"split": part, "index": index, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}
-        columns |= {f"z{i}": mu[:, i] for i in range(mu.shape[1])}
-        pd.DataFrame(columns).to_csv(out_path, index=False, float_format="%.6g")
-    return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
-
-
-def cmd_history(args) -> dict:
-    from . import history
-    from .fileio import atomic_write_bytes
-
-    run_dir = _resolve_run(args, args.run)
-    frames, probe = history.frames(run_dir), history.read_probe(run_dir)
-    if not frames or probe is None:
-        raise ValueError(f"{run_dir.name} has no latent history: it was trained before runs recorded one.")
-    out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2]}
-    out["frames"] = [{"epoch": f.epoch, "step": f.step, "test_elbo": f.test_elbo} for f in frames]
-    if args.gif:
-        layouts = history.aligned_layouts([f.codes() for f in frames])
-        gif = history.animation_gif(layouts, probe[1], [history.caption(f) for f in frames])
-        atomic_write_bytes(Path(args.gif), gif)
-        out["gif"] = args.gif
-    return out
-
-
 def cmd_import(args) -> dict:
     from .runzip import MAX_ZIP_BYTES, import_run_zip
 
@@ -356,12 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "train": cmd_train,
         "evaluate": cmd_evaluate,
-        "embed": cmd_embed,
         "runs": cmd_runs,
         "datasets": cmd_datasets,
-        "history": cmd_history,
         "import": cmd_import,
         "export": cmd_export,
+        **LATENT_COMMANDS,
     }
     try:
         out = handlers[args.command](args)

@@ -35,6 +35,12 @@ def print_human(command: str, out) -> None:
             print(f"  epoch {f['epoch']:7.2f}  step {f['step']:>8,}  test ELBO {elbo}")
         if out.get("gif"):
             print(f"animation written to {out['gif']}")
+    elif command == "posterior":
+        label = "" if out["label"] is None else f" (label {out['label']})"
+        print(f"{out['run']}: q(z|x) of {out['split']} item #{out['item']}{label}")
+        rows = [{"dim": f"z{d}", "μ": m, "σ": s} for d, (m, s) in enumerate(zip(out["mu"], out["sigma"], strict=True))]
+        print_table(rows, ["dim", "μ", "σ"])
+        print(f"{len(out['samples'])} samples of it: --json prints them")
     elif command == "evaluate":
         print(f"run {out['run']} on {out['n_test']} test items:")
         print(

@@ -262,6 +262,19 @@ function traces(s, data) {
     hoverinfo: "skip",
     marker: { symbol, size, color: colour, line: { width: 2, color: "black" } },
   });
+  for (const o of data.overlays || []) {
+    out.push({
+      type: "scattergl",
+      mode: o.line ? "lines" : "markers",
+      x: o.xy.map((p) => p[0]),
+      y: o.xy.map((p) => p[1]),
+      name: o.name,
+      legendgroup: "overlay",
+      hoverinfo: "skip",
+      line: { color: o.colour, width: 1.5 },
+      marker: { size: o.size || 5, color: o.colour },
+    });
+  }
   out.push(marker(data.ring, "circle-open", 18, "black"), marker(data.pin, "star", 20, "gold"));
   return out;
 }
@@ -308,7 +321,7 @@ function events(s, Plotly) {
     const y = e.yvals ? e.yvals[0] : p && p.y;
     if (x === undefined || y === undefined) return;
     const z = lookup(s.map, x, y, new Float32Array(s.map.latentDim));
-    Plotly.restyle(gd, { x: [[x]], y: [[y]] }, [s.map.groups.length + 1]); // the star, at once
+    Plotly.restyle(gd, { x: [[x]], y: [[y]] }, [gd.data.length - 1]); // the star (the last trace), at once
     s.setStateValue("pick", { kind: "point", map: s.map.id, xy: [x, y], z: Array.from(z), n: s.clicks });
   });
 }

@@ -1,0 +1,118 @@
+"""The encoder's distribution on the pages: an item's q(z|x) (its samples on the map, decoded, its σ per
+dimension), the prior N(0, I) against the codes, and pictures sampled from the prior."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+
+from vae import posterior
+from vae.images import make_grid, png_bytes
+from vae.projection import LatentProjector
+
+from .figures import prior_histograms, sigma_figure
+from .pictures import decode, enlargement
+
+CLOUD = 100  # samples of a pinned item's q(z|x) placed on the map
+STRIP = 8  # of them decoded beside the decoded mean
+PRIOR_ON_MAP = 1000  # prior samples overlaid on the map
+MISMATCH_ITEMS = 5000  # items the prior-against-codes number is measured on (a fixed subsample)
+GRID = 16  # "Sample from the prior": pictures per grid
+MISMATCH_HELP = (
+    "KL of the moment-matched Gaussian: fit one Gaussian to the codes (one sample of each item's q(z|x)) and "
+    "measure its KL from the prior N(0, I) in nats; 0 when the codes spread like the prior. Holes: the share of "
+    "prior samples whose nearest code is farther than 95 % of codes are from their own nearest code; about 5 % "
+    "when codes and prior match, more where the prior puts mass that no item uses (samples from there decode "
+    "to things unlike the data)."
+)
+
+
+def item_cloud(proj: LatentProjector, mu: np.ndarray, logvar: np.ndarray, seed: int) -> dict:
+    """An item's q(z|x): CLOUD samples (K, L), their map positions (K, 2) and, on a PCA map, its 2σ ellipse."""
+    samples = posterior.sample_posterior(mu, logvar, CLOUD, seed=seed)  # (K, L)
+    xy = proj.transform(samples, approximate=True)  # UMAP: by nearest codes, milliseconds
+    return {"samples": samples, "xy": xy, "ellipse": ellipse(proj, mu, logvar) if proj.method == "pca" else None}
+
+
+def ellipse(proj: LatentProjector, mu: np.ndarray, logvar: np.ndarray, points: int = 64) -> np.ndarray:
+    """The 2σ ellipse of q(z|x) projected by PCA: N(Cμ, C diag(σ²) Cᵀ) on the map, (points, 2)."""
+    c = np.asarray(proj.components_, dtype=np.float64)  # (2, L)
+    centre = proj.transform(np.asarray(mu, dtype=np.float32)[None])[0].astype(np.float64)
+    cov = (c * posterior.sigma(logvar).astype(np.float64) ** 2) @ c.T  # (2, 2)
+    values, vectors = np.linalg.eigh(cov)
+    t = np.linspace(0, 2 * np.pi, points)
+    circle = np.stack([np.cos(t), np.sin(t)])  # (2, points)
+    return (centre[:, None] + 2 * vectors @ (np.sqrt(np.maximum(values, 0))[:, None] * circle)).T
+
+
+def overlays(cloud: dict | None, prior_xy: np.ndarray | None) -> list[dict]:
+    """Map overlays (drawn under the markers): the pinned item's samples and ellipse, prior samples."""
+    out = []
+    if prior_xy is not None:
+        out.append({"name": "prior samples", "xy": prior_xy.tolist(), "colour": "rgba(80,80,80,0.45)", "size": 4})
+    if cloud is not None:
+        out.append({"name": "q(z|x) samples", "xy": cloud["xy"].tolist(), "colour": "rgba(0,0,0,0.55)", "size": 5})
+        if cloud["ellipse"] is not None:
+            out.append({"name": "q(z|x) 2σ", "xy": cloud["ellipse"].tolist(), "colour": "black", "line": True})
+    return out
+
+
+def show_item_posterior(model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, kl: np.ndarray | None) -> None:
+    """Beside a pinned item: its decoded mean and samples of q(z|x) in a strip, and σ per dimension."""
+    st.markdown("**What the encoder is unsure of**")
+    decoded = decode(model, np.concatenate([mu[None], cloud["samples"][:STRIP]]).astype(np.float32))
+    if decoded.ndim == 4:
+        strip = make_grid(decoded, 3, pad=1, fill=1.0)  # the mean top left, then the samples
+        st.image(png_bytes(strip, scale=enlargement(strip.shape, 200)),
+                 caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)")  # fmt: skip
+        st.session_state["explore_strip"] = decoded
+    st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key="explore_sigma")
+    st.caption("σ per dimension: near 1, as under the prior, where this item tells the dimension nothing; "
+               "small where the encoder is sure.")  # fmt: skip
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
+def mismatch(path: str, key: str, _mu: np.ndarray, _logvar: np.ndarray) -> dict:
+    """``vae.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map)."""
+    rows = np.random.default_rng(0).permutation(len(_mu))[:MISMATCH_ITEMS]
+    return posterior.prior_mismatch(_mu[rows], _logvar[rows], seed=0)
+
+
+def prior_positions(proj: LatentProjector, latent_dim: int) -> np.ndarray:
+    """PRIOR_ON_MAP samples of N(0, I) placed on the map, (P, 2) (fixed seed: the same every run)."""
+    return proj.transform(posterior.sample_prior(PRIOR_ON_MAP, latent_dim, seed=7), approximate=True)
+
+
+def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: LatentProjector) -> None:
+    """The prior against the aggregate posterior: the mismatch numbers, histograms per dimension, the toggle."""
+    with st.expander("The prior N(0, I) against the codes", icon=":material/blur_on:"):
+        st.toggle("Show prior samples on the map", key="explore_prior",
+                  help=f"{PRIOR_ON_MAP:,} samples of N(0, I), placed like new codes"
+                  + (" (by their nearest codes on a UMAP map)." if proj.method == "umap" else "."))  # fmt: skip
+        m = mismatch(str(run_dir), key, mu, logvar)
+        st.caption(
+            f"KL of the codes' moment-matched Gaussian from the prior: **{m['kl_moment_matched']:.2f} nats** · "
+            f"prior samples in holes: **{m['hole_share']:.0%}** (≈ {m['expected_hole_share']:.0%} if they matched)"
+            f" · {m['items']:,} items.", help=MISMATCH_HELP,
+        )  # fmt: skip
+        codes = posterior.aggregate_samples(mu, logvar, seed=0)
+        st.plotly_chart(prior_histograms(codes), key="explore_prior_histograms")
+        st.caption("Each dimension's codes (one sample of every item's q(z|x)) against the prior's density.")
+
+
+def sample_grid(model, temperature: float, seed: int, on_open: Callable[[np.ndarray], None]) -> None:
+    """GRID decoded samples of the prior at ``temperature``, each with a button that opens it in Decode."""
+    z = posterior.sample_prior(GRID, model.cfg.latent_dim, temperature, seed)  # (GRID, L)
+    decoded = decode(model, z)
+    st.session_state["decode_prior_samples"] = z
+    if decoded.ndim != 4:
+        st.caption("This model decodes table rows: open a sample to see its values.")
+    cols = st.columns(8)
+    for i in range(GRID):
+        with cols[i % 8]:
+            if decoded.ndim == 4:
+                st.image(png_bytes(decoded[i], scale=enlargement(decoded[i].shape, 90)))
+            st.button("Open", key=f"decode_prior_open_{i}", on_click=on_open, args=(z[i],), width="stretch",
+                      help="Make this sample the point decoded above.")  # fmt: skip
