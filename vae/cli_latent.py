@@ -37,7 +37,7 @@ def add_latent_parsers(sub) -> None:
     g.add_argument("--n", type=int, default=64, help="how many samples")
     g.add_argument("--temperature", type=float, default=1.0, help="the scale of ε (1: the prior itself)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default="prior-samples.png", help="the PNG to write")
+    g.add_argument("--out", default="prior-grid.png", help="the PNG to write")
     g.add_argument("--json", action="store_true")
 
 
