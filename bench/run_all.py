@@ -39,7 +39,7 @@ SECTIONS = {
     "drag": "bench.bench_drag",
     "mapview": "bench.bench_mapview",
 }
-OPTIONAL = {"interaction", "drag"}  # written separately; skipped with a line when absent
+OPTIONAL = {"interaction", "drag", "mapview"}  # written separately; skipped with a line when absent
 
 
 def cpu_model() -> str:

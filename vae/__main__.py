@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="run name (default: dataset-arch-zN)")
     t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     t.add_argument("--background", action="store_true", help="start a background process and return")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    t.add_argument("--procs", type=int, default=1, help="train with this many processes (launches torchrun)")
     t.add_argument("--json", action="store_true")
 
     e = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units, k-NN accuracy")
@@ -149,12 +152,18 @@ class _Bar:
             self.bar.close()
 
 
-def cmd_train(args) -> dict:
+def cmd_train(args) -> dict | None:
     from . import jobs
     from .config import TrainConfig
     from .data import load_dataset
+    from .distributed import Ranks, resolve_device
     from .train import new_run, train
 
+    if args.procs != 1 and "WORLD_SIZE" not in os.environ:
+        return _torchrun(args)
+    ranks = Ranks.from_env(resolve_device(args.device))  # under torchrun: join the other processes
+    if ranks.world > 1 and args.background:
+        raise ValueError("--background starts one process; under torchrun, run torchrun itself in the background.")
     if args.resume:
         run_dir = _resolve_run(args, args.resume)
         dataset = None
@@ -173,19 +182,11 @@ def cmd_train(args) -> dict:
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
         data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name
         name = args.name or rf.default_name(data_label, args.arch, args.latent)
-        run_dir = new_run(
-            _root(args),
-            name,
-            dataset,
-            data_cfg,
-            arch=args.arch,
-            latent_dim=args.latent,
-            hidden=tuple(args.hidden),
-            channels=tuple(args.channels),
-            likelihood=args.likelihood,
-            learn_variance=args.learn_variance,
-            train_cfg=train_cfg,
-        )
+        if ranks.main:  # rank 0 makes the run folder and tells the others its name
+            name = new_run(_root(args), name, dataset, data_cfg, arch=args.arch, latent_dim=args.latent,
+                           hidden=tuple(args.hidden), channels=tuple(args.channels), likelihood=args.likelihood,
+                           learn_variance=args.learn_variance, train_cfg=train_cfg).name  # fmt: skip
+        run_dir = rf.run_path(_root(args), ranks.broadcast_text(name))
     if args.background:
         try:
             pid = jobs.start(run_dir, resume=bool(args.resume))
@@ -194,12 +195,31 @@ def cmd_train(args) -> dict:
                 rf.delete_run(_root(args), run_dir.name)  # a refused start leaves no empty run behind
             raise
         return {"run": run_dir.name, "path": str(run_dir), "pid": pid, "state": "starting"}
-    status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=_Bar(args.json), handle_signals=True)
+    callback = _Bar(args.json) if ranks.main else None
+    status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=callback, handle_signals=True,
+                   device=args.device, ranks=ranks)  # fmt: skip
+    ranks.close()
+    if not ranks.main:
+        return None  # rank 0 reports
     epochs = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
     out = {"run": run_dir.name, "path": str(run_dir), **{k: status.get(k) for k in ("state", "message", "epoch")}}
     if epochs:
         out.update(test_elbo=epochs[-1]["test_elbo"], elapsed_s=epochs[-1]["elapsed_s"])
     return out
+
+
+def _torchrun(args) -> None:
+    """``train --procs N``: the same command under torchrun, N processes on this machine (127.0.0.1)."""
+    if not 1 <= args.procs <= (os.cpu_count() or 1) * 4:
+        raise ValueError(f"--procs must be from 1 to {(os.cpu_count() or 1) * 4} here; got {args.procs}.")
+    argv = [a for i, a in enumerate(args.argv) if a != "--procs" and args.argv[i - 1 : i] != ["--procs"]]
+    argv = [a for a in argv if not a.startswith("--procs=")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.procs}",
+           "-m", "vae", *argv]  # fmt: skip
+    code = subprocess.call(cmd, env={**os.environ, "MASTER_ADDR": "127.0.0.1"})
+    if code:
+        raise ValueError(f"the {args.procs} training processes ended with status {code}; the run's status says why.")
+    return None
 
 
 def cmd_evaluate(args) -> dict:
@@ -269,6 +289,7 @@ def cmd_datasets(args):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "worker":
         from .train import train
 
@@ -297,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {e}", file=sys.stderr)
         return 2
+    if out is None:
+        return 0  # a training process other than rank 0, or torchrun's own processes reported
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:

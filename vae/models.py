@@ -113,10 +113,14 @@ class VAE(nn.Module):
 
     @staticmethod
     def reparameterize(
-        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One sample ``mu + sigma * eps`` per row, differentiable in mu and logvar."""
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        """One sample ``mu + sigma * eps`` per row, differentiable in mu and logvar (``eps``: drawn here if None)."""
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
@@ -129,11 +133,11 @@ class VAE(nn.Module):
         return torch.sigmoid(out) if self.cfg.likelihood == "bernoulli" else out
 
     def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input."""
+        """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input (noise ``eps`` if given)."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, generator)
+        z = self.reparameterize(mu, logvar, generator, eps)
         return self.decoder(z), mu, logvar, z
 
 

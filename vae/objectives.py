@@ -42,7 +42,12 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def elbo_terms(
-    model, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None, free_bits: float = 0.0
+    model,
+    x: torch.Tensor,
+    beta: float = 1.0,
+    generator: torch.Generator | None = None,
+    free_bits: float = 0.0,
+    eps: torch.Tensor | None = None,
 ) -> dict:
     """One-sample ELBO parts for a batch.
 
@@ -50,10 +55,13 @@ def elbo_terms(
     plus the scalar training ``loss`` = mean(recon) + beta * KL term. The KL term is mean(kl); with
     ``free_bits`` (nats), each latent dimension's batch-mean KL counts as at least ``free_bits`` (Kingma et al.
     2016), so the optimiser gains nothing by pushing a dimension's KL below it: the standard remedy for
-    posterior collapse. The reported ``kl`` and ``elbo`` are always the true ones.
+    posterior collapse. The reported ``kl`` and ``elbo`` are always the true ones. ``eps`` (B, latent_dim) is the
+    reparameterisation's noise when given (drawn from ``generator`` otherwise); ``model`` may be wrapped in
+    DistributedDataParallel.
     """
-    params, mu, logvar, _ = model(x, generator)
-    recon = -log_likelihood(x, params, model.cfg.likelihood, model.log_sigma)
+    params, mu, logvar, _ = model(x, generator, eps=eps)
+    inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
+    recon = -log_likelihood(x, params, inner.cfg.likelihood, inner.log_sigma)
     per_dim = kl_per_dim(mu, logvar)  # (B, latent_dim)
     kl = per_dim.sum(1)
     kl_term = per_dim.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl.mean()

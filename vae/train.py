@@ -10,25 +10,25 @@ where the last checkpoint left off (optimiser, permutation and random state incl
 
 from __future__ import annotations
 
-import json
+import copy
 import math
 import os
 import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import history
+from . import history, resume_state
 from . import run as rf
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load_dataset
+from .distributed import Ranks, resolve_device
 from .evaluate import active_units, elbo, encode
 from .images import make_grid, png_bytes
-from .models import VAE, build_model, check_state_dict
+from .models import VAE, build_model
 from .objectives import divergence_message, elbo_terms, kl_per_dim
 
 EVAL_BATCH = 1000
@@ -39,23 +39,20 @@ class _Stop(Exception):
     """Raised inside the loop when a stop was requested."""
 
 
-@dataclass
-class _LoopState:
-    """Everything besides weights and optimiser needed to resume exactly."""
-
-    epoch: int = 0  # completed epochs
-    pos: int = 0  # batches done in the current epoch
-    step: int = 0  # optimiser steps in total
-    elapsed: float = 0.0  # seconds spent training, over all sessions
-    perm: torch.Tensor | None = None
-    sums: dict = field(default_factory=lambda: {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0})
-
-
 class Trainer:
     """Trains one run folder. Use :func:`train` unless you need the pieces."""
 
-    def __init__(self, run_dir: str | Path, dataset: Dataset | None = None, callback: Callback | None = None):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        dataset: Dataset | None = None,
+        callback: Callback | None = None,
+        device: str = "auto",
+        ranks: Ranks | None = None,
+    ):
         self.run_dir = Path(run_dir)
+        self.device = resolve_device(device)
+        self.ranks = ranks or Ranks()
         self.model_cfg, self.cfg, self.data_cfg = rf.load_config(self.run_dir)
         self.dataset = dataset
         self.callback = callback
@@ -67,12 +64,17 @@ class Trainer:
     # ------------------------------------------------------------ bookkeeping
 
     def status(self, state: str, message: str = "", **extra) -> None:
+        if not self.ranks.main:
+            return  # rank 0 alone writes the run folder
+        extra |= {"device": self.device.type, "processes": self.ranks.world}
         self._status.update({"state": state, "message": message, "pid": os.getpid(), "updated": time.time(), **extra})
         rf.write_status(self.run_dir, self._status)
         if self.callback:
             self.callback("status", dict(self._status))
 
     def log(self, record: dict) -> None:
+        if not self.ranks.main:
+            return
         record = {**record, "time": time.time()}
         rf.append_metric(self.run_dir, record)
         if self.callback:
@@ -90,7 +92,8 @@ class Trainer:
     # ------------------------------------------------------------ set-up
 
     def _setup(self, resume: bool) -> None:
-        rf.remove_temp_files(self.run_dir)
+        if self.ranks.main:
+            rf.remove_temp_files(self.run_dir)
         torch.set_num_threads(self.cfg.threads)
         torch.set_flush_denormal(True)  # Adam averages of dead pixels decay into slow denormals
         if self.dataset is None:
@@ -101,84 +104,65 @@ class Trainer:
                 f"The model expects items of shape {self.model_cfg.input_shape} but the data "
                 f"{self.dataset.name!r} has items of shape {self.dataset.item_shape}."
             )
-        self.x_train = self.dataset.x_train.float().contiguous()
-        self.x_test = self.dataset.x_test.float().contiguous()
+        self.x_train = self.dataset.x_train.float().contiguous().to(self.device)  # moved once, not per batch
+        self.x_test = self.dataset.x_test.float().contiguous()  # evaluation, pictures, history: on the CPU
         torch.manual_seed(self.cfg.seed)
-        self.model: VAE = build_model(self.model_cfg)
+        self.model: VAE = build_model(self.model_cfg).to(self.device)
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True
         )
         self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        self.state = _LoopState()
+        self.state = resume_state.LoopState()
         if resume and rf.has_state(self.run_dir):
             self._load_state()
         elif resume:
             raise FileNotFoundError(f"{self.run_dir.name} has no checkpoint to resume from; start it anew.")
-        else:  # a fresh start: earlier metrics (of a run restarted from scratch) no longer apply
+        elif self.ranks.main:  # a fresh start: earlier metrics (of a run restarted from scratch) no longer apply
             rf.write_metrics(self.run_dir, [])
+        self.train_model = self.ranks.wrap(self.model, self.device)  # DDP averages gradients over the ranks
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
-        self._steps_per_epoch = math.ceil(len(self.x_train) / self.cfg.batch_size)
-        self._setup_history(resume)
+        self._steps_per_epoch = math.ceil(len(self.x_train) / self.global_batch)
+        self.x_probe = None
+        if self.ranks.main:
+            self._setup_history(resume)
+
+    @property
+    def global_batch(self) -> int:
+        """Rows per optimiser step over all ranks: ``batch_size`` for each."""
+        return self.cfg.batch_size * self.ranks.world
 
     def _setup_history(self, resume: bool) -> None:
         """The probe set (kept across resumes) and the frame of the moment training starts or resumes at."""
         ds, step = self.dataset, self.state.step
-        self.x_probe = history.prepare(self.run_dir, ds, self.x_test, self.x_train, self.cfg, step if resume else None)
+        self.x_probe = history.prepare(self.run_dir, ds, self.x_test, ds.x_train, self.cfg, step if resume else None)
         if self.x_probe is not None and not any(f.step == step for f in history.frames(self.run_dir)):
             self.record_frame()
 
     def _save_state(self) -> None:
-        """Checkpoint: full resume state first, then the weights the UI loads (each atomic)."""
-        s = self.state
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        for i, st in self.opt.state_dict()["state"].items():
-            for k, v in st.items():
-                tensors[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-        tensors["rng.gen"] = self.gen.get_state()
-        if s.perm is not None:
-            tensors["loop.perm"] = s.perm
-        meta = {"epoch": s.epoch, "pos": s.pos, "step": s.step, "elapsed": s.elapsed, "sums": s.sums}
-        rf.save_state(self.run_dir, tensors, json.dumps(meta))
-        rf.save_model(self.run_dir, self.model, {"epoch": str(s.epoch), "step": str(s.step)})
+        """Checkpoint (rank 0 only): the full resume state first, then the weights the UI loads (each atomic)."""
+        if self.ranks.main:
+            resume_state.save(self.run_dir, self.model, self.opt, self.gen, self.state, self.ranks.world)
 
     def _load_state(self) -> None:
-        tensors, loop = rf.load_state(self.run_dir)
-        meta = json.loads(loop)
-        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        check_state_dict(self.model, weights, rf.state_label(self.run_dir))
-        self.model.load_state_dict(weights, strict=True)
-        opt_state = self.opt.state_dict()
-        per_param: dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, i, name = k.split(".", 2)
-                per_param.setdefault(int(i), {})[name] = v
-        opt_state["state"] = per_param
-        self.opt.load_state_dict(opt_state)
-        self.gen.set_state(tensors["rng.gen"])
-        self.state = _LoopState(
-            epoch=int(meta["epoch"]),
-            pos=int(meta["pos"]),
-            step=int(meta["step"]),
-            elapsed=float(meta["elapsed"]),
-            perm=tensors.get("loop.perm"),
-            sums=dict(meta["sums"]),
-        )
-        # Metrics written after this checkpoint describe steps that will be redone: drop them.
-        kept = [m for m in rf.read_metrics(self.run_dir) if m.get("step", 0) <= self.state.step]
-        rf.write_metrics(self.run_dir, kept)
+        self.state = resume_state.load(self.run_dir, self.model, self.opt, self.gen, self.ranks.world, self.ranks.main)
+        if not self.ranks.main:  # the partial epoch sums are rank 0's share: the others start theirs at zero
+            self.state.sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
 
     # ------------------------------------------------------------ evaluation and pictures
+
+    def _cpu_model(self) -> VAE:
+        """The model on the CPU, for evaluation and pictures (a copy when training runs on a GPU)."""
+        return self.model if self.device.type == "cpu" else copy.deepcopy(self.model).cpu()
 
     def evaluate_test(self) -> dict:
         """One-sample test ELBO parts (nats per example) with a fixed noise seed, the KL of each latent
         dimension and the active units (Burda et al. 2015) on the first test items: what the collapse alarm reads."""
         if not len(self.x_test):
             return {}
-        self.model.eval()
-        parts = {f"test_{k}": v for k, v in elbo(self.model, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2).items()}
-        mu, logvar = encode(self.model, self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
+        m = self._cpu_model().eval()
+        parts = {f"test_{k}": v for k, v in elbo(m, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2).items()}
+        mu, logvar = encode(m, self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
         parts["test_kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
         parts["active_units"] = active_units(mu)[0]
         self.model.train()
@@ -189,9 +173,9 @@ class Trainer:
         """Encode the probe set (and decode the fixed prior samples) into the next history frame."""
         if self.x_probe is None:
             return
-        self.model.eval()
-        mu, _ = self.model.encode(self.x_probe)  # (P, latent_dim)
-        samples = self.model.decode(self.z_samples) if self.model_cfg.is_image else None  # (S, C, H, W)
+        m = self._cpu_model().eval()
+        mu, _ = m.encode(self.x_probe)  # (P, latent_dim)
+        samples = m.decode(self.z_samples) if self.model_cfg.is_image else None  # (S, C, H, W)
         s = self.state
         epoch = s.epoch + s.pos / max(1, self._steps_per_epoch)
         meta = {"epoch": epoch, "step": s.step, "elapsed": s.elapsed, "time": time.time(), "test_elbo": test_elbo}
@@ -204,14 +188,14 @@ class Trainer:
         """Reconstructions of the first test items (originals above) and prior samples."""
         if not self.model_cfg.is_image:
             return
-        self.model.eval()
+        m = self._cpu_model().eval()
         k = self.cfg.grid_size
         x = self.x_test[:k]
-        mu, _ = self.model.encode(x)
-        recon = self.model.decode(mu)
+        mu, _ = m.encode(x)
+        recon = m.decode(mu)
         pair = torch.cat([x, recon]).numpy()  # (2k, C, H, W)
         rf.write_picture(self.run_dir, "recon", png_bytes(make_grid(pair, k), scale=2))
-        samples = self.model.decode(self.z_samples).numpy()  # (k*k, C, H, W)
+        samples = m.decode(self.z_samples).numpy()  # (k*k, C, H, W)
         rf.write_picture(self.run_dir, "samples", png_bytes(make_grid(samples, k), scale=2))
         self.model.train()
 
@@ -221,13 +205,17 @@ class Trainer:
         self._save_state()
         self.status("paused", "paused by request", epoch=self.state.epoch, step=self.state.step)
         while True:
-            command = self._poll_control()
+            command = self._agreed_command()
             if command == "stop":
                 raise _Stop
             if command != "pause":
                 self.status("running", "", epoch=self.state.epoch, step=self.state.step)
                 return
             time.sleep(0.2)
+
+    def _agreed_command(self) -> str:
+        """The control command every rank follows: rank 0's (a stop asked of any rank stops them all)."""
+        return "stop" if self.ranks.any(self.stop_requested) else self.ranks.command(self._poll_control())
 
     def _beta(self, steps_per_epoch: int) -> float:
         if self.cfg.warmup_epochs <= 0:
@@ -236,22 +224,26 @@ class Trainer:
         return self.cfg.beta * min(1.0, progress / self.cfg.warmup_epochs)
 
     def _run_epoch(self, steps_per_epoch: int, total_steps: int, t_session: float, steps_session: list) -> None:
-        s, bs, n = self.state, self.cfg.batch_size, len(self.x_train)
+        s, bs, n = self.state, self.global_batch, len(self.x_train)
         if s.perm is None:
-            s.perm = torch.randperm(n, generator=self.gen)
+            s.perm = torch.randperm(n, generator=self.gen)  # the same on every rank: one seed
         window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
         t_epoch = time.perf_counter()
         while s.pos < steps_per_epoch:
-            command = self._poll_control()
+            command = self._agreed_command()
             if command == "stop":
                 raise _Stop
             if command == "pause":
                 self._wait_while_paused()
             t0 = time.perf_counter()
-            xb = self.x_train[s.perm[s.pos * bs : (s.pos + 1) * bs]]  # (B, *input_shape)
+            rows = s.perm[s.pos * bs : (s.pos + 1) * bs]  # the global batch, (G,)
+            eps = torch.randn((len(rows), self.model_cfg.latent_dim), generator=self.gen)  # its noise, every rank
+            mine = self.ranks.shard(len(rows))  # this rank's rows of it
+            xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
             beta = self._beta(steps_per_epoch)
-            terms = elbo_terms(self.model, xb, beta, self.gen, self.cfg.free_bits)
-            loss = terms["loss"]
+            terms = elbo_terms(self.train_model, xb, beta, None, self.cfg.free_bits, eps=eps[mine].to(self.device))
+            # each rank's mean, weighted by its share: DDP's average of the gradients is the global batch's
+            loss = terms["loss"] * (len(xb) * self.ranks.world / len(rows)) if self.ranks.world > 1 else terms["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(divergence_message(self.model_cfg, self.cfg, s.epoch, s.step))
             self.opt.zero_grad(set_to_none=True)
@@ -273,6 +265,7 @@ class Trainer:
             if s.step % self.cfg.log_every == 0:
                 rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
                 eta = (total_steps - s.step) / max(rate, 1e-9)
+                window = self.ranks.sums(window)  # every rank's share of the window
                 w = window["n"]
                 self.log(
                     {
@@ -293,8 +286,9 @@ class Trainer:
 
     def _finish_epoch(self, seconds: float, total_steps: int, t_session: float, steps_session: list) -> None:
         s = self.state
-        n = max(1, s.sums["n"])
-        train = {f"train_{k}": s.sums[k] / n for k in ("loss", "recon", "kl")}
+        sums = self.ranks.sums(s.sums)  # every rank's share of the epoch
+        n = max(1, sums["n"])
+        train = {f"train_{k}": sums[k] / n for k in ("loss", "recon", "kl")}
         s.epoch, s.pos, s.perm = s.epoch + 1, 0, None
         s.sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
         rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
@@ -305,7 +299,7 @@ class Trainer:
             "step": s.step,
             **train,
             "train_elbo": -(train["train_recon"] + train["train_kl"]),
-            **self.evaluate_test(),
+            **(self.evaluate_test() if self.ranks.main else {}),
             "epoch_seconds": seconds,
             "elapsed_s": s.elapsed,
             "examples_per_s": len(self.x_train) / max(seconds, 1e-9),
@@ -346,8 +340,7 @@ class Trainer:
                 self._status = before
                 rf.write_status(self.run_dir, before)  # a failed resume leaves the run as it was
                 raise ValueError(f"{self.run_dir.name} could not be resumed: {e}") from None
-            n = len(self.x_train)
-            steps_per_epoch = math.ceil(n / self.cfg.batch_size)
+            steps_per_epoch = self._steps_per_epoch
             total_steps = steps_per_epoch * self.cfg.epochs
             self.status("running", "", epoch=self.state.epoch, step=self.state.step, total_steps=total_steps)
             self.model.train()
@@ -368,7 +361,13 @@ class Trainer:
             self._report_write_failure(e)
         except Exception as e:  # the status must say what happened, whatever it was
             traceback.print_exc()
-            self.status("failed", f"Training failed unexpectedly: {type(e).__name__}: {e}")
+            message = f"Training failed unexpectedly: {type(e).__name__}: {e}"
+            if self.ranks.world > 1:  # most likely another rank died: gloo / NCCL report it here
+                epoch = self.state.epoch if hasattr(self, "state") else 0
+                message = (f"One of the {self.ranks.world} training processes ended or lost touch with the others "
+                           f"({type(e).__name__}); the checkpoint of epoch {epoch} loads, and --resume continues "
+                           "from it.")  # fmt: skip
+            self.status("failed", message)
         return dict(self._status)
 
 
@@ -379,13 +378,16 @@ def train(
     dataset: Dataset | None = None,
     callback: Callback | None = None,
     handle_signals: bool = False,
+    device: str = "auto",
+    ranks: Ranks | None = None,
 ) -> dict:
-    """Train (or resume) the run in ``run_dir``; returns its final status dict.
+    """Train (or resume) the run in ``run_dir`` on ``device`` (``vae.distributed.resolve_device``), as one of
+    ``ranks`` under torchrun; returns its final status dict.
 
     With ``handle_signals`` (the background worker), SIGTERM and SIGINT stop the run gracefully,
     saving a checkpoint first.
     """
-    trainer = Trainer(run_dir, dataset=dataset, callback=callback)
+    trainer = Trainer(run_dir, dataset=dataset, callback=callback, device=device, ranks=ranks)
     if handle_signals:
 
         def _request_stop(signum, frame):

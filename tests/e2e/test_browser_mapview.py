@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 from browser import E2E_RUN, selected_run, shot, wait_idle
+from playwright.sync_api import expect
 
 from vae import run as rf
 from vae import webdecoder
@@ -27,7 +28,7 @@ GEOMETRY = """() => {
   const gd = document.querySelector('.lem-plot'), r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
-  const traces = gd._fullData.filter(t => t.showlegend !== false).map(t => ({
+  const traces = gd._fullData.filter(t => t.showlegend !== false && t.legendgroup !== 'overlay').map(t => ({
     name: t.name, px: Array.from(t.x, v => left + xa.l2p(v)), py: Array.from(t.y, v => top + ya.l2p(v))}));
   return {left, top, width: xa._length, height: ya._length, traces,
           title: xa.title.text, map: document.querySelector('.lem').dataset.map};
@@ -64,7 +65,8 @@ def wait_points(page, n: int) -> None:
     """Wait until the browser's map shows ``n`` data points (the new map, not the one it replaces)."""
     page.wait_for_function(
         "(n) => { const gd = document.querySelector('.lem-plot'); return !!(gd && gd._fullData) &&"
-        " gd._fullData.filter(t => t.showlegend !== false).reduce((a, t) => a + t.x.length, 0) === n; }",
+        " gd._fullData.filter(t => t.showlegend !== false && t.legendgroup !== 'overlay')"
+        ".reduce((a, t) => a + t.x.length, 0) === n; }",
         arg=n,
     )
     wait_idle(page)
@@ -251,3 +253,30 @@ def test_bad_link_values_fall_back_to_defaults_with_a_sentence(page, app_url):
     assert selected_run(page) == E2E_RUN
     page.wait_for_function(READY, timeout=60_000)  # the default map (UMAP, or PCA standing in for it)
     shot(page, "mapview-bad-link")
+
+
+CLOUD = """() => { const gd = document.querySelector('.lem-plot');
+  const t = gd && gd._fullData && gd._fullData.find(t => t.name === 'q(z|x) samples');
+  return t ? Array.from(t.x).join(',') : null; }"""
+STRIP = '[data-testid="stImage"]:has-text("samples of q(z|x)") img'
+
+
+def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
+    open_explore(page, app_url)
+    g = page.evaluate(GEOMETRY)
+    first, second = g["traces"][3], g["traces"][7]
+    page.mouse.click(first["px"][0], first["py"][0])
+    page.get_by_text("Label: 3", exact=True).wait_for()
+    page.wait_for_function(CLOUD)
+    cloud = page.evaluate(CLOUD)
+    assert len(cloud.split(",")) == 100  # the item's q(z|x), sampled and placed on the map
+    page.locator(STRIP).wait_for()
+    strip = page.locator(STRIP).get_attribute("src")
+    wait_idle(page)
+    shot(page, "mapview-posterior")
+
+    page.mouse.click(second["px"][0], second["py"][0])
+    page.get_by_text("Label: 7", exact=True).wait_for()
+    page.wait_for_function("(old) => { const c = (" + CLOUD + ")(); return c && c !== old; }", arg=cloud)
+    expect(page.locator(STRIP)).not_to_have_attribute("src", strip)  # the new item's samples, decoded
+    shot(page, "mapview-posterior-second")
