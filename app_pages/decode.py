@@ -141,6 +141,11 @@ decode_panel(run_dir, model, ds, kl, shown, held)
 @st.fragment
 def prior_samples(model: VAE) -> None:
     """Decoded samples of the prior N(0, I); "Open" makes one the point decoded above."""
+    with st.container(key="decode_prior"):
+        prior_section(model)
+
+
+def prior_section(model: VAE) -> None:
     st.subheader("Sample from the prior")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     temperature = left.slider(

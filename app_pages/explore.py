@@ -192,7 +192,8 @@ with side:  # filled first: its pictures reach the browser before the map's redr
     else:
         st.info("Click a point on the map to see the item and its reconstruction, or empty space to decode it.")
     st.download_button(
-        "Download map as CSV", lambda: maps.table_csv(ds, split, idx, labels, names, proj.embedding_, codes),
+        "Download map as CSV",
+        lambda: maps.table_csv(split, idx, labels, names, proj.embedding_, codes, len(ds.x_train)),
         file_name=f"{run_dir.name}-{key}.csv", mime="text/csv", icon=":material/download:",
     )  # fmt: skip
 with map_col:

@@ -30,7 +30,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 DECODED = 'img[alt="decoded image"]'
 SERVER_MAP = "/explore?explore_browser=false"  # Explore with its server-drawn map (the toggle is in the URL)
 BROWSER_TOGGLE = "Decode in the browser while dragging"  # the Decode page's in-browser decoder, where present
-SLIDERS = '[data-testid="stMain"] input[type="range"]'
+SLIDERS = '[data-testid="stMain"] [class*="st-key-decode_dim_"] input[type="range"]'  # the latent dimensions' sliders
 SIDE_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'  # Explore: original + reconstruction
 
 # Installed in every page before its own scripts: input times (capture phase, so Plotly's handlers cannot

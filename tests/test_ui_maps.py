@@ -51,6 +51,8 @@ def test_table_csv_has_coordinates_labels_and_codes():
     np.testing.assert_allclose(df[["z0", "z1", "z2"]].to_numpy(), codes)
     unlabelled = pd.read_csv(io.BytesIO(page.table_csv("train", np.array([0, 1]), None, None, emb, codes)))
     assert "label" not in unlabelled.columns and len(unlabelled) == 2
+    both = pd.read_csv(io.BytesIO(page.table_csv("all", np.array([3, 12]), None, None, emb, codes, n_train=10)))
+    assert both["split"].tolist() == ["train", "test"] and both["index"].tolist() == [3, 2]
 
 
 def test_far_from_items_is_relative_to_the_map_extent():

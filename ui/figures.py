@@ -153,7 +153,7 @@ def map_figure(
         fig.add_trace(
             go.Scattergl(
                 x=xy[:, 0], y=xy[:, 1], mode="lines" if o.get("line") else "markers", name=o["name"],
-                legendgroup="overlay", hoverinfo="skip", line=dict(color=o["colour"], width=1.5),
+                legendgroup="overlay", showlegend=False, hoverinfo="skip", line=dict(color=o["colour"], width=1.5),
                 marker=dict(size=o.get("size", 5), color=o["colour"]),
             )
         )  # fmt: skip

@@ -80,9 +80,9 @@ def far_from_items(proj: LatentProjector, xy) -> bool:
     return bool(gap > 0.05 * float(np.ptp(proj.embedding_, axis=0).max()))
 
 
-def table_csv(ds: Dataset, split, idx, labels, names, emb, codes) -> bytes:
-    """Map coordinates, labels and latent means of the shown items, as CSV (each row names its own split)."""
-    n_train = len(ds.x_train)
+def table_csv(split, idx, labels, names, emb, codes, n_train: int = 0) -> bytes:
+    """Map coordinates, labels and latent means of the shown items, as CSV (each row names its own split:
+    with ``split="all"``, rows below ``n_train`` are train items, the others test items)."""
     part = np.where(idx < n_train, "train", "test") if split == "all" else np.full(len(idx), split)
     index = np.where(idx < n_train, idx, idx - n_train) if split == "all" else idx
     df = pd.DataFrame({"split": part, "index": index, "x": emb[:, 0], "y": emb[:, 1]})

@@ -69,8 +69,9 @@ def show_item_posterior(model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, 
                  caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)")  # fmt: skip
         st.session_state["explore_strip"] = decoded
     st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key="explore_sigma")
-    st.caption("σ per dimension: near 1, as under the prior, where this item tells the dimension nothing; "
-               "small where the encoder is sure.")  # fmt: skip
+    st.caption("On the map: grey dots are samples of q(z|x)" + (", the ring its 2σ ellipse" if cloud["ellipse"]
+               is not None else " (placed by their nearest codes)") + ". σ per dimension: near 1, as under the "
+               "prior, where this item tells the dimension nothing; small where the encoder is sure.")  # fmt: skip
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
@@ -88,7 +89,7 @@ def prior_positions(proj: LatentProjector, latent_dim: int) -> np.ndarray:
 def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: LatentProjector) -> None:
     """The prior against the aggregate posterior: the mismatch numbers, histograms per dimension, the toggle."""
     with st.expander("The prior N(0, I) against the codes", icon=":material/blur_on:"):
-        st.toggle("Show prior samples on the map", key="explore_prior",
+        st.toggle("Show prior samples on the map (grey dots)", key="explore_prior",
                   help=f"{PRIOR_ON_MAP:,} samples of N(0, I), placed like new codes"
                   + (" (by their nearest codes on a UMAP map)." if proj.method == "umap" else "."))  # fmt: skip
         m = mismatch(str(run_dir), key, mu, logvar)

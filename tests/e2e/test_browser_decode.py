@@ -12,7 +12,7 @@ import statistics
 from browser import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
 
 DECODED = 'img[alt="decoded image"]'
-SLIDERS = '[data-testid="stMain"] input[type="range"]'  # Streamlit 1.67 sliders: react-aria range inputs
+SLIDERS = '[data-testid="stMain"] [class*="st-key-decode_dim_"] input[type="range"]'  # the latent dimensions' sliders
 PRESSES = 20
 
 # Browser-side probe: when each ArrowRight went down, when the decoded image's src changed, and
@@ -117,7 +117,8 @@ def test_start_from_a_data_item(page, app_url):
     page.get_by_text("Data item").click()
     page.get_by_text("Label:").wait_for()
     wait_images(page)
-    assert page.locator('[data-testid="stMain"] img').count() == 3  # decoded, the test item, the grid
+    shown = page.locator('[data-testid="stMain"] img').count() - page.locator(".st-key-decode_prior img").count()
+    assert shown == 3  # decoded, the test item, the grid (the prior's samples below are another section)
     values = page.locator(SLIDERS).evaluate_all("s => s.map(e => Number(e.value))")
     assert any(v != 0.0 for v in values)
     shot(page, "decode-item")

@@ -51,7 +51,7 @@ IMAGES_LOADED = """() => [...document.querySelectorAll('[data-testid="stImage"] 
 # The chart shows a marker of this symbol at data position (dx, dy): the map has redrawn after a click.
 MARKER_AT = """([symbol, dx, dy]) => {
   const gd = document.querySelector('.js-plotly-plot');  // null for a moment while Streamlit redraws
-  return !!(gd && gd._fullData) && gd._fullData.some(t => t.marker.symbol === symbol
+  return !!(gd && gd._fullData) && gd._fullData.some(t => t.marker && t.marker.symbol === symbol
     && Math.abs(t.x[0] - dx) < 1e-3 * (1 + Math.abs(dx)) && Math.abs(t.y[0] - dy) < 1e-3 * (1 + Math.abs(dy)));
 }"""
 
@@ -108,7 +108,7 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
         assert pos["name"] == label
         latencies.append(click_and_wait(page, pos, f"Label: {label}", "circle-open"))
         page.get_by_text("reconstruction (decoded mean)").wait_for()
-    assert page.locator('[data-testid="stImage"] img').count() == 2  # original and reconstruction
+    assert page.locator('[data-testid="stImage"] img').count() == 3  # original, reconstruction, q(z|x) samples
     page.wait_for_function(IMAGES_LOADED)
     shot(page, "explore-point-selected")
 

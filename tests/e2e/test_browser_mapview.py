@@ -95,6 +95,18 @@ def empty_spots(geometry, n: int) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in chosen]
 
 
+def isolated_point(geometry, name: str) -> tuple[float, float]:
+    """The pixel of trace ``name``'s point farthest from every other point (a click there picks exactly it)."""
+    trace = next(t for t in geometry["traces"] if t["name"] == name)
+    pts = np.column_stack([trace["px"], trace["py"]])
+    others = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
+                              np.concatenate([t["py"] for t in geometry["traces"]])])  # fmt: skip
+    d = np.hypot(*(pts[:, None, :] - others[None, :, :]).transpose(2, 0, 1))
+    d[d == 0] = np.inf
+    k = int(np.argmax(d.min(axis=1)))
+    return float(pts[k, 0]), float(pts[k, 1])
+
+
 def hover(page, x: float, y: float) -> dict:
     """Move the pointer to (x, y) and wait for the component to decode there."""
     before = page.evaluate(SHOWN, ".lem-decoded")["draws"]
@@ -188,8 +200,7 @@ def test_click_pins_a_star_and_an_item_for_python(page, app_url, runs_dir):
     wait_idle(page)
     shot(page, "mapview-pinned-star")
 
-    trace = g["traces"][3]  # label "3": click one of its points
-    page.mouse.click(trace["px"][0], trace["py"][0])
+    page.mouse.click(*isolated_point(g, "3"))  # a point of label 3
     page.get_by_text("Label: 3", exact=True).wait_for()
     page.get_by_text("reconstruction (decoded mean)").wait_for()
     wait_idle(page)
@@ -243,10 +254,16 @@ def test_a_copied_link_opens_the_same_view_with_its_pinned_point(browser, page, 
 
 
 def test_bad_link_values_fall_back_to_defaults_with_a_sentence(page, app_url):
+    page.add_init_script(  # every toast's text, kept: they fade after a few seconds
+        "window.__toasts = []; new MutationObserver(() => document.querySelectorAll('[data-testid=stToast]')"
+        ".forEach(t => { if (!window.__toasts.includes(t.innerText)) window.__toasts.push(t.innerText); }))"
+        ".observe(document, {subtree: true, childList: true});"
+    )
     page.goto(f"{app_url}/explore?run=nope&explore_method=TSNE&explore_split=-3&explore_points_test=abc&pin=1,x")
     page.get_by_role("heading", name="Explore the latent map").wait_for()
     wait_idle(page)
-    toasts = " ".join(page.locator('[data-testid="stToast"]').all_inner_texts())
+    page.wait_for_function("() => window.__toasts.length >= 5")
+    toasts = " ".join(page.evaluate("() => window.__toasts"))
     for words in ("the run “nope”", "the projection “TSNE”", "the split “-3”", "points “abc”", "“1,x”"):
         assert words in toasts, toasts
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -264,8 +281,7 @@ STRIP = '[data-testid="stImage"]:has-text("samples of q(z|x)") img'
 def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
     open_explore(page, app_url)
     g = page.evaluate(GEOMETRY)
-    first, second = g["traces"][3], g["traces"][7]
-    page.mouse.click(first["px"][0], first["py"][0])
+    page.mouse.click(*isolated_point(g, "3"))
     page.get_by_text("Label: 3", exact=True).wait_for()
     page.wait_for_function(CLOUD)
     cloud = page.evaluate(CLOUD)
@@ -275,7 +291,7 @@ def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
     wait_idle(page)
     shot(page, "mapview-posterior")
 
-    page.mouse.click(second["px"][0], second["py"][0])
+    page.mouse.click(*isolated_point(g, "7"))
     page.get_by_text("Label: 7", exact=True).wait_for()
     page.wait_for_function("(old) => { const c = (" + CLOUD + ")(); return c && c !== old; }", arg=cloud)
     expect(page.locator(STRIP)).not_to_have_attribute("src", strip)  # the new item's samples, decoded

@@ -8,7 +8,8 @@
 // label, the inverse grid, the items' pixels) — and the panel mount gets JSON (which map and decoder, the
 // pinned star, the ringed item, the backdrop). On every pointer move over the plot, the map position goes
 // through the inverse grid (bilinear, like LatentProjector.inverse_lookup) and the decoder, and the picture
-// beside the map is redrawn; hovering a point also shows that item. A click sends the state value "pick":
+// beside the map is redrawn; hovering a point also shows that item. A click (pointer down and up without a
+// pan between; Plotly's own click event misses clicks on the star) sends the state value "pick":
 // {kind: "item", map, row, n} or {kind: "point", map, xy, z, n}; every mount keeps its key from map to map.
 
 const MAP_MAGIC = "LEMAP001";
@@ -152,6 +153,7 @@ function build(root) {
   for (const c of [s.canvas, s.itemCanvas]) c.style.width = c.style.height = `${PREVIEW_PX}px`;
   s.itemCanvas.hidden = true;
   s.plot.addEventListener("pointermove", (e) => pointer(s, e));
+  clicks(s);
   return s;
 }
 
@@ -270,6 +272,7 @@ function traces(s, data) {
       y: o.xy.map((p) => p[1]),
       name: o.name,
       legendgroup: "overlay",
+      showlegend: false, // a legend entry would widen the legend and shift the plot under the pointer
       hoverinfo: "skip",
       line: { color: o.colour, width: 1.5 },
       marker: { size: o.size || 5, color: o.colour },
@@ -291,8 +294,8 @@ function layout(data) {
     uirevision: data.map,
     showlegend: !data.kept,
     legend: { title: { text: "label" } },
-    xaxis: { range: [x0, x1], title: { text: `${data.axis} 1` }, zeroline: false },
-    yaxis: { range: [y0, y1], title: { text: `${data.axis} 2` }, zeroline: false },
+    xaxis: { range: [x0, x1], autorange: false, title: { text: `${data.axis} 1` }, zeroline: false },
+    yaxis: { range: [y0, y1], autorange: false, title: { text: `${data.axis} 2` }, zeroline: false },
     paper_bgcolor: "rgba(0,0,0,0)",
     images: [],
   };
@@ -310,26 +313,60 @@ function events(s, Plotly) {
     showItem(s, p && p.curveNumber < s.map.groups.length ? s.map.groups[p.curveNumber].start + p.pointNumber : null);
   });
   gd.on("plotly_unhover", () => showItem(s, null));
-  gd.on("plotly_click", (e) => {
-    const p = e.points && e.points[0];
-    s.clicks += 1;
-    if (p && p.curveNumber < s.map.groups.length) {
-      const k = s.map.groups[p.curveNumber].start + p.pointNumber;
-      return s.setStateValue("pick", { kind: "item", map: s.map.id, row: s.map.rows[k], n: s.clicks });
+}
+
+/** The shown point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
+ * from Plotly's hover event, which trails a fast pointer by up to 50 ms. Legend-hidden labels are skipped. */
+function pointAt(s, e) {
+  const layout = s.plot._fullLayout;
+  const r = s.plot.getBoundingClientRect();
+  const xa = layout.xaxis;
+  const ya = layout.yaxis;
+  const ex = e.clientX - r.left - xa._offset;
+  const ey = e.clientY - r.top - ya._offset;
+  let best = null;
+  let bestD = 8 * 8;
+  s.map.groups.forEach((g, i) => {
+    if (s.plot._fullData[i] && s.plot._fullData[i].visible !== true) return;
+    for (let j = 0; j < g.count; j++) {
+      const dx = xa.l2p(g.x[j]) - ex;
+      const dy = ya.l2p(g.y[j]) - ey;
+      const d = dx * dx + dy * dy;
+      if (d <= bestD) [best, bestD] = [g.start + j, d];
     }
-    const x = e.xvals ? e.xvals[0] : p && p.x;
-    const y = e.yvals ? e.yvals[0] : p && p.y;
-    if (x === undefined || y === undefined) return;
-    const z = lookup(s.map, x, y, new Float32Array(s.map.latentDim));
-    Plotly.restyle(gd, { x: [[x]], y: [[y]] }, [gd.data.length - 1]); // the star (the last trace), at once
-    s.setStateValue("pick", { kind: "point", map: s.map.id, xy: [x, y], z: Array.from(z), n: s.clicks });
   });
+  return best;
+}
+
+/** A click (not a drag) on the plot area: the item under the pointer, else that spot, goes to Python. */
+function clicks(s) {
+  let down = null;
+  s.plot.addEventListener("pointerdown", (e) => (down = [e.clientX, e.clientY]), true);
+  // Plotly covers the page with a drag layer on pointer down, so the pointer comes up over that, not the plot
+  document.addEventListener("pointerup", (e) => {
+    const at = mapPosition(s, e);
+    const still = down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) < 5; // a pan moves further
+    down = null;
+    if (!still || !at || !s.map || !globalThis.Plotly) return;
+    s.clicks += 1;
+    const k = pointAt(s, e);
+    if (k !== null) return s.setStateValue("pick", { kind: "item", map: s.map.id, row: s.map.rows[k], n: s.clicks });
+    const z = lookup(s.map, at[0], at[1], new Float32Array(s.map.latentDim));
+    globalThis.Plotly.restyle(s.plot, { x: [[at[0]]], y: [[at[1]]] }, [s.plot.data.length - 1]); // the star, at once
+    s.setStateValue("pick", { kind: "point", map: s.map.id, xy: at, z: Array.from(z), n: s.clicks });
+  }, true);
 }
 
 function render(s, data, Plotly) {
-  const first = !s.plot._fullLayout;
-  Plotly.react(s.plot, traces(s, data), layout(data), { displaylogo: false, scrollZoom: true, responsive: true });
-  if (first) events(s, Plotly);
+  const config = { displaylogo: false, scrollZoom: true, responsive: true };
+  if (s.drawn === data.map) {
+    Plotly.react(s.plot, traces(s, data), layout(data), config); // the same map: keep the user's zoom
+  } else {
+    Plotly.purge(s.plot); // another map: start afresh (react kept the old map's axis ranges)
+    Plotly.newPlot(s.plot, traces(s, data), layout(data), config);
+    events(s, Plotly);
+    s.drawn = data.map;
+  }
   s.root.dataset.map = data.map;
 }
 
