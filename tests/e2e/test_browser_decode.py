@@ -117,8 +117,10 @@ def test_start_from_a_data_item(page, app_url):
     page.get_by_text("Data item").click()
     page.get_by_text("Label:").wait_for()
     wait_images(page)
-    shown = page.locator('[data-testid="stMain"] img').count() - page.locator(".st-key-decode_prior img").count()
-    assert shown == 3  # decoded, the test item, the grid (the prior's samples below are another section)
+    page.wait_for_function(  # decoded, the test item, the grid (the prior's samples below are another section)
+        "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+        ".filter((i) => !i.closest('.st-key-decode_prior')).length === 3"
+    )
     values = page.locator(SLIDERS).evaluate_all("s => s.map(e => Number(e.value))")
     assert any(v != 0.0 for v in values)
     shot(page, "decode-item")

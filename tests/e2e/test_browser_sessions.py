@@ -29,7 +29,7 @@ SESSIONS = 8
 ROUNDS = 4  # the first press jumps to an end of the slider, the next ones step back from it
 RUN = "e2e-sessions-training"
 DECODED = 'img[alt="decoded image"]'
-SLIDER_BOXES = '[data-testid="stMain"] [data-testid="stSlider"]'
+SLIDER_BOXES = '[data-testid="stMain"] [class*="st-key-decode_dim_"] [data-testid="stSlider"]'
 SLIDERS = '[data-testid="stMain"] [class*="st-key-decode_dim_"] input[type="range"]'  # the latent dimensions' sliders
 BROWSER_TOGGLE = "Decode in the browser while dragging"
 STEP, LIMIT = 0.05, 3.0
