@@ -136,12 +136,17 @@ def test_a_killed_rank_fails_the_run_with_a_sentence(tmp_path):
 
 
 def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout.split("\n")[1:]
-    pairs = [tuple(int(v) for v in line.split()) for line in out if line.strip()]
+    """Every process below ``pid`` (read from /proc: no `ps` needed)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
     found, frontier = [], [pid]
     while frontier:
-        parent = frontier.pop()
-        kids = [p for p, pp in pairs if pp == parent]
+        kids = [p for p, pp in parents.items() if pp == frontier.pop()]
         found += kids
         frontier += kids
     return found

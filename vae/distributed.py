@@ -12,6 +12,7 @@ rank. A single process is a ``Ranks`` of one, where every call is a no-op.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -72,21 +73,15 @@ class Ranks:
         ids = [device.index or self.local_rank] if device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    def command(self, local: str) -> str:
-        """Rank 0's control command ("", "pause" or "stop"; "resume" and the like mean go on), handed to every rank."""
+    def command(self, local: str, stop: bool = False) -> str:
+        """The command every rank follows, in one collective: "stop" if any rank was asked to stop (``stop``),
+        else rank 0's control command ("", "pause" or "stop"; "resume" and the like mean go on)."""
         if self.world == 1:
-            return local
-        code = torch.tensor([COMMANDS.index(local) if self.main and local in COMMANDS else 0], dtype=torch.int64)
-        dist.broadcast(code, src=0)
-        return COMMANDS[int(code)]
-
-    def any(self, flag: bool) -> bool:
-        """Whether ``flag`` is set on any rank (a stop asked of any process stops them all)."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([int(flag)], dtype=torch.int64)
-        dist.all_reduce(t)
-        return bool(t.item())
+            return "stop" if stop else local
+        code = COMMANDS.index(local) if self.main and local in COMMANDS else 0
+        t = torch.tensor([int(stop), code], dtype=torch.int64)
+        dist.all_reduce(t)  # rank 0 alone contributes a command; any rank may contribute a stop
+        return "stop" if t[0] else COMMANDS[int(t[1])]
 
     def sums(self, values: dict[str, float]) -> dict[str, float]:
         """``values`` summed over every rank (each rank's share of the batch's loss terms)."""
@@ -110,8 +105,10 @@ class Ranks:
         return box[0] or ""
 
     def close(self) -> None:
-        """Leave the process group together (a rank leaving while another still talks aborted it here)."""
+        """Leave the process group together (a rank leaving while another still talks aborted it here), after
+        the DistributedDataParallel wrapper is gone (its reducer holds the group's threads)."""
         if self.world > 1 and dist.is_initialized():
+            gc.collect()
             try:
                 dist.barrier()
             except RuntimeError:  # another rank is already gone: nothing left to wait for

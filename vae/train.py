@@ -32,6 +32,7 @@ from .models import VAE, build_model
 from .objectives import divergence_message, elbo_terms, kl_per_dim
 
 EVAL_BATCH = 1000
+CONTROL_EVERY = 16  # steps between agreeing on the control command when several processes train
 Callback = Callable[[str, dict], None]
 
 
@@ -213,9 +214,12 @@ class Trainer:
                 return
             time.sleep(0.2)
 
-    def _agreed_command(self) -> str:
-        """The control command every rank follows: rank 0's (a stop asked of any rank stops them all)."""
-        return "stop" if self.ranks.any(self.stop_requested) else self.ranks.command(self._poll_control())
+    def _agreed_command(self, now: bool = True) -> str:
+        """Rank 0's control command, followed by every rank (a stop asked of any rank stops all); agreed every
+        CONTROL_EVERY steps between processes (a collective every step cost two thirds of the pace)."""
+        if not now and self.ranks.world > 1 and self.state.step % CONTROL_EVERY:
+            return ""
+        return self.ranks.command(self._poll_control(), self.stop_requested)
 
     def _beta(self, steps_per_epoch: int) -> float:
         if self.cfg.warmup_epochs <= 0:
@@ -230,7 +234,7 @@ class Trainer:
         window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
         t_epoch = time.perf_counter()
         while s.pos < steps_per_epoch:
-            command = self._agreed_command()
+            command = self._agreed_command(now=False)
             if command == "stop":
                 raise _Stop
             if command == "pause":
@@ -294,17 +298,12 @@ class Trainer:
         rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
         eta = (total_steps - s.step) / max(rate, 1e-9)
         record = {
-            "type": "epoch",
-            "epoch": s.epoch,
-            "step": s.step,
-            **train,
+            "type": "epoch", "epoch": s.epoch, "step": s.step, **train,
             "train_elbo": -(train["train_recon"] + train["train_kl"]),
             **(self.evaluate_test() if self.ranks.main else {}),
-            "epoch_seconds": seconds,
-            "elapsed_s": s.elapsed,
-            "examples_per_s": len(self.x_train) / max(seconds, 1e-9),
+            "epoch_seconds": seconds, "elapsed_s": s.elapsed, "examples_per_s": len(self.x_train) / max(seconds, 1e-9),
             "eta_s": eta,
-        }
+        }  # fmt: skip
         self._save_state()
         self.save_pictures()
         self.record_frame(record.get("test_elbo"))
