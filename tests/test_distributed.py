@@ -146,7 +146,8 @@ def _descendants(pid: int) -> list[int]:
         parents[int(stat.parent.name)] = int(fields[1])
     found, frontier = [], [pid]
     while frontier:
-        kids = [p for p, pp in parents.items() if pp == frontier.pop()]
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
         found += kids
         frontier += kids
     return found
