@@ -101,6 +101,10 @@ def progress_bar(status: dict, epochs: int) -> None:
         st.progress(0.0, text=f"Starting: {status.get('message') or 'launching the training process'}…")
         return
     where = f"epoch {min(epoch + 1, epochs)} of {epochs} · step {step:,} of {total:,}"
+    if status.get("device"):  # where it trains: the CPU or a GPU, and how many processes
+        procs = status.get("processes", 1)
+        where += f" · on {'a GPU' if status['device'] == 'cuda' else 'the CPU'}"
+        where += f", {procs} processes" if procs > 1 else ""
     if state == "paused":
         text = f"Paused at {where}"
     else:

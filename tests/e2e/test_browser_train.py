@@ -65,7 +65,9 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert selected_run(page) == RUN  # the shared picker follows the new run
 
     # the live panel: its progress text changes while the model trains
-    page.get_by_text(re.compile(r"Training epoch \d+ of 30")).wait_for(timeout=45_000)
+    page.get_by_text(re.compile(r"Training epoch \d+ of 30 · step [\d,]+ of [\d,]+ · on the CPU")).wait_for(
+        timeout=45_000
+    )
     seen = [progress_text(page)]
     page.get_by_role("button", name="Pause").click()
     page.get_by_text(re.compile(r"Paused at epoch \d+ of 30")).wait_for()
