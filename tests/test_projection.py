@@ -565,3 +565,15 @@ def test_warm_up_compiles_and_reports_progress():
     seconds = warm_up(progress=lambda f, m: seen.append(f))
     assert seconds > 0
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.slow
+def test_warm_up_in_a_child_process_leaves_umaps_code_in_the_disk_cache():
+    """The server compiles UMAP in a child (its own GIL) and loads the result: the child must succeed and
+    leave umap's compiled functions in numba's cache folder."""
+    from vae.projection.umap_runtime import configure_numba_cache, warm_up_elsewhere
+
+    folder = configure_numba_cache()
+    assert warm_up_elsewhere(points=600)
+    indexes = [p.name for p in folder.rglob("*.nbi")]
+    assert any(name.startswith(("layouts.", "umap_.")) for name in indexes), indexes[:10]

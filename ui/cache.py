@@ -26,7 +26,7 @@ from vae.evaluate import encode, kl_per_dimension
 from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
 from vae.projection import LatentProjector, background_thread, cached_projection, map_path, warm_up
-from vae.projection.umap_runtime import SMALL_MAP
+from vae.projection.umap_runtime import SMALL_MAP, warm_up_elsewhere
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -130,15 +130,17 @@ def _fitting_thread() -> ThreadPoolExecutor:
 def start_umap_warm_up() -> None:
     """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
 
-    The small-map path first (the demo's map and most first maps), then, queued behind any map asked for
-    meanwhile, the large-map path. ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
+    The small-map path first (the demo's map and most first maps), compiled by a child process so that this
+    server keeps answering, then loaded here; then, queued behind any map asked for meanwhile, the large-map
+    path (compiled here: numba cannot cache pynndescent's core). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
     """
     global _WARMING
     if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
         pool = _fitting_thread()
 
         def small_then_large() -> None:
-            warm_up(points=600)
+            warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
+            warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
             pool.submit(warm_up, points=SMALL_MAP)  # after the maps queued while the small path compiled
 
         _WARMING = pool.submit(small_then_large)

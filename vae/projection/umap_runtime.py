@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -114,6 +115,24 @@ def quiet_umap():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", NumbaWarning)
         yield
+
+
+def warm_up_elsewhere(points: int, timeout: float = 600.0) -> bool:
+    """``warm_up(points=...)`` in a child process at the lowest priority, compiling into numba's disk cache.
+
+    A server that compiles in one of its own threads holds Python's GIL for most of that time (pages answered
+    seconds later on a fresh machine); a child holds its own. This process then loads the compiled code from
+    the cache in a second or two. Returns whether the child succeeded (if not, warm up here instead).
+    """
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(configure_numba_cache()), "OMP_NUM_THREADS": "1",
+           "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
+    code = f"from vae.projection.umap_runtime import warm_up; warm_up(points={int(points)})"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=timeout,
+                              preexec_fn=lambda: os.nice(19))  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it on, approximate ones (pynndescent)
