@@ -77,8 +77,13 @@ def show_item_posterior(model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, 
 @st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
 def mismatch(path: str, key: str, _mu: np.ndarray, _logvar: np.ndarray) -> dict:
     """``vae.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map)."""
-    rows = np.random.default_rng(0).permutation(len(_mu))[:MISMATCH_ITEMS]
+    rows = mismatch_rows(len(_mu))
     return posterior.prior_mismatch(_mu[rows], _logvar[rows], seed=0)
+
+
+def mismatch_rows(n: int) -> np.ndarray:
+    """The fixed subsample (at most MISMATCH_ITEMS of ``n`` items) the prior panel measures and draws."""
+    return np.random.default_rng(0).permutation(n)[:MISMATCH_ITEMS]
 
 
 def prior_positions(proj: LatentProjector, latent_dim: int) -> np.ndarray:
@@ -98,9 +103,11 @@ def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: L
             f"prior samples in holes: **{m['hole_share']:.0%}** (≈ {m['expected_hole_share']:.0%} if they matched)"
             f" · {m['items']:,} items.", help=MISMATCH_HELP,
         )  # fmt: skip
-        codes = posterior.aggregate_samples(mu, logvar, seed=0)
+        rows = mismatch_rows(len(mu))  # a 70,000-item map would otherwise send 1.4 M values each rerun
+        codes = posterior.aggregate_samples(mu[rows], logvar[rows], seed=0)
         st.plotly_chart(prior_histograms(codes), key="explore_prior_histograms")
-        st.caption("Each dimension's codes (one sample of every item's q(z|x)) against the prior's density.")
+        st.caption(f"Each dimension's codes (one sample of each item's q(z|x), at most {MISMATCH_ITEMS:,} items) "
+                   "against the prior's density.")  # fmt: skip
 
 
 def sample_grid(model, temperature: float, seed: int, on_open: Callable[[np.ndarray], None]) -> None:

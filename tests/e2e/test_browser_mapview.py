@@ -97,6 +97,12 @@ def empty_spots(geometry, n: int) -> list[tuple[float, float]]:
 
 def isolated_point(geometry, name: str) -> tuple[float, float]:
     """The pixel of trace ``name``'s point farthest from every other point (a click there picks exactly it)."""
+    _, x, y = isolated(geometry, name)
+    return x, y
+
+
+def isolated(geometry, name: str) -> tuple[int, float, float]:
+    """Trace ``name``'s point farthest from every other point: its index in the trace and its pixel."""
     trace = next(t for t in geometry["traces"] if t["name"] == name)
     pts = np.column_stack([trace["px"], trace["py"]])
     others = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
@@ -104,7 +110,7 @@ def isolated_point(geometry, name: str) -> tuple[float, float]:
     d = np.hypot(*(pts[:, None, :] - others[None, :, :]).transpose(2, 0, 1))
     d[d == 0] = np.inf
     k = int(np.argmax(d.min(axis=1)))
-    return float(pts[k, 0]), float(pts[k, 1])
+    return k, float(pts[k, 0]), float(pts[k, 1])
 
 
 def hover(page, x: float, y: float) -> dict:
@@ -138,15 +144,9 @@ def test_hover_decodes_empty_space_and_shows_the_item_under_the_pointer(page, ap
 
     # an item: the most isolated point of the "0" trace, so Plotly's hover picks exactly it
     ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
-    trace = next(t for t in geometry["traces"] if t["name"] == "0")
-    pts = np.column_stack([trace["px"], trace["py"]])
-    others = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
-                              np.concatenate([t["py"] for t in geometry["traces"]])])  # fmt: skip
-    d = np.hypot(*(pts[:, None, :] - others[None, :, :]).transpose(2, 0, 1))
-    d[d == 0] = np.inf
-    k = int(np.argmax(d.min(axis=1)))
+    k, x, y = isolated(geometry, "0")
     row = int(np.flatnonzero(ds.y_test.numpy() == 0)[k])  # trace "0" holds label 0's test items in order
-    page.mouse.move(float(pts[k, 0]), float(pts[k, 1]))
+    page.mouse.move(x, y)
     page.wait_for_function("(r) => document.querySelector('.lem').dataset.item === String(r)", arg=row)
     item = page.evaluate(SHOWN, ".lem-item")
     assert not item["hidden"]

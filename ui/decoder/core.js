@@ -146,6 +146,17 @@ export function whenLoaded(id, callback) {
 
 // ------------------------------------------------------------------ shared by the panels
 
+/** Note a draw that began at ``t0`` (performance.now()) for the benchmarks: its end and its duration. */
+export function recordDraw(t0) {
+  const t1 = performance.now();
+  REG.drawTimes.push(t1);
+  REG.drawMs.push(t1 - t0);
+  if (REG.drawTimes.length > 4000) {
+    REG.drawTimes.splice(0, 2000);
+    REG.drawMs.splice(0, 2000);
+  }
+}
+
 export function element(tag, className, parent) {
   const el = document.createElement(tag);
   if (className) el.className = className;

@@ -74,13 +74,7 @@ function draw(s) {
   s.ctx.putImageData(s.image, 0, 0);
   s.draws += 1;
   s.root.dataset.draws = String(s.draws);
-  const t1 = performance.now();
-  REG.drawTimes.push(t1);
-  REG.drawMs.push(t1 - t0);
-  if (REG.drawTimes.length > 4000) {
-    REG.drawTimes.splice(0, 2000);
-    REG.drawMs.splice(0, 2000);
-  }
+  recordDraw(t0);
 }
 
 function padValue(s, px, size) {

@@ -190,11 +190,13 @@ function pointer(s, e) {
 
 function paint(model, canvas, values) {
   const [, h, w] = model.shape;
-  if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
   const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(w, h);
-  toRGBA(model, values, image.data);
-  ctx.putImageData(image, 0, 0);
+  if (canvas.width !== w || canvas.height !== h || !canvas.__image) {
+    [canvas.width, canvas.height] = [w, h];
+    canvas.__image = ctx.createImageData(w, h); // reused: a pointer move draws without allocating
+  }
+  toRGBA(model, values, canvas.__image.data);
+  ctx.putImageData(canvas.__image, 0, 0);
 }
 
 function drawAt(s, x, y) {
@@ -204,13 +206,7 @@ function drawAt(s, x, y) {
   s.draws += 1;
   Object.assign(s.root.dataset, { draws: String(s.draws), x: String(x), y: String(y) });
   s.where.textContent = `decoded at (${x.toFixed(2)}, ${y.toFixed(2)})`;
-  const t1 = performance.now();
-  REG.drawTimes.push(t1);
-  REG.drawMs.push(t1 - t0);
-  if (REG.drawTimes.length > 4000) {
-    REG.drawTimes.splice(0, 2000);
-    REG.drawMs.splice(0, 2000);
-  }
+  recordDraw(t0);
 }
 
 function showItem(s, k) {
