@@ -559,6 +559,29 @@ def test_find_map_returns_the_newest_map_of_the_checkpoint(run_codes, monkeypatc
 # ----------------------------------------------------------------------------- warm-up
 
 
+def test_a_cache_that_cannot_save_or_load_never_fails_a_compile():
+    """umap's kernels are cached although umap did not write them for it: a pickle that meets a dead weak
+    reference while saving (seen in CI) or an unreadable index must leave the function compiled in memory."""
+    import numba
+
+    from vae.projection.umap_runtime import cache_dispatcher
+
+    @numba.njit
+    def double(x):
+        return 2 * x
+
+    cache_dispatcher(double)
+    cache = double._cache
+
+    def vanished(*args):
+        raise ReferenceError("underlying object has vanished")
+
+    cache._save_overload = vanished
+    cache._load_overload = vanished
+    assert double(21) == 42 and double(1.5) == 3.0
+    assert len(double.overloads) == 2
+
+
 @pytest.mark.slow
 def test_warm_up_compiles_and_reports_progress():
     seen = []

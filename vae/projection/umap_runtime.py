@@ -88,9 +88,33 @@ def _enable_disk_cache(*packages) -> int:
             for obj in list(vars(module).values()):
                 if isinstance(obj, Dispatcher) and obj.__module__ == name and isinstance(obj._cache, NullCache):
                     with contextlib.suppress(Exception):
-                        obj.enable_caching()
+                        cache_dispatcher(obj)
                         enabled += 1
     return enabled
+
+
+def cache_dispatcher(dispatcher) -> None:
+    """Turn on numba's disk cache for one jitted function, best effort: a save or load that fails leaves
+    the function compiled in memory (a cache numba was not asked for must never fail a fit).
+
+    Saving pickles the compiled function's type information; for a function umap did not write for caching,
+    that pickle can meet a dead weak reference ("underlying object has vanished") now and then.
+    """
+    dispatcher.enable_caching()
+    cache = dispatcher._cache
+    save, load = cache.save_overload, cache.load_overload
+
+    def save_overload(sig, data):
+        with contextlib.suppress(Exception):
+            save(sig, data)
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:
+            return None  # compiled afresh
+
+    cache.save_overload, cache.load_overload = save_overload, load_overload
 
 
 BACKGROUND_NICE = 10
