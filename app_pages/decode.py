@@ -74,7 +74,8 @@ def browser_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown:
         start_controls(model, ds)
     if ss.get(MODE_KEY) == "item":
         item = ds.x_test[int(ss.get(INDEX_KEY, 0))].numpy()
-        original.image(picture(item, scale=enlargement(item.shape, CELL_PX * 2)), caption="Test item")
+        png = picture(item, scale=enlargement(item.shape, CELL_PX * 2))
+        original.image(png, caption="Test item", output_format="PNG")
     ss.setdefault(VERSION_KEY, 0)
     decoder.panel(
         run_dir,

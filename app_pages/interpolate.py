@@ -54,7 +54,7 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
             y = None if ds.y_test is None else int(ds.y_test[int(i)])
             caption = f"test #{int(i)}" + (f" · label {label_name(ds, y)}" if y is not None else "")
         if ds.is_image:
-            st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small)
+            st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small, output_format="PNG")
         else:
             st.caption(caption)
     return z
@@ -90,7 +90,7 @@ st.session_state["interp_codes"], st.session_state["interp_decoded"] = codes, de
 st.subheader("Decoded path")
 if ds.is_image:
     png = grid_picture(decoded, ncol=steps, scale=enlargement(ds.item_shape, 64))
-    st.image(png, caption=f"{steps} steps from A (left) to B (right), {method}")
+    st.image(png, caption=f"{steps} steps from A (left) to B (right), {method}", output_format="PNG")
     st.download_button("Download strip (PNG)", png, file_name=f"{run_dir.name}-{method}-{steps}.png",
                        mime="image/png", icon=":material/download:")  # fmt: skip
 else:

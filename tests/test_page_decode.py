@@ -148,6 +148,8 @@ def test_traversal_grid_sweeps_each_dimension(open_decode, trained_runs, model):
     at.slider(key="decode_dim_0").set_value(0.5).run()
     assert any(h.value == "Traversal" for h in at.subheader)
     assert len(at.image) == 2 + 16  # decoded image and grid, then the 16 samples of the prior
+    urls = [url for image in at.image for url in image.value]
+    assert urls and all(url.endswith(".png") for url in urls), urls  # sent as made, never re-encoded as JPEG
     items = at.session_state["decode_traversal"]
     assert items.shape == (4 * 9, 1, 8, 8)
     order = _order(at)

@@ -54,7 +54,7 @@ def show_item(ds: Dataset, x: np.ndarray, caption: str, pixels: int = 224) -> No
     """An image, enlarged; a vector as a bar chart in its original units."""
     if ds.is_image:
         scale = enlargement(ds.item_shape, pixels, at_least=2)  # a fixed width: a long caption would stretch it
-        st.image(picture(x, scale=scale), caption=caption, width=ds.item_shape[-1] * scale)
+        st.image(picture(x, scale=scale), caption=caption, width=ds.item_shape[-1] * scale, output_format="PNG")
     else:
         st.caption(caption)
         st.bar_chart(pd.Series(ds.to_original_units(x), index=feature_names(ds, len(x))), height=200)

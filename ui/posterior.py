@@ -66,7 +66,7 @@ def show_item_posterior(model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, 
     if decoded.ndim == 4:
         strip = make_grid(decoded, 3, pad=1, fill=1.0)  # the mean top left, then the samples
         st.image(png_bytes(strip, scale=enlargement(strip.shape, 200)),
-                 caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)")  # fmt: skip
+                 caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)", output_format="PNG")  # fmt: skip
         st.session_state["explore_strip"] = decoded
     st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key="explore_sigma")
     st.caption("On the map: grey dots are samples of q(z|x)" + (", the ring its 2σ ellipse" if cloud["ellipse"]
@@ -121,6 +121,6 @@ def sample_grid(model, temperature: float, seed: int, on_open: Callable[[np.ndar
     for i in range(GRID):
         with cols[i % 8]:
             if decoded.ndim == 4:
-                st.image(png_bytes(decoded[i], scale=enlargement(decoded[i].shape, 90)))
+                st.image(png_bytes(decoded[i], scale=enlargement(decoded[i].shape, 90)), output_format="PNG")
             st.button("Open", key=f"decode_prior_open_{i}", on_click=on_open, args=(z[i],), width="stretch",
                       help="Make this sample the point decoded above.")  # fmt: skip

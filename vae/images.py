@@ -29,11 +29,18 @@ def make_grid(images: np.ndarray, ncol: int, pad: int = 1, fill: float = 1.0) ->
     return grid
 
 
+PNG_COMPRESSION = 1  # zlib level: a 9x16 traversal grid took 4.1 ms here against 18.6 ms at Pillow's 6, 18 % larger
+
+
 def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
-    """PNG of one image (C, H, W) or (H, W) in [0, 1], enlarged ``scale`` times (nearest neighbour)."""
+    """PNG of one image (C, H, W) or (H, W) in [0, 1], enlarged ``scale`` times (nearest neighbour).
+
+    Compressed fast (``PNG_COMPRESSION``): the pages make one per interaction, and enlarged pixel art
+    compresses well at any level.
+    """
     arr = to_uint8_hwc(image)
     if scale > 1:
         arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESSION)
     return buf.getvalue()

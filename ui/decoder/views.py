@@ -26,10 +26,11 @@ def show_decoded(item: np.ndarray, ds: Dataset, name: str) -> None:
     if ds.is_image:
         png = picture(item, scale=enlargement(item.shape, DISPLAY_PX))
         cols = st.columns(2 if ss.get(MODE_KEY) == "item" else 1)
-        cols[0].image(png, caption="Decoded", alt=DECODED_ALT)
+        cols[0].image(png, caption="Decoded", alt=DECODED_ALT, output_format="PNG")
         if len(cols) > 1:
             original = ds.x_test[int(ss.get(INDEX_KEY, 0))].numpy()
-            cols[1].image(picture(original, scale=enlargement(original.shape, DISPLAY_PX)), caption="Test item")
+            shown = picture(original, scale=enlargement(original.shape, DISPLAY_PX))
+            cols[1].image(shown, caption="Test item", output_format="PNG")
         download_png(png, name)
     else:
         table = pd.DataFrame({"decoded": ds.to_original_units(item[None])[0]}, index=feature_names(ds, item.size))
@@ -54,7 +55,7 @@ def show_traversal(model: VAE, ds: Dataset, z: np.ndarray, shown: Sequence[int],
     st.caption(f"Rows top to bottom: {rows}. Columns: {-LIMIT:+g} … {LIMIT:+g}; other dimensions held where they are.")
     if ds.is_image:
         png = grid_picture(items, ncol=TRAVERSAL_STEPS, scale=enlargement(items.shape, CELL_PX))
-        st.image(png, alt="traversal grid")
+        st.image(png, alt="traversal grid", output_format="PNG")
         st.download_button(
             "Download grid PNG",
             png,
