@@ -19,7 +19,8 @@ bench/run_all.py. What it does:
    b) Decode: slider step (arrow key) to the new decoded image (server-side decoding);
    c) Explore: click on a data point to its decoded reconstruction, and to the map redrawn with the point ringed;
    d) b and c on both servers, alternating in blocks;
-   e) eight browser contexts stepping sliders at once while a training runs in another process.
+   e) eight browser contexts stepping sliders at once while a training runs in another process
+      (``BENCH_TRAIN_ARGS`` adds options to its command line, ``BENCH_TRAIN_NICE`` lowers its priority).
 """
 
 from __future__ import annotations
@@ -210,6 +211,9 @@ def run(quick: bool = False, *, interactions: int | None = None, contexts: int |
         res.seconds["training"], prep = common.timed(lambda: train_run(runs, plan))
         env = {"LATENT_EXPLORER_RUNS": str(runs)}  # the children import the app's modules
         res.seconds["gc probe"], gcinfo = common.timed(lambda: common.spawn_child(__file__, {"job": "gc"}, **env))
+        # The maps are cached before anything is timed, so the servers skip UMAP's warm-up at start (it compiles
+        # for a minute on a fresh process, beside whatever is being timed).
+        os.environ.setdefault("LATENT_EXPLORER_WARM_UMAP", "0")
         servers = {name: start_app(runs, extra) for name, (_, extra) in SERVERS.items()}  # they boot meanwhile
         try:
             log("caching the maps…")

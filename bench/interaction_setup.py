@@ -173,12 +173,14 @@ class Training:
         cmd += ["--epochs", epochs, "--name", "background", "--json"]
         cmd += os.environ.get("BENCH_TRAIN_ARGS", "").split()  # e.g. "--threads 1", to compare thread budgets
         self.run_dir = self.runs / "background"
+        nice = int(os.environ.get("BENCH_TRAIN_NICE", "0"))  # the training's niceness, to compare priorities
         self.proc = subprocess.Popen(
             cmd,
             cwd=common.ROOT,
             env=common.child_env(LATENT_EXPLORER_RUNS=str(self.runs)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
 
     def steps(self) -> list[dict]:
