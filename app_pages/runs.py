@@ -39,6 +39,10 @@ def table_section(runs: list[dict]) -> None:
             "IWAE log p(x)": st.column_config.NumberColumn(format="%.2f", help="from Evaluate; higher is better"),
             "k-NN accuracy": st.column_config.NumberColumn(format="%.1f %%", help="10-NN on the latent means"),
             "β": st.column_config.NumberColumn(format="%g"),
+            **{
+                name: st.column_config.NumberColumn(format="%.2f", help=SCORE_HELP[key])
+                for key, name in actions.SCORE_COLUMNS.items()
+            },  # fmt: skip
         },
     )
 
@@ -73,14 +77,21 @@ def evaluate_section(run_dir: Path) -> None:
         key="runs_iwae_k",
         help="More samples give a tighter log-likelihood bound and take proportionally longer.",
     )
+    data = dataset_for(run_dir)
+    scored = data.factors_train is not None and c1.toggle(
+        "Disentanglement scores", value=True, key="runs_disentanglement",
+        help="MIG, the β-VAE and FactorVAE scores, DCI and SAP against the data's known factors "
+        f"({', '.join(data.factor_names or [])}); about a minute more.",
+    )  # fmt: skip
     if c2.button("Evaluate", key="runs_evaluate", type="primary", icon=":material/analytics:"):
         bar = st.progress(0.0, text="Loading the model and data…")
         try:
             evaluate_run(
                 run_dir,
                 iwae_k=k,
-                dataset=dataset_for(run_dir),
+                dataset=data,
                 progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m),
+                disentanglement=scored,
             )
         except (ValueError, FileNotFoundError) as e:
             st.error(str(e))
@@ -109,7 +120,29 @@ def evaluate_section(run_dir: Path) -> None:
         f"{ev['n_test']:,} test items · reconstruction {ev['test_recon']:.2f} nats, KL {ev['test_kl']:.2f} nats · "
         f"evaluated {datetime.fromtimestamp(ev.get('time', 0)):%Y-%m-%d %H:%M} in {ev.get('seconds', 0):.1f} s"
     )
+    if scores := ev.get("disentanglement"):
+        disentanglement_scores(scores)
     st.plotly_chart(kl_figure(ev), key="runs_kl_chart")
+
+
+SCORE_HELP = {
+    "mig": "mutual information gap: per factor, how much more the best dimension knows of it than the second",
+    "beta_vae": "accuracy of telling which factor two batches share from their codes' differences",
+    "factor_vae": "accuracy of naming the factor held fixed from the dimension that varies least",
+    "dci_disentanglement": "how much each dimension is about one factor only (gradient-boosted trees)",
+    "dci_completeness": "how much each factor is held by one dimension only",
+    "dci_informativeness": "how well the codes predict the factors (test accuracy)",
+    "sap": "per factor, the gap in accuracy between the best and second-best single dimension",
+}
+
+
+def disentanglement_scores(scores: dict) -> None:
+    """The disentanglement scores of an evaluation (vae.disentanglement), 0 to 1, higher is better."""
+    st.markdown(f"**Disentanglement** against the data's factors ({', '.join(scores.get('factors', []))})")
+    cols = st.columns(len(actions.SCORE_COLUMNS))
+    for col, (key, name) in zip(cols, actions.SCORE_COLUMNS.items(), strict=True):
+        value = scores.get(key)
+        col.metric(name, "—" if value is None else f"{value:.2f}", help=SCORE_HELP[key])
 
 
 def manage_section(run_dir: Path, active: bool) -> None:

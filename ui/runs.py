@@ -31,6 +31,17 @@ def zip_for_download(run_dir: Path) -> bytes:
     return _cached_zip(str(run_dir), stamp)
 
 
+SCORE_COLUMNS = {  # vae.disentanglement's keys -> the table's columns
+    "mig": "MIG",
+    "beta_vae": "β-VAE score",
+    "factor_vae": "FactorVAE score",
+    "dci_disentanglement": "DCI disentanglement",
+    "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness",
+    "sap": "SAP",
+}
+
+
 def run_rows(runs: list[dict]) -> pd.DataFrame:
     """One table row per run (``rf.list_runs``): what it is, how far it got, and how good it is."""
     rows = []
@@ -51,10 +62,13 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
                 "IWAE log p(x)": ev.get("iwae_ll"),
                 "active units": f"{ev['active_units']} / {ev['latent_dim']}" if "active_units" in ev else None,
                 "k-NN accuracy": 100 * ev["knn_accuracy"] if "knn_accuracy" in ev else None,
+                **{name: (ev.get("disentanglement") or {}).get(key) for key, name in SCORE_COLUMNS.items()},
                 "updated": datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    unscored = [name for name in SCORE_COLUMNS.values() if name in table and table[name].isna().all()]
+    return table.drop(columns=unscored)  # disentanglement columns only where a run has the scores
 
 
 def say(where: str, kind: str, text: str) -> None:

@@ -71,9 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--procs", type=int, default=1, help="train with this many processes (launches torchrun)")
     t.add_argument("--json", action="store_true")
 
-    e = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units, k-NN accuracy")
+    e = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units, k-NN accuracy, disentanglement")
     e.add_argument("run")
     e.add_argument("--iwae", type=int, default=100, metavar="K", help="importance samples (0 to skip)")
+    e.add_argument(
+        "--disentanglement",
+        action="store_true",
+        help="also MIG, the beta-VAE and FactorVAE scores, DCI and SAP (data with known factors: sprites)",
+    )
     e.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="table of runs with state and metrics")
@@ -237,7 +242,7 @@ def cmd_evaluate(args) -> dict:
             bar.update(int(frac * 100) - bar.n)
             bar.set_description(msg)
 
-    out = evaluate_run(run_dir, iwae_k=args.iwae, progress=progress)
+    out = evaluate_run(run_dir, iwae_k=args.iwae, progress=progress, disentanglement=args.disentanglement)
     if bar is not None:
         bar.close()
     return {"run": run_dir.name, **out}

@@ -53,6 +53,14 @@ def print_human(command: str, out) -> None:
         print(f"  reconstruction MSE    {out['recon_mse']:.3f}")
         if "knn_accuracy" in out:
             print(f"  {out['knn_k']}-NN accuracy (latent means) {100 * out['knn_accuracy']:.1f} %")
+        if "disentanglement" in out:
+            from .disentanglement import KEYS
+
+            scores = out["disentanglement"]
+            print(f"  disentanglement ({', '.join(scores['factors'])}; 0 to 1, higher is better):")
+            for key in KEYS:
+                value = scores.get(key)
+                print(f"    {key:<22} {'—' if value is None else f'{value:.3f}'}")
     else:
         for k, v in out.items():
             print(f"{k}: {v}")

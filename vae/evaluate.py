@@ -142,16 +142,31 @@ def evaluate_model(
 
 
 def evaluate_run(
-    run_dir: str | Path, iwae_k: int = 100, knn_k: int = 10, dataset=None, progress: Progress | None = None
+    run_dir: str | Path,
+    iwae_k: int = 100,
+    knn_k: int = 10,
+    dataset=None,
+    progress: Progress | None = None,
+    disentanglement: bool = False,
 ) -> dict:
-    """Evaluate a run's saved model on its own data; the result is also written to ``evaluation.json``."""
+    """Evaluate a run's saved model on its own data; the result is also written to ``evaluation.json``.
+
+    ``disentanglement``: also the scores of ``vae.disentanglement`` (under that key), for data with known
+    factors; other data raises ValueError (a sentence) before anything is computed.
+    """
     from .data import load_dataset
+    from .disentanglement import check_factors, disentanglement_scores
 
     run_dir = Path(run_dir)
     model = rf.load_model(run_dir)
     if dataset is None:
         dataset = load_dataset(rf.load_data_config(run_dir))
-    out = evaluate_model(model, dataset, iwae_k=iwae_k, knn_k=knn_k, progress=progress)
+    if disentanglement:
+        check_factors(dataset)
+    share = 0.6 if disentanglement else 1.0
+    out = evaluate_model(model, dataset, iwae_k=iwae_k, knn_k=knn_k, progress=part(progress, 0.0, share))
+    if disentanglement:
+        out["disentanglement"] = disentanglement_scores(model, dataset, progress=part(progress, share, 1.0))
     out["checkpoint"] = rf.checkpoint_id(run_dir)
     out["time"] = time.time()
     rf.write_evaluation(run_dir, out)

@@ -186,6 +186,12 @@ def evaluation_problem(ev: object) -> str | None:
     for key in EVAL_OPTIONAL:
         if key in ev and not number(ev[key]):
             return f"its field {key!r} is not a number"
+    if "disentanglement" in ev:
+        scores = ev["disentanglement"]
+        from .disentanglement import KEYS
+
+        if not isinstance(scores, dict) or any(not (scores.get(k) is None or number(scores[k])) for k in KEYS):
+            return "its disentanglement scores are not numbers"
     for key in ("kl_per_dim", "mean_variance"):
         values = ev.get(key)
         if not (isinstance(values, list) and len(values) == ev["latent_dim"] and all(map(number, values))):

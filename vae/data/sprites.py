@@ -57,6 +57,22 @@ def generate_sprites(
     return images, factors
 
 
+def sprite_truth(size: int):
+    """The sprites' generator for scores that hold a factor fixed (``vae.disentanglement.GroundTruth``):
+    factor classes (shape, scale, rotation, x, y indices into the grids above) -> images (n, 1, size, size)."""
+    import torch
+
+    from ..disentanglement import GroundTruth
+
+    grids = (np.arange(len(SPRITE_SHAPES)), SPRITE_SCALES, SPRITE_ROTATIONS, SPRITE_POSITIONS, SPRITE_POSITIONS)
+
+    def render(classes: np.ndarray) -> torch.Tensor:
+        factors = np.column_stack([grid[c] for grid, c in zip(grids, np.asarray(classes).T, strict=True)])
+        return torch.from_numpy(_render_sprites(factors.astype(np.float64), size)[:, None])
+
+    return GroundTruth(tuple(len(g) for g in grids), render)
+
+
 def _render_sprites(f: np.ndarray, size: int) -> np.ndarray:
     """Rasterise factor rows ``(n, 5)`` into ``(n, size, size)`` float32 masks in {0, 1}."""
     n = len(f)
