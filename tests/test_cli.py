@@ -74,6 +74,7 @@ def test_embed_writes_codes_and_coordinates(trained, capsys):
     assert code == 0 and out["points"] == 360
     table = pd.read_csv(target)
     assert list(table.columns[:5]) == ["split", "index", "label", "x", "y"] and len(table) == 360
+    assert not any(c.startswith("factor_") for c in table.columns)  # the digits have no known factors
     assert (table["split"] == "test").all() and (table["index"] == np.arange(360)).all()
     npz = root / "emb.npz"
     main(["--runs-dir", str(root), "embed", "cli-run", "--method", "pca", "--out", str(npz), "--json"])

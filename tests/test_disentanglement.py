@@ -198,3 +198,19 @@ def test_an_evaluation_with_scores_that_are_not_numbers_is_flagged():
     assert evaluation_problem({**ev, "disentanglement": {**dict.fromkeys(KEYS, 0.5), "beta_vae": None}}) is None
     for bad in ({"mig": "<b>1</b>"}, [1, 2]):
         assert evaluation_problem({**ev, "disentanglement": bad}) == "its disentanglement scores are not numbers"
+
+
+def test_embed_writes_the_sprites_factors_as_columns(sprites_run, tmp_path):
+    import pandas as pd
+
+    from vae import run as rf
+
+    target = tmp_path / "sprites.csv"
+    done = cli("embed", str(sprites_run), "--method", "pca", "--split", "all", "--out", str(target), "--json")
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(target)
+    names = ["factor_shape", "factor_scale", "factor_rotation", "factor_x", "factor_y"]
+    assert list(table.columns[-5:]) == names
+    ds = load_dataset(rf.load_data_config(sprites_run))
+    both = np.concatenate([ds.factors_train, ds.factors_test])
+    np.testing.assert_allclose(table[names].to_numpy(), both, rtol=1e-5)  # row for row, train then test

@@ -66,11 +66,18 @@ def cmd_embed(args) -> dict:
     y = ds.split_labels(args.split)
     labels = y[rows] if y is not None else np.full(len(mu), -1)
     part, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
+    factors = ds.split_factors(args.split)  # the ground truth of data that has one (sprites), as extra columns
+    named = (
+        {f"factor_{name}": factors[rows, k] for k, name in enumerate(ds.factor_names or [])}
+        if factors is not None
+        else {}
+    )
     if out_path.suffix == ".npz":
-        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index))
+        np.savez_compressed(out_path, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index),
+                            **named)  # fmt: skip
     else:
         columns = {"split": part, "index": index, "label": labels, "x": xy[:, 0], "y": xy[:, 1]}
-        columns |= {f"z{i}": mu[:, i] for i in range(mu.shape[1])}
+        columns |= {f"z{i}": mu[:, i] for i in range(mu.shape[1])} | named
         pd.DataFrame(columns).to_csv(out_path, index=False, float_format="%.6g")
     return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
 

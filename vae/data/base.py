@@ -77,6 +77,15 @@ class Dataset:
         parts = {"test": [self.y_test], "train": [self.y_train]}.get(split, [self.y_train, self.y_test])
         return np.concatenate([p.numpy() for p in parts])
 
+    def split_factors(self, split: str) -> np.ndarray | None:
+        """The known factors of a split (N, n_factors), or None for data without them."""
+        if self.factors_train is None or self.factors_test is None:
+            return None
+        parts = {"test": [self.factors_test], "train": [self.factors_train]}.get(
+            split, [self.factors_train, self.factors_test]
+        )
+        return np.concatenate(parts)
+
     def item_part(self, split: str, row: int) -> tuple[str, int]:
         """Where row ``row`` of a split lives: ("train" or "test", its index there)."""
         if split != "all":
