@@ -35,6 +35,7 @@ SECTIONS = {
     "projection": "bench.bench_projection",
     "scaling": "bench.bench_scaling",
     "history": "bench.bench_history",
+    "disentanglement": "bench.bench_disentanglement",
     "interaction": "bench.bench_interaction",
     "drag": "bench.bench_drag",
     "mapview": "bench.bench_mapview",

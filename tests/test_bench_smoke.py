@@ -12,7 +12,15 @@ import re
 
 import pytest
 
-from bench import bench_history, bench_projection, bench_quality, bench_scaling, bench_train, run_all
+from bench import (
+    bench_disentanglement,
+    bench_history,
+    bench_projection,
+    bench_quality,
+    bench_scaling,
+    bench_train,
+    run_all,
+)
 from bench.common import numbers, table_rows
 
 TINY_CODES = {"codes_n_train": 2_000, "codes_epochs": 1}
@@ -88,3 +96,11 @@ def test_history_section():
     s = bench_history.Settings(epochs=1, repeats=1, n_train=2_000, probe_size=300)
     md = bench_history.run(quick=True, settings=s)
     check_section(md, bench_history.TITLE, ["history off", "history on", "PCA per frame, aligned"])
+
+
+def test_disentanglement_section():
+    s = bench_disentanglement.Settings(count=1200, epochs=1, arms=(("β = 4", 4.0, 0.0),), max_train=200, max_test=150)
+    md = bench_disentanglement.run(settings=s)
+    rows = check_section(md, bench_disentanglement.TITLE, ["β = 4", "the factors themselves", "the factors, randomly"])
+    exact = next(r for r in rows if r[0].startswith("the factors themselves"))
+    assert float(exact[-2]) > 0.9  # DCI informativeness of the factors themselves
