@@ -1,4 +1,5 @@
-"""Paths through latent space: interpolation between two codes and per-dimension traversals."""
+"""Paths through latent space: interpolation between two codes, per-dimension traversals, and attribute
+vectors (the difference of two groups' mean codes: two classes, or two selections on a map) with analogies."""
 
 from __future__ import annotations
 
@@ -51,3 +52,44 @@ def traversal_latents(z: np.ndarray, dims: Sequence[int], steps: np.ndarray) -> 
     for r, d in enumerate(dims):
         zs[r * len(steps) : (r + 1) * len(steps), d] = steps
     return zs
+
+
+def group_mean(codes: np.ndarray, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The mean code (L,) of ``codes[rows]``; ValueError (a sentence) for an empty group."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    if not len(rows):
+        raise ValueError("A group needs at least one item: select some points first.")
+    return np.asarray(codes, dtype=np.float64)[rows].mean(axis=0)
+
+
+def attribute_vector(codes: np.ndarray, rows_from, rows_to) -> np.ndarray:
+    """The direction from one group's mean code to another's (L,): mean(codes[rows_to]) - mean(codes[rows_from]).
+
+    With labels the groups are two classes (White 2016's attribute vectors); without, two selections on the map.
+    """
+    return (group_mean(codes, rows_to) - group_mean(codes, rows_from)).astype(np.float32)
+
+
+def class_means(codes: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Each label's mean code: {label: (L,)}."""
+    labels = np.asarray(labels)
+    return {int(c): group_mean(codes, np.flatnonzero(labels == c)).astype(np.float32) for c in np.unique(labels)}
+
+
+def along(z: np.ndarray, direction: np.ndarray, strengths: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``z + t * direction`` for each t in ``strengths``: (len(strengths), L) float32."""
+    z, direction = np.asarray(z, dtype=np.float64), np.asarray(direction, dtype=np.float64)
+    if z.shape != direction.shape or z.ndim != 1:
+        raise ValueError(f"The code and the direction must be latent vectors of one length; got {z.shape} and "
+                         f"{direction.shape}.")  # fmt: skip
+    t = np.asarray(strengths, dtype=np.float64)[:, None]
+    return (z + t * direction).astype(np.float32)
+
+
+def analogy(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The analogy ``a - b + c`` (L,): what c becomes when it changes as b changed into a
+    ("king - man + woman": a king, without what makes a man, with what makes a woman)."""
+    a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
+    if not (a.shape == b.shape == c.shape and a.ndim == 1):
+        raise ValueError(f"The three codes must be latent vectors of one length; got {a.shape}, {b.shape}, {c.shape}.")
+    return (a - b + c).astype(np.float32)
