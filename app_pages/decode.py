@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import cache, decoder, posterior
+from ui import attributes, cache, decoder, posterior
 from ui.decoder.point import (
     BROWSER_KEY,
     FAILED_KEY,
@@ -118,6 +118,7 @@ def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: 
         browser_panel(run_dir, model, ds, kl, shown, held)
     else:
         server_panel(run_dir, model, ds, kl, shown, held)
+    attributes.axis_slider(run_dir, rf.checkpoint_id(run_dir), model.cfg.latent_dim, lambda: ss[POINT_KEY], apply)
     z = np.asarray(ss[POINT_KEY], dtype=np.float32)
     show_traversal(model, ds, z, shown, run_dir.name)
 

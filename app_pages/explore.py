@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui import cache, maps, mapview, posterior, state
+from ui import attributes, cache, maps, mapview, posterior, state
 from ui.figures import map_figure
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
@@ -164,6 +164,7 @@ point = maps.marked_point(pick, proj, run_dir, key)
 if not stand_in:  # the link keeps the star of the map it asks for, not of its stand-in
     state.set_link_point(point["xy"] if point else None)
 item = pick[1] if pick and pick[0] == "item" else None  # a row of codes / idx
+selection = pick[1] if pick and pick[0] == "selection" else None  # rows of codes / idx (box or lasso)
 
 if proj.method == "pca":
     ratio = proj.explained_variance_ratio_.sum()
@@ -181,7 +182,10 @@ prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.g
 extra = posterior.overlays(cloud, prior_xy)
 map_col, side = st.columns([4, 1.4] if browser else [5, 3])
 with side:  # filled first: its pictures reach the browser before the map's redraw
-    if item is not None:
+    if selection is not None:
+        attributes.selection_panel(run_dir, checkpoint, split, idx[selection], names,
+                                   None if labels is None else labels[selection])  # fmt: skip
+    elif item is not None:
         item_panel(ds, model, split, int(idx[item]), codes[item], proj.embedding_[item])
         kl = cache.kl_by_dimension(str(run_dir), checkpoint)
         posterior.show_item_posterior(model, codes[item], logvars[item], cloud, kl)
@@ -189,6 +193,7 @@ with side:  # filled first: its pictures reach the browser before the map's redr
         point_panel(ds, model, proj, point)
     elif browser:
         st.info("Click a point to pin that item, or empty space to pin that spot (★) and open it in Decode.")
+        attributes.groups_caption(run_dir, checkpoint)
     else:
         st.info("Click a point on the map to see the item and its reconstruction, or empty space to decode it.")
     st.download_button(
@@ -207,7 +212,8 @@ with map_col:
             panel_key=view_key,
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
-        st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom.")
+        st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom; "
+                   "the box and lasso tools select groups of items.")  # fmt: skip
     else:
         if in_browser and why_not:
             st.caption(f"Decoded on the server: {why_not}.")

@@ -1,4 +1,6 @@
-"""Interpolate: decode the path between two latent points, straight (lerp) or spherical (slerp).
+"""Interpolate: decode the path between two latent points, straight (lerp) or spherical (slerp); move an
+endpoint along an attribute (toward a class, or along two map selections' axis) and solve analogies
+(``ui.attributes``).
 
 Endpoints are test items (their posterior means) or the point last decoded on the Explore map.
 The decoded strip is one picture (downloadable); when a map of this run and checkpoint is cached
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import cache, state
+from ui import attributes, cache, state
 from ui.figures import path_figure
 from ui.pictures import decode, enlargement, grid_picture, label_name, picture
 from ui.sidebar import current_run
@@ -95,6 +97,18 @@ if ds.is_image:
                        mime="image/png", icon=":material/download:")  # fmt: skip
 else:
     st.dataframe(ds.to_original_units(decoded), width="stretch")
+
+
+def endpoint_label(name: str, default: int) -> int | None:
+    """The label of endpoint ``name`` when it is a test item of labelled data."""
+    if y is None or st.session_state.get(f"interp_source_{name}", "Test item") != "Test item":
+        return None
+    return int(y[int(st.session_state.get(f"interp_index_{name}", default))])
+
+
+ends_labels = (endpoint_label("A", 0), endpoint_label("B", other))
+attributes.attribute_section(run_dir, checkpoint, model, ds, a, ends_labels, steps)
+attributes.analogy_section(run_dir, checkpoint, model, ds, {"endpoint A": a, "endpoint B": b}, test_codes, ends_labels)
 
 st.subheader("Path on the map")
 path = cached_map(run_dir, checkpoint)

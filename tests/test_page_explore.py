@@ -278,6 +278,10 @@ def test_a_browser_click_on_empty_space_pins_a_star_decoded_by_python(runs, run_
         {"kind": "point", "xy": [1.0], "n": 1},
         {"kind": "teleport"},
         {"kind": "item", "row": 3, "n": 1, "map": "another map"},
+        {"kind": "selection", "rows": [1, "2"], "n": 1},
+        {"kind": "selection", "rows": [1, 10**9], "n": 1},
+        {"kind": "selection", "rows": [], "n": 1},
+        {"kind": "selection", "rows": [True], "n": 1},
         "nonsense",
     ],
 )
@@ -285,6 +289,20 @@ def test_a_malformed_pick_from_the_browser_is_ignored(runs, value):
     at = pick(open_explore("PCA", browser=True), value)
     assert "explore_selected" not in at.session_state and "explore_point" not in at.session_state
     assert [i.value for i in at.info][-1].startswith("Click a point to pin that item")
+
+
+def test_a_box_or_lasso_selection_is_kept_as_a_group_for_interpolate(runs, run_data):
+    run, _, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "selection", "rows": [9, 3, 5, 3], "n": 1})
+    assert "**3 items selected**" in [m.value for m in at.markdown]
+    at.button(key="explore_group_A").click().run()
+    pick(at, {"kind": "selection", "rows": [11, 12], "n": 2})
+    at.button(key="explore_group_B").click().run()
+    groups = at.session_state["attr_groups"]
+    assert (groups["split"], groups["A"], groups["B"]) == ("test", [3, 5, 9], [11, 12])  # test items: row = item
+    assert any("group A: 3 items, group B: 2 items" in c.value for c in at.caption)
+    at.switch_page("app_pages/interpolate.py").run()
+    assert at.radio(key="attr_kind").options[-1] == "Map group A → group B"
 
 
 def test_a_run_naming_a_file_outside_the_uploads_shows_a_sentence_not_the_file(runs, tmp_path):

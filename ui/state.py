@@ -6,6 +6,9 @@ A page's own widget keys stay in that page (prefixed with the page's name); what
 ``explore_point``  the last decoded map point: {"run", "map", "xy", "z"}; Interpolate offers it as an endpoint
 ``explore_map``    the map Explore shows: {"run", "checkpoint", "key", "split", "size", "method", "file"}
 ``decode_z``       a latent vector handed to Decode ("Open in Decode" on Explore): a list of floats
+``attr_groups``    two selections on the map: {"run", "checkpoint", "split", "A": items, "B": items}
+``attr_axis``      the attribute axis Interpolate shows, offered as a slider on Decode:
+                   {"run", "checkpoint", "name", "vector"}
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ RUN = "run"
 MAP_POINT = "explore_point"
 SHOWN_MAP = "explore_map"
 DECODE_Z = "decode_z"
+GROUPS = "attr_groups"
+AXIS = "attr_axis"
 KEPT = "kept_widgets"  # widget values kept across page visits (keep_widgets)
 
 
@@ -115,3 +120,30 @@ def hand_to_decode(z: Sequence[float]) -> None:
 def decode_handoff() -> object:
     """What another page left for Decode (unchecked: Decode checks it fits its model)."""
     return st.session_state.get(DECODE_Z)
+
+
+def map_groups(run_dir: Path, checkpoint: str) -> dict:
+    """The map selections kept as groups A and B for this run's checkpoint ({} when none)."""
+    groups = st.session_state.get(GROUPS)
+    ok = isinstance(groups, dict) and groups.get("run") == str(run_dir) and groups.get("checkpoint") == checkpoint
+    return groups if ok else {}
+
+
+def set_map_group(run_dir: Path, checkpoint: str, split: str, name: str, items: Sequence[int]) -> None:
+    """Keep ``items`` (indices into ``split``) as group ``name`` ("A" or "B"); another split starts afresh."""
+    groups = map_groups(run_dir, checkpoint)
+    if groups.get("split") != split:
+        groups = {"run": str(run_dir), "checkpoint": checkpoint, "split": split}
+    st.session_state[GROUPS] = {**groups, name: [int(i) for i in items]}
+
+
+def attribute_axis(run_dir: Path, checkpoint: str) -> dict | None:
+    """The attribute axis last shown on Interpolate for this run's checkpoint, or None."""
+    axis = st.session_state.get(AXIS)
+    ok = isinstance(axis, dict) and axis.get("run") == str(run_dir) and axis.get("checkpoint") == checkpoint
+    return axis if ok else None
+
+
+def set_attribute_axis(run_dir: Path, checkpoint: str, name: str, vector: Sequence[float]) -> None:
+    st.session_state[AXIS] = {"run": str(run_dir), "checkpoint": checkpoint, "name": name,
+                              "vector": [float(v) for v in vector]}  # fmt: skip

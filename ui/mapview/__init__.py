@@ -121,8 +121,9 @@ def show(
 
 
 def pick(panel_key: str, the_map: str, n_rows: int) -> tuple[str, object] | None:
-    """The browser's last click on map ``the_map`` (``map_id``): ("item", row) or ("xy", (x, y)); None when
-    there is none, or when it was on another map (the panel's key stays the same from map to map).
+    """The browser's last click on map ``the_map`` (``map_id``): ("item", row), ("xy", (x, y)) or, from the box
+    and lasso tools, ("selection", rows); None when there is none, or when it was on another map (the panel's
+    key stays the same from map to map).
 
     The value comes from the browser: anything malformed is ignored.
     """
@@ -133,6 +134,10 @@ def pick(panel_key: str, the_map: str, n_rows: int) -> tuple[str, object] | None
     if value.get("kind") == "item":
         row = value.get("row")
         return ("item", int(row)) if isinstance(row, int) and 0 <= row < n_rows else None
+    rows = value.get("rows")
+    if value.get("kind") == "selection" and isinstance(rows, list) and rows:
+        ok = all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < n_rows for r in rows)
+        return ("selection", sorted(set(rows))) if ok else None
     xy = value.get("xy")
     if value.get("kind") == "point" and isinstance(xy, list) and len(xy) == 2:
         if all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy):

@@ -309,6 +309,15 @@ function events(s, Plotly) {
     showItem(s, p && p.curveNumber < s.map.groups.length ? s.map.groups[p.curveNumber].start + p.pointNumber : null);
   });
   gd.on("plotly_unhover", () => showItem(s, null));
+  // box or lasso (the mode bar's select tools): the selected items go to Python as one group
+  gd.on("plotly_selected", (e) => {
+    if (!e || !e.points || !s.map) return;
+    const rows = e.points.filter((p) => p.curveNumber < s.map.groups.length)
+      .map((p) => s.map.rows[s.map.groups[p.curveNumber].start + p.pointNumber]);
+    if (!rows.length) return;
+    s.clicks += 1;
+    s.setStateValue("pick", { kind: "selection", map: s.map.id, rows, n: s.clicks });
+  });
 }
 
 /** The shown point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
