@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from vae import jobs
@@ -242,8 +246,42 @@ def test_a_finished_run_replays_its_latent_map_frame_by_frame(runs):
     assert len(spec["frames"]) == 16  # before training and after each of the 15 epochs
     assert len(spec["layout"]["sliders"][0]["steps"]) == 16 and spec["layout"]["sliders"][0]["active"] == 15
     assert [b["label"] for b in spec["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
-    assert len(spec["data"]) == 10  # one trace per digit, so the legend names the classes
+    assert [t["type"] for t in spec["data"]] == ["scatter"] * 10 + ["image"]  # a trace per digit, then the samples
     assert any(b.label == "Download animation (GIF)" for b in at.get("download_button"))
+    # the decoder's history: each frame carries that frame's decoded prior samples, which change as it trains
+    from vae import history
+
+    sources = [f["data"][-1]["source"] for f in spec["frames"]]
+    assert len(set(sources)) == 16 and all(src.startswith("data:image/png;base64,") for src in sources)
+    first = history.frames(runs / "digits-small")[0].samples()
+    grid = Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1])))
+    assert grid.size[0] >= 8 * first.shape[-1]  # all the samples of the first frame, tiled
+    assert spec["layout"]["sliders"][0]["steps"][3]["args"][1]["frame"]["redraw"] is True  # so the image changes
+
+
+def values(v) -> list:
+    """A Plotly spec's array: a list, or a typed array {"dtype", "bdata"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+    return list(v)
+
+
+def test_clicking_an_item_of_the_replay_follows_it_across_the_frames(runs):
+    from vae import history
+
+    at = open_train(runs)
+    item = int(history.read_probe(runs / "digits-small")[0][5])
+    at.session_state["train_history_follow"] = item
+    at.run()
+    spec = history_spec(at)
+    trail, ring = spec["frames"][7]["data"][10], spec["frames"][7]["data"][11]
+    tx, ty, rx, ry = (values(v) for v in (trail["x"], trail["y"], ring["x"], ring["y"]))
+    assert len(tx) == 8 and len(rx) == 1  # where it was in frames 0-7, and where it is in frame 7
+    assert (tx[-1], ty[-1]) == (rx[0], ry[0])
+    trace = next(t for t in spec["frames"][7]["data"][:10] if item in values(t["customdata"]))
+    k = values(trace["customdata"]).index(item)
+    assert (values(trace["x"])[k], values(trace["y"])[k]) == (rx[0], ry[0])  # the ring sits on the item
+    assert any(f"follows item #{item}" in c.value for c in at.caption)
 
 
 def test_a_run_without_a_history_says_so(runs):

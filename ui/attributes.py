@@ -83,13 +83,13 @@ def directions(run_dir: Path, checkpoint: str, ds: Dataset, means: dict[int, np.
     return out
 
 
-def strip(model: VAE, ds: Dataset, codes: np.ndarray, caption: str, file_name: str) -> np.ndarray:
+def strip(model: VAE, ds: Dataset, codes: np.ndarray, caption: str, file_name: str, label: str) -> np.ndarray:
     """Decode ``codes`` (T, L) and show them as one picture (or a table), with a download."""
     decoded = decode(model, codes)  # (T, *item_shape)
     if ds.is_image:
         png = grid_picture(decoded, ncol=len(codes), scale=enlargement(ds.item_shape, 64))
         st.image(png, caption=caption, output_format="PNG")
-        st.download_button("Download strip (PNG)", png, file_name=file_name, mime="image/png",
+        st.download_button(label, png, file_name=file_name, mime="image/png",
                            icon=":material/download:", key=f"download_{file_name}")  # fmt: skip
     else:
         st.dataframe(ds.to_original_units(decoded), width="stretch")
@@ -129,7 +129,14 @@ def attribute_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, s
     )  # fmt: skip
     codes = along(start, vector, np.linspace(0.0, strength, steps))  # (steps, L)
     ss["attr_codes"] = codes
-    strip(model, ds, codes, f"Endpoint A moved {title}, t = 0 … {strength:g}", f"{run_dir.name}-attribute.png")
+    strip(
+        model,
+        ds,
+        codes,
+        f"Endpoint A moved {title}, t = 0 … {strength:g}",
+        f"{run_dir.name}-attribute.png",
+        "Download attribute strip (PNG)",
+    )
     state.set_attribute_axis(run_dir, checkpoint, title, vector)
     st.caption(f"The axis {title} has length {np.linalg.norm(vector):.2f}; Decode offers it as a slider.")
 
@@ -155,7 +162,14 @@ def analogy_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, end
             picked.append(next(means[c] for c in means if f"mean of {label_name(ds, c)}" == choice))
     result = analogy(*picked)
     ss["attr_analogy"] = result
-    strip(model, ds, np.stack([*picked, result]), "A, B, C, then A − B + C", f"{run_dir.name}-analogy.png")
+    strip(
+        model,
+        ds,
+        np.stack([*picked, result]),
+        "A, B, C, then A − B + C",
+        f"{run_dir.name}-analogy.png",
+        "Download analogy (PNG)",
+    )
 
 
 # ---------------------------------------------------------------- Decode: a slider along the axis

@@ -260,7 +260,25 @@ def _history_view(path: str, stamp: tuple) -> dict | None:
     indices, labels, split = probe
     layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
     return {"layouts": layouts, "labels": labels, "indices": indices, "split": split,
-            "captions": [history.caption(f) for f in frames]}  # fmt: skip
+            "captions": [history.caption(f) for f in frames], "pictures": history_pictures(frames)}  # fmt: skip
+
+
+def history_pictures(frames: list) -> list[str] | None:
+    """Each frame's decoded prior samples (the same latent points every frame) as one PNG data URI, or None
+    when the frames hold none (data that is not images)."""
+    import base64
+
+    from vae.images import make_grid, png_bytes
+
+    out = []
+    for frame in frames:
+        samples = frame.samples()  # (S, C, H, W) or None
+        if samples is None:
+            return None
+        ncol = int(np.ceil(np.sqrt(len(samples))))
+        png = png_bytes(make_grid(samples, ncol=ncol), scale=max(1, 96 // samples.shape[-1]))
+        out.append("data:image/png;base64," + base64.b64encode(png).decode())
+    return out
 
 
 # ---------------------------------------------------------------- how far to trust a map

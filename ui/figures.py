@@ -247,27 +247,50 @@ def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
 
 
 def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str, str]], captions: list[str],
-                   ids: np.ndarray) -> go.Figure:  # fmt: skip
+                   ids: np.ndarray, pictures: list[str] | None = None,
+                   follow: int | None = None) -> go.Figure:  # fmt: skip
     """The aligned frames as a Plotly animation: one trace per label group, the last frame shown, a slider over
-    the frames and a play button (both run in the browser); items keep their ``ids``, so they glide."""
+    the frames and a play button (both run in the browser); items keep their ``ids``, so they glide.
 
-    def traces(layout: np.ndarray) -> list[go.Scatter]:
-        return [
+    ``pictures``: a picture per frame (PNG data URIs: the decoded prior samples), shown beside the map and
+    animated with it. ``follow``: an item id whose path is drawn (a ring where it is, a trail of where it was).
+    """
+    row_of = {int(i): k for k, i in enumerate(ids)}
+    followed = row_of.get(int(follow)) if follow is not None else None
+
+    def traces(k: int) -> list:
+        layout = layouts[k]
+        out = [
             go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers", name=name,
                        marker=dict(size=5, color=colour, opacity=0.8), customdata=ids[rows],
                        hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>")
             for rows, name, colour in groups
         ]  # fmt: skip
+        if followed is not None:
+            trail = np.array([lay[followed] for lay in layouts[: k + 1]])  # (k + 1, 2)
+            out += [go.Scatter(x=trail[:, 0], y=trail[:, 1], mode="lines", name=f"#{follow}'s path", hoverinfo="skip",
+                               line=dict(color="black", width=1.5), showlegend=False),
+                    go.Scatter(x=trail[-1:, 0], y=trail[-1:, 1], mode="markers", name=f"#{follow}", hoverinfo="skip",
+                               marker=dict(size=16, color="rgba(0,0,0,0)", line=dict(color="black", width=2)),
+                               showlegend=False)]  # fmt: skip
+        if pictures:
+            out.append(go.Image(source=pictures[k], hoverinfo="skip", xaxis="x2", yaxis="y2"))
+        return out
 
     last = len(layouts) - 1
     everything = np.concatenate(layouts)
     pad = 0.05 * np.ptp(everything, axis=0).max()
     lo, hi = everything.min(0) - pad, everything.max(0) + pad
-    fig = go.Figure(data=traces(layouts[last]), frames=[go.Frame(data=traces(lay), name=str(k))
-                                                         for k, lay in enumerate(layouts)])  # fmt: skip
-    go_to = lambda k, ms: [[str(k)], {"mode": "immediate", "frame": {"duration": ms, "redraw": False},  # noqa: E731
+    if pictures:  # the map left, the decoded samples right
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.64, 0.36], horizontal_spacing=0.04)
+    else:
+        fig = go.Figure()
+    fig.add_traces(traces(last))
+    fig.frames = [go.Frame(data=traces(k), name=str(k)) for k in range(len(layouts))]
+    redraw = bool(pictures)  # an image changes only on a redraw (points still glide)
+    go_to = lambda k, ms: [[str(k)], {"mode": "immediate", "frame": {"duration": ms, "redraw": redraw},  # noqa: E731
                                        "transition": {"duration": ms}}]  # fmt: skip
-    play = {"frame": {"duration": 500, "redraw": False}, "fromcurrent": True, "transition": {"duration": 400}}
+    play = {"frame": {"duration": 500, "redraw": redraw}, "fromcurrent": True, "transition": {"duration": 400}}
     fig.update_layout(
         height=500, margin={"l": 10, "r": 10, "t": 30, "b": 10}, uirevision="history", legend_title_text="label",
         xaxis=dict(range=[lo[0], hi[0]], title="aligned PCA 1", zeroline=False),
@@ -280,6 +303,11 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate", args=[[None], {"mode": "immediate"}])])],
     )  # fmt: skip
+    if pictures:
+        fig.update_xaxes(visible=False, row=1, col=2)
+        fig.update_yaxes(visible=False, row=1, col=2)
+        fig.add_annotation(text="decoded prior samples (the same points each frame)", showarrow=False,
+                           xref="x2 domain", yref="y2 domain", x=0.5, y=1.06)  # fmt: skip
     return fig
 
 

@@ -149,6 +149,27 @@ def collapse_section(run_dir: Path, epochs: list[dict]) -> None:
     st.plotly_chart(kl_heat_figure(epochs), key="train_kl_heat")
 
 
+HISTORY_CHART = "train_history_chart"
+FOLLOW_KEY = "train_history_follow"  # the item the replay follows: its id in the probe's split
+
+
+def followed_item(ids) -> int | None:
+    """The item the replay follows: the last one clicked on the history chart (kept across reruns and frames)."""
+    event = st.session_state.get(HISTORY_CHART)
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        points = []
+    for p in reversed(points or []):
+        item = p.get("customdata")
+        item = item[0] if isinstance(item, list) and item else item
+        if isinstance(item, (int, float)) and int(item) in set(map(int, ids)):
+            st.session_state[FOLLOW_KEY] = int(item)
+            break
+    item = st.session_state.get(FOLLOW_KEY)
+    return item if isinstance(item, int) and item in set(map(int, ids)) else None
+
+
 def history_section(run_dir: Path) -> None:
     """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after."""
     st.subheader("Latent map as it trains")
@@ -164,14 +185,19 @@ def history_section(run_dir: Path) -> None:
             names = [label_name(ds, y) for y in range(int(labels.max()) + 1)]
         except (ValueError, FileNotFoundError):
             names = [str(y) for y in range(int(labels.max()) + 1)]
-    fig = history_figure(view["layouts"], label_groups(labels, names, n), view["captions"], view["indices"])
-    st.plotly_chart(fig, key="train_history_chart")
+    follow = followed_item(view["indices"])
+    fig = history_figure(view["layouts"], label_groups(labels, names, n), view["captions"], view["indices"],
+                         pictures=view["pictures"], follow=follow)  # fmt: skip
+    st.plotly_chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
     frames = len(view["layouts"])
     st.caption(
         f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
         "10 s of long epochs). Each frame is a PCA of the items' latent means, turned to match the frame before "
-        "(orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider."
-    )
+        "(orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider; "
+        + (f"the ring follows item #{follow} (click another to follow it). " if follow is not None
+           else "click an item to follow it across the frames. ")
+        + ("Beside the map, the same prior samples decoded at each frame." if view["pictures"] else "")
+    )  # fmt: skip
     st.download_button(
         "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"]),
         file_name=f"{run_dir.name}-latent-history.gif", mime="image/gif", icon=":material/download:",
