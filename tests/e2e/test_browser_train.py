@@ -8,6 +8,7 @@ import time
 
 import pytest
 from browser import selected_run, shot, wait_idle
+from PIL import Image
 from playwright.sync_api import expect
 
 from vae import jobs
@@ -21,6 +22,19 @@ def progress_text(page) -> str:
     """The live panel's progress-bar text ("" while there is none)."""
     texts = page.locator('[data-testid="stProgress"]').all_inner_texts()  # no wait: the bar may vanish any moment
     return texts[0].strip() if texts else ""
+
+
+def history_in_page(page) -> dict:
+    """The Train page's latent-history chart as the browser has it: its number of frames and the first items'
+    positions in the frame it shows."""
+    return page.evaluate(
+        """() => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')]
+                .find((g) => g._transitionData && g._transitionData._frames && g._transitionData._frames.length);
+            if (!gd) return { frames: 0, last: null };
+            return { frames: gd._transitionData._frames.length, last: Array.from(gd._fullData[0].x).slice(0, 5) };
+        }"""
+    )
 
 
 def open_train(page, app_url: str) -> None:
@@ -79,6 +93,8 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     expect(page.locator(".js-plotly-plot")).to_have_count(4)
     page.get_by_role("heading", name="Latent map as it trains").wait_for()
     shot(page, "train-paused")
+    paused_map = history_in_page(page)
+    assert 1 <= paused_map["frames"] <= EPOCHS  # the map so far: before training and each epoch done
 
     page.get_by_role("button", name="Resume").click()
     deadline = time.time() + 45
@@ -94,6 +110,14 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert jobs.refresh_status(runs_dir / RUN)["state"] == "finished"
     page.get_by_role("link", name="Explore its latent space").wait_for()
     shot(page, "train-finished")
+    # the live map changed while it trained: more frames, and the items it shows moved
+    finished_map = history_in_page(page)
+    assert finished_map["frames"] == EPOCHS + 1 > paused_map["frames"], (paused_map["frames"], finished_map["frames"])
+    assert len(finished_map["last"]) == 5 and finished_map["last"] != paused_map["last"], (paused_map, finished_map)
+    with page.expect_download() as download:  # the animation: a GIF with a frame per recorded frame
+        page.get_by_role("button", name="Download animation (GIF)").click()
+    gif = Image.open(download.value.path())
+    assert gif.format == "GIF" and gif.is_animated and gif.n_frames == EPOCHS + 1
 
     # the run belongs to the files, not the tab: a fresh visit finds it, finished
     page.goto("about:blank")
