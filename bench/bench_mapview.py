@@ -19,8 +19,6 @@ picture loaded.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -168,21 +166,6 @@ def settings(quick: bool) -> Settings:
         return Settings(["--data", "digits", "--latent", "8", "--hidden", "64"], views, hovers=20, clicks=4)
     views = (View("test", "all (10,000)", 10_000), View("train + test", "all (70,000)", 70_000))
     return Settings(["--data", "fashion-mnist", "--latent", "20", "--hidden", "400"], views, hovers=80, clicks=10)
-
-
-@contextlib.contextmanager
-def environment(**values: str):
-    """``os.environ`` with ``values`` for the block (the served app inherits it)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ---------------------------------------------------------------- the page's controls
@@ -450,7 +433,7 @@ def run(quick: bool = False) -> str:
         common.log(f"mapview: training {name} for one epoch")
         common.vae_cli(runs, "train", *s.data, "--epochs", "1", "--threads", "2", "--name", name)
         with (
-            environment(LATENT_EXPLORER_WARM_UMAP="0"),
+            common.environment(LATENT_EXPLORER_WARM_UMAP="0"),
             serving(runs) as url,
             chromium() as browser,
         ):

@@ -192,6 +192,21 @@ def vae_cli(runs: str | Path, *args: str) -> str:
     return done.stdout
 
 
+@contextlib.contextmanager
+def environment(**values: str):
+    """``os.environ`` with ``values`` for the block (the served app inherits it)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a child benchmark process: this one's, plus ``extra``, with ROOT importable."""
     env = dict(os.environ, **extra)

@@ -39,8 +39,9 @@ SECTIONS = {
     "interaction": "bench.bench_interaction",
     "drag": "bench.bench_drag",
     "mapview": "bench.bench_mapview",
+    "live_map": "bench.bench_live_map",
 }
-OPTIONAL = {"interaction", "drag", "mapview"}  # written separately; skipped with a line when absent
+OPTIONAL = {"interaction", "drag", "mapview", "live_map"}  # written separately; skipped with a line when absent
 
 
 def cpu_model() -> str:

@@ -170,3 +170,20 @@ def test_sample_writes_a_grid_of_prior_samples(trained, capsys, tmp_path):
         assert img.size == (scale * 26, scale * 26) and scale > 1
     code, out = run_json(capsys, "--runs-dir", str(root), "sample", "cli-run", "--temperature", "-1", "--json")
     assert code == 2 and "temperature" in out["error"]
+
+
+def test_evaluate_and_embed_take_a_device(trained, capsys):
+    """--device on evaluate and embed: the CPU gives the same figures as before; CUDA, absent here, a sentence."""
+    import torch
+
+    root, _ = trained
+    code, cpu = run_json(capsys, "--runs-dir", str(root), "evaluate", "cli-run", "--iwae", "5", "--device", "cpu",
+                         "--json")  # fmt: skip
+    assert code == 0 and cpu["device"] == "cpu"
+    code, auto = run_json(capsys, "--runs-dir", str(root), "evaluate", "cli-run", "--iwae", "5", "--json")
+    assert code == 0 and auto["test_elbo"] == cpu["test_elbo"] and auto["iwae_ll"] == cpu["iwae_ll"]
+    if torch.cuda.is_available():
+        return
+    for command in (["evaluate", "cli-run"], ["embed", "cli-run", "--method", "pca"]):
+        code, out = run_json(capsys, "--runs-dir", str(root), *command, "--device", "cuda", "--json")
+        assert code == 2 and "no CUDA GPU" in out["error"]

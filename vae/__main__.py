@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also MIG, the beta-VAE and FactorVAE scores, DCI and SAP (data with known factors: sprites)",
     )
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
     e.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="table of runs with state and metrics")
@@ -242,7 +243,9 @@ def cmd_evaluate(args) -> dict:
             bar.update(int(frac * 100) - bar.n)
             bar.set_description(msg)
 
-    out = evaluate_run(run_dir, iwae_k=args.iwae, progress=progress, disentanglement=args.disentanglement)
+    out = evaluate_run(
+        run_dir, iwae_k=args.iwae, progress=progress, disentanglement=args.disentanglement, device=args.device
+    )
     if bar is not None:
         bar.close()
     return {"run": run_dir.name, **out}

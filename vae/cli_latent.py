@@ -17,6 +17,7 @@ def add_latent_parsers(sub) -> None:
     m.add_argument("--split", default="test", choices=["train", "test", "all"], help="all: train then test")
     m.add_argument("--max-points", type=int, default=None)
     m.add_argument("--out", default=None, help="output file (.csv or .npz); default RUN/embedding-METHOD.csv")
+    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to encode (auto: CUDA)")
     m.add_argument("--json", action="store_true")
 
     h = sub.add_parser("history", help="the latent map's recorded frames (epoch, step, test ELBO); --gif animates")
@@ -46,6 +47,7 @@ def cmd_embed(args) -> dict:
     import pandas as pd
 
     from .data import load_dataset
+    from .distributed import resolve_device
     from .evaluate import encode
     from .projection import LatentProjector
 
@@ -55,7 +57,7 @@ def cmd_embed(args) -> dict:
     out_path = Path(args.out) if args.out else rf.embedding_path(run_dir, args.method, args.split)
     if out_path.is_dir():
         raise ValueError(f"--out {out_path} is a folder; give a file name ending in .csv or .npz.")
-    model = rf.load_model(run_dir)
+    model = rf.load_model(run_dir).to(resolve_device(args.device))
     ds = load_dataset(rf.load_data_config(run_dir))
     n = ds.split_size(args.split)
     rows = np.arange(min(n, args.max_points or n))

@@ -20,20 +20,27 @@ from .progress import Progress, part, report
 def encode(model: VAE, x: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances of every row of ``x``, each (N, latent_dim)."""
     mus, logvars = [], []
+    device = device_of(model)
     for i in range(0, len(x), batch):
-        mu, logvar = model.encode(x[i : i + batch])
-        mus.append(mu)
-        logvars.append(logvar)
+        mu, logvar = model.encode(x[i : i + batch].to(device))
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
     return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+
+def device_of(model: VAE) -> torch.device:
+    """Where the model's weights are: batches go there, results come back to the CPU."""
+    return next(model.parameters()).device
 
 
 @torch.inference_mode()
 def elbo(model: VAE, x: torch.Tensor, batch: int = 1000, seed: int = 0) -> dict:
     """Mean one-sample ELBO and its parts in nats per example: elbo, recon (-log p(x|z)), kl."""
-    g = torch.Generator().manual_seed(seed)
+    device = device_of(model)
+    g = torch.Generator(device=device).manual_seed(seed)
     tot = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     for i in range(0, len(x), batch):
-        t = elbo_terms(model, x[i : i + batch], 1.0, g)
+        t = elbo_terms(model, x[i : i + batch].to(device), 1.0, g)
         for k in tot:
             tot[k] += float(t[k].sum())
     return {k: v / len(x) for k, v in tot.items()}
@@ -49,7 +56,7 @@ def decode_floats(model: VAE) -> int:
     leaves = [m for m in model.decoder.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel())) for m in leaves]
     try:
-        model.decoder_params(torch.zeros(1, model.cfg.latent_dim))
+        model.decoder_params(torch.zeros(1, model.cfg.latent_dim, device=device_of(model)))
     finally:
         for h in hooks:
             h.remove()
@@ -66,10 +73,11 @@ def iwae_log_likelihood(
     memory per decode, and 100k conv decodes at once took 9.8 GB (``ACTIVATION_BUDGET``).
     """
     batch = batch or max(1, min(len(x), ACTIVATION_BUDGET // (min(k, 100) * decode_floats(model))))
-    g = torch.Generator().manual_seed(seed)
+    device = device_of(model)
+    g = torch.Generator(device=device).manual_seed(seed)
     total = 0.0
     for i in range(0, len(x), batch):
-        total += float(iwae_bound(model, x[i : i + batch], k, g).sum())
+        total += float(iwae_bound(model, x[i : i + batch].to(device), k, g).sum())
         if progress:
             progress(min(1.0, (i + batch) / len(x)), f"IWAE K={k}: {min(i + batch, len(x))}/{len(x)}")
     return total / len(x)
@@ -96,7 +104,7 @@ def reconstruction_error(model: VAE, x: torch.Tensor, batch: int = 1000) -> floa
     """Mean squared error per example between ``x`` and the decoded posterior mean, summed over dimensions."""
     total = 0.0
     for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
+        xb = x[i : i + batch].to(device_of(model))
         mu, _ = model.encode(xb)
         total += float((model.decode(mu) - xb).pow(2).flatten(1).sum(1).sum())
     return total / len(x)
@@ -148,17 +156,20 @@ def evaluate_run(
     dataset=None,
     progress: Progress | None = None,
     disentanglement: bool = False,
+    device: str = "cpu",
 ) -> dict:
     """Evaluate a run's saved model on its own data; the result is also written to ``evaluation.json``.
 
     ``disentanglement``: also the scores of ``vae.disentanglement`` (under that key), for data with known
-    factors; other data raises ValueError (a sentence) before anything is computed.
+    factors; other data raises ValueError (a sentence) before anything is computed. ``device``: where the model
+    runs (``vae.distributed.resolve_device``: auto, cpu or cuda); the data stays on the CPU, a batch at a time.
     """
     from .data import load_dataset
     from .disentanglement import check_factors, disentanglement_scores
+    from .distributed import resolve_device
 
     run_dir = Path(run_dir)
-    model = rf.load_model(run_dir)
+    model = rf.load_model(run_dir).to(resolve_device(device))
     if dataset is None:
         dataset = load_dataset(rf.load_data_config(run_dir))
     if disentanglement:
@@ -168,6 +179,7 @@ def evaluate_run(
     if disentanglement:
         out["disentanglement"] = disentanglement_scores(model, dataset, progress=part(progress, share, 1.0))
     out["checkpoint"] = rf.checkpoint_id(run_dir)
+    out["device"] = str(device_of(model))
     out["time"] = time.time()
     rf.write_evaluation(run_dir, out)
     return out

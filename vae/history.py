@@ -43,6 +43,7 @@ class Frame:
     step: int
     elapsed: float
     test_elbo: float | None
+    time: float = 0.0  # wall clock (time.time()) when the trainer wrote it
 
     def codes(self) -> np.ndarray:
         """The probe's latent means at this moment, (P, latent_dim) float32."""
@@ -146,9 +147,10 @@ def frames(run_dir: str | Path) -> list[Frame]:
                 meta = json.loads((f.metadata() or {}).get("meta", "{}"))
         except (OSError, ValueError):
             continue  # a damaged frame is skipped, never fatal
-        elbo = meta.get("test_elbo")
+        elbo, when = meta.get("test_elbo"), meta.get("time")
         out.append(Frame(path, float(meta.get("epoch", 0)), int(meta.get("step", 0)), float(meta.get("elapsed", 0)),
-                         float(elbo) if isinstance(elbo, (int, float)) else None))  # fmt: skip
+                         float(elbo) if isinstance(elbo, (int, float)) else None,
+                         float(when) if isinstance(when, (int, float)) else 0.0))  # fmt: skip
     return out
 
 

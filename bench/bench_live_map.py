@@ -1,0 +1,128 @@
+"""The live latent map on the Train page: how soon after the trainer writes a frame the browser shows it.
+
+    python bench/bench_live_map.py [--quick]
+
+A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs; ``--quick``: digits) runs into a
+fresh runs folder served by ``streamlit run app.py``; headless Chromium opens its Train page
+(``/train?run=NAME``) while it trains and, on every animation frame, notes when the latent-history chart gains a
+frame and when the ELBO chart gains an epoch (``performance.timeOrigin + performance.now()``: the same wall
+clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from the ``time`` the trainer wrote
+into it to the first animation frame that shows it. Baseline, in the same run: the ELBO curve's new point, from
+the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn by the same polling fragment (every
+second), so the difference is what the map itself costs. Frames recorded before the page was open are left
+out. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    from bench import common
+except ImportError:  # run as a script: bench/ is on sys.path
+    import common
+
+from ui.serving import chromium, missing_browser, serving, wait_idle
+from vae import history
+from vae import run as rf
+
+TITLE = "## The live latent map: from a frame written to a frame on screen"
+RUN = "live"
+WATCH = """() => {
+    window.__live = [];
+    const plots = () => [...document.querySelectorAll('.js-plotly-plot')];
+    const frames = (g) => (g._transitionData && g._transitionData._frames ? g._transitionData._frames.length : 0);
+    const isElbo = (g) => g._fullLayout && g._fullLayout.title && g._fullLayout.title.text === 'ELBO per epoch';
+    const count = () => {
+        const map = plots().find(frames);
+        const elbo = plots().find(isElbo);
+        return [map ? frames(map) : 0, elbo && elbo._fullData[0] ? elbo._fullData[0].x.length : 0];
+    };
+    let last = [-1, -1];
+    const tick = () => {
+        const now = count();
+        if (now[0] !== last[0] || now[1] !== last[1]) {
+            window.__live.push([performance.timeOrigin + performance.now(), now[0], now[1]]);
+            last = now;
+        }
+        requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+}"""
+
+
+def latencies(events: list, written: list[float], column: int, since: float) -> list[float]:
+    """ms from each ``written[k]`` (s) after ``since`` to the first event whose count ``column`` exceeds k."""
+    out = []
+    for k, t in enumerate(written):
+        if t * 1000 < since:
+            continue
+        seen = next((e[0] for e in events if e[column] > k), None)
+        if seen is not None:
+            out.append(seen - t * 1000)
+    return out
+
+
+def run(quick: bool = False) -> str:
+    missing = missing_browser()
+    if missing:
+        return f"{TITLE}\n\nSkipped: missing {' and '.join(missing)}.\n"
+    data = "digits" if quick or not common.fashion_available() else "fashion-mnist"
+    epochs = 40 if data == "digits" else 15
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        runs = Path(tmp)
+        with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)), serving(runs) as url:
+            cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs",
+                   str(epochs), "--name", RUN, "--json"]  # fmt: skip
+            training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)  # fmt: skip
+            try:
+                while not history.frame_paths(runs / RUN):  # the run exists and has its first frame
+                    if training.poll() is not None:
+                        raise RuntimeError("the benchmark's training ended before it started")
+                    time.sleep(0.2)
+                with chromium() as browser:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    page.goto(f"{url}/train?run={RUN}")
+                    page.get_by_role("heading", name="Latent map as it trains").wait_for(timeout=120_000)
+                    wait_idle(page, 120_000)
+                    page.evaluate(WATCH)
+                    since = page.evaluate("() => performance.timeOrigin + performance.now()")
+                    common.log(f"live map: watching {data} train for {epochs} epochs…")
+                    training.wait(timeout=900)
+                    page.wait_for_timeout(3000)  # the last frame reaches the page
+                    events = page.evaluate("() => window.__live")
+            finally:
+                if training.poll() is None:
+                    training.kill()
+                    training.wait()
+        frames = [f.time for f in history.frames(runs / RUN)]
+        epoch_lines = [m["time"] for m in rf.read_metrics(runs / RUN) if m.get("type") == "epoch"]
+    frame_ms = latencies(events, frames, 1, since)
+    epoch_ms = latencies(events, epoch_lines, 2, since)
+    rows = [["latent map: frame written → frame on screen", *stats(frame_ms)],
+            ["ELBO curve: epoch line written → point on screen (baseline)", *stats(epoch_ms)]]  # fmt: skip
+    return (
+        f"{TITLE}\n\n"
+        f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
+        "page in headless Chromium; the page polls the run's files every second.\n\n"
+        + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
+        + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
+        "Frames and epochs written before the page was open are left out.\n\n"
+        "Reproduce alone: `python bench/bench_live_map.py [--quick]`.\n"
+    )
+
+
+def stats(values: list[float]) -> list[str]:
+    if not values:
+        return ["0", "–", "–", "–"]
+    return [str(len(values)), f"{common.quantile(values, 0.5):,.0f}", f"{common.quantile(values, 0.95):,.0f}",
+            f"{max(values):,.0f}"]  # fmt: skip
+
+
+if __name__ == "__main__":
+    common.main(run, __doc__)
