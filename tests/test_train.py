@@ -61,6 +61,23 @@ def test_training_lowers_the_loss_on_digits(tmp_path, digits):
     assert epochs[-1]["test_elbo"] > epochs[0]["test_elbo"] + 1.0
 
 
+def test_bfloat16_autocast_trains_to_nearly_the_same_elbo_and_keeps_float32_weights(tmp_path, digits):
+    """precision="bf16" runs the forward pass under bfloat16 autocast: the loss still falls, the test ELBO ends
+    within 2 % of float32's, and the saved weights stay float32 (the app loads them as before)."""
+    ends = {}
+    for precision in ("fp32", "bf16"):
+        run = make_run(tmp_path, digits, DataConfig(name="digits"), name=precision, epochs=5, lr=3e-3,
+                       precision=precision)  # fmt: skip
+        assert train(run, dataset=digits)["state"] == "finished"
+        epochs = [m for m in rf.read_metrics(run) if m["type"] == "epoch"]
+        assert epochs[-1]["test_elbo"] > epochs[0]["test_elbo"] + 1.0
+        ends[precision] = epochs[-1]["test_elbo"]
+        assert all(p.dtype == torch.float32 for p in rf.load_model(run).parameters())
+    assert abs(ends["bf16"] - ends["fp32"]) < 0.02 * abs(ends["fp32"]), ends
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+        TrainConfig(precision="fp16")
+
+
 def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     cfg = DataConfig(name="fashion-mnist", max_train=6000, max_test=1000)
     ds = load_dataset(cfg)

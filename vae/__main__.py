@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=T.beta)
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
+    t.add_argument("--precision", default=T.precision, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast")
     t.add_argument("--epochs", type=int, default=T.epochs)
     t.add_argument("--batch", type=int, default=T.batch_size)
     t.add_argument("--lr", type=float, default=T.lr)
@@ -183,6 +184,7 @@ def cmd_train(args) -> dict | None:
             beta=args.beta,
             warmup_epochs=args.warmup,
             free_bits=args.free_bits,
+            precision=args.precision,
             threads=args.threads,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it

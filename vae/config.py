@@ -200,9 +200,12 @@ class TrainConfig(_Serialisable):
     weight_decay: float = 0.0
     probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
     free_bits: float = 0.0  # nats: each latent dimension's KL counts as at least this (0: off)
+    precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32)
 
     def __post_init__(self) -> None:
         n = "TrainConfig"
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"{n}.precision must be 'fp32' or 'bf16'; got {self.precision!r}.")
         _check_int(n, "epochs", self.epochs, 1, 10_000)
         _check_int(n, "batch_size", self.batch_size, 1, 65_536)
         _check_float(n, "lr", self.lr, 0.0, 1.0, open_lo=True)

@@ -245,7 +245,8 @@ class Trainer:
             mine = self.ranks.shard(len(rows))  # this rank's rows of it
             xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
             beta = self._beta(steps_per_epoch)
-            terms = elbo_terms(self.train_model, xb, beta, None, self.cfg.free_bits, eps=eps[mine].to(self.device))
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+                terms = elbo_terms(self.train_model, xb, beta, None, self.cfg.free_bits, eps=eps[mine].to(self.device))
             # each rank's mean, weighted by its share: DDP's average of the gradients is the global batch's
             loss = terms["loss"] * (len(xb) * self.ranks.world / len(rows)) if self.ranks.world > 1 else terms["loss"]
             if not torch.isfinite(loss):
