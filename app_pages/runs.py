@@ -21,6 +21,7 @@ from ui.sidebar import current_run
 from ui.training import collapse_section
 from vae import jobs
 from vae import run as rf
+from vae.data.sprites import SPRITE_FACTORS
 from vae.evaluate import evaluate_run
 from vae.runzip import ZIP_FILES, ZIP_REQUIRED, evaluation_problem
 
@@ -64,6 +65,14 @@ def compare_section(runs: list[dict]) -> None:
         st.plotly_chart(curves_figure(epochs_of, metric, names), key="runs_compare_chart")
 
 
+def known_factors(run_dir: Path) -> list[str]:
+    """The names of the factors the run's data was generated from ([] for data without, or a broken config)."""
+    try:
+        return list(SPRITE_FACTORS) if rf.load_data_config(run_dir).name == "sprites" else []
+    except (ValueError, FileNotFoundError):
+        return []
+
+
 def evaluate_section(run_dir: Path) -> None:
     st.subheader(f"Evaluate {run_dir.name}")
     if not rf.has_model(run_dir):
@@ -77,11 +86,11 @@ def evaluate_section(run_dir: Path) -> None:
         key="runs_iwae_k",
         help="More samples give a tighter log-likelihood bound and take proportionally longer.",
     )
-    data = dataset_for(run_dir)
-    scored = data.factors_train is not None and c1.toggle(
+    factors = known_factors(run_dir)  # read from the config: the data itself loads only on Evaluate
+    scored = bool(factors) and c1.toggle(
         "Disentanglement scores", value=True, key="runs_disentanglement",
         help="MIG, the β-VAE and FactorVAE scores, DCI and SAP against the data's known factors "
-        f"({', '.join(data.factor_names or [])}); about a minute more.",
+        f"({', '.join(factors)}); about a minute more.",
     )  # fmt: skip
     if c2.button("Evaluate", key="runs_evaluate", type="primary", icon=":material/analytics:"):
         bar = st.progress(0.0, text="Loading the model and data…")
@@ -89,7 +98,7 @@ def evaluate_section(run_dir: Path) -> None:
             evaluate_run(
                 run_dir,
                 iwae_k=k,
-                dataset=data,
+                dataset=dataset_for(run_dir),
                 progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m),
                 disentanglement=scored,
             )

@@ -146,6 +146,17 @@ async def measure_load(browser, url: str, plan: Plan, tmp: Path, res: Results) -
         res.load_steps = [ms for r in results for ms in r]
         res.training.update(during=training.examples_per_s(start), data=training.data)
         log(f"{len(res.load_steps)} steps under load in {end - start:.0f} s")
+        # the same sessions on the Decode page as it opens by default: decoding in the browser
+        pages = await asyncio.gather(*(steps.open_decode_in_browser(c, url) for c in contexts))
+        start = time.time()
+        lost = res.lost.setdefault("browser step under load", [])
+        results = await asyncio.gather(*(steps.browser_slider_steps(p, plan.load_steps, lost) for p in pages))
+        end = time.time()
+        while training.steps()[-1]["time"] < end and training.proc.poll() is None and time.time() < end + 10:
+            await asyncio.sleep(0.2)
+        res.load_browser_steps = [ms for r in results for ms in r]
+        res.training["during_browser"] = training.examples_per_s(start)
+        log(f"{len(res.load_browser_steps)} in-browser steps under load in {end - start:.0f} s")
     finally:
         training.stop()
         for c in contexts:

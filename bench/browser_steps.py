@@ -31,6 +31,8 @@ DECODED = 'img[alt="decoded image"]'
 SERVER_MAP = "/explore?explore_browser=false"  # Explore with its server-drawn map (the toggle is in the URL)
 BROWSER_TOGGLE = "Decode in the browser while dragging"  # the Decode page's in-browser decoder, where present
 SLIDERS = '[data-testid="stMain"] [class*="st-key-decode_dim_"] input[type="range"]'  # the latent dimensions' sliders
+BROWSER_RANGES = "input.le-range"  # the in-browser decoder's sliders (ui/decoder/panel.js)
+DRAWS = "globalThis.__latentExplorerDecoders.drawTimes"  # when the browser decoder drew (ui/decoder/core.js)
 SIDE_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'  # Explore: original + reconstruction
 
 # Installed in every page before its own scripts: input times (capture phase, so Plotly's handlers cannot
@@ -209,7 +211,34 @@ async def open_decode(context, url: str):
     return page
 
 
+async def open_decode_in_browser(context, url: str):
+    """The Decode page as it opens by default: its sliders decode in the browser (no server round trip)."""
+    page = await open_page(context, f"{url}/decode")
+    await page.locator(BROWSER_RANGES).first.wait_for(timeout=MAP_TIMEOUT_MS)
+    await page.wait_for_function(f"() => {DRAWS}.length > 0", timeout=MAP_TIMEOUT_MS)  # the first picture
+    await settle(page)
+    return page
+
+
 # ---------------------------------------------------------------- timed interactions
+
+
+async def browser_slider_steps(page, count: int, lost: list[int]) -> list[float]:
+    """Press an arrow key on the browser decoder's first slider ``count`` times, one at a time; ms from keydown
+    to the redrawn picture (the decoder's own record of its draws)."""
+    out = []
+    for i in range(count):
+        await page.locator(BROWSER_RANGES).first.focus()
+        before = await page.evaluate(f"() => [window.__bench.inputs.length, {DRAWS}.length]")
+        await page.keyboard.press("ArrowRight" if i % 8 < 4 else "ArrowLeft")
+        try:
+            await page.wait_for_function(f"() => {DRAWS}.length > {before[1]}", timeout=TIMEOUT_MS)
+        except PlaywrightTimeout:
+            lost.append(1)
+            continue
+        key, drawn = await page.evaluate(f"() => [window.__bench.inputs[{before[0]}], {DRAWS}[{before[1]}]]")
+        out.append(drawn - key)
+    return out
 
 
 async def slider_steps(page, count: int, lost: list[int]) -> list[float]:

@@ -31,6 +31,7 @@ class Results:
     rings: dict = field(default_factory=dict)  # (server, view.n) -> [ms] to ring
     steps: dict = field(default_factory=dict)  # server -> [ms]
     load_steps: list[float] = field(default_factory=list)
+    load_browser_steps: list[float] = field(default_factory=list)  # the same sessions, decoding in the browser
     lost: dict = field(default_factory=dict)  # what -> count
     seconds: dict = field(default_factory=dict)  # part -> wall seconds
     training: dict = field(default_factory=dict)
@@ -179,6 +180,8 @@ def load_table(plan: Plan, res: Results, prep: dict) -> list[str]:
         f"| 1 | nothing | {cells(res.steps.get('default', []))} |",
         f"| {plan.contexts}, each in its own browser context | a {bg} training (default MLP, 2 threads) | "
         f"{cells(res.load_steps)} |",
+        f"| the same {plan.contexts}, decoding in the browser (the page's default) | the same training | "
+        f"{cells(res.load_browser_steps)} |",
     ]
     during, alone = res.training.get("during"), res.training.get("alone")
     lines += [
@@ -188,6 +191,11 @@ def load_table(plan: Plan, res: Results, prep: dict) -> list[str]:
         f"| {bg}, default MLP | {common.fmt(alone, 0)} | {common.fmt(during, 0)} | "
         f"{f'{during / alone:.0%}' if during and alone else 'n/a'} |",
     ]
+    browser = res.training.get("during_browser")
+    if browser is not None:
+        kept = f"{browser / alone:.0%}" if browser and alone else "n/a"
+        lines.append(f"| the same, beside the sessions decoding in the browser | {common.fmt(alone, 0)} | "
+                     f"{common.fmt(browser, 0)} | {kept} |")  # fmt: skip
     speed = (
         " The training's pace alone is measured over the seconds before the sessions start (their pages open "
         "and idle); beside them, over the seconds they step."
@@ -196,7 +204,8 @@ def load_table(plan: Plan, res: Results, prep: dict) -> list[str]:
         "",
         "Baseline: the single-session Decode step of the previous table (same server, Streamlit defaults, "
         f"nothing beside it). Each of the {plan.contexts} sessions presses an arrow key on its own Decode page "
-        f"and waits for its own new image, {load_steps}, all at once, while "
+        f"and waits for its own new image, {load_steps}, all at once (first with the page's server-side "
+        "sliders, then with its default in-browser decoder, where the time runs to the redrawn canvas), while "
         "`python -m vae train` runs in another process (its own runs folder, so new sessions still open the "
         "benchmark's run; stopped afterwards)." + speed,
     ]

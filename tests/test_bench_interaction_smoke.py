@@ -43,6 +43,7 @@ def test_quick_run_fills_every_table(markdown):
     for expected in ("open Explore in a new tab", "then, in that tab, choose", "click a point", "Decode: slider step"):
         assert any(f.startswith(expected) for f in firsts), f"no row starting {expected!r} in\n{markdown}"
     assert any(f.startswith("2, each in its own browser context") for f in firsts)
+    assert any(f.startswith("the same 2, decoding in the browser") for f in firsts)
     for row in rows:
         values = [v for cell in row[1:] for v in numbers(cell)]
         assert values and all(math.isfinite(v) for v in values), row
@@ -55,3 +56,5 @@ def test_quick_run_counts_what_it_asked_for(markdown):
     assert page_load[2] == "3"  # n: three page loads were timed
     load = next(row for first, row in rows.items() if first.startswith("2, each"))
     assert 1 <= int(load[2]) <= 4  # two sessions x two steps (a step that shows no new picture is not timed)
+    in_browser = next(row for first, row in rows.items() if first.startswith("the same 2, decoding"))
+    assert int(in_browser[2]) == 4  # every in-browser step redraws
