@@ -19,6 +19,7 @@ from ui.sidebar import current_run
 from vae import jobs
 from vae.config import CONV_SIZES, MAX_LATENT
 from vae.data import Dataset, available_datasets
+from vae.distributed import native_bf16
 from vae.models import build_model, count_parameters
 
 
@@ -124,6 +125,8 @@ def model_section(ds: Dataset) -> bool:
     c2.number_input("Batch size", 1, 65_536, step=16, key="train_batch")
     c3.select_slider("Learning rate", forms.LEARNING_RATES, format_func=lambda v: f"{v:g}", key="train_lr")
     c4.text_input("Run name", key="train_name", placeholder="named after data, model and latent size")
+    if native_bf16() or st.session_state.get("train_bf16"):  # offered where the CPU multiplies bfloat16 itself
+        st.toggle("Faster arithmetic (bfloat16)", key="train_bf16", help=forms.BF16_HELP)
     try:
         model_cfg, _, name = forms.model_configs(st.session_state, ds)
     except ValueError as e:

@@ -62,6 +62,10 @@ def test_form_shows_digits_preview_defaults_and_the_selected_run(runs):
     assert len(at.image) >= 1  # the preview grid
     assert at.number_input(key="train_epochs").value == 40
     assert at.text_input(key="train_hidden").value == "128"
+    from vae.distributed import native_bf16
+
+    offered = [t.key for t in at.toggle if t.key == "train_bf16"]
+    assert offered == (["train_bf16"] if native_bf16() else []) and (not offered or at.toggle(key="train_bf16").value)
     # the finished run is selected in the sidebar, so its result is shown below the form
     assert picked(at) == shown_run(at) == "digits-small"
     assert any("Training finished: 15 epochs" in s.value for s in at.success)
@@ -107,6 +111,9 @@ def test_starting_a_tiny_digits_run_trains_it_in_the_background(runs):
     assert rf.is_run(run_dir)
     model, train, data = rf.load_config(run_dir)
     assert (model.latent_dim, model.hidden, train.epochs, data.name) == (2, (128,), 3, "digits")
+    from vae.distributed import native_bf16
+
+    assert train.precision == ("bf16" if native_bf16() else "fp32")  # the faster arithmetic where the CPU has it
     # the new run is selected in the shared picker and watched by the live panel
     assert picked(at) == shown_run(at) == "tiny-digits"
     assert jobs.refresh_status(run_dir)["state"] in ("starting", "running", "finished")
