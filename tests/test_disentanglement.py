@@ -98,7 +98,8 @@ def test_batch_scores_are_perfect_for_the_factors_and_lower_rotated():
 def test_scores_are_deterministic_for_a_seed(factors):
     train, test = factors[0][:400], factors[1][:200]
     code_train, code_test = standardised(train) @ ROTATION, standardised(test) @ ROTATION
-    assert dci(code_train, train, code_test, test, seed=3) == dci(code_train, train, code_test, test, seed=3)
+    few = train[:, :2], test[:, :2]  # shape and scale only: DCI's trees per class are what takes the time
+    assert dci(code_train, few[0], code_test, few[1], seed=3) == dci(code_train, few[0], code_test, few[1], seed=3)
     assert sap(code_train, train, code_test, test) == sap(code_train, train, code_test, test)
     truth = identity_truth()
 
@@ -124,7 +125,7 @@ def sprites_run(tmp_path_factory) -> Path:
     from vae.config import TrainConfig
     from vae.train import new_run, train
 
-    cfg = DataConfig(name="sprites", size=16, count=3000)
+    cfg = DataConfig(name="sprites", size=16, count=1500)
     ds = load_dataset(cfg)
     run = new_run(tmp_path_factory.mktemp("runs"), "sprites-small", ds, cfg, latent_dim=5, hidden=(128,),
                   train_cfg=TrainConfig(epochs=4, batch_size=64, lr=3e-3, threads=1))  # fmt: skip
