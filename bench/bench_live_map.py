@@ -36,7 +36,7 @@ WATCH = """() => {
     window.__live = [];
     const plots = () => [...document.querySelectorAll('.js-plotly-plot')];
     const frames = (g) => (g._transitionData && g._transitionData._frames ? g._transitionData._frames.length : 0);
-    const isElbo = (g) => g._fullLayout && g._fullLayout.title && g._fullLayout.title.text === 'ELBO per epoch';
+    const isElbo = (g) => g._fullLayout && String((g._fullLayout.title || {}).text).includes('ELBO per epoch');
     const count = () => {
         const map = plots().find(frames);
         const elbo = plots().find(isElbo);

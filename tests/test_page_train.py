@@ -259,7 +259,7 @@ def test_a_finished_run_replays_its_latent_map_frame_by_frame(runs):
     from vae import history
 
     sources = [f["data"][-1]["source"] for f in spec["frames"]]
-    assert len(set(sources)) == 16 and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert len(set(sources)) == 16 and all(src.startswith("data:image/jpeg;base64,") for src in sources)
     first = history.frames(runs / "digits-small")[0].samples()
     grid = Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1])))
     assert grid.size[0] >= 8 * first.shape[-1]  # all the samples of the first frame, tiled

@@ -259,7 +259,7 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
     followed = row_of.get(int(follow)) if follow is not None else None
 
     def traces(k: int) -> list:
-        layout = layouts[k]
+        layout = layouts[k].astype(np.float32)  # half the bytes of float64, and more than enough for a screen
         out = [
             go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers", name=name,
                        marker=dict(size=5, color=colour, opacity=0.8), customdata=ids[rows],
@@ -267,7 +267,7 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
             for rows, name, colour in groups
         ]  # fmt: skip
         if followed is not None:
-            trail = np.array([lay[followed] for lay in layouts[: k + 1]])  # (k + 1, 2)
+            trail = np.array([lay[followed] for lay in layouts[: k + 1]], dtype=np.float32)  # (k + 1, 2)
             out += [go.Scatter(x=trail[:, 0], y=trail[:, 1], mode="lines", name=f"#{follow}'s path", hoverinfo="skip",
                                line=dict(color="black", width=1.5), showlegend=False),
                     go.Scatter(x=trail[-1:, 0], y=trail[-1:, 1], mode="markers", name=f"#{follow}", hoverinfo="skip",
