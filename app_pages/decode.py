@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, decoder, posterior
+from ui import attributes, cache, decoder, posterior, state
 from ui.decoder.point import (
     BROWSER_KEY,
     FAILED_KEY,
@@ -119,6 +119,7 @@ def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: 
     else:
         server_panel(run_dir, model, ds, kl, shown, held)
     attributes.axis_slider(run_dir, rf.checkpoint_id(run_dir), model.cfg.latent_dim, lambda: ss[POINT_KEY], apply)
+    state.set_link_vector(ss[POINT_KEY])  # the point lives in the URL: a copied link reopens it
     z = np.asarray(ss[POINT_KEY], dtype=np.float32)
     show_traversal(model, ds, z, shown, run_dir.name)
 
@@ -132,6 +133,8 @@ latent_dim = model.cfg.latent_dim
 kl = cache.kl_by_dimension(str(run_dir), rf.checkpoint_id(run_dir))
 order = [int(d) for d in np.argsort(-kl, kind="stable")]  # most KL first
 shown, held = order[:MAX_SLIDERS], sorted(order[MAX_SLIDERS:])
+if POINT_KEY not in ss and (linked := state.link_vector(latent_dim)):  # a new session opened from a link
+    state.hand_to_decode(linked)
 init_state(run_dir, latent_dim)
 st.caption(
     f"Run **{run_dir.name}** · {latent_dim} latent dimensions, sliders ordered by KL (most informative first)"

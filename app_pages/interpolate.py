@@ -25,6 +25,7 @@ from vae.latent import interpolate
 from vae.projection import find_map
 
 METHODS = {"Linear": "lerp", "Spherical (slerp)": "slerp"}
+LINKED = "query-params"  # the endpoints, method and steps live in the page's URL: a copied link reopens them
 
 
 def cached_map(run_dir: Path, checkpoint: str) -> Path | None:
@@ -50,7 +51,7 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
         else:
             i = st.number_input(
                 "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
-                help=f"Index into the {len(test_codes):,} test items.",
+                help=f"Index into the {len(test_codes):,} test items.", bind=LINKED,
             )  # fmt: skip
             z, shown = test_codes[int(i)], ds.x_test[int(i)].numpy()
             y = None if ds.y_test is None else int(ds.y_test[int(i)])
@@ -81,8 +82,9 @@ a = endpoint(col_a, "A", ds, model, test_codes, point, 0)
 b = endpoint(col_b, "B", ds, model, test_codes, point, other)
 with col_c:
     st.subheader("Path")
-    method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method")]
-    steps = st.slider("Steps", 5, 20, 10, key="interp_steps", help="Images in the strip, endpoints included.")
+    method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method", bind=LINKED)]
+    steps = st.slider("Steps", 5, 20, 10, key="interp_steps", help="Images in the strip, endpoints included.",
+                      bind=LINKED)  # fmt: skip
     st.caption("Slerp keeps to the arc between the two codes: a straight line cuts through the "
                "low-density middle of the Gaussian prior when the endpoints are far apart.")  # fmt: skip
 

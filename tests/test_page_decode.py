@@ -242,3 +242,22 @@ def test_samples_of_the_prior_decode_and_one_opens_as_the_point(open_decode, tra
     assert not at.exception, at.exception
     np.testing.assert_allclose(point(at), chosen, atol=1e-6)  # sample 5 is now the point decoded above
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, chosen), atol=1e-6)
+
+
+def test_a_link_gives_the_point_and_a_malformed_one_a_sentence(open_decode, trained_runs, monkeypatch):
+    """``?z=`` holds the point (Decode writes it on every run); a new session opened with it starts there."""
+    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(trained_runs))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["z"] = "0.5,-1.25,2,0"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    np.testing.assert_allclose(point(at), [0.5, -1.25, 2.0, 0.0])
+    assert at.query_params["z"] == "0.5,-1.25,2,0"
+    bad = AppTest.from_file(APP, default_timeout=60)
+    bad.query_params["z"] = "1,2"  # four numbers are needed
+    bad.run()
+    bad.switch_page(PAGE).run()
+    assert not bad.exception
+    np.testing.assert_allclose(point(bad), [0.0] * 4)
+    assert any("is not 4 numbers" in t.value for t in bad.toast)

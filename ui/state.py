@@ -69,6 +69,30 @@ def set_link_point(xy: Sequence[float] | None, key: str = "pin") -> None:
             st.query_params[key] = value
 
 
+def link_vector(length: int, key: str = "z") -> list[float] | None:
+    """The latent point a link gives (``?z=0.5,-1,...``, ``length`` numbers), or None; one that does not fit is
+    dropped with a sentence."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        values = [float(v) for v in raw.split(",")]
+        if len(values) == length and all(math.isfinite(v) for v in values):
+            return values
+    except ValueError:
+        pass
+    st.toast(f"The link's point “{raw[:60]}” is not {length} numbers separated by commas; starting from zero.")
+    del st.query_params[key]
+    return None
+
+
+def set_link_vector(values: Sequence[float], key: str = "z") -> None:
+    """Keep a latent point in the page's URL (4 significant digits a coordinate)."""
+    value = ",".join(f"{float(v):.4g}" for v in values)
+    if st.query_params.get(key) != value:
+        st.query_params[key] = value
+
+
 def keep_widgets(keys: Sequence[str]) -> None:
     """Keep the values of a page's widgets while the user is on another page.
 

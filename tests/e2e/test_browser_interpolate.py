@@ -57,3 +57,42 @@ def test_strip_between_two_items_then_from_a_map_point(page, app_url):
     )
     wait_idle(page)
     shot(page, "interpolate-map-point")
+
+
+def test_links_reopen_interpolate_endpoints_and_the_decode_point(browser, page, app_url):
+    """Interpolate's endpoints, method and steps, and Decode's point, live in the page's URL: a copied link
+    opens the same view in a new session."""
+    open_home(page, app_url)
+    open_interpolate(page)
+    field = page.locator(".st-key-interp_index_A input")
+    field.fill("5")
+    field.press("Enter")
+    page.get_by_text("Spherical (slerp)").click()
+    page.wait_for_url("**interp_index_A=5*")
+    wait_idle(page)
+    link = page.url
+    assert "interp_method=Spherical" in link
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other.goto(link)
+    other.get_by_text("10 steps from A (left) to B (right), slerp").wait_for(timeout=60_000)
+    assert other.locator(".st-key-interp_index_A input").input_value() == "5"
+    other.context.close()
+
+    page.get_by_role("link", name="Decode").first.click()
+    page.get_by_role("heading", name="Decode").wait_for()
+    page.get_by_text("Data item", exact=True).click()  # start from a test item's posterior mean
+    page.wait_for_url("**z=*")
+    wait_idle(page)
+    link = page.url
+    point = [float(v) for v in link.split("z=")[1].split("&")[0].replace("%2C", ",").split(",")]
+    assert any(abs(v) > 1e-3 for v in point)  # not the zero point
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    fresh.goto(link)
+    fresh.get_by_role("heading", name="Decode").wait_for(timeout=60_000)
+    wait_idle(fresh)
+    fresh.wait_for_url("**z=*")
+    again = [float(v) for v in fresh.url.split("z=")[1].split("&")[0].replace("%2C", ",").split(",")]
+    assert again == point  # the same point, from the link alone
+    assert fresh.locator('[data-testid="stException"]').count() == 0
+    shot(fresh, "decode-from-link")
+    fresh.context.close()
