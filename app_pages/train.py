@@ -6,6 +6,7 @@ and the Start / Pause / Resume / Stop actions are ``ui.training``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -125,8 +126,17 @@ def model_section(ds: Dataset) -> bool:
     c2.number_input("Batch size", 1, 65_536, step=16, key="train_batch")
     c3.select_slider("Learning rate", forms.LEARNING_RATES, format_func=lambda v: f"{v:g}", key="train_lr")
     c4.text_input("Run name", key="train_name", placeholder="named after data, model and latent size")
+    c1, c2 = st.columns(2)
     if native_bf16() or st.session_state.get("train_bf16"):  # offered where the CPU multiplies bfloat16 itself
-        st.toggle("Faster arithmetic (bfloat16)", key="train_bf16", help=forms.BF16_HELP)
+        c1.toggle("Faster arithmetic (bfloat16)", key="train_bf16", help=forms.BF16_HELP)
+    cores = os.cpu_count() or 1
+    if cores >= forms.MIN_CORES_FOR_PROCS:  # several processes: only where the machine has the cores
+        procs = c2.number_input("Processes", 1, cores, step=1, key="train_procs", help=forms.PROCS_HELP)
+        if procs > cores // 2:
+            c2.caption(f"{procs} processes on {cores} cores leave each under 2 threads: fewer processes may train "
+                       "faster here.")  # fmt: skip
+    else:
+        st.session_state["train_procs"] = 1
     try:
         model_cfg, _, name = forms.model_configs(st.session_state, ds)
     except ValueError as e:

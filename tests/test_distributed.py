@@ -179,3 +179,34 @@ def test_shards_cover_a_global_batch_once(n, world):
     assert np.array_equal(rows, np.arange(n))
     sizes = [p.stop - p.start for p in parts]
     assert max(sizes) - min(sizes) <= 1
+
+
+def test_the_apps_background_training_runs_in_two_processes_and_stops_from_the_app(tmp_path):
+    """``jobs.start(procs=2)`` (what the Train page launches on a machine with the cores): torchrun, rank 0's
+    pid in the status, the run trains as two processes, and the app's Stop (SIGTERM to that pid) ends both."""
+    from vae import jobs
+    from vae.config import DataConfig, TrainConfig
+    from vae.data import load_dataset
+    from vae.train import new_run
+
+    cfg = DataConfig(name="digits")
+    run = new_run(tmp_path, "two", load_dataset(cfg), cfg, latent_dim=4, hidden=(64,),
+                  train_cfg=TrainConfig(epochs=400, batch_size=32, threads=1, probe_size=0))  # fmt: skip
+    jobs.start(run, procs=2)
+    while rf.read_status(run).get("step", 0) < 30:
+        assert jobs.refresh_status(run)["state"] in jobs.ACTIVE_STATES, rf.log_path(run).read_text()[-2000:]
+        time.sleep(0.1)
+    status = rf.read_status(run)
+    assert status["processes"] == 2 and status["state"] == "running"
+    assert status["pid"] and status["pid"] != os.getpid()
+    final = jobs.stop(run, wait=60)
+    assert final["state"] == "stopped", final
+    assert rf.has_state(run)  # it saved a checkpoint on the way out
+    jobs.resume(run)  # the app's Resume: as many processes as the run had
+    while rf.read_status(run).get("step", 0) <= final["step"] + 10:
+        assert jobs.refresh_status(run)["state"] in jobs.ACTIVE_STATES, rf.log_path(run).read_text()[-2000:]
+        time.sleep(0.1)
+    assert rf.read_status(run)["processes"] == 2
+    assert jobs.stop(run, wait=60)["state"] == "stopped"
+    with pytest.raises(ValueError, match="processes must be from 1"):
+        jobs.start(run, procs=10_000)

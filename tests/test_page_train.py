@@ -318,3 +318,22 @@ def test_a_collapsing_run_raises_the_alarm_with_its_kl_heat_strip(runs):
         assert any("The latent space is collapsing: 0 of 8" in w.value for w in at.warning), (page, at.warning)
         heat = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
         assert any(d.get("type") == "heatmap" for spec in heat for d in spec["data"]), page
+
+
+def test_processes_are_offered_only_where_the_machine_has_the_cores(runs, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    at = open_train(runs)
+    assert "train_procs" not in [n.key for n in at.number_input]  # 2 cores: one process is fastest
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    at = open_train(runs)
+    at.number_input(key="train_procs").set_value(2)
+    at.number_input(key="train_epochs").set_value(2)
+    at.text_input(key="train_name").set_value("two procs")
+    at.button(key="train_start").click().run()
+    assert not at.exception and not errors(at)
+    run_dir = runs / "two-procs"
+    assert rf.load_config(run_dir)[1].threads == 4  # the 8 cores shared out between the 2 processes
+    status = jobs.wait(run_dir, timeout=180)
+    assert status["state"] == "finished" and status["processes"] == 2, status
+    at.number_input(key="train_procs").set_value(7).run()
+    assert any("fewer processes may train faster" in c.value for c in at.caption)

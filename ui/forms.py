@@ -6,6 +6,7 @@ newest values; they raise a ``ValueError`` sentence for values that make no vali
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -31,8 +32,14 @@ LABEL_NAMES = ("label", "labels", "class", "target", "y")
 FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
-    "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16",
+    "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16", "train_procs",
 )  # fmt: skip
+MIN_CORES_FOR_PROCS = 4  # below this, one process with every core's thread was fastest (2 x 1 thread: 0.37x)
+PROCS_HELP = (
+    "Train one model in several processes (torchrun, DistributedDataParallel): each takes its share of every "
+    "batch, with the machine's cores shared out as threads. On a 2-core machine 2 processes of 1 thread ran at "
+    "0.37x of one process with 2 threads (bench/bench_ddp.py): it pays off with many cores or GPUs."
+)
 BF16_HELP = (
     "The forward pass in bfloat16 (weights and optimiser stay float32): on this CPU, which multiplies bfloat16 in "
     "hardware, the default MLP trained 1.7x faster to the same test ELBO (bench/bench_recipe.py)."
@@ -59,6 +66,7 @@ def apply_defaults(name: str, force: bool = True) -> None:
         "train_batch": p.train.batch_size,
         "train_lr": p.train.lr,
         "train_bf16": native_bf16(),  # faster at the same ELBO where the CPU has bfloat16 in hardware
+        "train_procs": 1,
     }
     for key, value in values.items():
         if force or key not in st.session_state:
@@ -153,6 +161,9 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         free_bits=float(state.get("train_free_bits", 0.0)),
         precision="bf16" if state.get("train_bf16") else "fp32",
     )
+    procs = int(state.get("train_procs") or 1)
+    if procs > 1:  # the cores shared out among the processes
+        train_cfg = train_cfg.replace(threads=max(1, (os.cpu_count() or 1) // procs))
     name = (state.get("train_name") or "").strip() or auto_name(ds, model_cfg)
     return model_cfg, train_cfg, name
 

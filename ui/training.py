@@ -54,7 +54,7 @@ def start_training() -> None:
         ss[ERROR_KEY] = str(e)
         return
     try:
-        jobs.start(run_dir)
+        jobs.start(run_dir, procs=int(ss.get("train_procs") or 1))
     except (ValueError, FileNotFoundError, OSError) as e:
         rf.delete_run(runs_root(), run_dir.name)  # a refused start leaves no empty run behind
         ss[ERROR_KEY] = str(e)
@@ -67,7 +67,7 @@ def continue_training(run: str) -> None:
     """Resume a stopped or interrupted run from its checkpoint (or start it if it has none)."""
     run_dir = Path(run)
     try:
-        jobs.start(run_dir, resume=rf.has_state(run_dir))
+        jobs.start(run_dir, resume=rf.has_state(run_dir))  # a resume keeps the run's number of processes
     except (ValueError, FileNotFoundError, OSError) as e:
         st.session_state[RUN_ERROR_KEY] = str(e)
 

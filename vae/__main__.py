@@ -300,11 +300,14 @@ def cmd_datasets(args):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.command == "worker":
+    if args.command == "worker":  # the app's background training (under torchrun when it asks for processes)
+        from .distributed import Ranks
         from .train import train
 
         try:
-            status = train(Path(args.run), resume=args.resume, handle_signals=True)
+            ranks = Ranks.from_env()
+            status = train(Path(args.run), resume=args.resume, handle_signals=True, ranks=ranks)
+            ranks.close()
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

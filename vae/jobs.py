@@ -90,18 +90,28 @@ def active_runs(root: str | Path | None = None) -> list[Path]:
     ]
 
 
-def start(run_dir: str | Path, *, resume: bool = False, root: str | Path | None = None) -> int:
+def start(
+    run_dir: str | Path, *, resume: bool = False, root: str | Path | None = None, procs: int | None = None
+) -> int:
     """Launch the training process for ``run_dir``; returns its pid.
 
-    Refuses (``ValueError``) if this run is already training or the machine's job limit is reached.
+    ``procs`` > 1: that many processes under torchrun on this machine (127.0.0.1), one model trained with
+    DistributedDataParallel; rank 0 writes the run folder and its pid, so pause, stop and the status work as
+    for one process. None: one for a fresh start, the run's own number for a resume. Refuses (``ValueError``)
+    if this run is already training or the machine's job limit is reached.
     """
+    if procs is None:
+        recorded = rf.read_status(run_dir).get("processes") if resume else 1
+        procs = recorded if isinstance(recorded, int) and recorded >= 1 else 1
+    if not 1 <= procs <= (os.cpu_count() or 1):
+        raise ValueError(f"processes must be from 1 to this machine's {os.cpu_count() or 1} cores; got {procs}.")
     run_dir = Path(run_dir).resolve()
     rf.load_config(run_dir)  # a clear error now rather than in the log later
     if resume:
         rf.check_state(run_dir)
     root = Path(root) if root is not None else run_dir.parent
     with _admission(root):  # check and launch as one step, across processes (several app sessions, the CLI)
-        return _launch(run_dir, resume, root)
+        return _launch(run_dir, resume, root, procs)
 
 
 @contextmanager
@@ -115,7 +125,7 @@ def _admission(root: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _launch(run_dir: Path, resume: bool, root: Path) -> int:
+def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
     if refresh_status(run_dir).get("state") in ACTIVE_STATES:
         raise ValueError(f"{run_dir.name} is already training.")
     running = active_runs(root)
@@ -127,7 +137,11 @@ def _launch(run_dir: Path, resume: bool, root: Path) -> int:
         )
     rf.clear_control(run_dir)
     cmd = [sys.executable, "-m", "vae", "worker", str(run_dir)] + (["--resume"] if resume else [])
+    if procs > 1:  # torchrun starts the processes; rank 0 writes its own pid into the status, as one process does
+        cmd[1:2] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    if procs > 1:
+        env["MASTER_ADDR"] = "127.0.0.1"  # the processes talk over this machine's loopback only
     # "starting" without a pid counts as alive for STARTUP_GRACE seconds; the worker then writes its own pid.
     status = rf.read_status(run_dir)
     status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
