@@ -180,6 +180,7 @@ elif kept_on and len(codes) > 2 * K:
 cloud = None if item is None else posterior.item_cloud(proj, codes[item], logvars[item], seed=int(idx[item]))
 prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.get("explore_prior") else None
 extra = posterior.overlays(cloud, prior_xy)
+extra += attributes.group_overlays(run_dir, checkpoint, split, idx, proj.embedding_)  # the kept groups A and B
 map_col, side = st.columns([4, 1.4] if browser else [5, 3])
 with side:  # filled first: its pictures reach the browser before the map's redraw
     if selection is not None:

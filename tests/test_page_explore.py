@@ -301,6 +301,10 @@ def test_a_box_or_lasso_selection_is_kept_as_a_group_for_interpolate(runs, run_d
     groups = at.session_state["attr_groups"]
     assert (groups["split"], groups["A"], groups["B"]) == ("test", [3, 5, 9], [11, 12])  # test items: row = item
     assert any("group A: 3 items, group B: 2 items" in c.value for c in at.caption)
+    overlays = {o["name"]: o for o in mounts(at)["panel"]["overlays"]}  # the kept groups drawn on their map
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose(overlays["group A"]["xy"], proj.embedding_[[3, 5, 9]], atol=1e-5)
+    assert len(overlays["group B"]["xy"]) == 2
     at.switch_page("app_pages/interpolate.py").run()
     assert at.radio(key="attr_kind").options[-1] == "Map group A → group B"
 

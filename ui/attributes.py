@@ -56,6 +56,23 @@ def groups_caption(run_dir: Path, checkpoint: str) -> None:
         st.page_link("app_pages/interpolate.py", label="Decode the axis from A to B", icon=":material/trending_flat:")
 
 
+GROUP_COLOURS = {"A": "rgba(214,39,40,0.55)", "B": "rgba(31,119,180,0.55)"}
+
+
+def group_overlays(run_dir: Path, checkpoint: str, split: str, idx: np.ndarray, layout: np.ndarray) -> list[dict]:
+    """The kept groups on the map they were selected in (its split): a coloured halo under each item shown."""
+    groups = state.map_groups(run_dir, checkpoint)
+    if groups.get("split") != split:
+        return []
+    out = []
+    for name in ("A", "B"):
+        shown = np.isin(idx, groups.get(name, []))  # (N,): which of the map's items are in the group
+        if shown.any():
+            out.append({"name": f"group {name}", "xy": layout[shown].tolist(), "colour": GROUP_COLOURS[name],
+                        "size": 10})  # fmt: skip
+    return out
+
+
 # ---------------------------------------------------------------- Interpolate: directions, strips, analogies
 
 
