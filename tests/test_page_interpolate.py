@@ -130,8 +130,11 @@ def test_endpoint_a_moves_toward_endpoint_bs_class_and_the_analogy_swaps_its_cla
     np.testing.assert_allclose(at.session_state["attr_codes"][-1], mu[0] + 2 * direction, atol=1e-4)
     # the analogy's defaults: this item, without its class, with B's class
     np.testing.assert_allclose(at.session_state["attr_analogy"], mu[0] - cm[la] + cm[lb], atol=1e-4)
-    assert at.session_state["attr_axis"]["name"] == f"{la} → {lb}"
     assert "A, B, C, then A − B + C" in [img.captions[0] for img in at.image]
+    assert at.session_state["attr_axis"]["name"] == f"{la} → {lb}"
+    at.button(key="attr_open").click().run()  # the moved item, on to Decode
+    assert not at.exception
+    np.testing.assert_allclose(at.session_state["decode_point"], mu[0] + 2 * direction, atol=1e-4)
 
 
 def test_decode_offers_the_axis_as_a_slider_that_moves_the_point(runs, run_data):

@@ -155,7 +155,11 @@ def attribute_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, s
         "Download attribute strip (PNG)",
     )
     state.set_attribute_axis(run_dir, checkpoint, title, vector)
-    st.caption(f"The axis {title} has length {np.linalg.norm(vector):.2f}; Decode offers it as a slider.")
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption(f"The axis {title} has length {np.linalg.norm(vector):.2f}; Decode offers it as a slider.")
+    if right.button("Open the end in Decode", key="attr_open", icon=":material/tune:"):
+        state.hand_to_decode(codes[-1])
+        state.switch_page("app_pages/decode.py")
 
 
 def analogy_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, ends: dict[str, np.ndarray],
