@@ -38,7 +38,7 @@ def main(runs: Path, run: str) -> None:
             ("runs", "Runs"),
         ]:
             page.get_by_role("link", name=title, exact=True).first.click()
-            page.wait_for_url(f"**/{name}")
+            page.wait_for_url(f"**/{name}*")  # Decode and Interpolate keep their state in the query
             wait_idle(page)
             if name == "explore":
                 page.get_by_text("latent means", exact=False).first.wait_for()
