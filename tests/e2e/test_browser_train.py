@@ -24,6 +24,11 @@ def progress_text(page) -> str:
     return texts[0].strip() if texts else ""
 
 
+FRAMES_JS = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')]
+    .find((g) => g._transitionData && g._transitionData._frames && g._transitionData._frames.length);
+  return gd ? gd._transitionData._frames.length : 0; }"""
+
+
 def history_in_page(page) -> dict:
     """The Train page's latent-history chart as the browser has it: its number of frames and the first items'
     positions in the frame it shows."""
@@ -93,6 +98,7 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     expect(page.locator(".js-plotly-plot")).to_have_count(4)
     page.get_by_role("heading", name="Latent map as it trains").wait_for()
     shot(page, "train-paused")
+    page.wait_for_function(f"() => ({FRAMES_JS})() >= 1")
     paused_map = history_in_page(page)
     assert 1 <= paused_map["frames"] <= EPOCHS  # the map so far: before training and each epoch done
 
@@ -111,6 +117,7 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     page.get_by_role("link", name="Explore its latent space").wait_for()
     shot(page, "train-finished")
     # the live map changed while it trained: more frames, and the items it shows moved
+    page.wait_for_function(f"() => ({FRAMES_JS})() === {EPOCHS + 1}")  # the finished page's chart, drawn
     finished_map = history_in_page(page)
     assert finished_map["frames"] == EPOCHS + 1 > paused_map["frames"], (paused_map["frames"], finished_map["frames"])
     assert len(finished_map["last"]) == 5 and finished_map["last"] != paused_map["last"], (paused_map, finished_map)
