@@ -21,7 +21,7 @@ from ui.sidebar import current_run
 from ui.training import collapse_section
 from vae import jobs
 from vae import run as rf
-from vae.data.sprites import SPRITE_FACTORS
+from vae.disentanglement import known_factors as factors_of
 from vae.evaluate import evaluate_run
 from vae.runzip import ZIP_FILES, ZIP_REQUIRED, evaluation_problem
 
@@ -68,7 +68,7 @@ def compare_section(runs: list[dict]) -> None:
 def known_factors(run_dir: Path) -> list[str]:
     """The names of the factors the run's data was generated from ([] for data without, or a broken config)."""
     try:
-        return list(SPRITE_FACTORS) if rf.load_data_config(run_dir).name == "sprites" else []
+        return factors_of(rf.load_data_config(run_dir).name)
     except (ValueError, FileNotFoundError):
         return []
 

@@ -29,6 +29,7 @@ from vae import evaluate
 from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
+from vae.data.sprites import sprite_factors
 from vae.disentanglement import KEYS, disentanglement_scores, ground_truth
 from vae.train import new_run, train
 
@@ -80,21 +81,14 @@ def factor_rows(ds, s: Settings, rotate: bool) -> dict:
     f_train, f_test = ds.factors_train[tr], ds.factors_test[te]
     out = {"mig": d.mig(code(f_test), f_test), "sap": d.sap(code(f_train), f_train, code(f_test), f_test)}
     out.update(d.dci(code(f_train), f_train, code(f_test), f_test))
-    values = [np.asarray(g, dtype=np.float64) for g in (np.arange(3), *sprite_grids())]
 
     def represent_classes(x: torch.Tensor) -> np.ndarray:
-        return code(np.column_stack([v[c] for v, c in zip(values, x.numpy().astype(int).T, strict=True)]))
+        return code(sprite_factors(x.numpy().astype(int)))
 
     identity = d.GroundTruth(truth.sizes, lambda classes: torch.as_tensor(classes))
     out["beta_vae"] = d.beta_vae_score(identity, represent_classes)
     out["factor_vae"] = d.factor_vae_score(identity, represent_classes)
     return out
-
-
-def sprite_grids():
-    from vae.data.sprites import SPRITE_POSITIONS, SPRITE_ROTATIONS, SPRITE_SCALES
-
-    return SPRITE_SCALES, SPRITE_ROTATIONS, SPRITE_POSITIONS, SPRITE_POSITIONS
 
 
 def run(quick: bool = False, settings: Settings | None = None) -> str:

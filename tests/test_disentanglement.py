@@ -16,7 +16,7 @@ from scipy.stats import special_ortho_group
 
 from vae.config import DataConfig
 from vae.data import load_dataset
-from vae.data.sprites import generate_sprites, sprite_truth
+from vae.data.sprites import generate_sprites
 from vae.disentanglement import (
     KEYS,
     GroundTruth,
@@ -27,6 +27,7 @@ from vae.disentanglement import (
     factor_vae_score,
     mig,
     sap,
+    sprite_truth,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

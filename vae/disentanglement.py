@@ -37,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
+from .data.sprites import SPRITE_FACTORS, SPRITE_GRIDS, render_sprite_classes
 from .progress import Progress, part, report
 
 Represent = Callable[[torch.Tensor], np.ndarray]  # observations (n, *item_shape) -> latent means (n, D)
@@ -205,13 +206,23 @@ def factor_vae_score(truth: GroundTruth, represent: Represent, seed: int = 0, ba
 # ---------------------------------------------------------------- a model and its data
 
 
+FACTORS = {"sprites": SPRITE_FACTORS}  # the datasets generated from known factors, and the factors' names
+
+
+def known_factors(data_name: str) -> list[str]:
+    """The names of the factors dataset ``data_name`` is generated from ([] for data without known factors)."""
+    return list(FACTORS.get(data_name, []))
+
+
+def sprite_truth(size: int) -> GroundTruth:
+    """The sprites' generator: factor classes (shape, scale, rotation, x, y indices) -> (n, 1, size, size)."""
+    return GroundTruth(tuple(len(g) for g in SPRITE_GRIDS),
+                       lambda classes: torch.from_numpy(render_sprite_classes(classes, size)))  # fmt: skip
+
+
 def ground_truth(dataset) -> GroundTruth | None:
     """The generator behind ``dataset`` where it has one (the sprites), else None."""
-    if getattr(dataset, "name", None) != "sprites":
-        return None
-    from .data.sprites import sprite_truth
-
-    return sprite_truth(int(dataset.item_shape[-1]))
+    return sprite_truth(int(dataset.item_shape[-1])) if getattr(dataset, "name", None) == "sprites" else None
 
 
 def check_factors(dataset) -> None:

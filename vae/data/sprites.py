@@ -33,6 +33,22 @@ def _load_sprites(cfg: DataConfig, progress: Progress | None, max_bytes: int) ->
     )
 
 
+SPRITE_GRIDS = (np.arange(len(SPRITE_SHAPES), dtype=np.float64), SPRITE_SCALES, SPRITE_ROTATIONS, SPRITE_POSITIONS,
+                SPRITE_POSITIONS)  # each factor's values, in SPRITE_FACTORS order  # fmt: skip
+
+
+def sprite_factors(classes: np.ndarray) -> np.ndarray:
+    """Factor classes (n, 5), indices into ``SPRITE_GRIDS``, -> factor values (n, 5): shape index, scale,
+    rotation (radians), x and y (in [0, 1])."""
+    return np.column_stack([grid[c] for grid, c in zip(SPRITE_GRIDS, np.asarray(classes).T, strict=True)])
+
+
+def render_sprite_classes(classes: np.ndarray, size: int) -> np.ndarray:
+    """The sprites of factor classes (n, 5): (n, 1, size, size) float32 in {0, 1} (the data's own renderer, for
+    scores that need batches with a factor held fixed)."""
+    return _render_sprites(sprite_factors(classes), size)[:, None]
+
+
 def generate_sprites(
     count: int, size: int = 32, seed: int = 0, progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -42,35 +58,15 @@ def generate_sprites(
     rotation × x × y with ``seed``; factor columns are shape index, scale, rotation (radians),
     x and y (in [0, 1]). Rendering is vectorised over chunks of images.
     """
-    dims = (len(SPRITE_SHAPES), len(SPRITE_SCALES), len(SPRITE_ROTATIONS), len(SPRITE_POSITIONS), len(SPRITE_POSITIONS))
-    total = math.prod(dims)
-    flat = np.random.default_rng(seed).choice(total, count, replace=count > total)
-    s, k, r, i, j = np.unravel_index(flat, dims)
-    factors = np.column_stack(
-        [s, SPRITE_SCALES[k], SPRITE_ROTATIONS[r], SPRITE_POSITIONS[i], SPRITE_POSITIONS[j]]
-    ).astype(np.float64)  # (count, 5)
+    dims = tuple(len(g) for g in SPRITE_GRIDS)
+    flat = np.random.default_rng(seed).choice(math.prod(dims), count, replace=count > math.prod(dims))
+    factors = sprite_factors(np.column_stack(np.unravel_index(flat, dims)))  # (count, 5)
     images = np.empty((count, 1, size, size), np.float32)
     chunk = max(1, (1 << 21) // (size * size))
     for start in range(0, count, chunk):
         images[start : start + chunk, 0] = _render_sprites(factors[start : start + chunk], size)
         counted(progress, min(start + chunk, count), count, "generating sprites")
     return images, factors
-
-
-def sprite_truth(size: int):
-    """The sprites' generator for scores that hold a factor fixed (``vae.disentanglement.GroundTruth``):
-    factor classes (shape, scale, rotation, x, y indices into the grids above) -> images (n, 1, size, size)."""
-    import torch
-
-    from ..disentanglement import GroundTruth
-
-    grids = (np.arange(len(SPRITE_SHAPES)), SPRITE_SCALES, SPRITE_ROTATIONS, SPRITE_POSITIONS, SPRITE_POSITIONS)
-
-    def render(classes: np.ndarray) -> torch.Tensor:
-        factors = np.column_stack([grid[c] for grid, c in zip(grids, np.asarray(classes).T, strict=True)])
-        return torch.from_numpy(_render_sprites(factors.astype(np.float64), size)[:, None])
-
-    return GroundTruth(tuple(len(g) for g in grids), render)
 
 
 def _render_sprites(f: np.ndarray, size: int) -> np.ndarray:
