@@ -264,26 +264,11 @@ def _history_view(path: str, stamp: tuple) -> dict | None:
 
 
 def history_pictures(frames: list) -> list[str] | None:
-    """Each frame's decoded prior samples (the same latent points every frame) as one JPEG data URI, or None
-    when the frames hold none (data that is not images). JPEG at its own size: the live panel re-sends every
-    frame's picture each second, and a PNG of 64 grey Fashion-MNIST samples took 50-90 KB against about 12."""
+    """Each frame's decoded prior samples as a JPEG data URI for the replay (``vae.history.sample_jpegs``)."""
     import base64
-    import io
 
-    from PIL import Image
-
-    from vae.images import make_grid, to_uint8_hwc
-
-    out = []
-    for frame in frames:
-        samples = frame.samples()  # (S, C, H, W) or None
-        if samples is None:
-            return None
-        buf = io.BytesIO()
-        grid = to_uint8_hwc(make_grid(samples, ncol=int(np.ceil(np.sqrt(len(samples))))))
-        Image.fromarray(grid).save(buf, format="JPEG", quality=85)
-        out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
-    return out
+    jpegs = history.sample_jpegs(frames)
+    return None if jpegs is None else ["data:image/jpeg;base64," + base64.b64encode(j).decode() for j in jpegs]
 
 
 # ---------------------------------------------------------------- how far to trust a map

@@ -229,6 +229,26 @@ def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions
     return buf.getvalue()
 
 
+def sample_jpegs(frames: list[Frame]) -> list[bytes] | None:
+    """Each frame's decoded prior samples (the same latent points every frame) tiled into one JPEG, or None when
+    the frames hold none (data that is not images). JPEG at its own size: a live page re-sends every frame's
+    picture each second, and a PNG of 64 grey Fashion-MNIST samples took 50-90 KB against about 12."""
+    from PIL import Image
+
+    from .images import make_grid, to_uint8_hwc
+
+    out = []
+    for frame in frames:
+        samples = frame.samples()  # (S, C, H, W) or None
+        if samples is None:
+            return None
+        buf = io.BytesIO()
+        grid = to_uint8_hwc(make_grid(samples, ncol=int(np.ceil(np.sqrt(len(samples))))))
+        Image.fromarray(grid).save(buf, format="JPEG", quality=85)
+        out.append(buf.getvalue())
+    return out
+
+
 def caption(frame: Frame) -> str:
     elbo = f" · test ELBO {frame.test_elbo:.1f}" if frame.test_elbo is not None else ""
     return f"epoch {frame.epoch:.2f} · step {frame.step:,}{elbo}"
