@@ -86,9 +86,13 @@ def _codes_by_item(run_dir: Path, checkpoint: str, split: str) -> np.ndarray:
 
 def class_mean_codes(run_dir: Path, checkpoint: str, ds: Dataset) -> dict[int, np.ndarray]:
     """Each label's mean code over the training split ({} for unlabelled data)."""
-    if ds.y_train is None:
-        return {}
-    return class_means(_codes_by_item(run_dir, checkpoint, "train"), ds.y_train.numpy())
+    return {} if ds.y_train is None else _class_means(str(run_dir), checkpoint)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _class_means(path: str, checkpoint: str) -> dict[int, np.ndarray]:
+    """Once per checkpoint, not on every rerun of Interpolate (both of its sections read them)."""
+    return class_means(_codes_by_item(Path(path), checkpoint, "train"), cache.dataset_for(Path(path)).y_train.numpy())
 
 
 def directions(run_dir: Path, checkpoint: str, ds: Dataset, means: dict[int, np.ndarray]) -> list[str]:
@@ -167,7 +171,8 @@ def analogy_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, end
     """A - B + C, each an endpoint, a test item or a class mean: "A, without what B has, with what C has"."""
     st.subheader("Analogy: A − B + C")
     means = class_mean_codes(run_dir, checkpoint, ds)
-    options = [*ends, "a test item", *(f"mean of {label_name(ds, c)}" for c in sorted(means))]
+    named = {**ends, **{f"mean of {label_name(ds, c)}": means[c] for c in sorted(means)}}  # choice -> its code
+    options = [*ends, "a test item", *list(named)[len(ends) :]]
     defaults = ["endpoint A", "endpoint B", "a test item"]
     if labels[0] in means and labels[1] in means and labels[0] != labels[1]:  # this item, as the other class
         defaults = ["endpoint A", f"mean of {label_name(ds, labels[0])}", f"mean of {label_name(ds, labels[1])}"]
@@ -177,10 +182,8 @@ def analogy_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, end
         if choice == "a test item":
             i = column.number_input("Test item", 0, len(test_codes) - 1, 2, key=f"attr_analogy_item_{role}")
             picked.append(test_codes[int(i)])
-        elif choice in ends:
-            picked.append(ends[choice])
         else:
-            picked.append(next(means[c] for c in means if f"mean of {label_name(ds, c)}" == choice))
+            picked.append(named[choice])
     result = analogy(*picked)
     ss["attr_analogy"] = result
     strip(
