@@ -24,21 +24,18 @@ def progress_text(page) -> str:
     return texts[0].strip() if texts else ""
 
 
-FRAMES_JS = """() => { const gd = [...document.querySelectorAll('.js-plotly-plot')]
-    .find((g) => g._transitionData && g._transitionData._frames && g._transitionData._frames.length);
-  return gd ? gd._transitionData._frames.length : 0; }"""
+HISTORY_PLOT = """[...document.querySelectorAll('.js-plotly-plot')]
+    .find((g) => g._transitionData && g._transitionData._frames && g._transitionData._frames.length)"""
+FRAMES_JS = f"() => {{ const gd = {HISTORY_PLOT}; return gd ? gd._transitionData._frames.length : 0; }}"
 
 
 def history_in_page(page) -> dict:
     """The Train page's latent-history chart as the browser has it: its number of frames and the first items'
     positions in the frame it shows."""
     return page.evaluate(
-        """() => {
-            const gd = [...document.querySelectorAll('.js-plotly-plot')]
-                .find((g) => g._transitionData && g._transitionData._frames && g._transitionData._frames.length);
-            if (!gd) return { frames: 0, last: null };
-            return { frames: gd._transitionData._frames.length, last: Array.from(gd._fullData[0].x).slice(0, 5) };
-        }"""
+        f"""() => {{ const gd = {HISTORY_PLOT};
+            return gd ? {{ frames: gd._transitionData._frames.length, last: Array.from(gd._fullData[0].x).slice(0, 5) }}
+                      : {{ frames: 0, last: null }}; }}"""
     )
 
 
