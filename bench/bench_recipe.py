@@ -1,10 +1,11 @@
-"""A faster recipe on CPU? bfloat16 autocast and larger batches, against the default, on Fashion-MNIST.
+"""A faster recipe on CPU? bfloat16 autocast, larger batches and a warm-up + cosine schedule, against the default,
+on Fashion-MNIST.
 
     python bench/bench_recipe.py [--quick]
 
 Each arm trains with ``vae.train`` (the same loop the app and the command line use) on all of Fashion-MNIST
-(60,000 / 10,000), 2 threads, seed 0, the latent history off; only the batch size, the learning rate and
-``TrainConfig.precision`` change. After every epoch the trainer measures the test ELBO; an arm reaches the
+(60,000 / 10,000), 2 threads, seed 0, the latent history off; only the batch size, the learning rate (and its
+schedule) and ``TrainConfig.precision`` change. After every epoch the trainer measures the test ELBO; an arm reaches the
 target when its test −ELBO is at or below ``TARGET`` (the reference PyTorch-examples loop's 10-epoch figure,
 docs/BENCHMARKS.md), and the time is the training time up to that epoch (test evaluation excluded).
 The conv model is measured over two epochs only (its throughput and ELBO there). Baseline: the default arm
@@ -38,6 +39,8 @@ class Arm:
     lr: float
     precision: str
     epochs: int
+    schedule: str = "constant"  # TrainConfig.lr_schedule
+    warmup: float = 0.0  # TrainConfig.lr_warmup_epochs
 
 
 ARMS = (
@@ -46,6 +49,19 @@ ARMS = (
     Arm("MLP, fp32, batch 256, lr 2e-3", "mlp", 256, 2e-3, "fp32", 16),
     Arm("MLP, bf16, batch 256, lr 2e-3", "mlp", 256, 2e-3, "bf16", 16),
     Arm("MLP, bf16, batch 512, lr 3e-3", "mlp", 512, 3e-3, "bf16", 16),
+    Arm(
+        "MLP, bf16, batch 128, lr 2e-3, warm-up 0.5 + cosine over 8 epochs", "mlp", 128, 2e-3, "bf16", 8, "cosine", 0.5
+    ),
+    Arm(
+        "MLP, bf16, batch 256, lr 2e-3, warm-up 0.5 + cosine over 10 epochs",
+        "mlp",
+        256,
+        2e-3,
+        "bf16",
+        10,
+        "cosine",
+        0.5,
+    ),
     Arm("conv, fp32, batch 128, lr 1e-3", "conv", 128, 1e-3, "fp32", 2),
     Arm("conv, bf16, batch 128, lr 1e-3", "conv", 128, 1e-3, "bf16", 2),
 )
@@ -62,6 +78,7 @@ def run(quick: bool = False, arms: tuple[Arm, ...] = ARMS) -> str:
             epochs = 2 if quick else arm.epochs
             common.log(f"recipe: {arm.name}, {epochs} epochs…")
             tc = TrainConfig(epochs=epochs, batch_size=arm.batch, lr=arm.lr, precision=arm.precision, threads=2,
+                             lr_schedule=arm.schedule, lr_warmup_epochs=arm.warmup,
                              probe_size=0)  # fmt: skip
             run_dir = new_run(tmp, f"arm-{i}", ds, cfg, arch=arm.arch, latent_dim=20, train_cfg=tc)
             assert train(run_dir, dataset=ds)["state"] == "finished"

@@ -1,5 +1,6 @@
 """One test per validation rule of the config dataclasses, plus the JSON round trip."""
 
+import numpy as np
 import pytest
 
 from vae.config import DataConfig, ModelConfig, TrainConfig
@@ -48,11 +49,26 @@ def test_model_config_rules(kwargs, match):
         ({"log_every": 0}, "log_every"),
         ({"grid_size": 40}, "grid_size"),
         ({"weight_decay": 3.0}, "weight_decay"),
+        ({"lr_schedule": "step"}, "lr_schedule must be 'constant' or 'cosine'"),
+        ({"lr_warmup_epochs": -1}, "lr_warmup_epochs"),
     ],
 )
 def test_train_config_rules(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_the_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    total, per_epoch = 100, 10
+    constant = TrainConfig(lr=2e-3)
+    assert {constant.lr_at(s, total, per_epoch) for s in range(total)} == {2e-3}
+    cosine = TrainConfig(lr=2e-3, lr_schedule="cosine", lr_warmup_epochs=1.0)
+    lrs = [cosine.lr_at(s, total, per_epoch) for s in range(total)]
+    assert lrs[:10] == pytest.approx([2e-3 * (s + 1) / 10 for s in range(10)])  # linear up to the peak
+    assert lrs[10] == pytest.approx(2e-3)  # the peak at the warm-up's end
+    assert lrs[55] == pytest.approx(1e-3)  # half-way through the decay: half the peak
+    assert (np.diff(lrs[10:]) < 0).all()  # then strictly down
+    assert 0 < lrs[-1] < 1e-3 * 2e-3  # nearly zero at the last step
 
 
 @pytest.mark.parametrize(

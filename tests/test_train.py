@@ -90,12 +90,20 @@ def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     assert -e["test_elbo"] < 400
 
 
-def test_resume_equals_uninterrupted_training(tmp_path, digits):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_equals_uninterrupted_training(tmp_path, digits, schedule):
+    """Also with a learning-rate schedule: the rate is a function of the step, so a resume continues it."""
     cfg = DataConfig(name="digits")
-    full = make_run(tmp_path, digits, cfg, name="full", epochs=3)
+    kw = dict(epochs=3, lr_schedule=schedule, lr_warmup_epochs=1.0 if schedule == "cosine" else 0.0)
+    full = make_run(tmp_path, digits, cfg, name="full", **kw)
     train(full, dataset=digits)
+    lrs = [m["lr"] for m in rf.read_metrics(full) if m["type"] == "step"]  # each logged step's rate
+    if schedule == "constant":
+        assert set(lrs) == {1e-3}
+    else:  # up during the first epoch, then down to nearly nothing
+        assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] < 0.2 * max(lrs)
 
-    part = make_run(tmp_path, digits, cfg, name="part", epochs=3)
+    part = make_run(tmp_path, digits, cfg, name="part", **kw)
     stop_at = {"step": 0}
 
     def stop_mid_epoch(kind, rec):

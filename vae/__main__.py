@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=T.epochs)
     t.add_argument("--batch", type=int, default=T.batch_size)
     t.add_argument("--lr", type=float, default=T.lr)
+    t.add_argument("--lr-schedule", default=T.lr_schedule, choices=["constant", "cosine"],
+                   help="cosine: linear warm-up over --lr-warmup epochs, then cosine decay to 0")  # fmt: skip
+    t.add_argument("--lr-warmup", type=float, default=T.lr_warmup_epochs, help="epochs of learning-rate warm-up")
     t.add_argument("--seed", type=int, default=T.seed)
     t.add_argument("--threads", type=int, default=T.threads)
     t.add_argument("--name", default=None, help="run name (default: dataset-arch-zN)")
@@ -186,6 +189,8 @@ def cmd_train(args) -> dict | None:
             free_bits=args.free_bits,
             precision=args.precision,
             threads=args.threads,
+            lr_schedule=args.lr_schedule,
+            lr_warmup_epochs=args.lr_warmup,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
         data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name

@@ -201,11 +201,32 @@ class TrainConfig(_Serialisable):
     probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
     free_bits: float = 0.0  # nats: each latent dimension's KL counts as at least this (0: off)
     precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32)
+    lr_schedule: str = "constant"  # "cosine": linear warm-up over lr_warmup_epochs, then cosine decay to 0
+    lr_warmup_epochs: float = 0.0
+
+    def beta_at(self, progress: float) -> float:
+        """β after ``progress`` epochs: a linear warm-up from 0 over ``warmup_epochs``, then ``beta``."""
+        if self.warmup_epochs <= 0:
+            return self.beta
+        return self.beta * min(1.0, progress / self.warmup_epochs)
+
+    def lr_at(self, step: int, total_steps: int, steps_per_epoch: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based) of ``total_steps``: a function of the step
+        alone, so a resumed run continues the same schedule."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        warm = self.lr_warmup_epochs * steps_per_epoch
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        left = (step - warm) / max(1.0, total_steps - warm)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, left)))
 
     def __post_init__(self) -> None:
         n = "TrainConfig"
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"{n}.precision must be 'fp32' or 'bf16'; got {self.precision!r}.")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"{n}.lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}.")
         _check_int(n, "epochs", self.epochs, 1, 10_000)
         _check_int(n, "batch_size", self.batch_size, 1, 65_536)
         _check_float(n, "lr", self.lr, 0.0, 1.0, open_lo=True)
@@ -218,6 +239,7 @@ class TrainConfig(_Serialisable):
         _check_float(n, "weight_decay", self.weight_decay, 0.0, 1.0)
         _check_int(n, "probe_size", self.probe_size, 0, 10_000)
         _check_float(n, "free_bits", self.free_bits, 0.0, 10.0)
+        _check_float(n, "lr_warmup_epochs", self.lr_warmup_epochs, 0.0, 10_000.0)
 
 
 # ---------------------------------------------------------------- presets

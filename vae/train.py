@@ -221,12 +221,6 @@ class Trainer:
             return ""
         return self.ranks.command(self._poll_control(), self.stop_requested)
 
-    def _beta(self, steps_per_epoch: int) -> float:
-        if self.cfg.warmup_epochs <= 0:
-            return self.cfg.beta
-        progress = self.state.epoch + self.state.pos / steps_per_epoch
-        return self.cfg.beta * min(1.0, progress / self.cfg.warmup_epochs)
-
     def _run_epoch(self, steps_per_epoch: int, total_steps: int, t_session: float, steps_session: list) -> None:
         s, bs, n = self.state, self.global_batch, len(self.x_train)
         if s.perm is None:
@@ -244,7 +238,7 @@ class Trainer:
             eps = torch.randn((len(rows), self.model_cfg.latent_dim), generator=self.gen)  # its noise, every rank
             mine = self.ranks.shard(len(rows))  # this rank's rows of it
             xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
-            beta = self._beta(steps_per_epoch)
+            beta = self.cfg.beta_at(s.epoch + s.pos / steps_per_epoch)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 terms = elbo_terms(self.train_model, xb, beta, None, self.cfg.free_bits, eps=eps[mine].to(self.device))
             # each rank's mean, weighted by its share: DDP's average of the gradients is the global batch's
@@ -253,6 +247,8 @@ class Trainer:
                 raise FloatingPointError(divergence_message(self.model_cfg, self.cfg, s.epoch, s.step))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            for group in self.opt.param_groups:  # the schedule is a function of the step: resumes continue it
+                group["lr"] = self.cfg.lr_at(s.step, total_steps, steps_per_epoch)
             self.opt.step()
             s.elapsed += time.perf_counter() - t0
             s.pos += 1
@@ -281,6 +277,7 @@ class Trainer:
                         "recon": window["recon"] / w,
                         "kl": window["kl"] / w,
                         "beta": beta,
+                        "lr": self.opt.param_groups[0]["lr"],
                         "examples_per_s": rate * bs,
                         "eta_s": eta,
                     }
@@ -384,8 +381,7 @@ def train(
     """Train (or resume) the run in ``run_dir`` on ``device`` (``vae.distributed.resolve_device``), as one of
     ``ranks`` under torchrun; returns its final status dict.
 
-    With ``handle_signals`` (the background worker), SIGTERM and SIGINT stop the run gracefully,
-    saving a checkpoint first.
+    With ``handle_signals`` (the background worker), SIGTERM and SIGINT stop the run, saving a checkpoint first.
     """
     trainer = Trainer(run_dir, dataset=dataset, callback=callback, device=device, ranks=ranks)
     if handle_signals:
