@@ -6,7 +6,9 @@ Endpoints are test items (their posterior means) or the point last decoded on th
 The decoded strip is one picture (downloadable); when a map of this run and checkpoint is cached
 on disk, the path is drawn on it (PCA places points exactly; a UMAP map loaded from disk places
 them approximately, at the mean position of their 10 nearest mapped codes). No map is computed here.
-Tests read ``interp_codes`` (steps, latent_dim) and ``interp_decoded`` (steps, *item_shape).
+A test item endpoint shows its q(z|x): decoded samples beside its decoded mean and σ per dimension under its
+picker (``ui.posterior``), its samples on the path's map.
+Tests read ``interp_codes`` (steps, latent_dim), ``interp_decoded`` (steps, *item_shape) and ``interp_A_strip``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, state
+from ui import attributes, cache, posterior, state
 from ui.figures import path_figure
 from ui.pictures import decode, enlargement, grid_picture, label_name, picture
 from ui.sidebar import current_run
@@ -36,11 +38,14 @@ def cached_map(run_dir: Path, checkpoint: str) -> Path | None:
     return find_map(run_dir, checkpoint)
 
 
-def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: dict | None, default: int) -> np.ndarray:
-    """One endpoint picker in ``column``: a test item (its posterior mean) or the last map point."""
+def endpoint(
+    column, name: str, ds, model, test_codes: np.ndarray, map_point: dict | None, default: int
+) -> tuple[np.ndarray, int | None]:
+    """One endpoint picker in ``column``: a test item (its posterior mean) or the last map point; returns the
+    code and the test item's index (None for a map point)."""
     with column:
         st.subheader(f"Endpoint {name}")
-        source = "Test item"
+        source, i = "Test item", None
         if map_point:
             source = st.radio("From", ["Test item", "Map point"], key=f"interp_source_{name}", horizontal=True)
         small = enlargement(ds.item_shape, 96) if ds.is_image else 1
@@ -49,10 +54,10 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
             caption = f"map point ({map_point['xy'][0]:.2f}, {map_point['xy'][1]:.2f})"
             shown = decode(model, z)[0]
         else:
-            i = st.number_input(
+            i = int(st.number_input(
                 "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
                 help=f"Index into the {len(test_codes):,} test items.", bind=LINKED,
-            )  # fmt: skip
+            ))  # fmt: skip
             z, shown = test_codes[int(i)], ds.x_test[int(i)].numpy()
             y = None if ds.y_test is None else int(ds.y_test[int(i)])
             caption = f"test #{int(i)}" + (f" · label {label_name(ds, y)}" if y is not None else "")
@@ -60,7 +65,7 @@ def endpoint(column, name: str, ds, model, test_codes: np.ndarray, map_point: di
             st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small, output_format="PNG")
         else:
             st.caption(caption)
-    return z
+    return z, i
 
 
 # ---------------------------------------------------------------- the page
@@ -69,7 +74,7 @@ st.title("Interpolate")
 run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
-test_codes, _ = cache.latent_means(str(run_dir), checkpoint, "test", None)  # (N_test, latent_dim)
+test_codes, test_logvars, _ = cache.latent_params(str(run_dir), checkpoint, "test", None)  # (N_test, L) each
 point = state.map_point(run_dir)
 y = None if ds.y_test is None else ds.y_test.numpy()
 differs = np.flatnonzero(y != y[0]) if y is not None else []
@@ -78,8 +83,8 @@ other = int(differs[0]) if len(differs) else min(1, len(test_codes) - 1)  # defa
 if not point:
     st.caption("Endpoints are test items; click empty space on the Explore map to add that point as a choice.")
 col_a, col_b, col_c = st.columns([1, 1, 1.2])
-a = endpoint(col_a, "A", ds, model, test_codes, point, 0)
-b = endpoint(col_b, "B", ds, model, test_codes, point, other)
+a, item_a = endpoint(col_a, "A", ds, model, test_codes, point, 0)
+b, item_b = endpoint(col_b, "B", ds, model, test_codes, point, other)
 with col_c:
     st.subheader("Path")
     method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method", bind=LINKED)]
@@ -112,15 +117,25 @@ ends_labels = (endpoint_label("A", 0), endpoint_label("B", other))
 attributes.attribute_section(run_dir, checkpoint, model, ds, a, ends_labels, steps)
 attributes.analogy_section(run_dir, checkpoint, model, ds, {"endpoint A": a, "endpoint B": b}, test_codes, ends_labels)
 
-st.subheader("Path on the map")
 path = cached_map(run_dir, checkpoint)
-if path is None:
+proj = None if path is None else cache.load_projector(path)
+clouds = []  # a test item endpoint's q(z|x): its strip and σ under its picker, its samples on the path map
+kl = cache.kl_by_dimension(str(run_dir), checkpoint)
+for col, name, i in ((col_a, "A", item_a), (col_b, "B", item_b)):
+    if i is not None:
+        cloud = posterior.item_cloud(proj, test_codes[i], test_logvars[i], seed=i)
+        clouds.append(cloud)
+        with col, st.expander("Its posterior q(z|x)"):
+            posterior.show_item_posterior(model, test_codes[i], test_logvars[i], cloud, kl, key=f"interp_{name}")
+
+st.subheader("Path on the map")
+if proj is None:
     st.info("No map of this model yet: open Explore to compute the map, then come back.")
     st.page_link("app_pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
     st.stop()
-proj = cache.load_projector(path)
 positions = proj.transform(codes)  # (steps, 2)
 st.session_state["interp_positions"] = positions
 how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
 st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")
-st.plotly_chart(path_figure(proj, positions), key="interp_map")
+extra = [o for cloud in clouds for o in posterior.overlays(cloud, None)]
+st.plotly_chart(path_figure(proj, positions, extra), key="interp_map")

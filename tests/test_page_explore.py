@@ -7,7 +7,6 @@ chart's key in session state before ``run()``; the figure itself is read from th
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from specs import array, chart_spec
 from streamlit.testing.v1 import AppTest
 
 from vae.projection import LatentProjector
@@ -45,14 +45,7 @@ def open_explore(method: str = "PCA", browser: bool = False, **state) -> AppTest
 
 def figure(at: AppTest) -> dict:
     """The map's plotly spec, with base64 typed arrays decoded to numpy."""
-    chart = at.get("plotly_chart")[0]  # the map (the prior's histograms follow, under it)
-    spec = json.loads(chart.proto.spec)
-    for trace in spec["data"]:
-        for axis in ("x", "y", "customdata"):
-            v = trace.get(axis)
-            if isinstance(v, dict) and "bdata" in v:
-                trace[axis] = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-    return spec
+    return chart_spec(at.get("plotly_chart")[0])  # the map (the prior's histograms follow, under it)
 
 
 def select(at: AppTest, curve: int, index: int) -> AppTest:
@@ -334,8 +327,7 @@ def test_the_map_says_how_far_to_trust_it_and_colours_by_neighbourhood_kept(runs
     assert isinstance(figure(at)["data"][1]["marker"]["color"], str)  # one colour per label
     at.toggle(key="explore_kept").set_value(True).run()
     assert not at.exception
-    colours = figure(at)["data"][1]["marker"]["color"]  # typed array: {"dtype", "bdata"}
-    shares = np.frombuffer(base64.b64decode(colours["bdata"]), dtype=np.dtype(colours["dtype"]))
+    shares = array(figure(at)["data"][1]["marker"]["color"])
     assert len(shares) == len(figure(at)["data"][1]["x"]) and ((shares >= 0) & (shares <= 1)).all()
 
 
@@ -378,11 +370,9 @@ def test_a_pinned_item_shows_its_posterior_cloud_strip_and_sigma_bars(runs, run_
     assert strip.shape[0] == 1 + STRIP
     np.testing.assert_allclose(strip[0], decode(model, mu.numpy()), atol=1e-5)
     assert not np.allclose(strip[1], strip[0], atol=1e-3)  # samples decode to something other than the mean
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    charts = [chart_spec(c) for c in at.get("plotly_chart")]
     (bars,) = [t for c in charts for t in c["data"] if t["type"] == "bar"]  # the σ per dimension
-    sigma = bars["y"] if isinstance(bars["y"], list) else np.frombuffer(
-        base64.b64decode(bars["y"]["bdata"]), dtype=bars["y"]["dtype"])  # fmt: skip
-    np.testing.assert_allclose(sigma, torch.exp(0.5 * logvar)[0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(bars["y"], torch.exp(0.5 * logvar)[0].numpy(), rtol=1e-5)
 
 
 def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from specs import chart_spec
 from streamlit.testing.v1 import AppTest
 
 from vae import latent
@@ -53,7 +54,7 @@ def test_strip_runs_between_the_two_items_posterior_means(runs, run_data):
     np.testing.assert_allclose(codes[-1], mu[1], atol=1e-6)
     np.testing.assert_allclose(codes, latent.lerp(mu[0], mu[1], np.linspace(0, 1, 10)), atol=1e-6)
     np.testing.assert_allclose(decoded, decode(model, codes), atol=1e-5)
-    captions = [img.captions[0] for img in at.image]
+    captions = [img.captions[0] for img in at.image if not img.captions[0].startswith("decoded mean")]
     assert captions[:3] == [
         f"test #0 · label {int(ds.y_test[0])}",
         f"test #1 · label {int(ds.y_test[1])}",
@@ -78,7 +79,7 @@ def test_slerp_with_other_items_and_steps(run_data):
     assert codes.shape == (7, 4)
     np.testing.assert_allclose(codes, latent.slerp(mu[0], mu[1], np.linspace(0, 1, 7)), atol=1e-5)
     np.testing.assert_allclose(at.session_state["interp_decoded"], decode(model, codes), atol=1e-5)
-    assert at.image[2].captions == ["7 steps from A (left) to B (right), slerp"]
+    assert "7 steps from A (left) to B (right), slerp" in [c for img in at.image for c in img.captions]
 
 
 def test_path_is_drawn_on_the_explore_map_and_a_map_point_can_be_an_endpoint(runs, run_data):
@@ -97,7 +98,38 @@ def test_path_is_drawn_on_the_explore_map_and_a_map_point_can_be_an_endpoint(run
     proj = LatentProjector.load(run / "projections" / f"{at.session_state['explore_map']['key']}.npz")
     np.testing.assert_allclose(at.session_state["interp_positions"], proj.transform(codes), atol=1e-6)
     assert any("path is projected exactly" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    (path,) = [c for c in map(chart_spec, at.get("plotly_chart")) if any(t.get("name") == "path" for t in c["data"])]
+    clouds = [t for t in path["data"] if t.get("name") == "q(z|x) samples"]
+    assert len(clouds) == 1  # endpoint A's (a test item); B is the map point, a point without a posterior
+
+
+def test_test_item_endpoints_show_their_posterior_and_their_samples_on_the_path_map(runs, run_data):
+    from ui.posterior import CLOUD, STRIP
+
+    run, model, ds = run_data
+    at = open_page("app_pages/interpolate.py")
+    charts = [chart_spec(c) for c in at.get("plotly_chart")]
+    assert not any(t.get("name") == "q(z|x) samples" for c in charts for t in c["data"])  # no map yet: no cloud
+    with torch.inference_mode():
+        mu, logvar = (v.numpy() for v in model.encode(ds.x_test[[0, 1]]))
+    bars = [t["y"] for c in charts for t in c["data"] if t["type"] == "bar"]  # σ per dimension, A then B
+    np.testing.assert_allclose(np.stack(bars), np.exp(0.5 * logvar), rtol=1e-5)
+    for name, row in (("A", 0), ("B", 1)):
+        strip = at.session_state[f"interp_{name}_strip"]  # the decoded mean, then samples of q(z|x)
+        assert strip.shape == (1 + STRIP, *ds.item_shape)
+        np.testing.assert_allclose(strip[0], decode(model, mu[row : row + 1])[0], atol=1e-5)
+        assert not np.allclose(strip[1], strip[0], atol=1e-3)
+
+    open_page("app_pages/explore.py", explore_method="PCA")  # a map of this checkpoint, for the path
+    at = open_page("app_pages/interpolate.py")
+    proj = LatentProjector.load(next((run / "projections").glob("*.npz")))
+    (path,) = [c for c in map(chart_spec, at.get("plotly_chart")) if any(t.get("name") == "path" for t in c["data"])]
+    clouds = [np.stack([t["x"], t["y"]], 1) for t in path["data"] if t.get("name") == "q(z|x) samples"]
+    rings = [t for t in path["data"] if t.get("name") == "q(z|x) 2σ"]  # a PCA map: each endpoint's ellipse
+    assert len(clouds) == len(rings) == 2
+    for cloud, centre in zip(clouds, proj.transform(mu), strict=True):
+        assert cloud.shape == (CLOUD, 2)
+        np.testing.assert_allclose(cloud.mean(0), centre, atol=4 * cloud.std(0).max() / np.sqrt(CLOUD))
 
 
 def test_a_map_from_an_earlier_session_is_found_on_disk(runs, run_data):

@@ -8,9 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
+from specs import array
 from streamlit.testing.v1 import AppTest
 
 from vae import jobs
@@ -267,10 +267,8 @@ def test_a_finished_run_replays_its_latent_map_frame_by_frame(runs):
 
 
 def values(v) -> list:
-    """A Plotly spec's array: a list, or a typed array {"dtype", "bdata"}."""
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
-    return list(v)
+    """A Plotly spec's array as a list."""
+    return array(v).tolist()
 
 
 def test_clicking_an_item_of_the_replay_follows_it_across_the_frames(runs):

@@ -118,6 +118,19 @@ def kl_figure(ev: dict) -> go.Figure:
 # ---------------------------------------------------------------- maps
 
 
+def add_overlays(fig: go.Figure, extra: list | None) -> None:
+    """``ui.posterior.overlays`` as traces: dots or lines, out of the legend, no hover."""
+    for o in extra or []:
+        xy = np.asarray(o["xy"], dtype=np.float32).reshape(-1, 2)
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[:, 0], y=xy[:, 1], mode="lines" if o.get("line") else "markers", name=o["name"],
+                legendgroup="overlay", showlegend=False, hoverinfo="skip", line=dict(color=o["colour"], width=1.5),
+                marker=dict(size=o.get("size", 5), color=o["colour"]),
+            )
+        )  # fmt: skip
+
+
 def map_figure(
     proj, groups, point_xy, ring_xy, backdrop, axis_title, kept: np.ndarray | None = None, extra: list | None = None
 ) -> go.Figure:
@@ -148,15 +161,7 @@ def map_figure(
                 selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
             )
         )  # fmt: skip
-    for o in extra or []:
-        xy = np.asarray(o["xy"], dtype=np.float32).reshape(-1, 2)
-        fig.add_trace(
-            go.Scattergl(
-                x=xy[:, 0], y=xy[:, 1], mode="lines" if o.get("line") else "markers", name=o["name"],
-                legendgroup="overlay", showlegend=False, hoverinfo="skip", line=dict(color=o["colour"], width=1.5),
-                marker=dict(size=o.get("size", 5), color=o["colour"]),
-            )
-        )  # fmt: skip
+    add_overlays(fig, extra)
     for xy, symbol, size, colour in ((ring_xy, "circle-open", 18, "black"), (point_xy, "star", 20, "gold")):
         if xy is not None:
             fig.add_trace(
@@ -215,8 +220,9 @@ def prior_histograms(codes: np.ndarray, columns: int = 4) -> go.Figure:
     return fig
 
 
-def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
-    """The map's points in grey and the interpolation path from A to B, (steps, 2) positions."""
+def path_figure(proj: LatentProjector, positions: np.ndarray, extra: list | None = None) -> go.Figure:
+    """The map's points in grey, the ``extra`` overlays (the endpoints' q(z|x)) and the interpolation path from
+    A to B, (steps, 2) positions."""
     emb = proj.embedding_
     steps = len(positions)
     text = ["A"] + [""] * (steps - 2) + ["B"]
@@ -227,6 +233,7 @@ def path_figure(proj: LatentProjector, positions: np.ndarray) -> go.Figure:
             marker=dict(size=5, color="lightgrey"),
         )
     )  # fmt: skip
+    add_overlays(fig, extra)
     fig.add_trace(
         go.Scatter(
             x=positions[:, 0], y=positions[:, 1], mode="lines+markers+text", name="path", text=text,

@@ -29,9 +29,12 @@ MISMATCH_HELP = (
 )
 
 
-def item_cloud(proj: LatentProjector, mu: np.ndarray, logvar: np.ndarray, seed: int) -> dict:
-    """An item's q(z|x): CLOUD samples (K, L), their map positions (K, 2) and, on a PCA map, its 2σ ellipse."""
+def item_cloud(proj: LatentProjector | None, mu: np.ndarray, logvar: np.ndarray, seed: int) -> dict:
+    """An item's q(z|x): CLOUD samples (K, L), their map positions (K, 2) and, on a PCA map, its 2σ ellipse
+    (without a map, ``proj`` None: the samples alone)."""
     samples = posterior.sample_posterior(mu, logvar, CLOUD, seed=seed)  # (K, L)
+    if proj is None:
+        return {"samples": samples, "xy": None, "ellipse": None}
     xy = proj.transform(samples, approximate=True)  # UMAP: by nearest codes, milliseconds
     return {"samples": samples, "xy": xy, "ellipse": ellipse(proj, mu, logvar) if proj.method == "pca" else None}
 
@@ -52,26 +55,33 @@ def overlays(cloud: dict | None, prior_xy: np.ndarray | None) -> list[dict]:
     out = []
     if prior_xy is not None:
         out.append({"name": "prior samples", "xy": prior_xy.tolist(), "colour": "rgba(80,80,80,0.45)", "size": 4})
-    if cloud is not None:
+    if cloud is not None and cloud["xy"] is not None:
         out.append({"name": "q(z|x) samples", "xy": cloud["xy"].tolist(), "colour": "rgba(0,0,0,0.55)", "size": 5})
         if cloud["ellipse"] is not None:
             out.append({"name": "q(z|x) 2σ", "xy": cloud["ellipse"].tolist(), "colour": "black", "line": True})
     return out
 
 
-def show_item_posterior(model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, kl: np.ndarray | None) -> None:
-    """Beside a pinned item: its decoded mean and samples of q(z|x) in a strip, and σ per dimension."""
+def show_item_posterior(
+    model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, kl: np.ndarray | None, key: str = "explore"
+) -> None:
+    """Beside a pinned item: its decoded mean and samples of q(z|x) in a strip, and σ per dimension (the strip
+    in ``{key}_strip``, the chart keyed ``{key}_sigma``)."""
     st.markdown("**What the encoder is unsure of**")
     decoded = decode(model, np.concatenate([mu[None], cloud["samples"][:STRIP]]).astype(np.float32))
     if decoded.ndim == 4:
         strip = make_grid(decoded, 3, pad=1, fill=1.0)  # the mean top left, then the samples
         st.image(png_bytes(strip, scale=enlargement(strip.shape, 200)),
                  caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)", output_format="PNG")  # fmt: skip
-        st.session_state["explore_strip"] = decoded
-    st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key="explore_sigma")
-    st.caption("On the map: grey dots are samples of q(z|x)" + (", the ring its 2σ ellipse" if cloud["ellipse"]
-               is not None else " (placed by their nearest codes)") + ". σ per dimension: near 1, as under the "
-               "prior, where this item tells the dimension nothing; small where the encoder is sure.")  # fmt: skip
+        st.session_state[f"{key}_strip"] = decoded
+    st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key=f"{key}_sigma")
+    where = ""
+    if cloud.get("xy") is not None:
+        where = "On the map: grey dots are samples of q(z|x)" + (
+            ", the ring its 2σ ellipse. " if cloud["ellipse"] is not None else " (placed by their nearest codes). "
+        )
+    st.caption(where + "σ per dimension: near 1, as under the prior, where this item tells the dimension nothing; "
+               "small where the encoder is sure.")  # fmt: skip
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
