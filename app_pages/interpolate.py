@@ -27,6 +27,7 @@ from vae.latent import interpolate
 from vae.projection import find_map
 
 METHODS = {"Linear": "lerp", "Spherical (slerp)": "slerp"}
+CLOUD_COLOURS = {"A": "rgba(68,1,84,0.5)", "B": "rgba(170,150,0,0.6)"}  # Viridis's ends (B's yellow darkened)
 LINKED = "query-params"  # the endpoints, method and steps live in the page's URL: a copied link reopens them
 
 
@@ -119,12 +120,13 @@ attributes.analogy_section(run_dir, checkpoint, model, ds, {"endpoint A": a, "en
 
 path = cached_map(run_dir, checkpoint)
 proj = None if path is None else cache.load_projector(path)
-clouds = []  # a test item endpoint's q(z|x): its strip and σ under its picker, its samples on the path map
+extra = []  # a test item endpoint's q(z|x): its strip and σ under its picker, its samples on the path map
 kl = cache.kl_by_dimension(str(run_dir), checkpoint)
 for col, name, i in ((col_a, "A", item_a), (col_b, "B", item_b)):
     if i is not None:
         cloud = posterior.item_cloud(proj, test_codes[i], test_logvars[i], seed=i)
-        clouds.append(cloud)
+        colour = CLOUD_COLOURS[name]  # the path's own colour at that end
+        extra += [{**o, "colour": colour} for o in posterior.overlays(cloud, None)]
         with col, st.expander("Its posterior q(z|x)"):
             posterior.show_item_posterior(model, test_codes[i], test_logvars[i], cloud, kl, key=f"interp_{name}")
 
@@ -137,5 +139,7 @@ positions = proj.transform(codes)  # (steps, 2)
 st.session_state["interp_positions"] = positions
 how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
 st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")
-extra = [o for cloud in clouds for o in posterior.overlays(cloud, None)]
 st.plotly_chart(path_figure(proj, positions, extra), key="interp_map")
+if extra:
+    how = ", the ring its 2σ ellipse." if proj.method == "pca" else ", placed by their nearest codes."
+    st.caption(f"Dots around an endpoint (in its colour): samples of that item's q(z|x){how}")
