@@ -131,17 +131,22 @@ def start_umap_warm_up() -> None:
     """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
 
     The small-map path first (the demo's map and most first maps), compiled by a child process so that this
-    server keeps answering, then loaded here; then, queued behind any map asked for meanwhile, the large-map
-    path (compiled here: numba cannot cache pynndescent's core). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
+    server keeps answering, then loaded here; then the large-map path, compiled by another child while maps
+    are fitted here, and loaded here behind any map asked for meanwhile (pynndescent's core, which numba
+    cannot cache, compiles here). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
     """
     global _WARMING
     if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
         pool = _fitting_thread()
 
+        def large() -> None:  # waits on a child, so that the fitting thread stays free for maps
+            warm_up_elsewhere(points=SMALL_MAP)
+            pool.submit(warm_up, points=SMALL_MAP)
+
         def small_then_large() -> None:
             warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
             warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
-            pool.submit(warm_up, points=SMALL_MAP)  # after the maps queued while the small path compiled
+            threading.Thread(target=large, name="umap-warm-large", daemon=True).start()
 
         _WARMING = pool.submit(small_then_large)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import Progress, part, report
+from .lazy_signatures import deferred_signatures
 
 DEFAULT_NUMBA_CACHE = Path("~/.cache/latent-explorer/numba")
 
@@ -54,7 +55,7 @@ def import_umap():
     with _UMAP_LOCK:  # warm_up may run in a background thread while a page fits
         if not _UMAP_READY:
             configure_numba_cache()
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), deferred_signatures():  # pynndescent compiles at first use, not here
                 warnings.simplefilter("ignore", ImportWarning)  # "Tensorflow not installed; ParametricUMAP ..."
                 import pynndescent
                 import umap
@@ -165,11 +166,13 @@ SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it o
 def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     """Compile umap's numba code once per process (default parameters); returns the seconds taken.
 
-    Fits ``points`` synthetic 16-d codes, inverts a small grid and places a few codes. umap takes another
+    Fits ``points`` synthetic 16-d codes and inverts a small grid: what a map needs (the app places new codes
+    by their nearest fitted codes, never with umap's own transform, which compiles ~4 s more). umap takes another
     path below ``SMALL_MAP`` codes (exact neighbours) than from it on (pynndescent): warm the one the next map
     needs (a server warms the small path first: its first maps are small, and that takes a third of the
-    time). With an empty numba cache here: import ~15 s, small path ~13 s, large path ~30 s more; with a
-    warm one, a few seconds (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
+    time). With an empty numba cache here: import ~2 s (pynndescent's declared signatures compile at their
+    first use: ``lazy_signatures``), small path ~15 s, large path ~40 s more; with a warm one, a few seconds
+    (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
     the seeded, single-threaded code the default ``random_state=0`` uses.
     """
     from .estimator import LatentProjector  # here, not at the top: the estimator imports this module
@@ -180,11 +183,9 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4.0, size=(8, 16))
     Z = (centres[rng.integers(0, 8, points)] + rng.normal(size=(points, 16))).astype(np.float32)  # (points, 16)
-    proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.7))
-    report(progress, 0.7, "compiling UMAP's inverse")
+    proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.8))
+    report(progress, 0.8, "compiling UMAP's inverse")
     proj.fit_inverse_grid(resolution=4)
-    report(progress, 0.85, "compiling UMAP's transform")
-    proj.transform(Z[:64])
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds
