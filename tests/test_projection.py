@@ -280,6 +280,40 @@ def test_inverse_grid_is_finite_and_covers_the_map(umap_proj, digits):
     assert umap_proj.grid_y_[0] < lo[1] and umap_proj.grid_y_[-1] > hi[1]
 
 
+def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchanged(umap_proj):
+    """umap's inverse transform walks the map's Delaunay graph from each point; ours walks it faster and must
+    give the same vertices in the same order, so the inverted codes are the very same."""
+    import scipy.sparse
+    import umap.umap_ as umap_module
+    from scipy.spatial import Delaunay
+
+    from vae.projection import umap_runtime
+
+    assert umap_module.breadth_first_search is umap_runtime.breadth_first_search  # installed by import_umap
+    original = umap_runtime._UMAP_BFS
+    emb = umap_proj.embedding_
+    n = len(emb)
+    adjacency = scipy.sparse.lil_matrix((n, n), dtype=int)
+    for simplex in Delaunay(emb, qhull_options="QJ").simplices:
+        for j in simplex:
+            adjacency[j, simplex] = 1
+    adjacency = scipy.sparse.csr_matrix(adjacency)
+    min_vertices = umap_proj.codes_.shape[1]
+    for start in np.random.default_rng(0).choice(n, 100, replace=False).astype(np.int32):
+        ours = umap_runtime.breadth_first_search(adjacency, start, min_vertices)
+        theirs = original(adjacency, start, min_vertices)
+        assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+
+    spots = np.random.default_rng(1).uniform(emb.min(0), emb.max(0), size=(40, 2)).astype(np.float32)
+    fast = umap_proj.inverse_transform(spots)
+    umap_module.breadth_first_search = original
+    try:
+        slow = umap_proj.inverse_transform(spots)
+    finally:
+        umap_module.breadth_first_search = umap_runtime.breadth_first_search
+    assert np.array_equal(fast, slow)
+
+
 @pytest.mark.parametrize("method", ["grid", "knn"])
 def test_inverse_lookup_lands_in_the_points_neighbourhood(umap_proj, digits, method):
     Z = digits[0]

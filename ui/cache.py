@@ -7,6 +7,7 @@ survives reruns and page switches while the page shows its progress.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -131,21 +132,19 @@ def start_umap_warm_up() -> None:
     """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
 
     The small-map path first (the demo's map and most first maps), compiled by a child process so that this
-    server keeps answering, then loaded here; then the large-map path, compiled by another child while maps
-    are fitted here, and loaded here behind any map asked for meanwhile (pynndescent's core, which numba
-    cannot cache, compiles here). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
+    server keeps answering, then loaded here; then the large-map path, compiled into the disk cache by another
+    child while maps are fitted here. It is loaded here by the first large map only: pynndescent's core, which
+    numba cannot cache, compiles in this process, holding Python's GIL for seconds (pages stalled when a
+    warm-up did it unasked). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
     """
     global _WARMING
     if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
         pool = _fitting_thread()
 
-        def large() -> None:  # waits on a child, so that the fitting thread stays free for maps
-            warm_up_elsewhere(points=SMALL_MAP)
-            pool.submit(warm_up, points=SMALL_MAP)
-
         def small_then_large() -> None:
             warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
             warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
+            large = functools.partial(warm_up_elsewhere, points=SMALL_MAP)  # waits on a child: not in the pool
             threading.Thread(target=large, name="umap-warm-large", daemon=True).start()
 
         _WARMING = pool.submit(small_then_large)

@@ -7,10 +7,15 @@ from __future__ import annotations
 from browser import shot, wait_idle
 from test_browser_explore import JS_EMPTY, click_and_wait, open_explore, open_home, wait_for_map
 
+# The path's map: the plot with a trace named "path" (the endpoints' σ charts are plots too).
+PATH_MAP = ("[...document.querySelectorAll('.js-plotly-plot')]"
+            ".find(gd => (gd._fullData || []).some(t => t.name === 'path'))")  # fmt: skip
 # The path section is drawn: a plotted map, or the hint that there is none yet.
-MAP_OR_HINT = """() => { const gd = document.querySelector('.js-plotly-plot');
-  return (gd && gd._fullData && gd._fullData.length === 2)
-    || [...document.querySelectorAll('[data-testid="stAlert"]')].some(a => a.innerText.includes('open Explore')); }"""
+MAP_OR_HINT = f"""() => !!{PATH_MAP}
+  || [...document.querySelectorAll('[data-testid="stAlert"]')].some(a => a.innerText.includes('open Explore'))"""
+# Decode's point in the URL (?z=...) is not the zero point.
+NONZERO_POINT = """() => { const m = location.search.match(/[?&]z=([^&]*)/);
+  return !!m && decodeURIComponent(m[1]).split(',').some(v => Math.abs(parseFloat(v)) > 1e-3); }"""
 STRIP = '[data-testid="stImage"]:has-text("steps from A (left) to B (right)") img'
 
 
@@ -51,11 +56,11 @@ def test_strip_between_two_items_then_from_a_map_point(page, app_url):
     page.get_by_text("Map point").nth(1).click()  # endpoint B's "From" radio
     page.get_by_text("map point (", exact=False).first.wait_for()
     page.get_by_text("path is projected exactly").wait_for()
-    page.wait_for_function(
-        "() => { const gd = document.querySelector('.js-plotly-plot');"
-        " return gd && gd._fullData.length === 2 && gd._fullData[1].x.length === 10; }"
-    )
+    page.wait_for_function(f"() => {{ const gd = {PATH_MAP}; return gd && gd._fullData.some("
+                           "t => t.name === 'path' && t.x.length === 10); }")  # fmt: skip
     wait_idle(page)
+    clouds = page.evaluate(f"() => {PATH_MAP}._fullData.filter(t => t.name === 'q(z|x) samples').map(t => t.x.length)")
+    assert clouds == [100]  # endpoint A's q(z|x) (a test item); B is the map point
     shot(page, "interpolate-map-point")
 
 
@@ -81,7 +86,7 @@ def test_links_reopen_interpolate_endpoints_and_the_decode_point(browser, page, 
     page.get_by_role("link", name="Decode").first.click()
     page.get_by_role("heading", name="Decode").wait_for()
     page.get_by_text("Data item", exact=True).click()  # start from a test item's posterior mean
-    page.wait_for_url("**z=*")
+    page.wait_for_function(NONZERO_POINT)  # the URL held the zero point before the click
     wait_idle(page)
     link = page.url
     point = [float(v) for v in link.split("z=")[1].split("&")[0].replace("%2C", ",").split(",")]

@@ -6,6 +6,7 @@ on-disk cache at a persistent folder; this module itself imports only the standa
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import subprocess
@@ -61,6 +62,7 @@ def import_umap():
                 import umap
 
             _enable_disk_cache(umap, pynndescent)
+            _speed_up_inverse(sys.modules["umap.umap_"])
             _UMAP_READY = True
     import umap
 
@@ -92,6 +94,44 @@ def _enable_disk_cache(*packages) -> int:
                         cache_dispatcher(obj)
                         enabled += 1
     return enabled
+
+
+def _speed_up_inverse(umap_module) -> None:
+    """Give umap's ``inverse_transform`` our ``breadth_first_search`` (same answers, a fraction of the time)."""
+    global _UMAP_BFS
+    if _UMAP_BFS is None and callable(getattr(umap_module, "breadth_first_search", None)):
+        _UMAP_BFS = umap_module.breadth_first_search
+        umap_module.breadth_first_search = breadth_first_search
+
+
+_UMAP_BFS = None  # umap's own
+
+
+def breadth_first_search(adjmat, start, min_vertices: int) -> np.ndarray:
+    """umap-learn's ``breadth_first_search`` (each inverse-transformed point's neighbourhood on the map): the
+    same vertices in the same order, reading the CSR matrix's arrays where umap's slices a row per visited
+    vertex (a new sparse matrix each time: 78 % of a 48x48 inverse grid's time) and checks a list."""
+    if getattr(adjmat, "format", None) != "csr" or _UMAP_BFS is None:
+        return (_UMAP_BFS or _no_umap)(adjmat, start, min_vertices)
+    indptr, indices = adjmat.indptr, adjmat.indices
+    explored, queue = [], collections.deque([start])
+    levels = {start: 0}  # also the visited set
+    max_level = np.inf
+    while queue:
+        node = queue.popleft()
+        explored.append(node)
+        if max_level == np.inf and len(explored) > min_vertices:
+            max_level = max(levels.values())
+        if levels[node] + 1 < max_level:
+            for neighbour in indices[indptr[node] : indptr[node + 1]]:
+                if neighbour not in levels:
+                    queue.append(neighbour)
+                    levels[neighbour] = levels[node] + 1
+    return np.array(explored)
+
+
+def _no_umap(*args):
+    raise RuntimeError("import umap first (import_umap)")
 
 
 def cache_dispatcher(dispatcher) -> None:
