@@ -280,6 +280,23 @@ def test_inverse_grid_is_finite_and_covers_the_map(umap_proj, digits):
     assert umap_proj.grid_y_[0] < lo[1] and umap_proj.grid_y_[-1] > hi[1]
 
 
+def test_small_maps_get_exact_neighbours_from_scikit_learn(umap_proj, digits):
+    """Under SMALL_MAP codes umap computes all distances in a Python loop over pairs; we hand it each code's
+    exact neighbours (itself first, at distance 0) and a search index for its transform."""
+    from vae.projection.umap_runtime import exact_neighbours
+
+    Z = digits[0]
+    idx, dist, index = exact_neighbours(Z, 15, "euclidean")
+    full = np.linalg.norm(Z[:, None, :].astype(np.float64) - Z[None, :, :], axis=-1)  # (N, N)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32 and idx.shape == dist.shape == (len(Z), 15)
+    assert (idx[:, 0] == np.arange(len(Z))).all() and (dist[:, 0] == 0).all()
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :15], atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(full, idx.astype(np.int64), 1), dist, atol=1e-5)
+    assert umap_proj.umap_._knn_search_index.__class__ is index.__class__  # the fitted map was given them
+    q_idx, q_dist = index.query(Z[:3] + 0.01, 5)
+    np.testing.assert_array_equal(q_idx[:, 0], [0, 1, 2])
+
+
 def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchanged(umap_proj):
     """umap's inverse transform walks the map's Delaunay graph from each point; ours walks it faster and must
     give the same vertices in the same order, so the inverted codes are the very same."""

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..progress import Progress, report
 from . import store
 from .params import LABELS, MIN_ROWS, as_2d, check_params
-from .umap_runtime import import_umap, quiet_umap
+from .umap_runtime import SMALL_MAP, exact_neighbours, import_umap, quiet_umap
 
 KNN_K = 10
 _TSNE_NO_TRANSFORM = "t-SNE cannot place new points (it has no transform); use UMAP or PCA to map new codes."
@@ -106,7 +106,9 @@ class LatentProjector(BaseEstimator):
 
     def _fit_umap(self, p: dict[str, Any]) -> np.ndarray:
         umap = import_umap()
+        small = len(self.codes_) < SMALL_MAP  # umap's own exact neighbours: a Python loop over pairs
         self.umap_ = umap.UMAP(
+            precomputed_knn=exact_neighbours(self.codes_, p["n_neighbors"], p["metric"]) if small else (None,) * 3,
             n_components=p["n_components"],
             n_neighbors=p["n_neighbors"],
             min_dist=p["min_dist"],
