@@ -242,7 +242,7 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     path below ``SMALL_MAP`` codes (exact neighbours) than from it on (pynndescent): warm the one the next map
     needs (a server warms the small path first: its first maps are small, and that takes a third of the
     time). With an empty numba cache here: import ~2 s (pynndescent's declared signatures compile at their
-    first use: ``lazy_signatures``), small path ~15 s, large path ~40 s more; with a warm one, a few seconds
+    first use: ``lazy_signatures``), small path ~9 s, large path ~40 s more; with a warm one, a few seconds
     (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
     the seeded, single-threaded code the default ``random_state=0`` uses.
     """
