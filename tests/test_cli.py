@@ -49,6 +49,18 @@ def test_train_reports_the_run(trained):
     assert (root / "cli-run" / "model.safetensors").is_file()
 
 
+def test_train_takes_a_learning_rate_schedule(tmp_path, capsys):
+    code, out = run_json(capsys, "--runs-dir", str(tmp_path), "train", "--data", "digits", "--epochs", "2",
+                         "--latent", "2", "--hidden", "16", "--threads", "1", "--batch", "16", "--lr", "2e-3",
+                         "--lr-schedule", "cosine", "--lr-warmup", "0.5", "--name", "cosine", "--json")  # fmt: skip
+    assert code == 0 and out["state"] == "finished", out
+    config = json.loads((tmp_path / "cosine" / "config.json").read_text())
+    assert config["train"]["lr_schedule"] == "cosine" and config["train"]["lr_warmup_epochs"] == 0.5
+    lrs = [m["lr"] for m in map(json.loads, (tmp_path / "cosine" / "metrics.jsonl").read_text().splitlines())
+           if m["type"] == "step"]  # fmt: skip
+    assert max(lrs) == pytest.approx(2e-3, rel=0.1) and lrs[-1] < 0.5 * max(lrs)
+
+
 def test_runs_lists_it(trained, capsys):
     root, _ = trained
     code, runs = run_json(capsys, "--runs-dir", str(root), "runs", "--json")
