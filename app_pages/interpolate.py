@@ -59,9 +59,9 @@ def endpoint(
                 "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
                 help=f"Index into the {len(test_codes):,} test items.", bind=LINKED,
             ))  # fmt: skip
-            z, shown = test_codes[int(i)], ds.x_test[int(i)].numpy()
-            y = None if ds.y_test is None else int(ds.y_test[int(i)])
-            caption = f"test #{int(i)}" + (f" · label {label_name(ds, y)}" if y is not None else "")
+            z, shown = test_codes[i], ds.x_test[i].numpy()
+            y = None if ds.y_test is None else int(ds.y_test[i])
+            caption = f"test #{i}" + (f" · label {label_name(ds, y)}" if y is not None else "")
         if ds.is_image:
             st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small, output_format="PNG")
         else:
@@ -128,7 +128,8 @@ for col, name, i in ((col_a, "A", item_a), (col_b, "B", item_b)):
         colour = CLOUD_COLOURS[name]  # the path's own colour at that end
         extra += [{**o, "colour": colour} for o in posterior.overlays(cloud, None)]
         with col, st.expander("Its posterior q(z|x)"):
-            posterior.show_item_posterior(model, test_codes[i], test_logvars[i], cloud, kl, key=f"interp_{name}")
+            strip_only = {**cloud, "xy": None}  # the path map's own caption says what its coloured dots are
+            posterior.show_item_posterior(model, test_codes[i], test_logvars[i], strip_only, kl, key=f"interp_{name}")
 
 st.subheader("Path on the map")
 if proj is None:

@@ -111,8 +111,8 @@ def breadth_first_search(adjmat, start, min_vertices: int) -> np.ndarray:
     """umap-learn's ``breadth_first_search`` (each inverse-transformed point's neighbourhood on the map): the
     same vertices in the same order, reading the CSR matrix's arrays where umap's slices a row per visited
     vertex (a new sparse matrix each time: 78 % of a 48x48 inverse grid's time) and checks a list."""
-    if getattr(adjmat, "format", None) != "csr" or _UMAP_BFS is None:
-        return (_UMAP_BFS or _no_umap)(adjmat, start, min_vertices)
+    if getattr(adjmat, "format", None) != "csr":  # installed by import_umap, so umap's own is there
+        return _UMAP_BFS(adjmat, start, min_vertices)
     indptr, indices = adjmat.indptr, adjmat.indices
     explored, queue = [], collections.deque([start])
     levels = {start: 0}  # also the visited set
@@ -128,10 +128,6 @@ def breadth_first_search(adjmat, start, min_vertices: int) -> np.ndarray:
                     queue.append(neighbour)
                     levels[neighbour] = levels[node] + 1
     return np.array(explored)
-
-
-def _no_umap(*args):
-    raise RuntimeError("import umap first (import_umap)")
 
 
 def cache_dispatcher(dispatcher) -> None:
