@@ -167,6 +167,25 @@ def test_three_simultaneous_starts_admit_only_one_when_the_limit_is_one(runs):
             jobs.stop(n, wait=20)
 
 
+@pytest.mark.parametrize("state", ["finished", "running"])
+def test_stop_never_signals_a_process_that_is_not_the_runs_training(runs, state):
+    """A status file's pid outlives its process; the number may since belong to any other program."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        status = rf.read_status(runs / RUN)
+        status.update(state=state, pid=other.pid)  # finished long ago, or killed and its pid reused
+        rf.write_json(runs / RUN / rf.STATUS_FILE, status)
+        jobs.stop(runs / RUN, wait=1.0)
+        assert other.poll() is None, "stop() signalled a process that is not this run's training"
+        assert rf.read_control(runs / RUN) == "stop"  # a training process would still read the request
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_refused_background_start_leaves_no_empty_run(runs, capsys, monkeypatch):
     monkeypatch.setattr(jobs, "max_jobs", lambda: 0)  # as if another training held the only place
     code, out = cli(capsys, runs, "train", "--background", "--epochs", "1", "--name", "refused")

@@ -56,6 +56,20 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def is_training_process(pid: int) -> bool:
+    """Whether ``pid`` runs this package's command line (a worker, ``train``, or a torchrun rank of one).
+
+    A status file's pid outlives its process: once the process ends the number may be given to any other.
+    """
+    if not Path("/proc/self/cmdline").exists():
+        return True  # no /proc here (macOS): the state check before this one has to do
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a == b"vae" for a in argv) and b"-m" in argv
+
+
 def refresh_status(run_dir: str | Path) -> dict:
     """The run's status, marking it ``interrupted`` if it claims to run but its process is gone."""
     run_dir = Path(run_dir)
@@ -176,8 +190,9 @@ def resume(run_dir: str | Path) -> None:
 def stop(run_dir: str | Path, wait: float = 0.0) -> dict:
     """Ask the process to stop (it saves a checkpoint first); optionally wait up to ``wait`` seconds."""
     rf.write_control(run_dir, "stop")
-    pid = rf.read_status(run_dir).get("pid")
-    if pid_alive(pid):
+    status = refresh_status(run_dir)
+    pid = status.get("pid") if status.get("state") in ACTIVE_STATES else None
+    if pid_alive(pid) and is_training_process(pid):  # a finished run's old pid may be anyone's by now
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
