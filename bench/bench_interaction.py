@@ -135,7 +135,7 @@ async def measure_load(browser, url: str, plan: Plan, tmp: Path, res: Results) -
         await training.wait_stepping()
         log("training is stepping")
         solo = time.time()
-        await asyncio.sleep(SOLO_S)  # the sessions are open and idle: the training's own pace on this machine
+        await asyncio.sleep(plan.solo_s)  # the sessions are open and idle: the training's own pace on this machine
         res.training["alone"] = training.examples_per_s(solo, time.time())
         start = time.time()
         lost = res.lost.setdefault("step under load", [])
@@ -241,9 +241,6 @@ def run(quick: bool = False, *, interactions: int | None = None, contexts: int |
     res.seconds["total"] = time.perf_counter() - start
     log(f"done in {res.seconds['total']:.0f} s")
     return report(plan, res, prep, gcinfo)
-
-
-SOLO_S = 10.0  # seconds the background training runs beside idle sessions before they start stepping
 
 
 def child(spec: dict) -> dict:

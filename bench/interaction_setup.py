@@ -59,6 +59,7 @@ class Plan:
     maps: tuple[tuple[str, str, int | None], ...]  # (method, split, size) the pages show on the way
     max_test: int | None = None  # test images kept (the default map's size)
     rounds: int = 3  # A/B blocks per server
+    solo_s: float = 10.0  # seconds the background training runs beside idle sessions before they start stepping
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,10 +74,11 @@ def make_plan(quick: bool, interactions: int | None, contexts: int | None) -> Pl
     if quick or not common.fashion_available():
         plan = Plan(
             data="digits",
-            epochs=10,
+            epochs=3 if quick else 10,
             default_view=View("test", "all (360)", 360, None, "UMAP"),
             views=(View("test", "all (360)", 360, None), View("train", "all (1,437)", 1437, None)),
             maps=(("UMAP", "test", None), ("PCA", "test", None), ("PCA", "train", None)),
+            solo_s=4.0 if quick else 10.0,
             **counts,
         )
         if not quick:

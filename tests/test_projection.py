@@ -331,6 +331,29 @@ def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchan
     assert np.array_equal(fast, slow)
 
 
+def test_umaps_graph_kernels_compiled_serially_give_the_same_map(digits, monkeypatch):
+    """umap's two parallel=True kernels are compiled as plain loops (seconds less to compile on a new machine):
+    fitting real codes with umap's own parallel kernels on two threads gives the very same embedding."""
+    import numba
+    import umap.umap_ as umap_module
+
+    from vae.projection import umap_runtime
+
+    Z = digits[0][:600]
+    serial = LatentProjector(method="umap", n_epochs=50, random_state=0).fit(Z).embedding_
+    assert set(umap_runtime._UMAP_PARALLEL) == set(umap_runtime.SERIAL_KERNELS)
+    for name, kernel in umap_runtime._UMAP_PARALLEL.items():
+        assert kernel.targetoptions["parallel"] and not getattr(umap_module, name).targetoptions.get("parallel")
+        monkeypatch.setattr(umap_module, name, kernel)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        parallel = LatentProjector(method="umap", n_epochs=50, random_state=0).fit(Z).embedding_
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(serial, parallel)
+
+
 @pytest.mark.parametrize("method", ["grid", "knn"])
 def test_inverse_lookup_lands_in_the_points_neighbourhood(umap_proj, digits, method):
     Z = digits[0]

@@ -215,7 +215,8 @@ def fit_progress(run_dir: Path, checkpoint: str, key: str) -> tuple[float, str]:
     slot = _projection_slot(str(run_dir), checkpoint, key)
     fraction, message = slot["progress"]
     if slot.get("cold") and fraction == 0.0:
-        message = "waiting for UMAP's code to compile (the server's first UMAP map; up to ~45 s on 2 cores)"
+        message = ("waiting for UMAP's code to compile (the server's first UMAP map: about 10 s for a small map, "
+                   "a minute for a large one, on 2 cores)")  # fmt: skip
     return fraction, message
 
 

@@ -61,6 +61,7 @@ def import_umap():
                 import pynndescent
                 import umap
 
+            _compile_serially(sys.modules["umap.umap_"])
             _enable_disk_cache(umap, pynndescent)
             _speed_up_inverse(sys.modules["umap.umap_"])
             _UMAP_READY = True
@@ -94,6 +95,30 @@ def _enable_disk_cache(*packages) -> int:
                         cache_dispatcher(obj)
                         enabled += 1
     return enabled
+
+
+SERIAL_KERNELS = ("smooth_knn_dist", "compute_membership_strengths")  # umap's parallel=True graph kernels
+
+
+def _compile_serially(umap_module) -> None:
+    """Compile umap's two ``parallel=True`` graph kernels (each point's kernel width, then its edge weights)
+    as plain loops: numba's parallel lowering took 4-5 s of a new machine's ~9 s small-map compile, for loops
+    that run milliseconds on maps of this app's size. The rows are independent, so the answers do not change
+    (a test fits real data both ways and compares the embeddings bit for bit); nor do they with the thread
+    count any more. ``fuzzy_simplicial_set`` and ``transform`` call them as module globals."""
+    import numba
+    from numba.core.dispatcher import Dispatcher
+
+    keep = ("locals", "fastmath", "boundscheck", "error_model", "nogil")
+    for name in SERIAL_KERNELS:
+        kernel = getattr(umap_module, name, None)
+        if isinstance(kernel, Dispatcher) and kernel.targetoptions.get("parallel"):
+            options = {k: v for k, v in kernel.targetoptions.items() if k in keep}
+            _UMAP_PARALLEL[name] = kernel
+            setattr(umap_module, name, numba.njit(**options)(kernel.py_func))
+
+
+_UMAP_PARALLEL: dict = {}  # umap's own kernels, by name
 
 
 def _speed_up_inverse(umap_module) -> None:
@@ -238,8 +263,8 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     path below ``SMALL_MAP`` codes (exact neighbours) than from it on (pynndescent): warm the one the next map
     needs (a server warms the small path first: its first maps are small, and that takes a third of the
     time). With an empty numba cache here: import ~2 s (pynndescent's declared signatures compile at their
-    first use: ``lazy_signatures``), small path ~9 s, large path ~40 s more; with a warm one, a few seconds
-    (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
+    first use: ``lazy_signatures``), small path ~6 s (``_compile_serially``), large path ~40 s more; with a
+    warm one, a few seconds (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
     the seeded, single-threaded code the default ``random_state=0`` uses.
     """
     from .estimator import LatentProjector  # here, not at the top: the estimator imports this module
