@@ -132,25 +132,30 @@ def start_umap_warm_up() -> None:
     """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
 
     The small-map path first (the demo's map and most first maps), compiled by a child process so that this
-    server keeps answering, then loaded here; then the large-map path, compiled into the disk cache by another
-    child while maps are fitted here. It is loaded here by the first large map only: pynndescent's core, which
-    numba cannot cache, compiles in this process, holding Python's GIL for seconds (pages stalled when a
-    warm-up did it unasked). ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
+    server keeps answering, then loaded here (by the first map's fit itself when one is already waiting); then
+    the large-map path, compiled into the disk cache by another child while maps are fitted here. It is loaded
+    here by the first large map only: pynndescent's core, which numba cannot cache, compiles in this process,
+    holding Python's GIL for seconds (pages stalled when a warm-up did it unasked).
+    ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
     """
     global _WARMING
     if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
-        pool = _fitting_thread()
-
-        def small_then_large() -> None:
-            warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
-            warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
-            large = functools.partial(warm_up_elsewhere, points=SMALL_MAP)  # waits on a child: not in the pool
-            threading.Thread(target=large, name="umap-warm-large", daemon=True).start()
-
-        _WARMING = pool.submit(small_then_large)
+        _WARMING = _fitting_thread().submit(warm_small_then_large)
 
 
 _WARMING = None
+_MAP_WAITING = threading.Event()  # set once a UMAP map has been queued behind the warm-up
+
+
+def warm_small_then_large() -> threading.Thread:
+    """The warm-up's work (in the fitting thread); returns the thread that compiles the large-map path."""
+    compiled = warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
+    if not (compiled and _MAP_WAITING.is_set()):  # a waiting map loads the compiled code itself, sooner
+        warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
+    large = functools.partial(warm_up_elsewhere, points=SMALL_MAP)  # waits on a child: not in the pool
+    thread = threading.Thread(target=large, name="umap-warm-large", daemon=True)
+    thread.start()
+    return thread
 
 
 def map_file(run_dir: Path, key: str) -> Path:
@@ -191,6 +196,7 @@ def fitted_projector(
             slot["cold"] = "umap" not in sys.modules
             report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
             slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report)
+            _MAP_WAITING.set()
     job = slot["job"]
     if not job.done() and not wait:
         return None
