@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import state
+from ui import mapview, state
 from ui.cache import load_data
 from ui.runtime import runs_root
 from ui.sidebar import current_run
@@ -53,6 +53,7 @@ if demo is not None and rf.is_run(demo):
     status = jobs.refresh_status(demo)
     if status.get("state") in jobs.ACTIVE_STATES:
         demo_progress(demo, preset(DEMO_DATA).train.epochs)
+        mapview.preload_plotly()  # the demo opens on Explore's map: its Plotly loads meanwhile
         st.stop()
     del st.session_state[DEMO_KEY]
     if status.get("state") == "finished":

@@ -120,6 +120,12 @@ def show(
     _component(data=blob, key=f"{panel_key}_map")
 
 
+def preload_plotly() -> None:
+    """Load Plotly's JavaScript in this browser tab now (it stays across pages), so that the first map a page
+    draws does not wait for 4.8 MB to arrive and compile: the Home page does this while its demo trains."""
+    _component(data=_plotly_bytes(), key="mapview_plotly_preload")
+
+
 def pick(panel_key: str, the_map: str, n_rows: int) -> tuple[str, object] | None:
     """The browser's last click on map ``the_map`` (``map_id``): ("item", row), ("xy", (x, y)) or, from the box
     and lasso tools, ("selection", rows); None when there is none, or when it was on another map (the panel's
