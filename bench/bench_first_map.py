@@ -29,7 +29,7 @@ except ImportError:  # run as a script: bench/ is on sys.path
 
 from ui.serving import chromium, free_port, stop_server, wait_healthy
 
-COMMAND = "python bench/bench_first_map.py --baseline e40323b"
+COMMAND = "python bench/bench_first_map.py"
 TIMEOUT_MS = 240_000
 # The map's x-axis title on screen, whichever chart draws it (the browser component or st.plotly_chart).
 TITLE = """() => { const gd = document.querySelector('.js-plotly-plot');
@@ -116,9 +116,10 @@ def run(quick: bool = False, baseline: str | None = None) -> str:
             common.fmt(common.median([r["umap"] for r in rs]), 1, " s"),
         ])  # fmt: skip
     head = ["app", "trials", "click → Explore", "click → first map", "click → UMAP map"]
+    command = COMMAND + (f" --baseline {baseline}" if baseline else "")
     return (
         "## A new user's first map (fresh machine: empty numba cache)\n\n"
-        f'`{COMMAND}` · Home → "Train a demo model" (digits, in the background) → Explore, headless Chromium, '
+        f'`{command}` · Home → "Train a demo model" (digits, in the background) → Explore, headless Chromium, '
         "2 cores; medians. Target: ≤ 12 s to a map.\n\n" + common.table(head, rows) + "\n"
     )
 

@@ -333,6 +333,27 @@ def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchan
     assert np.array_equal(fast, slow)
 
 
+def test_our_inverse_layout_answers_as_umaps_and_compiles_once(umap_proj):
+    """umap's ``optimize_layout_inverse`` jits its epoch function anew on every call (0.5-0.9 s of each map's
+    inverse grid); ours jits it once per process: the inverted codes must be the very same."""
+    import umap.umap_ as umap_module
+
+    from vae.projection import umap_runtime
+
+    assert umap_module.optimize_layout_inverse is umap_runtime.optimize_layout_inverse  # installed by import_umap
+    emb = umap_proj.embedding_
+    spots = np.random.default_rng(2).uniform(emb.min(0), emb.max(0), size=(30, 2)).astype(np.float32)
+    ours = umap_proj.inverse_transform(spots)
+    again = umap_proj.inverse_transform(spots[::-1].copy())
+    assert len(umap_runtime._INVERSE_EPOCH.overloads) == 1  # one compile for both calls
+    umap_module.optimize_layout_inverse = umap_runtime._UMAP_INVERSE_LAYOUT
+    try:
+        theirs = umap_proj.inverse_transform(spots)
+    finally:
+        umap_module.optimize_layout_inverse = umap_runtime.optimize_layout_inverse
+    assert np.array_equal(ours, theirs) and not np.array_equal(ours, again)
+
+
 def test_umaps_graph_kernels_compiled_serially_give_the_same_map(digits, monkeypatch):
     """umap's two parallel=True kernels are compiled as plain loops (seconds less to compile on a new machine):
     fitting real codes with umap's own parallel kernels on two threads gives the very same embedding."""
