@@ -716,3 +716,17 @@ def test_the_servers_warm_up_leaves_loading_to_a_waiting_map(monkeypatch, child_
     cache.warm_small_then_large().join(timeout=10)
     assert children == [600, SMALL_MAP]  # the small path, then the large one in a thread of its own
     assert here == ([600] if loads_here else [])
+
+
+def test_a_warm_up_for_the_disk_cache_skips_only_the_inverse_layouts_epochs(monkeypatch):
+    """A child warming numba's disk cache for the server skips the inverse layout's epochs (numba cannot keep
+    them on disk: the server would compile them again); a warm-up in the process that will use them runs them."""
+    from vae.projection import umap_runtime
+
+    umap_runtime.import_umap()
+    calls = []
+    monkeypatch.setattr(umap_runtime, "_INVERSE_EPOCH", lambda *args: calls.append(args[13]))  # the epoch number
+    warm_up(points=200, for_disk=True)
+    assert calls == [] and umap_runtime._INVERSE_EPOCHS
+    warm_up(points=200)
+    assert calls and calls == list(range(len(calls)))

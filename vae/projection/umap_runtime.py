@@ -142,6 +142,7 @@ def _speed_up_inverse(umap_module) -> None:
 
 
 _UMAP_BFS = _UMAP_INVERSE_LAYOUT = _INVERSE_EPOCH = None  # umap's own two; the one epoch function
+_INVERSE_EPOCHS = True  # False only while a warm-up compiles for another process (``warm_up(for_disk=True)``)
 
 
 def optimize_layout_inverse(head_embedding, tail_embedding, head, tail, weight, sigmas, rhos, n_epochs, n_vertices,
@@ -159,7 +160,7 @@ def optimize_layout_inverse(head_embedding, tail_embedding, head, tail, weight, 
     epochs_per_negative_sample = epochs_per_sample / negative_sample_rate
     epoch_of_next_negative_sample = epochs_per_negative_sample.copy()
     epoch_of_next_sample = epochs_per_sample.copy()
-    for n in range(n_epochs):
+    for n in range(n_epochs if _INVERSE_EPOCHS else 0):
         _INVERSE_EPOCH(epochs_per_sample, epoch_of_next_sample, head, tail, head_embedding, tail_embedding,
                        output_metric, output_metric_kwds, weight, sigmas, dim, alpha, move_other, n,
                        epoch_of_next_negative_sample, epochs_per_negative_sample, rng_state, n_vertices, rhos,
@@ -279,7 +280,7 @@ def warm_up_elsewhere(points: int, timeout: float = 600.0) -> bool:
     """
     env = {**os.environ, "NUMBA_CACHE_DIR": str(configure_numba_cache()), "OMP_NUM_THREADS": "1",
            "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
-    code = f"from vae.projection.umap_runtime import warm_up; warm_up(points={int(points)})"
+    code = f"from vae.projection.umap_runtime import warm_up; warm_up(points={int(points)}, for_disk=True)"
     try:
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=timeout,
                               preexec_fn=lambda: os.nice(19))  # fmt: skip
@@ -291,7 +292,7 @@ def warm_up_elsewhere(points: int, timeout: float = 600.0) -> bool:
 SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it on, approximate ones (pynndescent)
 
 
-def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
+def warm_up(progress: Progress | None = None, points: int = SMALL_MAP, for_disk: bool = False) -> float:
     """Compile umap's numba code once per process (default parameters); returns the seconds taken.
 
     Fits ``points`` synthetic 16-d codes and inverts a small grid: what a map needs (the app places new codes
@@ -301,7 +302,8 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     time). With an empty numba cache here: import ~2 s (pynndescent's declared signatures compile at their
     first use: ``lazy_signatures``), small path ~6 s (``_compile_serially``), large path ~40 s more; with a
     warm one, a few seconds (pynndescent's ``nn_descent`` is compiled again in every process). It compiles
-    the seeded, single-threaded code the default ``random_state=0`` uses.
+    the seeded, single-threaded code the default ``random_state=0`` uses. ``for_disk`` (a child compiling
+    for another process): skip the inverse layout's epochs, which numba cannot keep on disk (about 1 s).
     """
     from .estimator import LatentProjector  # here, not at the top: the estimator imports this module
 
@@ -313,7 +315,12 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP) -> float:
     Z = (centres[rng.integers(0, 8, points)] + rng.normal(size=(points, 16))).astype(np.float32)  # (points, 16)
     proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.8))
     report(progress, 0.8, "compiling UMAP's inverse")
-    proj.fit_inverse_grid(resolution=4)
+    global _INVERSE_EPOCHS
+    _INVERSE_EPOCHS = not for_disk  # the rest of the inverse still compiles, into the disk cache
+    try:
+        proj.fit_inverse_grid(resolution=4)
+    finally:
+        _INVERSE_EPOCHS = True
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds
