@@ -131,8 +131,11 @@ def test_hover_decodes_empty_space_and_shows_the_item_under_the_pointer(page, ap
     geometry = page.evaluate(GEOMETRY)
     proj = projector(runs_dir, geometry)
     model = rf.load_model(runs_dir / E2E_RUN)
+    empty = ".lem-decoded.lem-empty"
+    assert page.locator(empty).count() == 1  # before any pointer: an empty frame, not a black square
     for x, y in empty_spots(geometry, 3):
         shown = hover(page, x, y)
+        assert page.locator(empty).count() == 0
         xy = np.array([shown["x"], shown["y"]])  # where the component decoded: where the pointer is
         np.testing.assert_allclose(xy, to_map(geometry, proj, x, y), atol=0.02 * np.ptp(proj.embedding_, axis=0).max())
         z = proj.inverse_lookup(xy, method="grid")

@@ -138,7 +138,7 @@ function build(root) {
   s.plot = element("div", "lem-plot", s.root);
   const side = element("div", "lem-side", s.root);
   element("div", "lem-head", side).textContent = "Under the cursor";
-  s.canvas = element("canvas", "lem-image lem-decoded", side);
+  s.canvas = element("canvas", "lem-image lem-decoded lem-empty", side); // an empty frame until the first draw
   s.canvas.setAttribute("role", "img");
   s.canvas.setAttribute("aria-label", "decoded under the cursor");
   s.where = element("div", "lem-caption", side);
@@ -203,6 +203,7 @@ function drawAt(s, x, y) {
   const t0 = performance.now();
   lookup(s.map, x, y, s.z);
   paint(s.model, s.canvas, decode(s.model, s.z));
+  s.canvas.classList.remove("lem-empty");
   s.draws += 1;
   Object.assign(s.root.dataset, { draws: String(s.draws), x: String(x), y: String(y) });
   s.where.textContent = `decoded at (${x.toFixed(2)}, ${y.toFixed(2)})`;
