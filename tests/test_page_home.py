@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from vae import jobs
@@ -33,3 +34,17 @@ def test_the_demo_trains_the_preset_in_the_background_then_opens_explore(tmp_pat
     at.run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Explore the latent map"  # the finished demo opens its map
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_home_preloads_plotly_only_where_the_package_ships_it(monkeypatch, tmp_path, installed):
+    """While the demo trains, Home sends plotly.min.js to the tab for Explore's first map; a plotly package
+    without the file (the maps then fall back to the server) must not break Home."""
+    from ui import mapview
+
+    sent = []
+    monkeypatch.setattr(mapview, "_component", lambda data, key: sent.append((bytes(data[:8]), key)))
+    if not installed:
+        monkeypatch.setattr(mapview, "PLOTLY_JS", tmp_path / "plotly.min.js")  # no such file
+    mapview.preload_plotly()
+    assert sent == ([(mapview.PLOTLY_MAGIC, "mapview_plotly_preload")] if installed else [])

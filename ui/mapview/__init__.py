@@ -123,7 +123,8 @@ def show(
 def preload_plotly() -> None:
     """Load Plotly's JavaScript in this browser tab now (it stays across pages), so that the first map a page
     draws does not wait for 4.8 MB to arrive and compile: the Home page does this while its demo trains."""
-    _component(data=_plotly_bytes(), key="mapview_plotly_preload")
+    if PLOTLY_JS.is_file():  # without it the maps are drawn by the server (``unsupported``)
+        _component(data=_plotly_bytes(), key="mapview_plotly_preload")
 
 
 def pick(panel_key: str, the_map: str, n_rows: int) -> tuple[str, object] | None:
