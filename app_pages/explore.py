@@ -64,7 +64,7 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
     return method, split, None if size == n_split else size, backdrop, kept, browser
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=0.5)  # the UMAP map replaces the PCA stand-in within half a second
 def refining(run_dir, checkpoint: str, key: str, n: int) -> None:
     """While UMAP fits in the background: a note with its progress; the page reruns once the map is ready."""
     if cache.fit_done(run_dir, checkpoint, key):
