@@ -142,7 +142,7 @@ def _speed_up_inverse(umap_module) -> None:
 
 
 _UMAP_BFS = _UMAP_INVERSE_LAYOUT = _INVERSE_EPOCH = None  # umap's own two; the one epoch function
-_INVERSE_EPOCHS = True  # False only while a warm-up compiles for another process (``warm_up(for_disk=True)``)
+_WARMING_FOR_DISK = threading.local()  # .on: this thread's warm-up compiles for another process (``for_disk``)
 
 
 def optimize_layout_inverse(head_embedding, tail_embedding, head, tail, weight, sigmas, rhos, n_epochs, n_vertices,
@@ -160,7 +160,7 @@ def optimize_layout_inverse(head_embedding, tail_embedding, head, tail, weight, 
     epochs_per_negative_sample = epochs_per_sample / negative_sample_rate
     epoch_of_next_negative_sample = epochs_per_negative_sample.copy()
     epoch_of_next_sample = epochs_per_sample.copy()
-    for n in range(n_epochs if _INVERSE_EPOCHS else 0):
+    for n in range(0 if getattr(_WARMING_FOR_DISK, "on", False) else n_epochs):
         _INVERSE_EPOCH(epochs_per_sample, epoch_of_next_sample, head, tail, head_embedding, tail_embedding,
                        output_metric, output_metric_kwds, weight, sigmas, dim, alpha, move_other, n,
                        epoch_of_next_negative_sample, epochs_per_negative_sample, rng_state, n_vertices, rhos,
@@ -315,12 +315,11 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP, for_disk:
     Z = (centres[rng.integers(0, 8, points)] + rng.normal(size=(points, 16))).astype(np.float32)  # (points, 16)
     proj = LatentProjector(method="umap", n_epochs=20).fit(Z, progress=part(progress, 0.1, 0.8))
     report(progress, 0.8, "compiling UMAP's inverse")
-    global _INVERSE_EPOCHS
-    _INVERSE_EPOCHS = not for_disk  # the rest of the inverse still compiles, into the disk cache
+    _WARMING_FOR_DISK.on = for_disk  # the rest of the inverse still compiles, into the disk cache
     try:
         proj.fit_inverse_grid(resolution=4)
     finally:
-        _INVERSE_EPOCHS = True
+        _WARMING_FOR_DISK.on = False
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds
