@@ -124,7 +124,7 @@ _UMAP_PARALLEL: dict = {}  # umap's own kernels, by name
 def _speed_up_inverse(umap_module) -> None:
     """Give umap's ``inverse_transform`` our ``breadth_first_search`` and ``optimize_layout_inverse`` (the same
     answers, a fraction of the time)."""
-    global _UMAP_BFS, _UMAP_INVERSE_LAYOUT
+    global _UMAP_BFS, _UMAP_INVERSE_LAYOUT, _INVERSE_EPOCH
     if _UMAP_BFS is None and callable(getattr(umap_module, "breadth_first_search", None)):
         _UMAP_BFS = umap_module.breadth_first_search
         umap_module.breadth_first_search = breadth_first_search
@@ -133,7 +133,6 @@ def _speed_up_inverse(umap_module) -> None:
     if _UMAP_INVERSE_LAYOUT is None and callable(getattr(umap_module, "optimize_layout_inverse", None)) and epoch:
         import numba
 
-        global _INVERSE_EPOCH
         _UMAP_INVERSE_LAYOUT = umap_module.optimize_layout_inverse
         # As umap jits it, once per process instead of once per call. Not cached on disk: its signature holds the
         # distance function's dispatcher, whose type differs in every process (numba would add a file each time).
