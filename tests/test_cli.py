@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from vae.__main__ import main
+from vae.config import TrainConfig
+from vae.distributed import native_bf16
 
 
 def run_json(capsys, *argv):
@@ -47,6 +49,25 @@ def test_train_reports_the_run(trained):
     assert out["run"] == "cli-run" and out["state"] == "finished" and out["epoch"] == 2
     assert out["test_elbo"] < 0
     assert (root / "cli-run" / "model.safetensors").is_file()
+
+
+def test_train_records_the_default_recipe_and_takes_adam_beta2(trained, tmp_path, capsys):
+    """With no flags the run trains with the default recipe, in bfloat16 where the CPU multiplies it in
+    hardware (as the Train page does), and ``--adam-beta2`` / ``--precision`` override it."""
+    root, _ = trained
+    recorded = json.loads((root / "cli-run" / "config.json").read_text())["train"]
+    default = TrainConfig()
+    assert (recorded["batch_size"], recorded["lr"], recorded["adam_beta2"]) == (256, 3e-3, 0.95)
+    assert (default.batch_size, default.lr, default.adam_beta2) == (256, 3e-3, 0.95)
+    assert recorded["precision"] == ("bf16" if native_bf16() else "fp32")
+    code, out = run_json(capsys, "--runs-dir", str(tmp_path / "other"), "train", "--data", "digits", "--epochs", "1",
+                         "--latent", "2", "--hidden", "16", "--threads", "1", "--adam-beta2", "0.99",
+                         "--precision", "fp32", "--name", "b", "--json")  # fmt: skip
+    assert code == 0 and out["state"] == "finished", out
+    recorded = json.loads((tmp_path / "other" / "b" / "config.json").read_text())["train"]
+    assert (recorded["adam_beta2"], recorded["precision"]) == (0.99, "fp32")
+    assert main(["--runs-dir", str(tmp_path), "train", "--data", "digits", "--adam-beta2", "1", "--json"]) == 2
+    assert "adam_beta2 must be a number in [0.0, 1.0)" in capsys.readouterr().out  # --json: the error as JSON
 
 
 def test_train_takes_a_learning_rate_schedule(tmp_path, capsys):

@@ -51,6 +51,8 @@ def test_model_config_rules(kwargs, match):
         ({"weight_decay": 3.0}, "weight_decay"),
         ({"lr_schedule": "step"}, "lr_schedule must be 'constant' or 'cosine'"),
         ({"lr_warmup_epochs": -1}, "lr_warmup_epochs"),
+        ({"adam_beta2": 1.0}, "adam_beta2 must be a number in \\[0.0, 1.0\\)"),
+        ({"adam_beta2": -0.1}, "adam_beta2"),
     ],
 )
 def test_train_config_rules(kwargs, match):
@@ -97,6 +99,13 @@ def test_round_trip_through_dict():
     assert ModelConfig.from_dict(m.to_dict()) == m
     assert TrainConfig.from_dict(t.to_dict()) == t
     assert DataConfig.from_dict(d.to_dict()) == d
+
+
+def test_a_run_recorded_before_adam_beta2_reads_as_the_0_999_it_trained_with():
+    recorded = TrainConfig(epochs=3).to_dict()
+    assert recorded["adam_beta2"] == TrainConfig.adam_beta2 == 0.95  # new runs record the default
+    del recorded["adam_beta2"]  # a config.json written before the field existed
+    assert TrainConfig.from_dict(recorded) == TrainConfig(epochs=3, adam_beta2=0.999)
 
 
 def test_unknown_field_is_refused_by_name():

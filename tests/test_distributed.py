@@ -23,7 +23,7 @@ from vae.__main__ import main
 from vae.distributed import Ranks, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ["--data", "digits", "--latent", "4", "--hidden", "64", "--threads", "1", "--seed", "3"]
+MODEL = ["--data", "digits", "--latent", "4", "--hidden", "64", "--threads", "1", "--seed", "3", "--precision", "fp32"]
 
 
 def torchrun(runs: Path, procs: int, *args: str) -> subprocess.Popen:

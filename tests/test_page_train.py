@@ -79,8 +79,8 @@ def test_fashion_mnist_defaults_and_conv_choice(runs, fashion_mnist):
     assert at.number_input(key="train_latent").value == 20
     assert at.text_input(key="train_hidden").value == "400"
     assert at.number_input(key="train_epochs").value == 10
-    assert at.number_input(key="train_batch").value == 128
-    assert at.select_slider(key="train_lr").value == pytest.approx(1e-3)
+    assert at.number_input(key="train_batch").value == 256  # the default recipe (bench/bench_recipe.py)
+    assert at.select_slider(key="train_lr").value == pytest.approx(3e-3)
     assert "652,824 parameters" in " ".join(c.value for c in at.caption)  # 784-400-20 MLP both ways
     at.radio(key="train_arch").set_value("conv").run()
     assert not at.exception and not errors(at)

@@ -14,7 +14,7 @@ from vae import run as rf
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
 from vae.run import read_control, write_control
-from vae.train import new_run, train
+from vae.train import Trainer, new_run, train
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,28 @@ def test_bfloat16_autocast_trains_to_nearly_the_same_elbo_and_keeps_float32_weig
     assert abs(ends["bf16"] - ends["fp32"]) < 0.02 * abs(ends["fp32"]), ends
     with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
         TrainConfig(precision="fp16")
+
+
+def test_adam_uses_the_runs_beta2_and_a_run_recorded_before_it_keeps_0_999(tmp_path, digits):
+    """``TrainConfig.adam_beta2`` reaches the optimiser (and changes the weights); a config.json written before
+    the field existed (an earlier run, resumed here) trains with torch's default 0.999, as it did."""
+    weights = {}
+    for beta2 in (0.95, 0.999):
+        run = make_run(tmp_path, digits, DataConfig(name="digits"), name=f"b{beta2}", adam_beta2=beta2)
+        trainer = Trainer(run, dataset=digits)
+        assert trainer.run()["state"] == "finished"
+        assert trainer.opt.param_groups[0]["betas"] == (0.9, beta2)
+        weights[beta2] = rf.load_model(run).state_dict()
+    assert any(not torch.equal(weights[0.95][k], weights[0.999][k]) for k in weights[0.95])
+    config = run / rf.CONFIG_FILE  # the 0.999 run, as an earlier revision recorded it, given a second epoch
+    raw = json.loads(config.read_text())
+    del raw["train"]["adam_beta2"]
+    raw["train"]["epochs"] = 2
+    config.write_text(json.dumps(raw))
+    trainer = Trainer(run, dataset=digits)
+    assert trainer.run(resume=True)["state"] == "finished"
+    assert trainer.opt.param_groups[0]["betas"] == (0.9, 0.999)
+    assert [m["epoch"] for m in rf.read_metrics(run) if m["type"] == "epoch"] == [1, 2]
 
 
 def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):

@@ -153,9 +153,9 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
     built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
     base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()
     train_cfg = base.replace(
-        epochs=int(state.get("train_epochs", 10)),
-        batch_size=int(state.get("train_batch", 128)),
-        lr=float(state.get("train_lr", 1e-3)),
+        epochs=int(state.get("train_epochs", base.epochs)),
+        batch_size=int(state.get("train_batch", base.batch_size)),
+        lr=float(state.get("train_lr", base.lr)),
         beta=float(state.get("train_beta", 1.0)),
         warmup_epochs=float(state.get("train_warmup", 0.0)),
         free_bits=float(state.get("train_free_bits", 0.0)),

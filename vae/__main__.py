@@ -59,13 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=T.beta)
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
-    t.add_argument("--precision", default=T.precision, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast")
+    t.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="bf16: bfloat16 autocast; auto: bf16 on a CPU that multiplies it in hardware, else fp32")  # fmt: skip
     t.add_argument("--epochs", type=int, default=T.epochs)
     t.add_argument("--batch", type=int, default=T.batch_size)
     t.add_argument("--lr", type=float, default=T.lr)
     t.add_argument("--lr-schedule", default=T.lr_schedule, choices=["constant", "cosine"],
                    help="cosine: linear warm-up over --lr-warmup epochs, then cosine decay to 0")  # fmt: skip
     t.add_argument("--lr-warmup", type=float, default=T.lr_warmup_epochs, help="epochs of learning-rate warm-up")
+    t.add_argument("--adam-beta2", type=float, default=T.adam_beta2, help="Adam's second-moment decay")
     t.add_argument("--seed", type=int, default=T.seed)
     t.add_argument("--threads", type=int, default=T.threads)
     t.add_argument("--name", default=None, help="run name (default: dataset-arch-zN)")
@@ -162,6 +164,15 @@ class _Bar:
             self.bar.close()
 
 
+def _precision(choice: str, device) -> str:
+    """``auto``: bfloat16 where the CPU multiplies it in hardware (as the Train page defaults), else float32."""
+    from .distributed import native_bf16
+
+    if choice != "auto":
+        return choice
+    return "bf16" if device.type == "cpu" and native_bf16() else "fp32"
+
+
 def cmd_train(args) -> dict | None:
     from . import jobs
     from .config import TrainConfig
@@ -171,7 +182,8 @@ def cmd_train(args) -> dict | None:
 
     if args.procs != 1 and "WORLD_SIZE" not in os.environ:
         return _torchrun(args)
-    ranks = Ranks.from_env(resolve_device(args.device))  # under torchrun: join the other processes
+    device = resolve_device(args.device)
+    ranks = Ranks.from_env(device)  # under torchrun: join the other processes
     if ranks.world > 1 and args.background:
         raise ValueError("--background starts one process; under torchrun, run torchrun itself in the background.")
     if args.resume:
@@ -187,10 +199,11 @@ def cmd_train(args) -> dict | None:
             beta=args.beta,
             warmup_epochs=args.warmup,
             free_bits=args.free_bits,
-            precision=args.precision,
+            precision=_precision(args.precision, device),
             threads=args.threads,
             lr_schedule=args.lr_schedule,
             lr_warmup_epochs=args.lr_warmup,
+            adam_beta2=args.adam_beta2,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
         data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name

@@ -19,6 +19,7 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 CONV_SIZES = (28, 32, 64)
 MAX_INPUT = 4 * 1024 * 1024  # values per item (a 3×1024×1024 image is 3.1 M)
 MAX_LATENT = 128
+LEGACY_ADAM_BETA2 = 0.999  # torch's default, which every run trained with before TrainConfig.adam_beta2
 
 
 def _fail(cls: str, name: str, allowed: str, got: Any) -> None:
@@ -34,14 +35,17 @@ def _check_int(cls: str, name: str, value: Any, lo: int, hi: int | None = None) 
         _fail(cls, name, allowed, value)
 
 
-def _check_float(cls: str, name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False) -> None:
+def _check_float(
+    cls: str, name: str, value: Any, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
+) -> None:
+    span = f"a number in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
     try:
         v = float(value)
     except (TypeError, ValueError):
-        _fail(cls, name, f"a number in {'(' if open_lo else '['}{lo}, {hi}]", value)
+        _fail(cls, name, span, value)
         return
-    if v != v or v > hi or v < lo or (open_lo and v == lo):
-        _fail(cls, name, f"a number in {'(' if open_lo else '['}{lo}, {hi}]", value)
+    if v != v or v > hi or v < lo or (open_lo and v == lo) or (open_hi and v == hi):
+        _fail(cls, name, span, value)
 
 
 class _Serialisable:
@@ -189,8 +193,8 @@ class TrainConfig(_Serialisable):
     """How a run trains: optimiser, schedule, objective weights and bookkeeping."""
 
     epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 256
+    lr: float = 3e-3
     seed: int = 0
     beta: float = 1.0
     warmup_epochs: float = 0.0
@@ -203,6 +207,15 @@ class TrainConfig(_Serialisable):
     precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32)
     lr_schedule: str = "constant"  # "cosine": linear warm-up over lr_warmup_epochs, then cosine decay to 0
     lr_warmup_epochs: float = 0.0
+    adam_beta2: float = 0.95  # Adam's second-moment decay; runs recorded before this field trained with 0.999
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """As ``_Serialisable.from_dict``; a run recorded before ``adam_beta2`` existed reads as the 0.999 it
+        trained with (so its resume and its record stay true)."""
+        if isinstance(data, dict) and "adam_beta2" not in data:
+            data = {**data, "adam_beta2": LEGACY_ADAM_BETA2}
+        return super().from_dict(data)
 
     def beta_at(self, progress: float) -> float:
         """β after ``progress`` epochs: a linear warm-up from 0 over ``warmup_epochs``, then ``beta``."""
@@ -240,6 +253,7 @@ class TrainConfig(_Serialisable):
         _check_int(n, "probe_size", self.probe_size, 0, 10_000)
         _check_float(n, "free_bits", self.free_bits, 0.0, 10.0)
         _check_float(n, "lr_warmup_epochs", self.lr_warmup_epochs, 0.0, 10_000.0)
+        _check_float(n, "adam_beta2", self.adam_beta2, 0.0, 1.0, open_hi=True)
 
 
 # ---------------------------------------------------------------- presets

@@ -110,7 +110,11 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model: VAE = build_model(self.model_cfg).to(self.device)
         self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True
+            self.model.parameters(),
+            lr=self.cfg.lr,
+            betas=(0.9, self.cfg.adam_beta2),
+            weight_decay=self.cfg.weight_decay,
+            fused=True,
         )
         self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.state = resume_state.LoopState()
