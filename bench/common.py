@@ -144,9 +144,9 @@ def load_fashion(max_train: int | None = None, max_test: int | None = None):
 def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Real latent codes for the projection benchmarks: (codes (N, 20) float32, labels (N,)).
 
-    Trains the default MLP VAE (784-400-20, Bernoulli, batch 128, Adam 1e-3 with torch's default betas) with ``vae.train`` for
-    ``epochs`` epochs on the training images (``n_train`` of them, all 60,000 by default), then encodes
-    the training images followed by the 10,000 test images: 70,000 posterior means in all.
+    Trains the MLP VAE (784-400-20, Bernoulli, batch 128, Adam 1e-3 with torch's default betas) with
+    ``vae.train`` for ``epochs`` epochs on the training images (``n_train`` of them, all 60,000 by default),
+    then encodes the training images followed by the 10,000 test images: 70,000 posterior means in all.
     """
     import tempfile
 

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
     t.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="bf16: bfloat16 autocast; auto: bf16 on a CPU that multiplies it in hardware, else fp32")  # fmt: skip
+                   help="bf16: bfloat16 autocast; auto: bf16 where the CPU multiplies it in hardware")  # fmt: skip
     t.add_argument("--epochs", type=int, default=T.epochs)
     t.add_argument("--batch", type=int, default=T.batch_size)
     t.add_argument("--lr", type=float, default=T.lr)
