@@ -12,16 +12,18 @@ import time
 
 from browser import E2E_RUN, selected_run, shot, wait_idle
 
-# The point of trace c farthest from every click-grid point (trace 0): a click there cannot be taken for the grid.
+# The point of trace c farthest from every click-grid point (trace 0) and every other label's point: a click there
+# cannot be taken for the grid or for a point drawn over it.
 JS_CLEAR_POINT = """(c) => {
   const gd = document.querySelector('.js-plotly-plot'), r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, t = gd._fullData[c], grid = gd._fullData[0];
+  const others = gd._fullData.filter((o, k) => k !== c);  // the click grid and the other labels' points
   let best = -1, pick = 0;
   for (let i = 0; i < t.x.length; i++) {
     const px = xa.l2p(t.x[i]), py = ya.l2p(t.y[i]);
     let near = Infinity;
-    for (let j = 0; j < grid.x.length; j++)
-      near = Math.min(near, Math.hypot(xa.l2p(grid.x[j]) - px, ya.l2p(grid.y[j]) - py));
+    for (const o of others) for (let j = 0; j < o.x.length; j++)
+      near = Math.min(near, Math.hypot(xa.l2p(o.x[j]) - px, ya.l2p(o.y[j]) - py));
     if (near > best) { best = near; pick = i; }
   }
   return {x: r.left + xa._offset + xa.l2p(t.x[pick]), y: r.top + ya._offset + ya.l2p(t.y[pick]), name: t.name,
