@@ -27,7 +27,7 @@ TIMEOUT = datetime.timedelta(minutes=10)  # a rank that waits longer than this f
 
 def native_bf16() -> bool:
     """Whether this CPU has bfloat16 dot products in hardware (AVX-512 BF16 or AMX, read from /proc/cpuinfo):
-    there, training under bfloat16 autocast ran 1.7x faster at the same ELBO (bench/bench_recipe.py); elsewhere
+    there, training under bfloat16 autocast ran 1.3-1.7x faster at the same ELBO (bench/bench_recipe.py); elsewhere
     bfloat16 is emulated and slower. False where the flags cannot be read (not Linux)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
