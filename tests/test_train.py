@@ -116,7 +116,7 @@ def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
 def test_resume_equals_uninterrupted_training(tmp_path, digits, schedule):
     """Also with a learning-rate schedule: the rate is a function of the step, so a resume continues it."""
     cfg = DataConfig(name="digits")
-    kw = dict(epochs=3, lr_schedule=schedule, lr_warmup_epochs=1.0 if schedule == "cosine" else 0.0)
+    kw = dict(epochs=3, lr=1e-3, lr_schedule=schedule, lr_warmup_epochs=1.0 if schedule == "cosine" else 0.0)
     full = make_run(tmp_path, digits, cfg, name="full", **kw)
     train(full, dataset=digits)
     lrs = [m["lr"] for m in rf.read_metrics(full) if m["type"] == "step"]  # each logged step's rate
@@ -147,7 +147,8 @@ def test_resume_equals_uninterrupted_training(tmp_path, digits, schedule):
 
 
 def test_divergence_fails_with_a_message_and_keeps_the_last_checkpoint(tmp_path, digits):
-    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=3)
+    # Adam at 1e-3 with beta2 0.999, then rate 1: diverges within a few epochs (beta2 0.95 keeps its steps bounded)
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=3, lr=1e-3, adam_beta2=0.999)
     train(run, dataset=digits)  # a good checkpoint first
     good = rf.load_model(run).state_dict()
     raw = json.loads((run / "config.json").read_text())

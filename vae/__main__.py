@@ -108,8 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
 
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
-    w.add_argument("run")
+    w.add_argument("run", nargs="?")
     w.add_argument("--resume", action="store_true")
+    w.add_argument("--standby", action="store_true", help="wait for the run on stdin (vae.jobs.prepare_standby)")
     return top
 
 
@@ -322,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         from .distributed import Ranks
         from .train import train
 
+        if args.standby:
+            from .jobs import await_run
+
+            if (handed := await_run()) is None:
+                return 0
+            args.run, args.resume = handed
         try:
             ranks = Ranks.from_env()
             status = train(Path(args.run), resume=args.resume, handle_signals=True, ranks=ranks)
