@@ -8,6 +8,11 @@ import os
 
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # before torch loads OpenMP: see vae/__main__.py
 
+from vae import places, standby  # noqa: E402 - light: nothing heavy loaded yet
+
+if not places.has_runs():  # a new install: the first click is likely Home's demo, whose training process
+    standby.prepare()  # starts loading torch now, while this server loads its own
+
 import streamlit as st  # noqa: E402
 
 from ui import cache, runtime, sidebar  # noqa: E402 - imports torch, numpy and vae before gc is frozen

@@ -67,7 +67,6 @@ if not rf.run_names(runs_root()):
         "(about 10 seconds on a laptop), or choose your own data and model on the Train page."
     )
     st.button("Train a demo model", type="primary", on_click=start_demo)
-    jobs.prepare_standby()  # its training process starts now, so the click finds torch already loaded
     if msg := st.session_state.pop(ERROR_KEY, None):
         st.error(msg)
 else:

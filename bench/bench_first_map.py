@@ -1,6 +1,6 @@
 """A new user's first map: on a fresh machine, Home's "Train a demo model" click to the Explore map on screen.
 
-    python bench/bench_first_map.py [--quick] [--baseline REV]
+    python bench/bench_first_map.py [--quick] [--baseline REV] [--trials N]
 
 Each trial starts `streamlit run app.py` with a new, empty home folder (so numba's on-disk cache of UMAP's
 compiled code is empty, as on a machine that never ran the app) and an empty runs folder, opens Home in
@@ -93,8 +93,8 @@ def trial(browser, app_root: Path) -> dict:
     return {"explore": explore, "first": first, "kind": kind.split()[0], "umap": umap}
 
 
-def run(quick: bool = False, baseline: str | None = None) -> str:
-    trials = 1 if quick else 2
+def run(quick: bool = False, baseline: str | None = None, trials: int | None = None) -> str:
+    trials = trials or (1 if quick else 2)
     apps = {"today": common.ROOT}
     results: dict[str, list[dict]] = {"today": []}
     with contextlib.ExitStack() as stack, chromium() as browser:
@@ -116,7 +116,7 @@ def run(quick: bool = False, baseline: str | None = None) -> str:
             common.fmt(common.median([r["umap"] for r in rs]), 1, " s"),
         ])  # fmt: skip
     head = ["app", "trials", "click → Explore", "click → first map", "click → UMAP map"]
-    command = COMMAND + (f" --baseline {baseline}" if baseline else "")
+    command = COMMAND + (f" --baseline {baseline}" if baseline else "") + (f" --trials {trials}" if trials != 2 else "")
     return (
         "## A new user's first map (fresh machine: empty numba cache)\n\n"
         f'`{command}` · Home → "Train a demo model" (digits, in the background) → Explore, headless Chromium, '
@@ -128,5 +128,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one trial per app")
     parser.add_argument("--baseline", help="also time the app at this git revision (e.g. e40323b)")
+    parser.add_argument("--trials", type=int, help="trials per app (default 2; 1 with --quick)")
     args = parser.parse_args()
-    print(run(args.quick, args.baseline))
+    print(run(args.quick, args.baseline, args.trials))

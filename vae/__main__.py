@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("run", nargs="?")
     w.add_argument("--resume", action="store_true")
-    w.add_argument("--standby", action="store_true", help="wait for the run on stdin (vae.jobs.prepare_standby)")
+    w.add_argument("--standby", action="store_true", help="wait for the run on stdin (vae.standby)")
     return top
 
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         from .train import train
 
         if args.standby:
-            from .jobs import await_run
+            from .standby import await_run
 
             if (handed := await_run()) is None:
                 return 0

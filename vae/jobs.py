@@ -11,21 +11,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import run as rf
+from . import standby
+from .places import PROJECT_ROOT
 
 ACTIVE_STATES = ("starting", "running", "paused")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADMISSION_LOCK = ".admission.lock"  # in the runs folder: hidden, never listed as a run
 STARTUP_GRACE = 30.0  # seconds a launched worker has to write its own pid
 _CHILDREN: dict[int, subprocess.Popen] = {}  # keeps our children's handles so they are reaped
-_STANDBY: list[subprocess.Popen] = []  # at most one training process started ahead of need (prepare_standby)
-_STANDBY_LOCK = threading.Lock()
 
 
 def max_jobs() -> int:
@@ -160,13 +158,14 @@ def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
     status = rf.read_status(run_dir)
     status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
     rf.write_status(run_dir, status)
-    if procs == 1 and (pid := _hand_to_standby(run_dir, resume)):
-        return pid
+    if procs == 1 and (proc := standby.hand_over(run_dir, resume)):  # a process started ahead, torch loaded
+        _CHILDREN[proc.pid] = proc
+        return proc.pid
     with open(rf.log_path(run_dir), "ab") as log:
         proc = subprocess.Popen(
             cmd,
             cwd=PROJECT_ROOT,
-            env=_worker_env(procs),
+            env=standby.worker_env(procs),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -174,76 +173,6 @@ def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
         )
     _CHILDREN[proc.pid] = proc
     return proc.pid
-
-
-def _worker_env(procs: int = 1) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    if procs > 1:
-        env["MASTER_ADDR"] = "127.0.0.1"  # the processes talk over this machine's loopback only
-    return env
-
-
-# ---------------------------------------------------------------- a training process started ahead of need
-
-
-def prepare_standby() -> None:
-    """Start one training process ahead of need (``python -m vae worker --standby``), unless one is waiting.
-
-    It imports torch, the optimiser's machinery and the data libraries (about 3 s of a new process's 5-7 s
-    before its first step on 2 cores), then waits on its stdin; the next one-process start hands it the run
-    (``_hand_to_standby``). It ends by itself when this process does (its stdin closes).
-    """
-    if os.environ.get("LATENT_EXPLORER_STANDBY", "1") == "0":
-        return
-    with _STANDBY_LOCK:
-        if _STANDBY and _STANDBY[0].poll() is None:
-            return
-        _STANDBY.clear()
-        _STANDBY.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "vae", "worker", "--standby"],
-                cwd=PROJECT_ROOT,
-                env=_worker_env(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
-
-
-def _hand_to_standby(run_dir: Path, resume: bool) -> int | None:
-    """The waiting standby's pid once it has been told to train ``run_dir``; None when there is none."""
-    with _STANDBY_LOCK:
-        proc = _STANDBY.pop() if _STANDBY else None
-    if proc is None or proc.poll() is not None or proc.stdin is None:
-        return None
-    try:
-        proc.stdin.write(f"{run_dir}\t{int(resume)}\n".encode())
-        proc.stdin.close()
-    except OSError:  # it ended meanwhile: the caller launches a fresh process
-        return None
-    _CHILDREN[proc.pid] = proc
-    return proc.pid
-
-
-def await_run() -> tuple[Path, bool] | None:
-    """In the standby process: import what training needs, then wait for ``RUN_DIR<TAB>RESUME`` on stdin and
-    send this process's output to that run's log. None when stdin closes first (the app ended)."""
-    import sklearn.model_selection  # noqa: F401  (the data's split)
-    import torch._dynamo  # noqa: F401  (every torch optimiser imports it when made: about 1 s)
-
-    from . import train  # noqa: F401
-
-    line = sys.stdin.readline()
-    run, sep, resume = line.rstrip("\n").partition("\t")
-    if not sep:
-        return None
-    log = os.open(rf.log_path(run), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    return Path(run), resume == "1"
 
 
 def pause(run_dir: str | Path) -> None:

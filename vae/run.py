@@ -22,7 +22,6 @@ written in one call; readers skip a torn last line. Every file is untrusted byte
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -43,8 +42,8 @@ from .fileio import (
     write_json,
 )
 from .models import VAE, build_model, check_state_dict
+from .places import CONFIG_FILE, default_root, run_folders  # noqa: F401 - default_root: rf.default_root
 
-CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 METRICS_FILE = "metrics.jsonl"
@@ -58,12 +57,6 @@ HISTORY_DIR = "latent-history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
 MAX_NAME = 64
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def default_root() -> Path:
-    """Where runs live: ``$LATENT_EXPLORER_RUNS`` or the project's ``checkpoints/`` folder."""
-    env = os.environ.get("LATENT_EXPLORER_RUNS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 def sanitize_run_name(name: str) -> str:
@@ -326,10 +319,7 @@ def is_run(path: str | Path) -> bool:
 
 def run_names(root: str | Path | None = None) -> list[str]:
     """Names of the runs under ``root``, most recently updated first, without reading their metrics."""
-    root = Path(root) if root is not None else default_root()
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run(p)]
+    runs = list(run_folders(root))
 
     def updated(p: Path) -> float:
         status = p / STATUS_FILE
@@ -344,10 +334,7 @@ def list_runs(root: str | Path | None = None) -> list[dict]:
     A run whose files are broken is listed too, with state "broken" and the reason as its message,
     so it can still be seen and deleted.
     """
-    root = Path(root) if root is not None else default_root()
-    if not root.is_dir():
-        return []
-    runs = [_summary(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run(p)]
+    runs = [_summary(p) for p in run_folders(root)]
     return sorted(runs, key=lambda r: r["updated"], reverse=True)
 
 
