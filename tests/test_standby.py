@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,16 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def waiting(monkeypatch):
-    """A fresh standby process for the test; whatever is left of it is ended afterwards (stdin closed, waited)."""
+def start_standby(monkeypatch):
+    """``standby.prepare`` for the test to call (within the test itself: pytest's own variable names the phase,
+    and a standby is only used under the environment it started in); started processes are ended afterwards."""
     monkeypatch.setenv("LATENT_EXPLORER_STANDBY", "1")
     monkeypatch.setattr(standby, "_WAITING", [])
-    standby.prepare()
-    proc = standby._WAITING[0]
-    yield proc
-    if proc.stdin and not proc.stdin.closed:
-        proc.stdin.close()
-    proc.wait(timeout=120)
+    started = []
+
+    def prepare():
+        standby.prepare()
+        started.append(standby._WAITING[0][0])
+        return started[-1]
+
+    yield prepare
+    for proc in started:
+        if proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()
+        proc.wait(timeout=120)
 
 
 def tiny_run(root, name="r"):
@@ -38,31 +46,63 @@ def tiny_run(root, name="r"):
     return new_run(root, name, ds, cfg, train_cfg=tc, latent_dim=2, hidden=(16,))
 
 
-def test_the_next_start_is_handed_to_the_standby_which_trains_it(tmp_path, waiting):
-    assert jobs.is_training_process(waiting.pid)  # `python -m vae worker --standby`: stop() may signal it
-    standby.prepare()
-    assert standby._WAITING == [waiting]  # one at a time
+def test_the_next_start_is_handed_to_the_standby_which_trains_it(tmp_path, start_standby):
     run = tiny_run(tmp_path)
-    assert jobs.start(run) == waiting.pid
+    proc = start_standby()
+    deadline = time.time() + 30  # once it has exec'd (a moment after Popen returns)
+    while not jobs.is_training_process(proc.pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert jobs.is_training_process(proc.pid)  # `python -m vae worker --standby`: stop() may signal it
+    standby.prepare()
+    assert [p for p, _ in standby._WAITING] == [proc]  # one at a time
+    assert jobs.start(run) == proc.pid
     assert standby._WAITING == []  # taken: the next start launches its own process (or a new standby)
     status = jobs.wait(run, timeout=120)
     assert status["state"] == "finished", status
-    assert status["pid"] == waiting.pid
+    assert status["pid"] == proc.pid
     assert [m["epoch"] for m in rf.read_metrics(run) if m["type"] == "epoch"] == [1, 2]
-    assert waiting.wait(timeout=30) == 0
+    assert proc.wait(timeout=30) == 0
 
 
-def test_a_standby_ends_by_itself_when_the_app_does(waiting):
-    waiting.stdin.close()  # what the app's end does to the pipe
-    assert waiting.wait(timeout=120) == 0
+def test_a_standby_ends_by_itself_when_the_app_does(start_standby):
+    proc = start_standby()
+    proc.stdin.close()  # what the app's end does to the pipe
+    assert proc.wait(timeout=120) == 0
 
 
-def test_a_standby_that_died_is_passed_over(tmp_path, waiting):
-    os.kill(waiting.pid, signal.SIGKILL)
-    waiting.wait(timeout=30)
+def test_a_standby_that_died_is_passed_over(tmp_path, start_standby):
     run = tiny_run(tmp_path)
+    proc = start_standby()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
     pid = jobs.start(run)
-    assert pid != waiting.pid
+    assert pid != proc.pid
+    assert jobs.wait(run, timeout=120)["state"] == "finished"
+
+
+def test_the_standby_trains_under_the_apps_environment_at_the_start(tmp_path, start_standby, monkeypatch):
+    """Variables read at run time (here: where Fashion-MNIST lives) go with the run; a standby started under
+    other values of those read as libraries load (thread pools) is not used, and ends by itself."""
+    from test_data import write_idx
+
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    proc = start_standby()  # started where "fashion-mnist" means Debian's 28x28 images (or nothing)
+    write_idx(tmp_path / "fm", n_train=60, n_test=20, side=6)
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "fm"))
+    cfg = DataConfig(name="fashion-mnist")
+    tc = TrainConfig(epochs=1, batch_size=16, threads=1, log_every=2, grid_size=2, probe_size=0)
+    run = new_run(tmp_path / "runs", "fm", load_dataset(cfg), cfg, train_cfg=tc, latent_dim=2, hidden=(8,))
+    assert jobs.start(run) == proc.pid
+    status = jobs.wait(run, timeout=120)
+    assert status["state"] == "finished", status  # it read the 6x6 images the app names now
+    assert status["total_steps"] == 4  # 60 items at batch 16
+
+    proc = start_standby()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a thread pool's size: read as torch loads
+    run = tiny_run(tmp_path / "runs", "other")
+    pid = jobs.start(run)
+    assert pid != proc.pid
+    assert proc.wait(timeout=120) == 0  # told nothing, it ended by itself
     assert jobs.wait(run, timeout=120)["state"] == "finished"
 
 
@@ -98,8 +138,10 @@ def test_the_app_prepares_one_on_a_new_install_and_not_where_runs_exist(tmp_path
         monkeypatch.setattr(standby, "_WAITING", [])
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
         assert not at.exception
-        waiting = list(standby._WAITING)
+        waiting = [p for p, _ in standby._WAITING]
         assert len(waiting) == expected, root
+        for _, env in standby._WAITING:  # what the app's own start-up set since (torch, numba's cache) keeps it usable
+            assert standby._read_at_load(env) == standby._read_at_load(standby.worker_env())
         for proc in waiting:
             proc.stdin.close()
             assert proc.wait(timeout=120) == 0
