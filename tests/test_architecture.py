@@ -79,11 +79,14 @@ def names_a_run_file(text: str) -> bool:
 
 def test_only_the_run_module_names_a_run_file():
     owner = ROOT / "vae" / "run.py"
+    # vae/places.py names the config alone: what makes a folder a run, read before torch loads (app.py's first lines)
+    allowed = {ROOT / "vae" / "places.py": {"config.json"}}
     offenders = {
         str(p.relative_to(ROOT)): sorted(s for s in spelled_strings(p) if names_a_run_file(s))
         for p in SOURCES
         if p != owner
     }
+    offenders = {k: [s for s in v if s not in allowed.get(ROOT / k, set())] for k, v in offenders.items()}
     assert not {k: v for k, v in offenders.items() if v}
 
 
