@@ -9,6 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# No standby training process (vae/standby.py) wherever a test opens the app on an empty runs folder (here and in
+# the servers the tests start): each would load torch beside the test. tests/test_standby.py turns it on.
+os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
 
 
 @pytest.fixture(scope="session")
