@@ -29,7 +29,7 @@ try:
 except ImportError:  # run as a script: bench/ is on sys.path
     import common
 
-from vae.config import DataConfig, TrainConfig
+from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
 from vae.train import Trainer, new_run
 
 TITLE = "## Training throughput: `vae.train` vs the PyTorch-examples loop"
@@ -122,7 +122,9 @@ def run_ours(ds, data_cfg: DataConfig, batch: int, lr: float, seed: int, epochs:
     """
     curve: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as root:
-        cfg = TrainConfig(epochs=10_000, batch_size=batch, lr=lr, adam_beta2=0.999, seed=seed, log_every=10_000)
+        cfg = TrainConfig(
+            epochs=10_000, batch_size=batch, lr=lr, adam_beta2=LEGACY_ADAM_BETA2, seed=seed, log_every=10_000
+        )
         trainer = Trainer(new_run(root, "ours", ds, data_cfg, train_cfg=cfg), dataset=ds)
 
         def on_record(kind: str, rec: dict) -> None:

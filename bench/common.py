@@ -152,13 +152,13 @@ def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarra
 
     import torch
 
-    from vae.config import DataConfig, TrainConfig
+    from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
     from vae.evaluate import encode
     from vae.train import Trainer, new_run
 
     ds = load_fashion(n_train, None)
     with tempfile.TemporaryDirectory(prefix="bench-codes-") as root:
-        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, adam_beta2=0.999, log_every=10_000)
+        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, adam_beta2=LEGACY_ADAM_BETA2, log_every=10_000)
         run = new_run(root, "codes", ds, DataConfig(name=FASHION, max_train=n_train), train_cfg=cfg)
         trainer = Trainer(run, dataset=ds)
         status = trainer.run()

@@ -16,13 +16,17 @@ def default_root() -> Path:
     return Path(env) if env else PROJECT_ROOT / "checkpoints"
 
 
+def is_run(path: str | Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
 def run_folders(root: str | Path | None = None) -> Iterator[Path]:
     """The run folders under ``root`` (folders with a config; hidden ones, such as uploads, left out)."""
     root = Path(root) if root is not None else default_root()
     if not root.is_dir():
         return
     for p in root.iterdir():
-        if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).is_file():
+        if p.is_dir() and not p.name.startswith(".") and is_run(p):
             yield p
 
 

@@ -42,7 +42,7 @@ from .fileio import (
     write_json,
 )
 from .models import VAE, build_model, check_state_dict
-from .places import CONFIG_FILE, default_root, run_folders  # noqa: F401 - default_root: rf.default_root
+from .places import CONFIG_FILE, default_root, is_run, run_folders  # noqa: F401 - rf.default_root, rf.is_run
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
@@ -311,10 +311,6 @@ def embedding_path(run_dir: str | Path, method: str, split: str) -> Path:
 
 
 # ---------------------------------------------------------------- run folders
-
-
-def is_run(path: str | Path) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
 
 
 def run_names(root: str | Path | None = None) -> list[str]:
