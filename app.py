@@ -18,7 +18,7 @@ import streamlit as st  # noqa: E402
 from ui import cache, runtime, sidebar  # noqa: E402 - imports torch, numpy and vae before gc is frozen
 
 runtime.configure_process()
-cache.start_umap_warm_up()  # compiles UMAP's code in the background, once per server
+cache.start_umap_warm_up()  # the map worker: compiles UMAP's code in a process of its own, once per server
 st.set_page_config(page_title="Latent Explorer", page_icon=runtime.page_icon(), layout="wide")
 
 PAGES = [

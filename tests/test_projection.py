@@ -11,7 +11,6 @@ import os
 import pickle
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,6 @@ from vae.projection import (
     warm_up,
 )
 from vae.projection.params import DEFAULTS
-from vae.projection.umap_runtime import SMALL_MAP
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -689,33 +687,15 @@ def test_warm_up_compiles_and_reports_progress():
 
 @pytest.mark.slow
 def test_warm_up_in_a_child_process_leaves_umaps_code_in_the_disk_cache():
-    """The server compiles UMAP in a child (its own GIL) and loads the result: the child must succeed and
-    leave umap's compiled functions in numba's cache folder."""
+    """The map worker has a child compile the large-map path for it: the child must succeed and leave umap's
+    compiled functions in numba's cache folder."""
     from vae.projection.umap_runtime import configure_numba_cache, warm_up_elsewhere
 
     folder = configure_numba_cache()
-    assert warm_up_elsewhere(points=600)
+    child = warm_up_elsewhere(points=600)
+    assert child is not None and child.wait(timeout=600) == 0
     indexes = [p.name for p in folder.rglob("*.nbi")]
     assert any(name.startswith(("layouts.", "umap_.")) for name in indexes), indexes[:10]
-
-
-@pytest.mark.parametrize(("child_compiled", "map_waiting", "loads_here"),
-                         [(True, False, True), (True, True, False), (False, True, True)])  # fmt: skip
-def test_the_servers_warm_up_leaves_loading_to_a_waiting_map(monkeypatch, child_compiled, map_waiting, loads_here):
-    """After the child's compile the server loads the code with a small synthetic fit, unless a real map is
-    already queued behind it (that fit loads the code itself, a second or so sooner on screen); if the child
-    failed, the server compiles here whatever waits."""
-    from ui import cache
-
-    children, here = [], []
-    monkeypatch.setattr(cache, "warm_up_elsewhere", lambda points: children.append(points) or child_compiled)
-    monkeypatch.setattr(cache, "warm_up", lambda points: here.append(points))
-    monkeypatch.setattr(cache, "_MAP_WAITING", threading.Event())
-    if map_waiting:
-        cache._MAP_WAITING.set()
-    cache.warm_small_then_large().join(timeout=10)
-    assert children == [600, SMALL_MAP]  # the small path, then the large one in a thread of its own
-    assert here == ([600] if loads_here else [])
 
 
 def test_a_warm_up_for_the_disk_cache_skips_only_the_inverse_layouts_epochs(monkeypatch):

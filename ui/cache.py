@@ -1,16 +1,16 @@
 """Cached models, data, codes and maps, shared by every session: never mutate what these return.
 
 Models are cached per (run, checkpoint), data per data config, codes per (run, checkpoint, split, size),
-maps per (run, checkpoint, projection). A UMAP map is fitted in one background thread, so a fit
-survives reruns and page switches while the page shows its progress.
+maps per (run, checkpoint, projection). A UMAP map is fitted by the map worker (a process of its own,
+``vae.projection.worker``) for one background thread, so a fit survives reruns and page switches while the
+page shows its progress.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +26,8 @@ from vae.data import Dataset, load_dataset
 from vae.evaluate import encode, kl_per_dimension
 from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
-from vae.projection import LatentProjector, background_thread, cached_projection, map_path, warm_up
-from vae.projection.umap_runtime import SMALL_MAP, warm_up_elsewhere
+from vae.projection import LatentProjector, background_thread, cached_projection, map_path
+from vae.projection.worker import MapWorker, WorkerGone
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -122,40 +122,26 @@ def _projection_slot(run_path: str, checkpoint: str, key: str) -> dict:
 
 @st.cache_resource(show_spinner=False)
 def _fitting_thread() -> ThreadPoolExecutor:
-    """One background worker for UMAP (fits and the warm-up): fits survive reruns and page switches and queue,
-    so at most one UMAP computation runs at a time, at low priority and on one thread (beside a training,
-    two busy threads made its epochs 3-47x slower)."""
+    """One background thread for UMAP maps: fits survive reruns and page switches and queue, so at most one
+    UMAP computation runs at a time (in the map worker, low priority, one thread: beside a training, two busy
+    threads made its epochs 3-47x slower)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="explore-umap", initializer=background_thread)
 
 
+@st.cache_resource(show_spinner=False)
+def map_worker() -> MapWorker:
+    """The process that fits this server's UMAP maps (``vae.projection.worker``): this one never imports umap,
+    so it never holds Python's GIL for a compile or a fit."""
+    return MapWorker()
+
+
 def start_umap_warm_up() -> None:
-    """Compile UMAP's code in the background once per server, so the first UMAP map does not wait for it.
-
-    The small-map path first (the demo's map and most first maps), compiled by a child process so that this
-    server keeps answering, then loaded here (by the first map's fit itself when one is already waiting); then
-    the large-map path, compiled into the disk cache by another child while maps are fitted here. It is loaded
-    here by the first large map only: pynndescent's core, which numba cannot cache, compiles in this process,
-    holding Python's GIL for seconds (pages stalled when a warm-up did it unasked).
-    ``LATENT_EXPLORER_WARM_UMAP=0`` turns it off.
-    """
-    global _WARMING
-    if _WARMING is None and os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0" and "umap" not in sys.modules:
-        _WARMING = _fitting_thread().submit(warm_small_then_large)
-
-
-_WARMING = None
-_MAP_WAITING = threading.Event()  # set once a UMAP map has been queued behind the warm-up
-
-
-def warm_small_then_large() -> threading.Thread:
-    """The warm-up's work (in the fitting thread); returns the thread that compiles the large-map path."""
-    compiled = warm_up_elsewhere(points=600)  # compiled in a child process, into numba's disk cache
-    if not (compiled and _MAP_WAITING.is_set()):  # a waiting map loads the compiled code itself, sooner
-        warm_up(points=600)  # loaded here from that cache (compiled here if the child failed)
-    large = functools.partial(warm_up_elsewhere, points=SMALL_MAP)  # waits on a child: not in the pool
-    thread = threading.Thread(target=large, name="umap-warm-large", daemon=True)
-    thread.start()
-    return thread
+    """Start the map worker when the server starts: it imports umap and compiles its code (the small-map path,
+    then the large one into numba's disk cache) while the user finds a map to look at.
+    ``LATENT_EXPLORER_WARM_UMAP=0`` leaves it to the first UMAP map."""
+    if os.environ.get("LATENT_EXPLORER_WARM_UMAP", "1") != "0":
+        with contextlib.suppress(WorkerGone):  # the first map tries again, else fits in this process
+            map_worker().start()
 
 
 def map_file(run_dir: Path, key: str) -> Path:
@@ -164,9 +150,14 @@ def map_file(run_dir: Path, key: str) -> Path:
 
 
 def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None,
-         fit: bool = True):  # fmt: skip
+         fit: bool = True, worker: MapWorker | None = None):  # fmt: skip
+    """The map, from the disk cache or fitted (by ``worker`` when given: it writes the map into the cache)."""
+    folder = rf.projections_dir(run_dir)
+    if fit and worker is not None:
+        with contextlib.suppress(WorkerGone):  # it could not start: fitted here instead
+            worker.fit(folder, key, codes, {"method": method}, progress, INVERSE_GRID, checkpoint, split)
     return cached_projection(
-        rf.projections_dir(run_dir), key, codes, {"method": method}, progress, grid_resolution=INVERSE_GRID,
+        folder, key, codes, {"method": method}, progress, grid_resolution=INVERSE_GRID,
         checkpoint=checkpoint, split=split, fit=fit,
     )  # fmt: skip
 
@@ -193,10 +184,11 @@ def fitted_projector(
         return cached
     with slot["lock"]:
         if "job" not in slot:
-            slot["cold"] = "umap" not in sys.modules
+            worker = map_worker()
+            slot["cold"] = not worker.fitted
             report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
-            slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report)
-            _MAP_WAITING.set()
+            slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report,
+                                                   worker=worker)  # fmt: skip
     job = slot["job"]
     if not job.done() and not wait:
         return None

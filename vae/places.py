@@ -1,4 +1,4 @@
-"""Where runs live, read without loading torch (the app's first lines use it, before anything heavy loads)."""
+"""Where runs and their maps live, read without loading torch (the app's first lines and the map worker use it)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILE = "config.json"  # what makes a folder a run
+PROJECTIONS_DIR = "projections"
 
 
 def default_root() -> Path:
@@ -35,3 +36,9 @@ def has_runs(root: str | Path | None = None) -> bool:
         return next(run_folders(root), None) is not None
     except OSError:
         return False
+
+
+def projections_dir(run_dir: str | Path) -> Path:
+    """Where the run's cached maps live (what is inside is ``vae.projection``'s business; its map worker reads
+    this without loading torch)."""
+    return Path(run_dir) / PROJECTIONS_DIR

@@ -42,7 +42,7 @@ from .fileio import (
     write_json,
 )
 from .models import VAE, build_model, check_state_dict
-from .places import CONFIG_FILE, default_root, is_run, run_folders  # noqa: F401 - rf.default_root, rf.is_run
+from .places import CONFIG_FILE, PROJECTIONS_DIR, default_root, is_run, projections_dir, run_folders  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
@@ -52,7 +52,6 @@ CONTROL_FILE = "control.json"
 LOG_FILE = "train.log"
 EVALUATION_FILE = "evaluation.json"
 PICTURES = {"recon": "recon.png", "samples": "samples.png"}
-PROJECTIONS_DIR = "projections"
 HISTORY_DIR = "latent-history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
 MAX_NAME = 64
@@ -294,11 +293,6 @@ def read_evaluation(run_dir: str | Path) -> dict | None:
 
 def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
     write_json(Path(run_dir) / EVALUATION_FILE, evaluation)
-
-
-def projections_dir(run_dir: str | Path) -> Path:
-    """Where the run's cached maps live (what is inside is ``vae.projection``'s business)."""
-    return Path(run_dir) / PROJECTIONS_DIR
 
 
 def history_dir(run_dir: str | Path) -> Path:

@@ -270,25 +270,27 @@ def quiet_umap():
         yield
 
 
-def warm_up_elsewhere(points: int, timeout: float = 600.0) -> bool:
-    """``warm_up(points=...)`` in a child process at the lowest priority, compiling into numba's disk cache.
+def child_env() -> dict[str, str]:
+    """The environment of a child process doing UMAP work: one thread, numba's disk cache, this project importable."""
+    return {**os.environ, "NUMBA_CACHE_DIR": str(configure_numba_cache()), "OMP_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
 
-    A server that compiles in one of its own threads holds Python's GIL for most of that time (pages answered
-    seconds later on a fresh machine); a child holds its own. This process then loads the compiled code from
-    the cache in a second or two. Returns whether the child succeeded (if not, warm up here instead).
+
+def warm_up_elsewhere(points: int) -> subprocess.Popen | None:
+    """Start ``warm_up(points=...)`` in a child process at the lowest priority, compiling into numba's disk cache;
+    returns the child (None if it could not start). The map worker (``vae.projection.worker``) starts one for
+    the large-map path after its own warm-up, so that its first large map loads that code instead of compiling it.
     """
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(configure_numba_cache()), "OMP_NUM_THREADS": "1",
-           "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fmt: skip
     code = f"from vae.projection.umap_runtime import warm_up; warm_up(points={int(points)}, for_disk=True)"
     try:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=timeout,
-                              preexec_fn=lambda: os.nice(19))  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return subprocess.Popen([sys.executable, "-c", code], env=child_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(19))  # fmt: skip
+    except OSError:
+        return None
 
 
 SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it on, approximate ones (pynndescent)
+FIRST_WARM_UP = 600  # synthetic codes of the map worker's warm-up: the small path (vae.projection.worker)
 
 
 def warm_up(progress: Progress | None = None, points: int = SMALL_MAP, for_disk: bool = False) -> float:
@@ -297,7 +299,7 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP, for_disk:
     Fits ``points`` synthetic 16-d codes and inverts a small grid: what a map needs (the app places new codes
     by their nearest fitted codes, never with umap's own transform, which compiles ~4 s more). umap takes another
     path below ``SMALL_MAP`` codes (exact neighbours) than from it on (pynndescent): warm the one the next map
-    needs (a server warms the small path first: its first maps are small, and that takes a third of the
+    needs (the map worker warms the small path first: first maps are small, and that takes a third of the
     time). With an empty numba cache here: import ~2 s (pynndescent's declared signatures compile at their
     first use: ``lazy_signatures``), small path ~6 s (``_compile_serially``), large path ~40 s more; with a
     warm one, a few seconds (pynndescent's ``nn_descent`` is compiled again in every process). It compiles

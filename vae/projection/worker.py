@@ -1,0 +1,178 @@
+"""UMAP maps fitted in a process of their own: the server never imports umap, never compiles its code and never
+holds Python's GIL for a fit.
+
+``MapWorker`` (the server's side) starts ``python -m vae.projection.worker`` at low priority on one thread. The
+worker imports umap; unless a map is already asked for, it warms the small-map path up on synthetic codes
+(compiling into numba's disk cache, ``umap_runtime.warm_up``); then it starts a one-shot child compiling the
+large-map path into the disk cache, and fits the maps it is sent, one at a time. Each map is a JSON line on its
+stdin naming a ``.npy`` file of codes and where the map goes (``cache.cached_projection``'s arguments); it answers
+with JSON lines on its stdout: ``{"progress": f, "message": m}`` while it works, then ``{"done": true}`` or
+``{"error": sentence}``. The server reads the finished map from the run's map cache. The worker ends when its
+stdin closes (the server went away), and takes its compiling child with it.
+
+On a new machine the demo's first UMAP map needed the compile twice over before: a child compiled into the disk
+cache, then the server imported umap, loaded the compiled code and compiled the one kernel numba cannot keep on
+disk (the inverse's epoch), about 3 s more of the server's CPU on the way to the first map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ..progress import Progress, report
+from .umap_runtime import BACKGROUND_NICE, FIRST_WARM_UP, SMALL_MAP, child_env
+
+IDLE_BEFORE_LARGE = 20.0  # seconds without a map asked before the large path's compile starts (beside no fit)
+
+
+class WorkerGone(RuntimeError):
+    """The worker process could not start or be written to (the caller may fit in its own process instead)."""
+
+
+ENDED = ("The process fitting UMAP maps ended before this map was done (out of memory?). Try fewer points, "
+         "or PCA.")  # fmt: skip
+
+
+class MapWorker:
+    """The server's handle on one worker process (started on first use; again after it ended). Thread-safe:
+    maps are fitted one at a time."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.fitted = False  # whether a map was fitted yet (the first one may wait for umap's compile)
+
+    def start(self) -> subprocess.Popen:
+        """The running worker, started now if none runs (``WorkerGone`` if it cannot start)."""
+        with self._lock:
+            return self._started()
+
+    def _started(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "vae.projection.worker"], env=child_env(), stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True, bufsize=1, preexec_fn=lambda: os.nice(BACKGROUND_NICE),
+                )  # fmt: skip
+            except OSError as e:
+                raise WorkerGone(f"the map worker could not start: {e}") from e
+        return self._proc
+
+    def fit(
+        self, cache_dir: str | Path, key: str, codes: np.ndarray, params: dict, progress: Progress | None = None,
+        grid_resolution: int | None = None, checkpoint: str | None = None, split: str | None = None,
+    ) -> None:  # fmt: skip
+        """Have the worker fit map ``key`` of ``codes`` into ``cache_dir`` (as ``cached_projection`` would).
+
+        ``ValueError`` with a sentence if the fit failed there or the worker ended meanwhile; ``WorkerGone`` if no
+        worker could be started or sent the map.
+        """
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with self._lock, tempfile.NamedTemporaryFile(suffix=".npy", dir=cache_dir) as f:
+            np.save(f, np.asarray(codes))
+            f.flush()
+            job = {"codes": f.name, "cache_dir": str(cache_dir), "key": key, "params": params,
+                   "grid_resolution": grid_resolution, "checkpoint": checkpoint, "split": split}  # fmt: skip
+            proc = self._started()
+            try:
+                proc.stdin.write(json.dumps(job) + "\n")
+                proc.stdin.flush()
+            except (OSError, ValueError) as e:
+                raise WorkerGone(f"the map worker ended: {e}") from e
+            for line in proc.stdout:
+                said = _parse(line)
+                if "progress" in said:
+                    report(progress, float(said["progress"]), str(said["message"]))
+                elif "error" in said:
+                    raise ValueError(str(said["error"]))
+                elif said.get("done"):
+                    self.fitted = True
+                    return
+            raise ValueError(ENDED)  # not fitted here instead: what ended it could end the server too
+
+    def stop(self) -> None:
+        """End the worker (it ends by itself when this process does)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.stdin.close()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+
+
+def _parse(line: str) -> dict:
+    """One answer of the worker; {} for anything else."""
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return {}
+    return said if isinstance(said, dict) else {}
+
+
+# ---------------------------------------------------------------- the worker process
+
+
+def _asked(stream: IO, within: float = 0.0) -> bool:
+    """Whether a line waits on ``stream`` (a pipe) now or comes ``within`` seconds; False where that cannot be told."""
+    try:
+        return bool(select.select([stream], [], [], within)[0])
+    except (OSError, ValueError):
+        return False
+
+
+def serve(stdin: IO[str], out: IO[str]) -> None:
+    """The worker's loop: import umap, warm it up unless a map is already asked for, then fit maps until stdin
+    closes (see the module's docstring)."""
+    from .cache import cached_projection
+    from .umap_runtime import import_umap, warm_up, warm_up_elsewhere
+
+    def say(**message) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    import_umap()
+    if not _asked(stdin):  # a map already waiting compiles the same code on its own codes, sooner
+        warm_up(points=FIRST_WARM_UP)
+    large = None  # the large-map path, compiled into the disk cache by a child once no map has been asked for a while
+    try:
+        while True:
+            if large is None and not _asked(stdin, IDLE_BEFORE_LARGE):
+                large = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next idle spell
+            line = stdin.readline()
+            if not line:  # the server went away
+                break
+            try:
+                job = json.loads(line)
+                codes = np.load(job["codes"], allow_pickle=False)
+                cached_projection(
+                    job["cache_dir"], job["key"], codes, job["params"], lambda f, m: say(progress=f, message=m),
+                    job["grid_resolution"], checkpoint=job["checkpoint"], split=job["split"],
+                )  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - any failure is the map's, said to the server as a sentence
+                say(error=str(e) or type(e).__name__)
+            else:
+                say(done=True)
+    finally:
+        if large is not None and large.poll() is None:
+            large.kill()
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the answers; anything printed by libraries goes to stderr
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin, out)
+
+
+if __name__ == "__main__":
+    main()
