@@ -3,12 +3,13 @@ holds Python's GIL for a fit.
 
 ``MapWorker`` (the server's side) starts ``python -m vae.projection.worker`` at low priority on one thread. The
 worker imports umap; unless a map is already asked for, it warms the small-map path up on synthetic codes
-(compiling into numba's disk cache, ``umap_runtime.warm_up``); then it starts a one-shot child compiling the
-large-map path into the disk cache, and fits the maps it is sent, one at a time. Each map is a JSON line on its
-stdin naming a ``.npy`` file of codes and where the map goes (``cache.cached_projection``'s arguments); it answers
-with JSON lines on its stdout: ``{"progress": f, "message": m}`` while it works, then ``{"done": true}`` or
-``{"error": sentence}``. The server reads the finished map from the run's map cache. The worker ends when its
-stdin closes (the server went away), and takes its compiling child with it.
+(compiling into numba's disk cache, ``umap_runtime.warm_up``); then it fits the maps it is sent, one at a time,
+and once no map has been asked for ``IDLE_BEFORE_LARGE`` seconds it starts a one-shot child compiling the
+large-map path into the disk cache (beside a fit, that child slowed the demo's first map). Each map is a JSON
+line on its stdin naming a ``.npy`` file of codes and where the map goes (``cache.cached_projection``'s
+arguments); it answers with JSON lines on its stdout: ``{"progress": f, "message": m}`` while it works, then
+``{"done": true}`` or ``{"error": sentence}``. The server reads the finished map from the run's map cache.
+The worker ends when its stdin closes (the server went away), and takes its compiling child with it.
 
 On a new machine the demo's first UMAP map needed the compile twice over before: a child compiled into the disk
 cache, then the server imported umap, loaded the compiled code and compiled the one kernel numba cannot keep on
