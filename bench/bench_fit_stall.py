@@ -36,6 +36,7 @@ except ImportError:  # run as a script: bench/ is on sys.path
     from bench_first_map import TITLE, worktree
 
 from ui.serving import chromium, free_port, stop_server, wait_healthy
+from vae.places import projections_dir
 from vae.projection.umap_runtime import SMALL_MAP
 
 COMMAND = "python bench/bench_fit_stall.py"
@@ -100,7 +101,7 @@ def poll_health(url: str, stop: threading.Event, answers: list[float]) -> None:
 
 def trial(browser, app_root: Path, runs: Path, run_dir: Path, numba: Path, points: str) -> dict:
     """One server's first UMAP map: seconds from the PCA stand-in to the UMAP map, and the health answers meanwhile."""
-    shutil.rmtree(run_dir / "projections", ignore_errors=True)
+    shutil.rmtree(projections_dir(run_dir), ignore_errors=True)  # the server has fitted no map yet
     with tempfile.TemporaryDirectory(prefix="le-stall-") as tmp:
         url, proc = server(app_root, runs, numba, Path(tmp) / "streamlit.log")
         try:
