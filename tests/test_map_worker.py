@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -113,6 +114,17 @@ def test_a_worker_that_cannot_start_raises_worker_gone(tmp_path, codes, worker, 
     monkeypatch.setattr(subprocess, "Popen", no_process)
     with pytest.raises(WorkerGone):
         worker.fit(tmp_path, "umap-none", codes, {"method": "umap"}, None, GRID)
+
+
+def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_path):
+    """Ctrl+C reaches the whole foreground process group: the worker must end, and quietly."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "vae.projection.worker"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(1.0)  # importing umap
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
 
 
 # ---------------------------------------------------------------- the worker's loop, its heavy steps stood in for

@@ -172,7 +172,10 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
 def main() -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the answers; anything printed by libraries goes to stderr
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin, out)
+    try:
+        serve(sys.stdin, out)
+    except KeyboardInterrupt:  # Ctrl+C in the server's terminal reaches this process too: end quietly
+        pass
 
 
 if __name__ == "__main__":
