@@ -53,17 +53,40 @@ def worktree(rev: str) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=common.ROOT, capture_output=True)
 
 
-def fresh_server(app_root: Path, home: Path, runs: Path) -> tuple[str, subprocess.Popen]:
-    """`streamlit run` of ``app_root``/app.py with ``home`` as the home folder and ``runs`` as the runs folder."""
-    env = {k: v for k, v in os.environ.items() if k not in FORGET}
-    env |= {"HOME": str(home), "LATENT_EXPLORER_RUNS": str(runs), "PYTHONPATH": str(app_root)}
+def app_server(app_root: Path, env: dict[str, str], log_file: Path) -> tuple[str, subprocess.Popen]:
+    """`streamlit run` of ``app_root``/app.py (importing ``app_root``'s code) with ``env``, in a session of its own
+    on a free port; its output goes to ``log_file``. Returns (its URL, its process): end it with ``stop_server``."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_root / "app.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]  # fmt: skip
-    out = open(home / "streamlit.log", "wb")  # noqa: SIM115 - closed with the process
+    out = open(log_file, "wb")  # noqa: SIM115 - closed with the process
+    env = {**env, "PYTHONPATH": str(app_root)}
     proc = subprocess.Popen(cmd, cwd=app_root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return f"http://127.0.0.1:{port}", proc
+
+
+def fresh_server(app_root: Path, home: Path, runs: Path) -> tuple[str, subprocess.Popen]:
+    """`streamlit run` of ``app_root``/app.py with ``home`` as the home folder and ``runs`` as the runs folder."""
+    env = {k: v for k, v in os.environ.items() if k not in FORGET}
+    env |= {"HOME": str(home), "LATENT_EXPLORER_RUNS": str(runs)}
+    return app_server(app_root, env, home / "streamlit.log")
+
+
+def alternating(apps: list[str], trials: int) -> Iterator[tuple[int, str]]:
+    """(trial, app) in the order the A/B benchmarks run them: the apps in turn, reversed every other trial."""
+    for t in range(trials):
+        for name in apps if t % 2 == 0 else reversed(apps):
+            yield t, name
+
+
+def arguments(doc: str, quick_help: str) -> argparse.Namespace:
+    """The A/B benchmarks' command line: --quick, --baseline REV, --trials N."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--baseline", help="also time the app at this git revision (e.g. c6a6a3f)")
+    parser.add_argument("--trials", type=int, help="trials per app (default 2; 1 with --quick)")
+    return parser.parse_args()
 
 
 def trial(browser, app_root: Path) -> dict:
@@ -101,12 +124,11 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
         if baseline:
             apps[f"at {baseline}"] = stack.enter_context(worktree(baseline))
             results[f"at {baseline}"] = []
-        for t in range(trials):
-            for name in apps if t % 2 == 0 else reversed(list(apps)):
-                log(f"trial {t + 1}/{trials}: {name}")
-                results[name].append(r := trial(browser, apps[name]))
-                log(f"  Explore after {r['explore']:.1f} s, first map ({r['kind']}) {r['first']:.1f} s, "
-                    f"UMAP {r['umap']:.1f} s")  # fmt: skip
+        for t, name in alternating(list(apps), trials):
+            log(f"trial {t + 1}/{trials}: {name}")
+            results[name].append(r := trial(browser, apps[name]))
+            log(f"  Explore after {r['explore']:.1f} s, first map ({r['kind']}) {r['first']:.1f} s, "
+                f"UMAP {r['umap']:.1f} s")  # fmt: skip
     rows = []
     for name, rs in results.items():
         kinds = "/".join(sorted({r["kind"] for r in rs}))
@@ -125,9 +147,5 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one trial per app")
-    parser.add_argument("--baseline", help="also time the app at this git revision (e.g. e40323b)")
-    parser.add_argument("--trials", type=int, help="trials per app (default 2; 1 with --quick)")
-    args = parser.parse_args()
+    args = arguments(__doc__, "one trial per app")
     print(run(args.quick, args.baseline, args.trials))

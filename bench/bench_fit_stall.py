@@ -15,7 +15,6 @@ server does (every page's rerun) waits behind the fit.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import os
@@ -30,12 +29,12 @@ from urllib.parse import quote, urlparse
 
 try:
     from bench import common
-    from bench.bench_first_map import TITLE, worktree
+    from bench.bench_first_map import TITLE, alternating, app_server, arguments, worktree
 except ImportError:  # run as a script: bench/ is on sys.path
     import common
-    from bench_first_map import TITLE, worktree
+    from bench_first_map import TITLE, alternating, app_server, arguments, worktree
 
-from ui.serving import chromium, free_port, stop_server, wait_healthy
+from ui.serving import chromium, stop_server, wait_healthy
 from vae.places import projections_dir
 from vae.projection.umap_runtime import SMALL_MAP
 
@@ -51,14 +50,7 @@ def log(message: str) -> None:
 def server(app_root: Path, runs: Path, numba: Path, log_file: Path) -> tuple[str, subprocess.Popen]:
     """`streamlit run` of ``app_root``/app.py on ``runs``, numba's cache in ``numba`` (its UMAP warm-up on)."""
     env = common.child_env(LATENT_EXPLORER_RUNS=str(runs), NUMBA_CACHE_DIR=str(numba), LATENT_EXPLORER_STANDBY="0")
-    env["PYTHONPATH"] = str(app_root)
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_root / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]  # fmt: skip
-    out = open(log_file, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=app_root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return f"http://127.0.0.1:{port}", proc
+    return app_server(app_root, env, log_file)
 
 
 def session_cpu(sid: int) -> float:
@@ -146,15 +138,14 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
             apps[f"at {baseline}"] = stack.enter_context(worktree(baseline))
             results[f"at {baseline}"] = []
         browser = stack.enter_context(chromium())
-        for t in range(trials):
-            for name in apps if t % 2 == 0 else reversed(list(apps)):
-                r = trial(browser, apps[name], runs, runs / "stall", numba, points)
-                results[name].append(r)
-                a = r["answers"]
-                log(f"trial {t + 1}/{trials}, {name}: settled after {r['settled_s']:.0f} s; UMAP after "
-                    f"{r['umap_s']:.1f} s; health p50 {1e3 * common.median(a):.0f} ms, "
-                    f"p95 {1e3 * common.quantile(a, 0.95):.0f} ms, max {1e3 * max(a):.0f} ms "
-                    f"({len(a)} answers)")  # fmt: skip
+        for t, name in alternating(list(apps), trials):
+            r = trial(browser, apps[name], runs, runs / "stall", numba, points)
+            results[name].append(r)
+            a = r["answers"]
+            log(f"trial {t + 1}/{trials}, {name}: settled after {r['settled_s']:.0f} s; UMAP after "
+                f"{r['umap_s']:.1f} s; health p50 {1e3 * common.median(a):.0f} ms, "
+                f"p95 {1e3 * common.quantile(a, 0.95):.0f} ms, max {1e3 * max(a):.0f} ms "
+                f"({len(a)} answers)")  # fmt: skip
     rows = []
     for name, rs in results.items():
         a = [x for r in rs for x in r["answers"]]
@@ -177,10 +168,6 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="digits, one trial per app")
-    parser.add_argument("--baseline", help="also time the app at this git revision (e.g. c6a6a3f)")
-    parser.add_argument("--trials", type=int, help="trials per app (default 2; 1 with --quick)")
-    args = parser.parse_args()
+    args = arguments(__doc__, "digits, one trial per app")
     os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
     print(run(args.quick, args.baseline, args.trials))
