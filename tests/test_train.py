@@ -74,8 +74,36 @@ def test_bfloat16_autocast_trains_to_nearly_the_same_elbo_and_keeps_float32_weig
         ends[precision] = epochs[-1]["test_elbo"]
         assert all(p.dtype == torch.float32 for p in rf.load_model(run).parameters())
     assert abs(ends["bf16"] - ends["fp32"]) < 0.02 * abs(ends["fp32"]), ends
-    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp64; got 'fp16'"):
         TrainConfig(precision="fp16")
+
+
+def test_float64_training_resumes_exactly_in_float64_and_gives_the_app_float32(tmp_path, digits):
+    """precision="fp64" (exactness checks) trains in float64 throughout; stopped and resumed, it ends bit for bit
+    where an uninterrupted run does; the weights the app loads are the same values in float32."""
+    cfg = DataConfig(name="digits")
+
+    def float64_weights(run):
+        tensors, _ = rf.load_state(run)
+        return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+
+    full = make_run(tmp_path, digits, cfg, name="full", epochs=2, precision="fp64")
+    assert train(full, dataset=digits)["state"] == "finished"
+    part = make_run(tmp_path, digits, cfg, name="part", epochs=2, precision="fp64")
+
+    def stop_mid_way(kind, rec):
+        if kind == "step" and rec["step"] >= 5:
+            write_control(part, "stop")
+
+    assert train(part, dataset=digits, callback=stop_mid_way)["state"] == "stopped"
+    write_control(part, "resume")
+    assert train(part, dataset=digits, resume=True)["state"] == "finished"
+    a, b = float64_weights(full), float64_weights(part)
+    assert a and all(v.dtype == torch.float64 for v in a.values())
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    for k, v in rf.load_model(full).state_dict().items():
+        assert v.dtype == torch.float32 and torch.equal(v, a[k].float()), k
 
 
 def test_adam_uses_the_runs_beta2_and_a_run_recorded_before_it_keeps_0_999(tmp_path, digits):

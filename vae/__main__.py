@@ -38,7 +38,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .config import ARCHS, MAX_LATENT
+    from .config import ARCHS, MAX_LATENT, PRECISIONS
     from .config import ModelConfig as M  # the defaults of the command line are the configs' own
     from .config import TrainConfig as T
 
@@ -59,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=T.beta)
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
-    t.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="bf16: bfloat16 autocast; auto: bf16 where the CPU multiplies it in hardware")  # fmt: skip
+    t.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
+                   help="bf16: bfloat16 autocast; auto: bf16 where the CPU multiplies it in hardware; "
+                        "fp64: float64 throughout (slow, exact checks)")  # fmt: skip
     t.add_argument("--epochs", type=int, default=T.epochs)
     t.add_argument("--batch", type=int, default=T.batch_size)
     t.add_argument("--lr", type=float, default=T.lr)

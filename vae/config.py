@@ -16,6 +16,7 @@ CONFIG_VERSION = 1
 
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
+PRECISIONS = ("fp32", "bf16", "fp64")  # TrainConfig.precision
 CONV_SIZES = (28, 32, 64)
 MAX_INPUT = 4 * 1024 * 1024  # values per item (a 3×1024×1024 image is 3.1 M)
 MAX_LATENT = 128
@@ -204,7 +205,8 @@ class TrainConfig(_Serialisable):
     weight_decay: float = 0.0
     probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
     free_bits: float = 0.0  # nats: each latent dimension's KL counts as at least this (0: off)
-    precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32)
+    precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32);
+    # "fp64": float64 throughout (slow; for checks that must not depend on a kernel's summation order)
     lr_schedule: str = "constant"  # "cosine": linear warm-up over lr_warmup_epochs, then cosine decay to 0
     lr_warmup_epochs: float = 0.0
     adam_beta2: float = 0.95  # Adam's second-moment decay; runs recorded before this field trained with 0.999
@@ -236,8 +238,8 @@ class TrainConfig(_Serialisable):
 
     def __post_init__(self) -> None:
         n = "TrainConfig"
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"{n}.precision must be 'fp32' or 'bf16'; got {self.precision!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"{n}.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}.")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"{n}.lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}.")
         _check_int(n, "epochs", self.epochs, 1, 10_000)

@@ -124,7 +124,9 @@ def load_data_config(run_dir: str | Path) -> DataConfig:
 
 
 def save_model(run_dir: str | Path, model: VAE, metadata: dict[str, str] | None = None) -> None:
-    save_tensors(Path(run_dir) / MODEL_FILE, model.state_dict(), metadata)
+    """The weights the app loads, always float32 (a float64 training's resume state keeps its own precision)."""
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    save_tensors(Path(run_dir) / MODEL_FILE, tensors, metadata)
 
 
 def load_model(run_dir: str | Path) -> VAE:

@@ -105,10 +105,11 @@ class Trainer:
                 f"The model expects items of shape {self.model_cfg.input_shape} but the data "
                 f"{self.dataset.name!r} has items of shape {self.dataset.item_shape}."
             )
-        self.x_train = self.dataset.x_train.float().contiguous().to(self.device)  # moved once, not per batch
-        self.x_test = self.dataset.x_test.float().contiguous()  # evaluation, pictures, history: on the CPU
+        dtype = self.dtype
+        self.x_train = self.dataset.x_train.to(dtype).contiguous().to(self.device)  # moved once, not per batch
+        self.x_test = self.dataset.x_test.to(dtype).contiguous()  # evaluation, pictures, history: on the CPU
         torch.manual_seed(self.cfg.seed)
-        self.model: VAE = build_model(self.model_cfg).to(self.device)
+        self.model: VAE = build_model(self.model_cfg).to(self.device, dtype)
         self.opt = torch.optim.Adam(
             self.model.parameters(),
             lr=self.cfg.lr,
@@ -126,11 +127,16 @@ class Trainer:
             rf.write_metrics(self.run_dir, [])
         self.train_model = self.ranks.wrap(self.model, self.device)  # DDP averages gradients over the ranks
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
-        self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g)
+        self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g).to(dtype)
         self._steps_per_epoch = math.ceil(len(self.x_train) / self.global_batch)
         self.x_probe = None
         if self.ranks.main:
             self._setup_history(resume)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' and data's type: float64 for ``precision="fp64"``, else float32 (bf16 is autocast)."""
+        return torch.float64 if self.cfg.precision == "fp64" else torch.float32
 
     @property
     def global_batch(self) -> int:
@@ -140,7 +146,8 @@ class Trainer:
     def _setup_history(self, resume: bool) -> None:
         """The probe set (kept across resumes) and the frame of the moment training starts or resumes at."""
         ds, step = self.dataset, self.state.step
-        self.x_probe = history.prepare(self.run_dir, ds, self.x_test, ds.x_train, self.cfg, step if resume else None)
+        probe = history.prepare(self.run_dir, ds, self.x_test, ds.x_train, self.cfg, step if resume else None)
+        self.x_probe = None if probe is None else probe.to(self.dtype)
         if self.x_probe is not None and not any(f.step == step for f in history.frames(self.run_dir)):
             self.record_frame()
 
@@ -239,7 +246,7 @@ class Trainer:
                 self._wait_while_paused()
             t0 = time.perf_counter()
             rows = s.perm[s.pos * bs : (s.pos + 1) * bs]  # the global batch, (G,)
-            eps = torch.randn((len(rows), self.model_cfg.latent_dim), generator=self.gen)  # its noise, every rank
+            eps = torch.randn((len(rows), self.model_cfg.latent_dim), generator=self.gen).to(self.dtype)  # every rank
             mine = self.ranks.shard(len(rows))  # this rank's rows of it
             xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
             beta = self.cfg.beta_at(s.epoch + s.pos / steps_per_epoch)
