@@ -6,9 +6,9 @@ shared run picker and hands over to the page chosen in the navigation (``docs/AR
 
 import os
 
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # before torch loads OpenMP: see vae/__main__.py
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # before torch loads OpenMP: see vae/cli/main.py
 
-from vae import places, standby  # noqa: E402 - light: nothing heavy loaded yet
+from vae.runs import places, standby  # noqa: E402 - light: nothing heavy loaded yet
 
 if not places.has_runs():  # a new install: the first click is likely Home's demo, whose training process
     standby.prepare()  # starts loading torch now, while this server loads its own

@@ -39,9 +39,9 @@ from ui.decoder.point import (
 from ui.decoder.views import CELL_PX, DISPLAY_PX, download_png, show_decoded, show_traversal
 from ui.pictures import decode, enlargement, picture
 from ui.sidebar import current_run
-from vae import run as rf
 from vae.data import Dataset
 from vae.models import VAE
+from vae.runs import folder as rf
 
 MAX_SLIDERS = 16  # larger latents: the dimensions with the most KL get sliders, the rest are held
 

@@ -17,10 +17,10 @@ from ui import attributes, cache, maps, mapview, posterior, state
 from ui.figures import map_figure
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
-from vae import run as rf
+from vae.analysis.fidelity import K
 from vae.data import Dataset
-from vae.fidelity import K
 from vae.projection import LatentProjector, projection_key
+from vae.runs import folder as rf
 
 LINKED = "query-params"  # these choices live in the page's URL: a copied link opens the same view
 METHODS = {"UMAP": "umap", "PCA": "pca"}

@@ -10,10 +10,10 @@ from ui import mapview, state
 from ui.cache import load_data
 from ui.runtime import runs_root
 from ui.sidebar import current_run
-from vae import jobs
-from vae import run as rf
 from vae.config import DEMO_DATA, DataConfig, preset
-from vae.train import new_run
+from vae.runs import folder as rf
+from vae.runs import jobs
+from vae.runs.folder import new_run
 
 DEMO_KEY, ERROR_KEY = "home_demo", "home_error"  # the demo run this session started; why it could not start
 

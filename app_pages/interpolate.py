@@ -22,9 +22,9 @@ from ui import attributes, cache, posterior, state
 from ui.figures import path_figure
 from ui.pictures import decode, enlargement, grid_picture, label_name, picture
 from ui.sidebar import current_run
-from vae import run as rf
-from vae.latent import interpolate
+from vae.analysis.latent import interpolate
 from vae.projection import find_map
+from vae.runs import folder as rf
 
 METHODS = {"Linear": "lerp", "Spherical (slerp)": "slerp"}
 CLOUD_COLOURS = {"A": "rgba(68,1,84,0.5)", "B": "rgba(170,150,0,0.6)"}  # Viridis's ends (B's yellow darkened)

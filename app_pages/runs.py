@@ -2,7 +2,7 @@
 download / upload of a run (the table and actions: ``ui.runs``).
 
 A downloaded run is a .zip of the run's own files. An uploaded one is checked completely before
-anything is written (``vae.runzip``: known file names only, no paths, sizes, config and weights loaded
+anything is written (``vae.runs.runzip``: known file names only, no paths, sizes, config and weights loaded
 strictly from safetensors, never unpickled, data only from built-in places and the uploads).
 """
 
@@ -19,13 +19,15 @@ from ui.figures import CURVES, curves_figure, kl_figure
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.training import collapse_section
-from vae import jobs
-from vae import run as rf
-from vae.disentanglement import known_factors as factors_of
-from vae.evaluate import evaluate_run
-from vae.runzip import ZIP_FILES, ZIP_REQUIRED, evaluation_problem
+from vae.analysis.disentanglement import known_factors as factors_of
+from vae.analysis.evaluate import evaluate_run
+from vae.config import IWAE_K
+from vae.runs import folder as rf
+from vae.runs import jobs
+from vae.runs.runzip import ZIP_FILES, ZIP_REQUIRED
+from vae.runs.schema import evaluation_problem
 
-IWAE_CHOICES = [10, 100, 1000]
+IWAE_CHOICES = sorted({10, IWAE_K, 1000})
 ZIP_KEY = "runs_zip"  # the bytes the Download button serves (kept so tests can check them)
 
 
@@ -82,7 +84,7 @@ def evaluate_section(run_dir: Path) -> None:
     k = c1.select_slider(
         "IWAE samples per test item (K)",
         IWAE_CHOICES,
-        value=100,
+        value=IWAE_K,
         key="runs_iwae_k",
         help="More samples give a tighter log-likelihood bound and take proportionally longer.",
     )
@@ -146,7 +148,7 @@ SCORE_HELP = {
 
 
 def disentanglement_scores(scores: dict) -> None:
-    """The disentanglement scores of an evaluation (vae.disentanglement), 0 to 1, higher is better."""
+    """The disentanglement scores of an evaluation (vae.analysis.disentanglement), 0 to 1, higher is better."""
     st.markdown(f"**Disentanglement** against the data's factors ({', '.join(scores.get('factors', []))})")
     cols = st.columns(len(actions.SCORE_COLUMNS))
     for col, (key, name) in zip(cols, actions.SCORE_COLUMNS.items(), strict=True):

@@ -17,11 +17,11 @@ from ui.cache import load_data
 from ui.pictures import enlargement, grid_picture
 from ui.runtime import runs_root
 from ui.sidebar import current_run
-from vae import jobs
 from vae.config import CONV_SIZES, MAX_LATENT
 from vae.data import Dataset, available_datasets
 from vae.distributed import native_bf16
 from vae.models import build_model, count_parameters
+from vae.runs import jobs
 
 
 def data_section() -> Dataset | None:

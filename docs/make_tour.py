@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ui.serving import chromium, pick_run, serving, wait_idle  # noqa: E402
+from harness.serving import chromium, pick_run, serving, wait_idle  # noqa: E402
 
 OUT = ROOT / "docs" / "tour"
 

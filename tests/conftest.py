@@ -1,4 +1,9 @@
-"""Shared pytest setup: make the repository root importable (``import vae``)."""
+"""Shared pytest setup: the repository root importable (``import vae``), the rooms' markers, shared fixtures.
+
+tests/lib: the library and command line; tests/pages: pages through AppTest (``apptest.open_app``);
+tests/e2e: a real Chromium against ``streamlit run`` (marked ``e2e`` here, by folder); tests/house: the
+house rules and the benchmarks' smoke runs. ``pytest -m "not slow and not e2e"`` is the fast loop.
+"""
 
 import os
 import sys
@@ -9,9 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-# No standby training process (vae/standby.py) wherever a test opens the app on an empty runs folder (here and in
+# No standby training process (vae/runs/standby.py) wherever a test opens the app on an empty runs folder (here and in
 # the servers the tests start): each would load torch beside the test. tests/test_standby.py turns it on.
 os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +41,8 @@ def train_small_run(root, name: str, latent_dim: int = 4, hidden=(64,), epochs: 
     """Train a small MLP VAE on digits into ``root/name`` (a few seconds) and return its folder."""
     from vae.config import DataConfig, TrainConfig
     from vae.data import load_dataset
-    from vae.train import new_run, train
+    from vae.runs.folder import new_run
+    from vae.train import train
 
     cfg = DataConfig(name="digits")
     ds = load_dataset(cfg)
@@ -64,20 +78,26 @@ def trained_runs(tmp_path_factory):
 
 @pytest.fixture
 def runs(trained_runs, tmp_path, monkeypatch):
-    """A private copy of ``trained_runs``, made the app's runs folder (LATENT_EXPLORER_RUNS)."""
+    """A private copy of ``trained_runs``, made the app's runs folder (LATENT_EXPLORER_RUNS), with no cap on
+    trainings from the environment; no training process started in it outlives the test."""
     import shutil
+
+    from vae.runs import jobs
 
     root = tmp_path / "runs"
     shutil.copytree(trained_runs, root)
     monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
-    return root
+    monkeypatch.delenv("LATENT_EXPLORER_MAX_JOBS", raising=False)
+    yield root
+    for run in jobs.active_runs(root):
+        jobs.stop(run, wait=20)
 
 
 @pytest.fixture
 def run_data(runs):
     """(run folder, model, dataset) of "digits-small", loaded directly rather than through the app."""
-    from vae import run as rf
     from vae.data import load_dataset
+    from vae.runs import folder as rf
 
     run = runs / "digits-small"
     model = rf.load_model(run)

@@ -1,4 +1,4 @@
-"""Attribute vectors on the pages (the maths: ``vae.latent``).
+"""Attribute vectors on the pages (the maths: ``vae.analysis.latent``).
 
 - Explore: a box or lasso selection on the map can be kept as group A or B (``selection_panel``).
 - Interpolate: an item moved along a direction, the difference of two mean codes (two classes, or the two map
@@ -19,8 +19,8 @@ import streamlit as st
 
 from ui import cache, state
 from ui.pictures import decode, enlargement, grid_picture, label_name
+from vae.analysis.latent import along, analogy, attribute_vector, class_means
 from vae.data import Dataset
-from vae.latent import along, analogy, attribute_vector, class_means
 from vae.models import VAE
 
 ss = st.session_state

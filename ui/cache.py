@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae import history
-from vae import run as rf
+from vae.analysis import history
+from vae.analysis.evaluate import encode, kl_per_dimension
+from vae.analysis.fidelity import map_fidelity, neighbour_preservation
 from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
-from vae.evaluate import encode, kl_per_dimension
-from vae.fidelity import map_fidelity, neighbour_preservation
 from vae.models import VAE
 from vae.projection import LatentProjector, background_thread, cached_projection, map_path
 from vae.projection.worker import MapWorker, WorkerGone
+from vae.runs import folder as rf
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -267,7 +267,7 @@ def _history_view(path: str, stamp: tuple) -> dict | None:
 
 
 def history_pictures(frames: list) -> list[str] | None:
-    """Each frame's decoded prior samples as a JPEG data URI for the replay (``vae.history.sample_jpegs``)."""
+    """Each frame's decoded prior samples as a JPEG data URI for the replay (``vae.analysis.history.sample_jpegs``)."""
     import base64
 
     jpegs = history.sample_jpegs(frames)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae import run as rf
 from vae.config import CONV_SIZES, DataConfig, ModelConfig, TrainConfig, preset
 from vae.data import Dataset
 from vae.data.sources import store_upload
 from vae.distributed import native_bf16
+from vae.runs import folder as rf
 
 from .runtime import runs_root
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-import pandas as pd
 from plotly.colors import qualitative
 
+from vae.analysis.tables import codes_table, csv_bytes
 from vae.data import Dataset
 from vae.images import make_grid, png_bytes
 from vae.projection import LatentProjector
@@ -82,16 +82,11 @@ def far_from_items(proj: LatentProjector, xy) -> bool:
 
 def table_csv(split, idx, labels, names, emb, codes, n_train: int = 0) -> bytes:
     """Map coordinates, labels and latent means of the shown items, as CSV (each row names its own split:
-    with ``split="all"``, rows below ``n_train`` are train items, the others test items)."""
+    with ``split="all"``, rows below ``n_train`` are train items, the others test items). The format is
+    ``python -m vae embed``'s (``vae.analysis.tables``)."""
     part = np.where(idx < n_train, "train", "test") if split == "all" else np.full(len(idx), split)
     index = np.where(idx < n_train, idx, idx - n_train) if split == "all" else idx
-    df = pd.DataFrame({"split": part, "index": index, "x": emb[:, 0], "y": emb[:, 1]})
-    if labels is not None:
-        df.insert(2, "label", labels)
-        df.insert(3, "label_name", [names[y] for y in labels])
-    for d in range(codes.shape[1]):
-        df[f"z{d}"] = codes[:, d]
-    return df.to_csv(index=False).encode()
+    return csv_bytes(codes_table(part, index, emb, codes, labels, names))
 
 
 def marked_point(pick, proj: LatentProjector, run_dir, key: str) -> dict | None:

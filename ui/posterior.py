@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from vae import posterior
+from vae.analysis import posterior
 from vae.images import make_grid, png_bytes
 from vae.projection import LatentProjector
 
@@ -86,7 +86,7 @@ def show_item_posterior(
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
 def mismatch(path: str, key: str, _mu: np.ndarray, _logvar: np.ndarray) -> dict:
-    """``vae.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map)."""
+    """``vae.analysis.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map)."""
     rows = mismatch_rows(len(_mu))
     return posterior.prior_mismatch(_mu[rows], _logvar[rows], seed=0)
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from vae import jobs
-from vae import run as rf
-from vae.runzip import ZIP_FILES, evaluation_problem, import_run_zip, run_zip
+from vae.runs import folder as rf
+from vae.runs import jobs
+from vae.runs.runzip import ZIP_FILES, import_run_zip, run_zip
+from vae.runs.schema import evaluation_problem
 
 from . import state
 from .runtime import runs_root
@@ -31,7 +32,7 @@ def zip_for_download(run_dir: Path) -> bytes:
     return _cached_zip(str(run_dir), stamp)
 
 
-SCORE_COLUMNS = {  # vae.disentanglement's keys -> the table's columns
+SCORE_COLUMNS = {  # vae.analysis.disentanglement's keys -> the table's columns
     "mig": "MIG",
     "beta_vae": "β-VAE score",
     "factor_vae": "FactorVAE score",

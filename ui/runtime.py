@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vae import run as rf
+from vae.runs import folder as rf
 
 _GC_FROZEN = _CONFIGURED = False
 

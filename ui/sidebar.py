@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae import jobs
-from vae import run as rf
+from vae.runs import folder as rf
+from vae.runs import jobs
 
 from . import state
 from .runtime import runs_root

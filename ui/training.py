@@ -1,7 +1,7 @@
 """Start, steer and watch a run from the Train page: the Start callback, pause / resume / stop, and the run's
 live panel (a fragment polling the run folder every second) or its final panel.
 
-The training runs in its own process (``vae.jobs``); these panels only read the run folder's files, so
+The training runs in its own process (``vae.runs.jobs``); these panels only read the run folder's files, so
 closing the tab does not stop it and reloading the page finds it again.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae import jobs
-from vae import run as rf
-from vae.diagnose import collapse_warning
-from vae.history import animation_gif
+from vae.analysis.diagnose import collapse_warning
+from vae.analysis.history import animation_gif
+from vae.runs import folder as rf
+from vae.runs import jobs
 
 from . import state
 from .cache import dataset_for, history_view, load_data

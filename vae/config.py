@@ -20,6 +20,7 @@ PRECISIONS = ("fp32", "bf16", "fp64")  # TrainConfig.precision
 CONV_SIZES = (28, 32, 64)
 MAX_INPUT = 4 * 1024 * 1024  # values per item (a 3×1024×1024 image is 3.1 M)
 MAX_LATENT = 128
+IWAE_K = 100  # importance samples of the evaluation's log-likelihood estimate (Burda et al. 2016)
 LEGACY_ADAM_BETA2 = 0.999  # torch's default, which every run trained with before TrainConfig.adam_beta2
 
 
@@ -203,7 +204,7 @@ class TrainConfig(_Serialisable):
     log_every: int = 50
     grid_size: int = 8
     weight_decay: float = 0.0
-    probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.history); 0: none
+    probe_size: int = 2000  # test items whose codes are recorded as training goes (vae.analysis.history); 0: none
     free_bits: float = 0.0  # nats: each latent dimension's KL counts as at least this (0: off)
     precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (weights and Adam stay float32);
     # "fp64": float64 throughout (slow; for checks that must not depend on a kernel's summation order)

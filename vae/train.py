@@ -21,15 +21,15 @@ from pathlib import Path
 
 import torch
 
-from . import history, resume_state
-from . import run as rf
-from .config import ModelConfig, TrainConfig
+from .analysis import history
+from .analysis.evaluate import active_units, elbo, encode
 from .data import Dataset, load_dataset
 from .distributed import Ranks, resolve_device
-from .evaluate import active_units, elbo, encode
 from .images import make_grid, png_bytes
 from .models import VAE, build_model
 from .objectives import divergence_message, elbo_terms, kl_per_dim
+from .runs import folder as rf
+from .runs import resume_state
 
 EVAL_BATCH = 1000
 CONTROL_EVERY = 16  # steps between agreeing on the control command when several processes train
@@ -403,24 +403,3 @@ def train(
         signal.signal(signal.SIGTERM, _request_stop)
         signal.signal(signal.SIGINT, _request_stop)
     return trainer.run(resume=resume)
-
-
-def new_run(
-    root: str | Path,
-    name: str,
-    dataset: Dataset,
-    data_cfg,
-    *,
-    train_cfg: TrainConfig | None = None,
-    **model: object,
-) -> Path:
-    """Create a run folder for ``dataset`` with a model shaped to its items.
-
-    ``model`` sets ModelConfig fields (arch, latent_dim, hidden, channels, likelihood, ...); the rest keep
-    ModelConfig's defaults, except the likelihood, which defaults to the dataset's suggestion (Bernoulli
-    for images in [0, 1], Gaussian for standardised vectors).
-    """
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if v is not None}
-    fields.setdefault("likelihood", dataset.likelihood)
-    model_cfg = ModelConfig(input_shape=tuple(dataset.item_shape), **fields)
-    return rf.create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)

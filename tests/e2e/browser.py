@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ui.serving import (  # noqa: F401 - re-exported for the test modules
+from harness.serving import (  # noqa: F401 - re-exported for the test modules
     ARTIFACTS,
     CHROMIUM,
     ROOT,

@@ -25,7 +25,7 @@ def runs_dir(trained_runs, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def app_url(runs_dir) -> str:
     """Base URL of a live app server (started once per test session, ended by its pid)."""
-    from vae import jobs
+    from vae.runs import jobs
 
     with serving(runs_dir) as url:
         yield url

@@ -8,8 +8,8 @@ import time
 
 from browser import E2E_RUN, selected_run, shot, wait_idle
 
-from vae import run as rf
-from vae import webdecoder
+from vae.runs import folder as rf
+from vae.web import decoder as webdecoder
 
 PANEL = "div.le"
 IMAGE = "canvas.le-image"

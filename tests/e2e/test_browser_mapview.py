@@ -15,10 +15,10 @@ import numpy as np
 from browser import E2E_RUN, selected_run, shot, wait_idle
 from playwright.sync_api import expect
 
-from vae import run as rf
-from vae import webdecoder
 from vae.data import load_dataset
 from vae.projection import LatentProjector
+from vae.runs import folder as rf
+from vae.web import decoder as webdecoder
 
 PLOT = ".lem-plot"
 READY = """() => { const gd = document.querySelector('.lem-plot');

@@ -12,8 +12,8 @@ import time
 from browser import ARTIFACTS, free_port, selected_run, shot, start_server, wait_healthy
 from test_browser_train import open_train, set_field
 
-from vae import jobs
-from vae import run as rf
+from vae.runs import folder as rf
+from vae.runs import jobs
 
 RUN = "e2e-restart"
 

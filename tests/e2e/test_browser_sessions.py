@@ -22,8 +22,8 @@ from browser import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
 from PIL import Image
 from playwright.sync_api import expect
 
-from vae import jobs
-from vae import run as rf
+from vae.runs import folder as rf
+from vae.runs import jobs
 
 SESSIONS = 8
 ROUNDS = 4  # the first press jumps to an end of the slider, the next ones step back from it
@@ -70,7 +70,7 @@ def start_training(run) -> None:
     """A small MLP on digits, trained by a background process through the jobs API (one torch thread)."""
     from vae.config import DataConfig, TrainConfig
     from vae.data import load_dataset
-    from vae.train import new_run
+    from vae.runs.folder import new_run
 
     cfg = DataConfig(name="digits")
     train_cfg = TrainConfig(epochs=5000, batch_size=64, lr=3e-3, threads=1)

@@ -11,8 +11,8 @@ from browser import selected_run, shot, wait_idle
 from PIL import Image
 from playwright.sync_api import expect
 
-from vae import jobs
-from vae import run as rf
+from vae.runs import folder as rf
+from vae.runs import jobs
 
 RUN = "e2e-train"
 EPOCHS = 30

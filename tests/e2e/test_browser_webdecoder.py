@@ -10,10 +10,10 @@ import pytest
 import torch
 from browser import ROOT
 
-from vae import run as rf
-from vae import webdecoder
 from vae.config import ModelConfig
 from vae.models import build_model
+from vae.runs import folder as rf
+from vae.web import decoder as webdecoder
 
 JS = (ROOT / "ui" / "decoder" / "core.js").read_text()
 

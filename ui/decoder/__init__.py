@@ -1,6 +1,6 @@
 """Decode while dragging: the Decode page's in-browser decoder (a Streamlit v2 component: core.js + panel.js here).
 
-The decoder's weights go to the browser once per checkpoint as raw bytes (vae/webdecoder.py packs them):
+The decoder's weights go to the browser once per checkpoint as raw bytes (vae/web/decoder.py packs them):
 they ride in an element of their own whose content never changes, and Streamlit does not re-send an
 unchanged element. The panel element carries only JSON: the point, the slider dimensions and a
 ``version`` that Python bumps whenever it moves the point itself (start, reset, random), so the browser
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae import run as rf
-from vae import webdecoder
 from vae.models import VAE
+from vae.runs import folder as rf
+from vae.web import decoder as webdecoder
 
 from ..cache import model_for
 

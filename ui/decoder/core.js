@@ -2,7 +2,7 @@
 // (ui/mapview/map.js): plain JS, no build step, no network. Python prepends this file to each component's
 // own module (ui/decoder/__init__.py, ``module``), so both read one page-wide registry of parsed decoders.
 //
-// The decoder arrives as raw bytes (vae/webdecoder.py documents the layout) in a mount of its own; Streamlit
+// The decoder arrives as raw bytes (vae/web/decoder.py documents the layout) in a mount of its own; Streamlit
 // sends that unchanged element once per checkpoint, and ``register`` parses it into the registry.
 
 const MAGIC = "LEDECOD1";

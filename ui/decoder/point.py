@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from vae.analysis.evaluate import encode
 from vae.data import Dataset
-from vae.evaluate import encode
 from vae.models import VAE
 
 from .. import state

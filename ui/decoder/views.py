@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from vae.analysis.latent import traversal_latents
 from vae.data import Dataset
-from vae.latent import traversal_latents
 from vae.models import VAE
 
 from ..pictures import decode, enlargement, feature_names, grid_picture, picture

@@ -2,7 +2,7 @@
 
 A Streamlit v2 component (map.js beside this file, after the shared decoder core.js). Three of its mounts carry
 bytes that do not change while the map stays: plotly.min.js from the installed plotly package (nothing is
-fetched from the network), the decoder (vae/webdecoder.py) and the map (vae/webmap.py); Streamlit sends an
+fetched from the network), the decoder (vae/web/decoder.py) and the map (vae/web/mapgrid.py); Streamlit sends an
 unchanged element once. The panel mount carries JSON: which map and decoder, the pinned star, the ringed
 item, the backdrop. A click comes back as the state value ``pick``; a map the browser cannot draw fires
 ``failed`` with the reason, and the page falls back to the server-drawn chart.
@@ -18,9 +18,10 @@ import numpy as np
 import plotly
 import streamlit as st
 
-from vae import webdecoder, webmap
 from vae.models import VAE
 from vae.projection import LatentProjector
+from vae.web import decoder as webdecoder
+from vae.web import mapgrid as webmap
 
 from .. import decoder
 from ..maps import map_box

@@ -4,7 +4,7 @@
 //
 // ui/mapview/__init__.py mounts this component four times: three mounts carry bytes that never change for
 // a map, so Streamlit sends each once — Plotly itself ("LEPLOTJS" + plotly.min.js from the installed plotly
-// package), the decoder ("LEDECOD1", vae/webdecoder.py) and the map ("LEMAP001", vae/webmap.py: points by
+// package), the decoder ("LEDECOD1", vae/web/decoder.py) and the map ("LEMAP001", vae/web/mapgrid.py: points by
 // label, the inverse grid, the items' pixels) — and the panel mount gets JSON (which map and decoder, the
 // pinned star, the ringed item, the backdrop). On every pointer move over the plot, the map position goes
 // through the inverse grid (bilinear, like LatentProjector.inverse_lookup) and the decoder, and the picture

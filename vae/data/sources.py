@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path, PurePath
 
 from ..config import DataConfig
-from ..fileio import atomic_write_bytes
+from ..runs.fileio import atomic_write_bytes
 from .base import MAX_FILE_BYTES
 from .idx import IDX_ENV, _idx_candidates
 from .registry import DATASETS

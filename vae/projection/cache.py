@@ -1,6 +1,6 @@
 """A run's cached maps: their keys, their files, and finding one. vae.projection owns this layout.
 
-The folder is ``vae.places.projections_dir(run_dir)``; in it, map ``key`` is ``<key>.npz`` (a projector
+The folder is ``vae.runs.places.projections_dir(run_dir)``; in it, map ``key`` is ``<key>.npz`` (a projector
 file, ``vae.projection.store``) whose metadata names the checkpoint and split its codes came from.
 A file is reused only if its parameters, metadata, codes and grid all match; anything else (another
 version, a corrupt file) is fitted again and overwritten.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..places import projections_dir
 from ..progress import Progress, part, report
+from ..runs.places import projections_dir
 from . import store
 from .estimator import LatentProjector
 from .params import MIN_ROWS, as_2d, check_params

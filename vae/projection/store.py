@@ -53,7 +53,7 @@ def write(path: str | Path, params: dict[str, Any], fitted: dict[str, np.ndarray
         "metadata": np.array(json.dumps(_checked_metadata(metadata), sort_keys=True)),
         **{name: fitted[name] for name in ARRAYS if name in fitted},
     }
-    from ..fileio import atomic_path  # here: vae.fileio imports torch, which maps do not otherwise need
+    from ..runs.fileio import atomic_path  # here: vae.runs.fileio imports torch, which maps do not otherwise need
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -2,6 +2,13 @@
 
 umap is imported lazily (it costs seconds), after ``configure_numba_cache`` has pointed numba's
 on-disk cache at a persistent folder; this module itself imports only the standard library and numpy.
+
+FENCE: ``import_umap`` replaces pieces of umap-learn's internals (two graph kernels compiled serially, the
+inverse transform's graph walk and layout), and ``lazy_signatures`` patches numba's ``jit``; each falls back to
+the library's own code where an internal moved. They were verified against ``VERIFIED_WITH`` (also written in
+requirements.txt). ``plain_umap()`` runs a block with umap's own code; tests/lib/test_projection.py fits a
+map with its inverse grid both ways and compares them bit for bit, and checks every patch is installed, so an
+upgrade that moves an internal fails the suite instead of silently losing the speed (or changing a map).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ..progress import Progress, part, report
 from .lazy_signatures import deferred_signatures
 
 DEFAULT_NUMBA_CACHE = Path("~/.cache/latent-explorer/numba")
+VERIFIED_WITH = {"umap-learn": "0.5.12", "pynndescent": "0.7.0", "numba": "0.68.1"}  # the patches' fence
 
 
 def configure_numba_cache(path: str | Path | None = None) -> Path:
@@ -141,6 +149,35 @@ def _speed_up_inverse(umap_module) -> None:
 
 
 _UMAP_BFS = _UMAP_INVERSE_LAYOUT = _INVERSE_EPOCH = None  # umap's own two; the one epoch function
+
+
+def patches_installed() -> dict[str, bool]:
+    """Which of this module's replacements of umap's internals are in place (after ``import_umap``)."""
+    umap_module = sys.modules.get("umap.umap_")
+    out = {name: name in _UMAP_PARALLEL and getattr(umap_module, name, None) is not _UMAP_PARALLEL[name]
+           for name in SERIAL_KERNELS}  # fmt: skip
+    out["breadth_first_search"] = getattr(umap_module, "breadth_first_search", None) is breadth_first_search
+    out["optimize_layout_inverse"] = getattr(umap_module, "optimize_layout_inverse", None) is optimize_layout_inverse
+    return out
+
+
+@contextlib.contextmanager
+def plain_umap():
+    """Within the block, umap uses its own kernels, graph walk and inverse layout (for comparisons)."""
+    umap_module = import_umap().umap_
+    mine = {name: getattr(umap_module, name) for name in (*_UMAP_PARALLEL, "breadth_first_search",
+                                                           "optimize_layout_inverse")}  # fmt: skip
+    theirs = {**_UMAP_PARALLEL, "breadth_first_search": _UMAP_BFS, "optimize_layout_inverse": _UMAP_INVERSE_LAYOUT}
+    try:
+        for name, original in theirs.items():
+            if original is not None:
+                setattr(umap_module, name, original)
+        yield
+    finally:
+        for name, patched in mine.items():
+            setattr(umap_module, name, patched)
+
+
 _WARMING_FOR_DISK = threading.local()  # .on: this thread's warm-up compiles for another process (``for_disk``)
 
 

@@ -1,0 +1,252 @@
+"""The map worker: UMAP maps fitted in a process of their own (``vae.projection.worker``), and the server's use
+of it (``ui.cache``). The first tests start real worker processes on real codes (digits); the loop's order of
+work (warm-up, maps, the large path's compile) is tested in this process with its heavy steps stood in for."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from vae.projection import LatentProjector, cached_projection, umap_runtime
+from vae.projection import cache as projection_cache
+from vae.projection import worker as map_worker
+from vae.projection.worker import ENDED, MapWorker, WorkerGone
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID = 16
+
+
+@pytest.fixture(scope="module")
+def codes() -> np.ndarray:
+    """400 digits' PCA-12 codes, (400, 12) float32."""
+    X = load_digits().data[:400] / 16.0
+    return PCA(12, random_state=0).fit_transform(X).astype(np.float32)
+
+
+@pytest.fixture
+def worker():
+    w = MapWorker()
+    yield w
+    w.stop()
+
+
+# ---------------------------------------------------------------- real worker processes
+
+
+def test_the_worker_fits_the_map_this_process_would_and_reports_progress(tmp_path, codes, worker):
+    seen = []
+    worker.fit(tmp_path / "a", "umap-digits", codes, {"method": "umap"}, lambda f, m: seen.append((f, m)), GRID,
+               checkpoint="epoch-1", split="test")  # fmt: skip
+    assert worker.fitted
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    theirs = cached_projection(tmp_path / "a", "umap-digits", codes, {"method": "umap"}, grid_resolution=GRID,
+                               checkpoint="epoch-1", split="test", fit=False)  # fmt: skip
+    assert theirs is not None, "the worker's map is not in the map cache under the key asked for"
+    ours = cached_projection(tmp_path / "b", "umap-digits", codes, {"method": "umap"}, grid_resolution=GRID)
+    np.testing.assert_array_equal(theirs.embedding_, ours.embedding_)  # one seed, one thread: the same map
+    np.testing.assert_allclose(theirs.grid_codes_, ours.grid_codes_, atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["umap-digits.npz"]  # the codes' file is gone
+
+
+def test_a_server_using_the_worker_never_loads_umap(tmp_path, codes):
+    """The point of the worker: the server's process compiles nothing and holds no GIL for a fit."""
+    np.save(tmp_path / "codes.npy", codes)
+    script = (
+        "import sys, numpy as np\n"
+        "from vae.projection.worker import MapWorker\n"
+        "from vae.projection import cached_projection\n"
+        f"codes = np.load({str(tmp_path / 'codes.npy')!r})\n"
+        "w = MapWorker()\n"
+        f"w.fit({str(tmp_path / 'maps')!r}, 'umap-k', codes, {{'method': 'umap'}}, None, 8)\n"
+        f"p = cached_projection({str(tmp_path / 'maps')!r}, 'umap-k', codes, {{'method': 'umap'}}, grid_resolution=8,"
+        " fit=False)\n"
+        "print(p.method, p.embedding_.shape, 'umap' in sys.modules, 'numba' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-5:] == ["umap", "(400,", "2)", "False", "False"], done.stdout
+
+
+def test_a_map_the_worker_cannot_fit_comes_back_as_its_sentence(tmp_path, codes, worker):
+    with pytest.raises(ValueError, match="at least 5 rows"):
+        worker.fit(tmp_path, "umap-tiny", codes[:3], {"method": "umap"}, None, GRID)
+    worker.fit(tmp_path, "umap-next", codes[:50], {"method": "umap"}, None, None)  # the worker goes on
+    assert (tmp_path / "umap-next.npz").is_file()
+
+
+def test_a_worker_that_ended_is_started_again(tmp_path, codes, worker):
+    first = worker.start()
+    first.kill()
+    first.wait(timeout=30)
+    worker.fit(tmp_path, "umap-again", codes[:60], {"method": "umap"}, None, None)
+    assert worker.start().pid != first.pid and (tmp_path / "umap-again.npz").is_file()
+
+
+def test_a_worker_that_ends_during_a_map_says_so_in_a_sentence(tmp_path, codes, worker, monkeypatch):
+    """Not fitted in the server instead: whatever ended the worker (memory) could end the server too."""
+    dying = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    monkeypatch.setattr(worker, "_started", lambda: dying)
+    with pytest.raises(ValueError, match="ended before this map was done"):
+        worker.fit(tmp_path, "umap-lost", codes, {"method": "umap"}, None, GRID)
+    assert ENDED.endswith("or PCA.")
+    dying.wait(timeout=30)
+
+
+def test_a_worker_that_cannot_start_raises_worker_gone(tmp_path, codes, worker, monkeypatch):
+    def no_process(*args, **kwargs):
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    with pytest.raises(WorkerGone):
+        worker.fit(tmp_path, "umap-none", codes, {"method": "umap"}, None, GRID)
+
+
+def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_path):
+    """Ctrl+C reaches the whole foreground process group: the worker must end, and quietly."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "vae.projection.worker"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(1.0)  # importing umap
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+
+
+# ---------------------------------------------------------------- the worker's loop, its heavy steps stood in for
+
+
+class FakeChild:
+    def __init__(self) -> None:
+        self.killed = False
+
+    def poll(self):
+        return None
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+@pytest.fixture
+def loop(monkeypatch):
+    """``serve`` in a thread on a real pipe, with umap's import, warm-up, large-path child and fit recorded."""
+    calls: list = []
+    large = FakeChild()
+    monkeypatch.setattr(umap_runtime, "import_umap", lambda: calls.append("import"))
+    monkeypatch.setattr(umap_runtime, "warm_up", lambda points: calls.append(("warm", points)))
+    monkeypatch.setattr(umap_runtime, "warm_up_elsewhere", lambda points: calls.append(("large", points)) or large)
+    monkeypatch.setattr(map_worker, "IDLE_BEFORE_LARGE", 0.3)
+
+    def fit(cache_dir, key, codes, params, progress, grid, checkpoint=None, split=None):
+        calls.append(("fit", key))
+        if key == "bad":
+            raise ValueError("Codes hold NaN.")
+        progress(1.0, "done")
+
+    monkeypatch.setattr(projection_cache, "cached_projection", fit)
+    read, write = os.pipe()
+    stdin, to_worker, out = os.fdopen(read), os.fdopen(write, "w"), io.StringIO()
+
+    class Loop:
+        def __init__(self) -> None:
+            self.calls, self.large, self.out = calls, large, out
+            self.thread = threading.Thread(target=map_worker.serve, args=(stdin, out), daemon=True)
+
+        def ask(self, key: str, codes_file: Path) -> None:
+            job = {"codes": str(codes_file), "cache_dir": "x", "key": key, "params": {}, "grid_resolution": None,
+                   "checkpoint": None, "split": None}  # fmt: skip
+            to_worker.write(json.dumps(job) + "\n")
+            to_worker.flush()
+
+        def close(self) -> list[dict]:
+            to_worker.close()
+            self.thread.join(timeout=30)
+            assert not self.thread.is_alive()
+            return [json.loads(line) for line in out.getvalue().splitlines()]
+
+    yield Loop()
+    stdin.close()
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_a_map_asked_for_at_once_skips_the_warm_up_and_the_large_compile_waits_for_idleness(loop, tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((6, 2), np.float32))
+    loop.ask("first", tmp_path / "c.npy")
+    loop.thread.start()
+    wait_for(lambda: ("large", umap_runtime.SMALL_MAP) in loop.calls)
+    answers = loop.close()
+    assert loop.calls == ["import", ("fit", "first"), ("large", umap_runtime.SMALL_MAP)]
+    assert answers == [{"progress": 1.0, "message": "done"}, {"done": True}]
+    assert loop.large.killed  # ended with the worker
+
+
+def test_an_idle_worker_warms_up_then_compiles_the_large_path_then_fits_maps(loop, tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((6, 2), np.float32))
+    loop.thread.start()
+    wait_for(lambda: ("large", umap_runtime.SMALL_MAP) in loop.calls)
+    loop.ask("bad", tmp_path / "c.npy")
+    loop.ask("good", tmp_path / "c.npy")
+    answers = loop.close()
+    assert loop.calls == ["import", ("warm", umap_runtime.FIRST_WARM_UP), ("large", umap_runtime.SMALL_MAP),
+                          ("fit", "bad"), ("fit", "good")]  # fmt: skip
+    assert answers == [{"error": "Codes hold NaN."}, {"progress": 1.0, "message": "done"}, {"done": True}]
+
+
+# ---------------------------------------------------------------- the server's side (ui.cache)
+
+
+class FakeWorker:
+    def __init__(self, gone: bool = False) -> None:
+        self.gone, self.started, self.fits = gone, 0, []
+
+    def start(self):
+        self.started += 1
+        if self.gone:
+            raise WorkerGone("no")
+
+    def fit(self, *args):
+        self.fits.append(args[1])
+        if self.gone:
+            raise WorkerGone("no")
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_the_server_starts_its_worker_when_it_starts_unless_told_not_to(monkeypatch, setting):
+    from ui import cache
+
+    fake = FakeWorker()
+    monkeypatch.setattr(cache, "map_worker", lambda: fake)
+    monkeypatch.setenv("LATENT_EXPLORER_WARM_UMAP", setting)
+    cache.start_umap_warm_up()
+    assert fake.started == (1 if setting == "1" else 0)
+    monkeypatch.setattr(cache, "map_worker", lambda: FakeWorker(gone=True))
+    cache.start_umap_warm_up()  # a worker that cannot start is no error here: the first map tries again
+
+
+def test_a_map_is_fitted_in_the_server_when_no_worker_can_start(tmp_path, codes):
+    from ui import cache
+
+    gone = FakeWorker(gone=True)
+    proj = cache._fit(tmp_path, "epoch-1", "test", "pca-k", codes, "pca", worker=gone)
+    assert gone.fits == ["pca-k"] and isinstance(proj, LatentProjector) and proj.method == "pca"
+    assert (tmp_path / "projections" / "pca-k.npz").is_file()

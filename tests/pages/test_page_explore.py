@@ -1,0 +1,383 @@
+"""The Explore page in AppTest: the map is computed and cached, a selected point shows its item, its
+label and its reconstruction, and a click on empty space decodes the inverse-projected point.
+
+Plotly charts are unknown elements to AppTest, but a selection can be injected by setting the
+chart's key in session state before ``run()``; the figure itself is read from the element's proto.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from apptest import open_app
+from specs import array, chart_spec
+from streamlit.testing.v1 import AppTest
+
+from vae.projection import LatentProjector
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+RUN = "digits-small"
+
+
+from ui.maps import CLICK_GRID  # noqa: E402
+
+# ---------------------------------------------------------------- the page in AppTest
+
+
+def open_explore(method: str = "PCA", browser: bool = False, **state) -> AppTest:
+    """Explore in AppTest; the server-drawn chart unless ``browser`` (the component's pixels: tests/e2e)."""
+    return open_app("explore", state={"explore_method": method, "explore_browser": browser, **state})
+
+
+def figure(at: AppTest) -> dict:
+    """The map's plotly spec, with base64 typed arrays decoded to numpy."""
+    return chart_spec(at.get("plotly_chart")[0])  # the map (the prior's histograms follow, under it)
+
+
+def select(at: AppTest, curve: int, index: int) -> AppTest:
+    at.session_state[at.session_state["explore_chart_key"]] = {
+        "selection": {"points": [{"curve_number": curve, "point_index": index}]}
+    }
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def decode(model, z) -> np.ndarray:
+    with torch.inference_mode():
+        return model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).numpy()[0]
+
+
+def test_pca_map_is_drawn_with_one_trace_per_label_and_cached_on_disk(runs, run_data):
+    run, _, ds = run_data
+    at = open_explore("PCA")
+    shown = at.session_state["explore_map"]
+    assert shown["method"] == "pca" and shown["split"] == "test" and shown["size"] == len(ds.x_test)
+    assert any(c.value.startswith(f"PCA of {len(ds.x_test)} latent means") for c in at.caption)
+    path = run / "projections" / f"{shown['key']}.npz"
+    assert path.is_file()
+    spec = figure(at)
+    names = [t.get("name") for t in spec["data"]]
+    assert names == ["map"] + [str(d) for d in range(10)]
+    assert len(spec["data"][0]["x"]) == CLICK_GRID**2  # the invisible click grid
+    assert spec["data"][0]["hoverinfo"] == "none"  # "skip" would stop its click events
+    assert sum(len(t["x"]) for t in spec["data"][1:]) == len(ds.x_test)
+    assert at.download_button[0].label == "Download map as CSV"
+    assert [i.value for i in at.info] == [
+        "Click a point on the map to see the item and its reconstruction, or empty space to decode it."
+    ]
+
+    mtime = path.stat().st_mtime_ns  # a new session loads the same map instead of fitting again
+    open_explore("PCA")
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_selecting_a_point_shows_its_label_original_and_reconstruction(runs, run_data):
+    _, model, ds = run_data
+    at = open_explore("PCA")
+    spec = figure(at)
+    curve, index = 4, 2  # label 3's trace, its third point
+    row = int(spec["data"][curve]["customdata"][index])  # the row of the shown codes (all test items)
+    select(at, curve, index)
+
+    assert at.session_state["explore_selected"] == {"split": "test", "index": row, "label": "3"}
+    assert int(ds.y_test[row]) == 3
+    assert [h.value for h in at.subheader] == ["Label: 3"]
+    assert [img.captions for img in at.image] == [
+        ["original"], ["reconstruction (decoded mean)"], ["decoded mean (top left), then 8 samples of q(z|x)"]
+    ]  # fmt: skip
+    with torch.inference_mode():
+        mu, _ = model.encode(ds.x_test[row : row + 1])
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, mu), atol=1e-5)
+    ring = figure(at)["data"][-1]
+    assert ring["marker"]["symbol"] == "circle-open"
+    assert [t["name"] for t in figure(at)["data"][11:-1]] == ["q(z|x) samples", "q(z|x) 2σ"]  # under the ring
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose([ring["x"][0], ring["y"][0]], proj.embedding_[row], atol=1e-5)
+
+
+def test_clicking_empty_space_decodes_the_inverse_projection_and_marks_it(runs, run_data):
+    _, model, _ = run_data
+    at = open_explore("PCA")
+    k = 17 * CLICK_GRID + 42  # row 17, column 42 of the click grid
+    select(at, 0, k)
+
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    x = np.linspace(proj.grid_x_[0], proj.grid_x_[-1], CLICK_GRID)[k % CLICK_GRID]
+    y = np.linspace(proj.grid_y_[0], proj.grid_y_[-1], CLICK_GRID)[k // CLICK_GRID]
+    z = proj.inverse_lookup(np.array([x, y]))
+    point = at.session_state["explore_point"]
+    np.testing.assert_allclose(point["xy"], [x, y])
+    np.testing.assert_allclose(point["z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, z), atol=1e-5)
+    # PCA's inverse is exact: the grid lookup lands within interpolation error of it
+    np.testing.assert_allclose(z, proj.inverse_transform(np.array([[x, y]]))[0], atol=1e-4)
+    assert [h.value for h in at.subheader] == ["Decoded map point"]
+    star = figure(at)["data"][-1]
+    assert star["marker"]["symbol"] == "star"
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], [x, y])
+
+    at.button(key="explore_point_decode").click().run()  # "Open in Decode" switches page, keeps z
+    assert not at.exception
+    assert at.title[0].value == "Decode"
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+
+
+def test_star_stays_when_a_data_point_is_picked_after_it(runs):
+    at = open_explore("PCA")
+    select(at, 0, 5 * CLICK_GRID + 5)
+    star_xy = at.session_state["explore_point"]["xy"]
+    select(at, 1, 0)
+    symbols = [t["marker"].get("symbol") for t in figure(at)["data"][-2:]]
+    assert symbols == ["circle-open", "star"]
+    assert at.session_state["explore_point"]["xy"] == star_xy
+    assert [h.value for h in at.subheader] == ["Label: 0"]
+
+
+def test_train_split_and_backdrop(runs, run_data):
+    _, _, ds = run_data
+    at = open_explore("PCA", explore_split="train", explore_backdrop=True)
+    assert at.session_state["explore_map"]["size"] == len(ds.x_train)
+    spec = figure(at)
+    (image,) = spec["layout"]["images"]
+    assert image["source"].startswith("data:image/png;base64,")
+    assert image["xref"] == "x" and image["layer"] == "below"
+
+
+def umap_ready(at: AppTest, timeout: float = 300.0) -> AppTest:
+    """Rerun until the UMAP map, fitted in the background, has replaced its PCA stand-in."""
+    deadline = time.monotonic() + timeout
+    while at.session_state["explore_map"]["method"] != "umap":
+        assert time.monotonic() < deadline, "the UMAP map never replaced the PCA stand-in"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.slow
+def test_umap_map_the_default_after_its_pca_stand_in(runs, run_data):
+    """UMAP is the default projection; its PCA map stands in while it fits (tens of seconds the first time
+    in a process: numba compiles), with a note saying so."""
+    run, model, ds = run_data
+    at = open_explore("UMAP")
+    if at.session_state["explore_map"]["method"] == "pca":  # the usual case: the fit has only just begun
+        assert any("being computed in the background" in i.value for i in at.info)
+        assert any(c.value.startswith("PCA of") for c in at.caption)
+    umap_ready(at)
+    shown = at.session_state["explore_map"]
+    assert not any("being computed in the background" in i.value for i in at.info)
+    assert any(c.value.startswith(f"UMAP of {len(ds.x_test)} latent means") for c in at.caption)
+    select(at, 0, 30 * CLICK_GRID + 30)
+    proj = LatentProjector.load(run / "projections" / f"{shown['key']}.npz")
+    np.testing.assert_allclose(
+        at.session_state["explore_point"]["z"], proj.inverse_lookup(at.session_state["explore_point"]["xy"]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        at.session_state["explore_decoded"], decode(model, at.session_state["explore_point"]["z"]), atol=1e-5
+    )
+
+
+# ---------------------------------------------------------------- the browser-drawn map (its Python side)
+
+
+def mounts(at: AppTest) -> dict[str, object]:
+    """The map component's mounts by role (panel, plotly, weights, map): the panel's JSON, the others' bytes."""
+    out = {}
+    for el in at.get("bidi_component"):
+        role = el.proto.id.rsplit("_", 1)[-1] if el.proto.id.endswith(("_plotly", "_weights", "_map")) else "panel"
+        out[role] = json.loads(el.proto.json) if role == "panel" else el.proto.bytes
+    return out
+
+
+def pick(at: AppTest, value) -> AppTest:
+    """A click in the browser, on the map shown (``value`` names it unless it says otherwise)."""
+    if isinstance(value, dict) and "kind" in value:
+        value = {"map": mounts(at)["panel"]["map"], **value}
+    at.session_state[at.session_state["explore_view_key"]] = {"pick": value}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_browser_gets_plotly_the_decoder_and_the_map_in_bytes(runs, run_data):
+    import plotly
+
+    from vae.web import decoder as webdecoder
+    from vae.web import mapgrid as webmap
+
+    run, _, ds = run_data
+    at = open_explore("PCA", browser=True)
+    m = mounts(at)
+    assert set(m) == {"panel", "plotly", "weights", "map"}
+    js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert m["plotly"] == b"LEPLOTJS" + js  # the installed package's own file: nothing from the network
+    assert webdecoder.read_header(m["weights"])["latent_dim"] == 4
+    header, arrays = webmap.read_map(m["map"])
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    assert header["id"] == m["panel"]["map"] and header["n"] == len(ds.x_test)
+    assert [g["name"] for g in header["groups"]] == [str(d) for d in range(10)]
+    np.testing.assert_array_equal(arrays["xy"], proj.embedding_[arrays["rows"]])
+    np.testing.assert_array_equal(arrays["index"], arrays["rows"])  # all test items: row k is item k
+    for g in header["groups"]:  # each trace holds its label's items
+        rows = arrays["rows"][g["start"] : g["start"] + g["count"]]
+        assert (ds.y_test.numpy()[rows] == int(g["name"])).all()
+    np.testing.assert_array_equal(arrays["grid_codes"], proj.grid_codes_)
+    np.testing.assert_allclose(arrays["grid_x"], proj.grid_x_, rtol=1e-6)
+    want = np.round(ds.x_test.numpy()[arrays["rows"]].reshape(len(ds.x_test), -1) * 255)
+    np.testing.assert_array_equal(arrays["pixels"], want)  # the items themselves, for hovering
+    assert m["panel"]["pin"] is None and m["panel"]["ring"] is None
+    assert [c.value for c in at.caption if "Point anywhere" in c.value]
+
+
+def test_a_browser_click_on_empty_space_pins_a_star_decoded_by_python(runs, run_data):
+    _, model, _ = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "point", "xy": [0.3, -0.2], "z": [9, 9, 9, 9], "n": 1})
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    z = proj.inverse_lookup(np.array([0.3, -0.2]))  # the server's own inverse, not the browser's z
+    np.testing.assert_allclose(at.session_state["explore_point"]["z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["decode_z"], z, atol=1e-6)
+    np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, z), atol=1e-5)
+    assert [h.value for h in at.subheader] == ["Decoded map point"]
+    assert mounts(at)["panel"]["pin"] == [0.3, -0.2]
+
+    pick(at, {"kind": "item", "row": 7, "n": 2})  # then an item: its panel, the ring, the star stays
+    assert at.session_state["explore_selected"]["index"] == 7
+    panel = mounts(at)["panel"]
+    np.testing.assert_allclose(panel["ring"], proj.embedding_[7], atol=1e-5)
+    assert panel["pin"] == [0.3, -0.2]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"kind": "item", "row": 10**9, "n": 1},
+        {"kind": "item", "row": "3", "n": 1},
+        {"kind": "point", "xy": ["a", 1], "n": 1},
+        {"kind": "point", "xy": [1.0], "n": 1},
+        {"kind": "teleport"},
+        {"kind": "item", "row": 3, "n": 1, "map": "another map"},
+        {"kind": "selection", "rows": [1, "2"], "n": 1},
+        {"kind": "selection", "rows": [1, 10**9], "n": 1},
+        {"kind": "selection", "rows": [], "n": 1},
+        {"kind": "selection", "rows": [True], "n": 1},
+        "nonsense",
+    ],
+)
+def test_a_malformed_pick_from_the_browser_is_ignored(runs, value):
+    at = pick(open_explore("PCA", browser=True), value)
+    assert "explore_selected" not in at.session_state and "explore_point" not in at.session_state
+    assert [i.value for i in at.info][-1].startswith("Click a point to pin that item")
+
+
+def test_a_box_or_lasso_selection_is_kept_as_a_group_for_interpolate(runs, run_data):
+    run, _, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "selection", "rows": [9, 3, 5, 3], "n": 1})
+    assert "**3 items selected**" in [m.value for m in at.markdown]
+    at.button(key="explore_group_A").click().run()
+    pick(at, {"kind": "selection", "rows": [11, 12], "n": 2})
+    at.button(key="explore_group_B").click().run()
+    groups = at.session_state["attr_groups"]
+    assert (groups["split"], groups["A"], groups["B"]) == ("test", [3, 5, 9], [11, 12])  # test items: row = item
+    assert any("group A: 3 items, group B: 2 items" in c.value for c in at.caption)
+    overlays = {o["name"]: o for o in mounts(at)["panel"]["overlays"]}  # the kept groups drawn on their map
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose(overlays["group A"]["xy"], proj.embedding_[[3, 5, 9]], atol=1e-5)
+    assert len(overlays["group B"]["xy"]) == 2
+    at.switch_page("app_pages/interpolate.py").run()
+    assert at.radio(key="attr_kind").options[-1] == "Map group A → group B"
+
+
+def test_a_run_naming_a_file_outside_the_uploads_shows_a_sentence_not_the_file(runs, tmp_path):
+    """A run folder copied in by hand whose config.json names a CSV elsewhere on the disk: the page
+    refuses it in one sentence and never reads the file (its first line once showed up in an error)."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password,hunter2\n1,2\n")
+    cfg_path = runs / RUN / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["data"] = {"name": "file", "path": str(secret)}
+    cfg_path.write_text(json.dumps(cfg))
+    at = open_explore()
+    errors = [e.value for e in at.error]
+    assert any("outside" in e and "uploaded to this app" in e for e in errors), errors
+    shown = " ".join(str(getattr(el, "value", "")) for el in at.main)
+    assert "hunter2" not in shown and "password" not in shown
+
+
+def test_the_map_says_how_far_to_trust_it_and_colours_by_neighbourhood_kept(runs):
+    at = open_explore()
+    line = next(c.value for c in at.caption if c.value.startswith("How far to trust it"))
+    values = [float(v) for v in re.findall(r"(?:trustworthiness|continuity) (\d\.\d\d)", line)]
+    assert len(values) == 2 and all(0.5 < v <= 1.0 for v in values), line
+    assert re.search(r"neighbourhoods kept \d+%", line)
+    assert isinstance(figure(at)["data"][1]["marker"]["color"], str)  # one colour per label
+    at.toggle(key="explore_kept").set_value(True).run()
+    assert not at.exception
+    shares = array(figure(at)["data"][1]["marker"]["color"])
+    assert len(shares) == len(figure(at)["data"][1]["x"]) and ((shares >= 0) & (shares <= 1)).all()
+
+
+def test_both_splits_together_name_each_item_by_its_own_split(runs, run_data):
+    _, _, ds = run_data
+    n_train = len(ds.x_train)
+    at = open_explore("PCA", browser=True, explore_split="all")
+    assert at.session_state["explore_map"]["size"] == n_train + len(ds.x_test)
+    assert mounts(at)["panel"]["n_train"] == n_train
+    pick(at, {"kind": "item", "row": n_train + 5, "n": 1})  # past the train items: test item 5
+    assert at.session_state["explore_selected"] == {"split": "test", "index": 5, "label": str(int(ds.y_test[5]))}
+    assert any(c.value.startswith("test item #5 at") for c in at.caption)
+    pick(at, {"kind": "item", "row": 5, "n": 2})
+    assert at.session_state["explore_selected"]["split"] == "train"
+
+
+# ---------------------------------------------------------------- the encoder's distribution (issue: q(z|x))
+
+
+def test_a_pinned_item_shows_its_posterior_cloud_strip_and_sigma_bars(runs, run_data):
+    from ui.posterior import CLOUD, STRIP
+
+    _, model, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "item", "row": 11, "n": 1})
+    overlays = {o["name"]: np.asarray(o["xy"]) for o in mounts(at)["panel"]["overlays"]}
+    assert set(overlays) == {"q(z|x) samples", "q(z|x) 2σ"}
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    with torch.inference_mode():
+        mu, logvar = model.encode(ds.x_test[11:12])
+    cloud = overlays["q(z|x) samples"]
+    assert cloud.shape == (CLOUD, 2)
+    centre = proj.transform(mu.numpy())[0]
+    np.testing.assert_allclose(cloud.mean(axis=0), centre, atol=4 * cloud.std(axis=0).max() / np.sqrt(CLOUD))
+    ring = overlays["q(z|x) 2σ"]  # PCA: the ellipse of N(Cμ, C diag(σ²) Cᵀ), around the item's mean
+    assert np.allclose(ring[0], ring[-1])  # a closed curve
+    np.testing.assert_allclose(ring[:-1].mean(axis=0), centre, atol=1e-4)
+    inside = np.mean(np.hypot(*(cloud - centre).T) <= np.hypot(*(ring - centre).T).max())
+    assert inside > 0.8  # nearly all samples lie within the 2σ ellipse's reach
+    strip = at.session_state["explore_strip"]  # decoded mean, then samples
+    assert strip.shape[0] == 1 + STRIP
+    np.testing.assert_allclose(strip[0], decode(model, mu.numpy()), atol=1e-5)
+    assert not np.allclose(strip[1], strip[0], atol=1e-3)  # samples decode to something other than the mean
+    charts = [chart_spec(c) for c in at.get("plotly_chart")]
+    (bars,) = [t for c in charts for t in c["data"] if t["type"] == "bar"]  # the σ per dimension
+    np.testing.assert_allclose(bars["y"], torch.exp(0.5 * logvar)[0].numpy(), rtol=1e-5)
+
+
+def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):
+    at = open_explore("PCA", browser=True)
+    line = next(c.value for c in at.caption if "moment-matched" in c.value)
+    kl = float(re.search(r"prior: \*\*([\d.]+) nats", line).group(1))
+    assert kl > 0 and "holes" in line
+    assert not mounts(at)["panel"]["overlays"]
+    at.toggle(key="explore_prior").set_value(True).run()
+    assert not at.exception, at.exception
+    (prior,) = mounts(at)["panel"]["overlays"]
+    assert prior["name"] == "prior samples" and len(prior["xy"]) == 1000
+    histograms = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert sum(t["type"] == "histogram" for t in histograms["data"]) == 4  # one per latent dimension

@@ -1,0 +1,322 @@
+"""The Train page through Streamlit's AppTest: the form, starting a real background run, bad data."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from apptest import open_app
+from PIL import Image
+from specs import array
+from streamlit.testing.v1 import AppTest
+
+from vae.runs import folder as rf
+from vae.runs import jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def open_train(runs: Path) -> AppTest:
+    return open_app("train", timeout=60)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def picked(at: AppTest) -> str:
+    """The run selected in the sidebar's shared picker."""
+    return at.sidebar.selectbox(key="run").value
+
+
+def shown_run(at: AppTest) -> str | None:
+    """The run the page's panel shows."""
+    return next((h.value.removeprefix("Run: ") for h in at.subheader if h.value.startswith("Run: ")), None)
+
+
+def test_form_shows_digits_preview_defaults_and_the_selected_run(runs):
+    at = open_train(runs)
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="train_dataset").value == "digits"
+    captions = " ".join(c.value for c in at.caption)
+    assert "1,437 training and 360 test images of 1×8×8, 10 classes" in captions
+    assert len(at.image) >= 1  # the preview grid
+    assert at.number_input(key="train_epochs").value == 40
+    assert at.text_input(key="train_hidden").value == "128"
+    from vae.distributed import native_bf16
+
+    offered = [t.key for t in at.toggle if t.key == "train_bf16"]
+    assert offered == (["train_bf16"] if native_bf16() else []) and (not offered or at.toggle(key="train_bf16").value)
+    # the finished run is selected in the sidebar, so its result is shown below the form
+    assert picked(at) == shown_run(at) == "digits-small"
+    assert any("Training finished: 15 epochs" in s.value for s in at.success)
+    assert not errors(at)
+
+
+def test_fashion_mnist_defaults_and_conv_choice(runs, fashion_mnist):
+    at = open_train(runs)
+    at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
+    assert not at.exception
+    assert at.number_input(key="train_latent").value == 20
+    assert at.text_input(key="train_hidden").value == "400"
+    assert at.number_input(key="train_epochs").value == 10
+    assert at.number_input(key="train_batch").value == 256  # the default recipe (bench/bench_recipe.py)
+    assert at.select_slider(key="train_lr").value == pytest.approx(3e-3)
+    assert "652,824 parameters" in " ".join(c.value for c in at.caption)  # 784-400-20 MLP both ways
+    at.radio(key="train_arch").set_value("conv").run()
+    assert not at.exception and not errors(at)
+    assert at.text_input(key="train_channels").value == "32, 64"
+
+
+def test_conv_is_not_offered_for_8x8_digits_and_bad_widths_get_a_sentence(runs):
+    at = open_train(runs)
+    assert at.radio(key="train_arch").options == ["MLP"]
+    at.text_input(key="train_hidden").set_value("64, lots").run()
+    assert not at.exception
+    assert errors(at) == [
+        "Hidden layer widths must be whole numbers separated by commas, e.g. 512, 256; got '64, lots'."
+    ]
+    assert at.button(key="train_start").disabled
+    at.text_input(key="train_hidden").set_value("5000").run()
+    assert "ModelConfig.hidden must be an integer from 1 to 4096; got 5000." in errors(at)
+
+
+def test_starting_a_tiny_digits_run_trains_it_in_the_background(runs):
+    at = open_train(runs)
+    at.number_input(key="train_epochs").set_value(3)
+    at.number_input(key="train_latent").set_value(2)
+    at.text_input(key="train_name").set_value("tiny digits")
+    at.button(key="train_start").click().run()
+    assert not at.exception and not errors(at)
+    run_dir = runs / "tiny-digits"
+    assert rf.is_run(run_dir)
+    model, train, data = rf.load_config(run_dir)
+    assert (model.latent_dim, model.hidden, train.epochs, data.name) == (2, (128,), 3, "digits")
+    from vae.distributed import native_bf16
+
+    assert train.precision == ("bf16" if native_bf16() else "fp32")  # the faster arithmetic where the CPU has it
+    # the new run is selected in the shared picker and watched by the live panel
+    assert picked(at) == shown_run(at) == "tiny-digits"
+    assert jobs.refresh_status(run_dir)["state"] in ("starting", "running", "finished")
+    status = jobs.wait(run_dir, timeout=120)
+    assert status["state"] == "finished", status
+    assert len([m for m in rf.read_metrics(run_dir) if m["type"] == "epoch"]) == 3
+    at.run()  # what a reload shows: the result, read back from the files
+    assert not at.exception
+    assert any("Training finished: 3 epochs" in s.value for s in at.success)
+    assert len(at.image) >= 3  # preview, reconstructions, samples
+
+
+def test_a_second_start_is_refused_with_the_job_limit_sentence_and_pause_stop_work(runs):
+    at = open_train(runs)
+    at.number_input(key="train_epochs").set_value(2000)
+    at.text_input(key="train_name").set_value("long")
+    at.button(key="train_start").click().run()
+    long_run = runs / "long"
+    assert rf.is_run(long_run)
+    try:
+        at.text_input(key="train_name").set_value("second")
+        at.button(key="train_start").click().run()
+        assert not at.exception
+        assert any("already running (long)" in e for e in errors(at)), errors(at)
+        assert not (runs / "second").exists()  # a refused start leaves no folder behind
+        assert picked(at) == shown_run(at) == "long"
+        # pause, then stop, through the live panel's buttons
+        at.button(key="train_pause").click().run()
+        assert not at.exception
+        assert jobs.refresh_status(long_run)["state"] in jobs.ACTIVE_STATES
+        at.button(key="train_stop").click().run()
+        status = jobs.wait(long_run, timeout=60)
+        assert status["state"] == "stopped", status
+        at.run()
+        assert at.button(key="train_continue").label == "Resume training"
+    finally:
+        jobs.stop(long_run, wait=20)
+
+
+def test_a_bad_csv_upload_shows_the_loader_sentence_and_keeps_the_choices(runs):
+    at = open_train(runs)
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.radio(key="train_source").set_value("Upload a file").run()
+    at.file_uploader(key="train_upload").set_value(("bad.csv", b"a,b\n1,x\n2,3\n", "text/csv")).run()
+    assert not at.exception
+    assert errors(at) == [
+        "bad.csv has text ('x', line 2) in column 'b'; expected numbers in every column but the label column."
+    ]
+    assert "train_start" not in [b.key for b in at.button]
+    # a good file brings the model form back with the earlier choice kept
+    good = b"f1,f2,label\n0.1,2,a\n0.3,1,b\n0.5,4,a\n0.2,3,b\n0.9,1,a\n"
+    at.file_uploader(key="train_upload").set_value(("good.csv", good, "text/csv")).run()
+    assert not at.exception and not errors(at)
+    assert at.selectbox(key="train_label_col").options == ["(no labels)", "f1", "f2", "label"]
+    assert at.selectbox(key="train_label_col").value == "label"  # guessed from its name
+    assert at.number_input(key="train_epochs").value == 7
+    assert "rows of 2 features, 2 classes" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="train_label_col").set_value("(no labels)").run()
+    assert errors(at) == [
+        "good.csv has text ('a', line 2) in column 'label'; expected numbers in every column but the label column."
+    ]
+    stored = list((runs / "_uploads").iterdir())
+    assert [p.suffix for p in stored] == [".csv", ".csv"]
+
+
+def test_sprites_offer_a_convolutional_model(runs):
+    at = open_train(runs)
+    at.selectbox(key="train_dataset").set_value("sprites").run()
+    at.number_input(key="train_sprite_count").set_value(2000).run()
+    assert not at.exception and not errors(at)
+    assert at.radio(key="train_arch").options == ["MLP", "Convolutional"]
+    assert "1,600 training and 400 test images of 1×32×32, 3 classes." in [c.value for c in at.caption]
+    at.radio(key="train_arch").set_value("conv").run()
+    assert not at.exception and not errors(at)
+    assert at.number_input(key="train_latent").value == 10  # the sprites defaults
+
+
+def test_a_failed_run_shows_its_message(runs, tmp_path):
+    from vae.config import DataConfig, ModelConfig, TrainConfig
+    from vae.train import train
+
+    missing = runs / "_uploads" / "gone.csv"  # an upload that is no longer on this machine
+    run = rf.create_run(
+        runs, "broken", ModelConfig(), TrainConfig(epochs=1), DataConfig(name="file", path=str(missing))
+    )
+    assert train(run)["state"] == "failed"
+    at = open_train(runs)
+    at.sidebar.selectbox(key="run").set_value("broken").run()
+    assert not at.exception
+    assert shown_run(at) == "broken"
+    assert any(str(missing) in e and "does not exist" in e for e in errors(at)), errors(at)
+
+
+def test_an_interrupted_run_offers_resume_and_resumes(runs):
+    run = runs / "digits-small"
+    status = rf.read_status(run)
+    status.update(state="running", pid=2**22 + 12345, message="")  # a process that is gone
+    rf.write_json(run / rf.STATUS_FILE, status)
+    at = open_train(runs)
+    assert not at.exception
+    warning = at.warning[0].value
+    assert warning.startswith("The training process ended without finishing")
+    assert "Resume continues from the last checkpoint (epoch 15)." in warning
+    at.button(key="train_continue").click().run()
+    assert not at.exception and not errors(at)
+    assert jobs.wait(run, timeout=120)["state"] == "finished"
+
+
+def test_an_unavailable_dataset_says_how_to_get_it(runs, tmp_path, monkeypatch):
+    from vae.data import available_datasets
+
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "no-mnist"))
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "no-cache"))
+    how = next(d["how_to_get"] for d in available_datasets() if d["name"] == "mnist")
+    at = open_train(runs)
+    assert "mnist (not available here)" in at.selectbox(key="train_dataset").options
+    at.selectbox(key="train_dataset").set_value("mnist").run()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [how]
+    assert "python -m vae datasets --download mnist" in how
+    assert "train_start" not in [b.key for b in at.button]
+
+
+def history_spec(at: AppTest) -> dict | None:
+    """The spec of the Train page's latent-history chart (None when it is not drawn)."""
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        if spec.get("frames"):
+            return spec
+    return None
+
+
+def test_a_finished_run_replays_its_latent_map_frame_by_frame(runs):
+    at = open_train(runs)
+    spec = history_spec(at)
+    assert spec is not None, "no latent-history chart"
+    assert len(spec["frames"]) == 16  # before training and after each of the 15 epochs
+    assert len(spec["layout"]["sliders"][0]["steps"]) == 16 and spec["layout"]["sliders"][0]["active"] == 15
+    assert [b["label"] for b in spec["layout"]["updatemenus"][0]["buttons"]] == ["▶ Play", "❚❚ Pause"]
+    assert [t["type"] for t in spec["data"]] == ["scatter"] * 10 + ["image"]  # a trace per digit, then the samples
+    assert any(b.label == "Download animation (GIF)" for b in at.get("download_button"))
+    # the decoder's history: each frame carries that frame's decoded prior samples, which change as it trains
+    from vae.analysis import history
+
+    sources = [f["data"][-1]["source"] for f in spec["frames"]]
+    assert len(set(sources)) == 16 and all(src.startswith("data:image/jpeg;base64,") for src in sources)
+    first = history.frames(runs / "digits-small")[0].samples()
+    grid = Image.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1])))
+    assert grid.size[0] >= 8 * first.shape[-1]  # all the samples of the first frame, tiled
+    assert spec["layout"]["sliders"][0]["steps"][3]["args"][1]["frame"]["redraw"] is True  # so the image changes
+
+
+def values(v) -> list:
+    """A Plotly spec's array as a list."""
+    return array(v).tolist()
+
+
+def test_clicking_an_item_of_the_replay_follows_it_across_the_frames(runs):
+    from vae.analysis import history
+
+    at = open_train(runs)
+    item = int(history.read_probe(runs / "digits-small")[0][5])
+    at.session_state["train_history_follow"] = item
+    at.run()
+    spec = history_spec(at)
+    trail, ring = spec["frames"][7]["data"][10], spec["frames"][7]["data"][11]
+    tx, ty, rx, ry = (values(v) for v in (trail["x"], trail["y"], ring["x"], ring["y"]))
+    assert len(tx) == 8 and len(rx) == 1  # where it was in frames 0-7, and where it is in frame 7
+    assert (tx[-1], ty[-1]) == (rx[0], ry[0])
+    trace = next(t for t in spec["frames"][7]["data"][:10] if item in values(t["customdata"]))
+    k = values(trace["customdata"]).index(item)
+    assert (values(trace["x"])[k], values(trace["y"])[k]) == (rx[0], ry[0])  # the ring sits on the item
+    assert any(f"follows item #{item}" in c.value for c in at.caption)
+
+
+def test_a_run_without_a_history_says_so(runs):
+
+    shutil.rmtree(rf.history_dir(runs / "digits-small"))
+    at = open_train(runs)
+    assert not at.exception and history_spec(at) is None
+    assert any("no recorded latent history" in c.value for c in at.caption)
+
+
+def test_a_collapsing_run_raises_the_alarm_with_its_kl_heat_strip(runs):
+    from vae.config import DataConfig, TrainConfig
+    from vae.data import load_dataset
+    from vae.runs.folder import new_run
+    from vae.train import train
+
+    cfg = DataConfig(name="digits")
+    ds = load_dataset(cfg)
+    train_cfg = TrainConfig(epochs=20, batch_size=64, lr=3e-3, beta=8.0, threads=1, probe_size=0)
+    run = new_run(runs, "collapsed", ds, cfg, latent_dim=8, hidden=(128,), train_cfg=train_cfg)
+    assert train(run, dataset=ds)["state"] == "finished"
+    for page in ("app_pages/train.py", "app_pages/runs.py"):
+        at = open_app(timeout=60)
+        at.sidebar.selectbox(key="run").set_value("collapsed").run()
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        assert any("The latent space is collapsing: 0 of 8" in w.value for w in at.warning), (page, at.warning)
+        heat = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        assert any(d.get("type") == "heatmap" for spec in heat for d in spec["data"]), page
+
+
+def test_processes_are_offered_only_where_the_machine_has_the_cores(runs, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    at = open_train(runs)
+    assert "train_procs" not in [n.key for n in at.number_input]  # 2 cores: one process is fastest
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    at = open_train(runs)
+    at.number_input(key="train_procs").set_value(2)
+    at.number_input(key="train_epochs").set_value(2)
+    at.text_input(key="train_name").set_value("two procs")
+    at.button(key="train_start").click().run()
+    assert not at.exception and not errors(at)
+    run_dir = runs / "two-procs"
+    assert rf.load_config(run_dir)[1].threads == 4  # the 8 cores shared out between the 2 processes
+    status = jobs.wait(run_dir, timeout=180)
+    assert status["state"] == "finished" and status["processes"] == 2, status
+    at.number_input(key="train_procs").set_value(7).run()
+    assert any("fewer processes may train faster" in c.value for c in at.caption)

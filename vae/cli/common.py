@@ -1,0 +1,23 @@
+"""What every command of the command line shares: the runs folder and finding a run by name or path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..runs import folder as rf
+
+
+def runs_root(args) -> Path:
+    """The runs folder: ``--runs-dir``, else checkpoints/ or $LATENT_EXPLORER_RUNS."""
+    return Path(args.runs_dir) if args.runs_dir else rf.default_root()
+
+
+def resolve_run(args, name: str) -> Path:
+    """A run given as a folder path or as a name under the runs folder."""
+    p = Path(name)
+    if rf.is_run(p):
+        return p
+    path = rf.run_path(runs_root(args), name)
+    if not rf.is_run(path):
+        raise FileNotFoundError(f"There is no run {name!r} in {runs_root(args)}; `python -m vae runs` lists them.")
+    return path

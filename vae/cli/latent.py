@@ -1,0 +1,147 @@
+"""The command line's latent-space commands: ``embed``, ``history``, ``posterior`` and ``sample``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..runs import folder as rf
+from .common import resolve_run as _resolve_run
+
+
+def add_latent_parsers(sub) -> None:
+    """The four commands' arguments, on the command line's subparsers."""
+    m = sub.add_parser("embed", help="write latent codes and 2-D coordinates (CSV or NPZ)")
+    m.add_argument("run")
+    m.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
+    m.add_argument("--split", default="test", choices=["train", "test", "all"], help="all: train then test")
+    m.add_argument("--max-points", type=int, default=None)
+    m.add_argument("--out", default=None, help="output file (.csv or .npz); default RUN/embedding-METHOD.csv")
+    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to encode (auto: CUDA)")
+    m.add_argument("--json", action="store_true")
+
+    h = sub.add_parser("history", help="the latent map's recorded frames (epoch, step, test ELBO); --gif animates")
+    h.add_argument("run")
+    h.add_argument("--gif", default=None, metavar="OUT.gif", help="write the aligned map's animation here")
+    h.add_argument("--json", action="store_true")
+
+    q = sub.add_parser("posterior", help="one item's q(z|x): μ, σ and samples of it")
+    q.add_argument("run")
+    q.add_argument("--item", type=int, default=0, help="the item's index in its split")
+    q.add_argument("--split", default="test", choices=["train", "test"])
+    q.add_argument("--samples", type=int, default=10, metavar="K", help="samples of q(z|x) to draw")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("sample", help="decode samples of the prior N(0, I) into a grid picture")
+    g.add_argument("run")
+    g.add_argument("--n", type=int, default=64, help="how many samples")
+    g.add_argument("--temperature", type=float, default=1.0, help="the scale of ε (1: the prior itself)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", default="prior-grid.png", help="the PNG to write")
+    g.add_argument("--json", action="store_true")
+
+
+def cmd_embed(args) -> dict:
+    import numpy as np
+
+    from ..analysis.evaluate import encode
+    from ..analysis.tables import codes_table, csv_bytes
+    from ..data import load_dataset
+    from ..distributed import resolve_device
+    from ..projection import LatentProjector
+    from ..runs.fileio import atomic_path, atomic_write_bytes
+
+    if args.max_points is not None and args.max_points < 1:
+        raise ValueError(f"--max-points must be a whole number of at least 1; got {args.max_points}.")
+    run_dir = _resolve_run(args, args.run)
+    out_path = Path(args.out) if args.out else rf.embedding_path(run_dir, args.method, args.split)
+    if out_path.is_dir():
+        raise ValueError(f"--out {out_path} is a folder; give a file name ending in .csv or .npz.")
+    model = rf.load_model(run_dir).to(resolve_device(args.device))
+    ds = load_dataset(rf.load_data_config(run_dir))
+    n = ds.split_size(args.split)
+    rows = np.arange(min(n, args.max_points or n))
+    mu, _ = encode(model, ds.split_items(args.split, rows).float())
+    t0 = time.perf_counter()
+    xy = LatentProjector(method=args.method).fit(mu).embedding_
+    seconds = time.perf_counter() - t0
+    y = ds.split_labels(args.split)
+    labels = y[rows] if y is not None else np.full(len(mu), -1)
+    part, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
+    factors = ds.split_factors(args.split)  # the ground truth of data that has one (sprites), as extra columns
+    named = (
+        {f"factor_{name}": factors[rows, k] for k, name in enumerate(ds.factor_names or [])}
+        if factors is not None
+        else {}
+    )
+    if out_path.suffix == ".npz":
+        with atomic_path(out_path, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index),
+                                **named)  # fmt: skip
+    else:
+        table = codes_table(np.array(part), np.array(index), xy, mu, y[rows] if y is not None else None,
+                            ds.label_names, {k.removeprefix("factor_"): v for k, v in named.items()})  # fmt: skip
+        atomic_write_bytes(out_path, csv_bytes(table))
+    return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}
+
+
+def cmd_history(args) -> dict:
+    from ..analysis import history
+    from ..runs.fileio import atomic_write_bytes
+
+    run_dir = _resolve_run(args, args.run)
+    frames, probe = history.frames(run_dir), history.read_probe(run_dir)
+    if not frames or probe is None:
+        raise ValueError(f"{run_dir.name} has no latent history: it was trained before runs recorded one.")
+    out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2]}
+    out["frames"] = [{"epoch": f.epoch, "step": f.step, "test_elbo": f.test_elbo} for f in frames]
+    if args.gif:
+        layouts = history.aligned_layouts([f.codes() for f in frames])
+        gif = history.animation_gif(layouts, probe[1], [history.caption(f) for f in frames])
+        atomic_write_bytes(Path(args.gif), gif)
+        out["gif"] = args.gif
+    return out
+
+
+def cmd_posterior(args) -> dict:
+    from ..analysis.evaluate import encode
+    from ..analysis.posterior import sample_posterior, sigma
+    from ..data import load_dataset
+
+    run_dir = _resolve_run(args, args.run)
+    ds = load_dataset(rf.load_data_config(run_dir))
+    n = ds.split_size(args.split)
+    if not 0 <= args.item < n:
+        raise ValueError(f"--item must be from 0 to {n - 1} ({n:,} {args.split} items); got {args.item}.")
+    mu, logvar = encode(rf.load_model(run_dir), ds.split_items(args.split, [args.item]).float())
+    samples = sample_posterior(mu[0], logvar[0], args.samples, seed=args.seed)
+    y = ds.split_labels(args.split)
+    return {"run": run_dir.name, "split": args.split, "item": args.item,
+            "label": None if y is None else int(y[args.item]), "mu": mu[0].tolist(),
+            "sigma": sigma(logvar[0]).tolist(), "samples": samples.tolist()}  # fmt: skip
+
+
+def cmd_sample(args) -> dict:
+    import numpy as np
+    import torch
+
+    from ..analysis.posterior import sample_prior
+    from ..images import make_grid, png_bytes
+    from ..runs.fileio import atomic_write_bytes
+
+    if not 1 <= args.n <= 1024:
+        raise ValueError(f"--n must be a whole number from 1 to 1024; got {args.n}.")
+    run_dir = _resolve_run(args, args.run)
+    model = rf.load_model(run_dir)
+    if len(model.cfg.input_shape) != 3:
+        raise ValueError(f"{run_dir.name} decodes table rows, not images: `posterior` prints codes instead.")
+    z = sample_prior(args.n, model.cfg.latent_dim, args.temperature, args.seed)
+    with torch.inference_mode():
+        x = model.decode(torch.from_numpy(z)).numpy()  # (n, C, H, W)
+    grid = make_grid(x, int(np.ceil(np.sqrt(args.n))), pad=1, fill=1.0)
+    atomic_write_bytes(Path(args.out), png_bytes(grid, scale=max(1, 224 // max(x.shape[-2:]))))
+    return {"run": run_dir.name, "n": args.n, "temperature": args.temperature, "out": args.out}
+
+
+LATENT_COMMANDS = {"embed": cmd_embed, "history": cmd_history, "posterior": cmd_posterior, "sample": cmd_sample}

@@ -1,0 +1,416 @@
+"""The run folder: every file name in it, and its reads and writes. Nothing else spells a run file's name.
+
+A run is a folder under the runs folder (``default_root()``)::
+
+    config.json          ModelConfig, TrainConfig and DataConfig (versioned), so the run rebuilds its own model
+    model.safetensors    the weights of the last checkpoint (loaded strictly; never unpickled)
+    state.safetensors    optimiser, random and loop state, to resume exactly
+    metrics.jsonl        one JSON line every few steps and one per epoch (grows by whole lines)
+    status.json          state (created, starting, running, paused, finished, stopped, failed, interrupted), pid
+    control.json         pause / resume / stop, written by the app, read by the training process
+    train.log            the training process's output
+    recon.png samples.png  the last epoch's reconstructions and prior samples
+    evaluation.json      the last evaluation (IWAE, active units, k-NN), tagged with its checkpoint
+    projections/         cached maps (file names within it: ``vae.projection``)
+    latent-history/      the probe set's latent means over training (``vae.analysis.history``)
+    embedding-*.csv      codes written by ``python -m vae embed``
+
+Every file is written atomically (``vae.runs.fileio``) except ``metrics.jsonl``, which grows by whole lines
+written in one call; readers skip a torn last line. Every file is untrusted bytes when read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig
+from ..data import sources
+from ..models import VAE, build_model, check_state_dict
+from .fileio import (
+    append_jsonl,
+    atomic_write_bytes,
+    load_tensors,
+    read_json,
+    read_jsonl,
+    safetensors_metadata,
+    save_tensors,
+    write_json,
+)
+from .places import CONFIG_FILE, PROJECTIONS_DIR, default_root, is_run, projections_dir, run_folders  # noqa: F401
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.safetensors"
+METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+CONTROL_FILE = "control.json"
+LOG_FILE = "train.log"
+EVALUATION_FILE = "evaluation.json"
+PICTURES = {"recon": "recon.png", "samples": "samples.png"}
+HISTORY_DIR = "latent-history"
+CONTROL_COMMANDS = ("pause", "resume", "stop", "")
+MAX_NAME = 64
+_NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_run_name(name: str) -> str:
+    """A safe folder name: letters, digits, ``.``, ``_``, ``-``; no leading dot; at most 64 characters."""
+    if not isinstance(name, str):
+        raise ValueError(f"A run name must be text; got {type(name).__name__}.")
+    clean = _NAME_OK.sub("-", name.strip()).strip("-.")[:MAX_NAME].strip("-.")
+    if not clean:
+        raise ValueError(f"The run name {name[:40]!r} has no usable characters; use letters, digits, '.', '_' or '-'.")
+    return clean
+
+
+def run_path(root: str | Path, name: str) -> Path:
+    """The folder of run ``name`` under ``root``; the name is sanitised so no path escapes ``root``."""
+    root = Path(root).resolve()
+    clean = sanitize_run_name(name)
+    if clean == sources.UPLOADS:
+        raise ValueError(f"{clean!r} is the folder of uploaded data files; choose another run name.")
+    path = (root / clean).resolve()
+    if path.parent != root:  # cannot happen after sanitising; kept as an internal invariant
+        raise ValueError(f"Run name {name!r} would leave the runs folder.")
+    return path
+
+
+# ---------------------------------------------------------------- configs and weights
+
+
+def save_config(run_dir: str | Path, model: ModelConfig, train: TrainConfig, data: DataConfig) -> None:
+    write_json(
+        Path(run_dir) / CONFIG_FILE,
+        {"version": CONFIG_VERSION, "model": model.to_dict(), "train": train.to_dict(), "data": data.to_dict()},
+    )
+
+
+def load_config(run_dir: str | Path) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """The run's own configs; an unknown version or unknown fields give a clear error."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent.name} has no {CONFIG_FILE}: it is not a run folder.")
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{CONFIG_FILE} in {path.parent.name} is not valid JSON.")
+    if raw.get("version") != CONFIG_VERSION:
+        raise ValueError(
+            f"{CONFIG_FILE} in {path.parent.name} has version {raw.get('version')!r}; "
+            f"this Latent Explorer reads version {CONFIG_VERSION}."
+        )
+    unknown = sorted(set(raw) - {"version", "model", "train", "data"})
+    if unknown:
+        raise ValueError(f"{CONFIG_FILE} in {path.parent.name} has unknown sections: {', '.join(unknown)}.")
+    try:
+        return (
+            ModelConfig.from_dict(raw.get("model", {})),
+            TrainConfig.from_dict(raw.get("train", {})),
+            DataConfig.from_dict(raw.get("data", {})),
+        )
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{CONFIG_FILE} in {path.parent.name} is not a run's config: {e}") from None
+
+
+def load_data_config(run_dir: str | Path) -> DataConfig:
+    """The run's data config, checked: only built-in data and the runs folder's uploads (see ``sources``)."""
+    run_dir = Path(run_dir).resolve()
+    _, _, data = load_config(run_dir)
+    return sources.checked(data, run_dir.parent)
+
+
+def save_model(run_dir: str | Path, model: VAE, metadata: dict[str, str] | None = None) -> None:
+    """The weights the app loads, always float32 (a float64 training's resume state keeps its own precision)."""
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    save_tensors(Path(run_dir) / MODEL_FILE, tensors, metadata)
+
+
+def load_model(run_dir: str | Path) -> VAE:
+    """Rebuild the run's model from its own config and load its weights strictly, in eval mode."""
+    run_dir = Path(run_dir)
+    model_cfg, _, _ = load_config(run_dir)
+    model = build_model(model_cfg)
+    tensors = load_tensors(run_dir / MODEL_FILE)
+    check_state_dict(model, tensors, f"{MODEL_FILE} in {run_dir.name}")
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
+def has_model(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / MODEL_FILE).is_file()
+
+
+def save_state(run_dir: str | Path, tensors: dict[str, torch.Tensor], loop: str) -> None:
+    """The resume state: optimiser and random tensors, and the loop's bookkeeping as a JSON string."""
+    save_tensors(Path(run_dir) / STATE_FILE, tensors, {"loop": loop})
+
+
+def load_state(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors and loop JSON that ``save_state`` wrote; a clear error when missing or damaged."""
+    path = Path(run_dir) / STATE_FILE
+    return load_tensors(path), safetensors_metadata(path).get("loop", "{}")
+
+
+def check_state(run_dir: str | Path) -> None:
+    """A clear error unless the run's resume state is there and whole (read before anything is changed)."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir).name} has no resume state ({STATE_FILE}); it cannot be resumed.")
+    try:
+        loop = json.loads(safetensors_metadata(path).get("loop", ""))
+    except ValueError as e:
+        raise ValueError(f"{Path(run_dir).name} cannot be resumed: its {STATE_FILE} is damaged ({e}).") from None
+    if not isinstance(loop, dict) or not all(k in loop for k in ("epoch", "pos", "step", "elapsed", "sums")):
+        raise ValueError(f"{Path(run_dir).name} cannot be resumed: its {STATE_FILE} lacks the loop state.")
+
+
+def has_state(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / STATE_FILE).is_file()
+
+
+def state_label(run_dir: str | Path) -> str:
+    """How messages name the resume state file."""
+    return f"{STATE_FILE} in {Path(run_dir).name}"
+
+
+def checkpoint_id(run_dir: str | Path) -> str:
+    """Changes whenever the weights change: used to key caches (projections, evaluations)."""
+    st = (Path(run_dir) / MODEL_FILE).stat()
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def create_run(root: str | Path, name: str, model: ModelConfig, train: TrainConfig, data: DataConfig) -> Path:
+    """Make a new run folder (``name``, or ``name-2``, ``name-3``... if taken) holding its config."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = sanitize_run_name(name)
+    data = sources.stored_form(data, root)  # refuses data outside the built-in places and the uploads
+    for i in range(1, 10_000):
+        candidate = base if i == 1 else f"{base[: MAX_NAME - 6]}-{i}"
+        path = run_path(root, candidate)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        save_config(path, model, train, data)
+        write_json(
+            path / STATUS_FILE, {"state": "created", "message": "", "epoch": 0, "step": 0, "updated": time.time()}
+        )
+        return path
+    raise ValueError(f"Too many runs are named {base!r}; choose another name.")
+
+
+# ---------------------------------------------------------------- status, metrics, control, log
+
+
+def read_status(run_dir: str | Path) -> dict:
+    status = read_json(Path(run_dir) / STATUS_FILE, default={})
+    return status if isinstance(status, dict) else {}
+
+
+def write_status(run_dir: str | Path, status: dict) -> None:
+    write_json(Path(run_dir) / STATUS_FILE, status)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    return read_jsonl(Path(run_dir) / METRICS_FILE)
+
+
+def append_metric(run_dir: str | Path, record: dict) -> None:
+    append_jsonl(Path(run_dir) / METRICS_FILE, record)
+
+
+def write_metrics(run_dir: str | Path, records: list[dict]) -> None:
+    """Replace the metrics with ``records`` (a resume drops lines of steps it will redo)."""
+    body = "".join(json.dumps(m, sort_keys=True) + "\n" for m in records)
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE, body.encode())
+
+
+def read_control(run_dir: str | Path) -> str:
+    """The last command written to the run's control file ("" if none)."""
+    rec = read_json(Path(run_dir) / CONTROL_FILE, default={}) or {}
+    return rec.get("command", "") if isinstance(rec, dict) and isinstance(rec.get("command"), str) else ""
+
+
+def write_control(run_dir: str | Path, command: str) -> None:
+    if command not in CONTROL_COMMANDS:
+        raise ValueError(f"A control command must be pause, resume or stop; got {command!r}.")
+    write_json(Path(run_dir) / CONTROL_FILE, {"command": command, "time": time.time()})
+
+
+def clear_control(run_dir: str | Path) -> None:
+    (Path(run_dir) / CONTROL_FILE).unlink(missing_ok=True)
+
+
+def control_mtime(run_dir: str | Path) -> int | None:
+    """When the control file last changed (ns), or None without one: a cheap check before reading it."""
+    try:
+        return (Path(run_dir) / CONTROL_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def log_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / LOG_FILE
+
+
+def read_log(run_dir: str | Path, max_bytes: int = 20_000) -> str:
+    """The last ``max_bytes`` of the training process's output."""
+    path = log_path(run_dir)
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - max_bytes))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def remove_temp_files(run_dir: str | Path) -> None:
+    """Half-written files of a process that was killed mid-write."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- pictures, evaluation, projections, exports
+
+
+def write_picture(run_dir: str | Path, which: str, png: bytes) -> None:
+    """``which`` is "recon" (test items over their reconstructions) or "samples" (decoded prior samples)."""
+    atomic_write_bytes(Path(run_dir) / PICTURES[which], png)
+
+
+def picture_path(run_dir: str | Path, which: str) -> Path | None:
+    path = Path(run_dir) / PICTURES[which]
+    return path if path.is_file() else None
+
+
+def read_evaluation(run_dir: str | Path) -> dict | None:
+    ev = read_json(Path(run_dir) / EVALUATION_FILE, default=None)
+    return ev if isinstance(ev, dict) else None
+
+
+def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
+    write_json(Path(run_dir) / EVALUATION_FILE, evaluation)
+
+
+def history_dir(run_dir: str | Path) -> Path:
+    """Where the latent map's history lives (what is inside is ``vae.analysis.history``'s business)."""
+    return Path(run_dir) / HISTORY_DIR
+
+
+def embedding_path(run_dir: str | Path, method: str, split: str) -> Path:
+    return Path(run_dir) / f"embedding-{method}-{split}.csv"
+
+
+# ---------------------------------------------------------------- run folders
+
+
+def run_names(root: str | Path | None = None) -> list[str]:
+    """Names of the runs under ``root``, most recently updated first, without reading their metrics."""
+    runs = list(run_folders(root))
+
+    def updated(p: Path) -> float:
+        status = p / STATUS_FILE
+        return status.stat().st_mtime if status.exists() else p.stat().st_mtime
+
+    return [p.name for p in sorted(runs, key=updated, reverse=True)]
+
+
+def list_runs(root: str | Path | None = None) -> list[dict]:
+    """One summary per run under ``root``, newest first: name, path, state, epoch, metrics, config.
+
+    A run whose files are broken is listed too, with state "broken" and the reason as its message,
+    so it can still be seen and deleted.
+    """
+    runs = [_summary(p) for p in run_folders(root)]
+    return sorted(runs, key=lambda r: r["updated"], reverse=True)
+
+
+def _summary(path: Path) -> dict:
+    status = read_status(path)
+    updated = status.get("updated")
+    out = {
+        "name": path.name,
+        "path": str(path),
+        "state": str(status.get("state", "unknown")),
+        "message": str(status.get("message", "")),
+        "epoch": status.get("epoch", 0) if isinstance(status.get("epoch"), int) else 0,
+        "epochs": None,
+        "dataset": None,
+        "arch": None,
+        "layers": None,
+        "latent_dim": None,
+        "beta": None,
+        "test_elbo": None,
+        "has_model": has_model(path),
+        "created": path.stat().st_ctime,
+        "updated": float(updated) if isinstance(updated, (int, float)) else path.stat().st_mtime,
+    }
+    try:
+        model, train, data = load_config(path)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        return {**out, "state": "broken", "message": str(e)}
+    epochs = [m for m in read_metrics(path) if m.get("type") == "epoch"]
+    elbo = epochs[-1].get("test_elbo") if epochs else None
+    return {
+        **out,
+        "epochs": train.epochs,
+        "dataset": data_label(data),
+        "arch": model.arch,
+        "layers": list(model.hidden if model.arch == "mlp" else model.channels),
+        "latent_dim": model.latent_dim,
+        "beta": train.beta,
+        "test_elbo": elbo if isinstance(elbo, (int, float)) else None,
+    }
+
+
+def default_name(data: str, arch: str, latent_dim: int) -> str:
+    """The name a run gets unless the user gives one: its data (a file's stem), architecture and latent size."""
+    return f"{Path(data).stem or 'data'}-{arch}-z{latent_dim}"
+
+
+def data_label(data: DataConfig) -> str:
+    """How the app and the command line name a run's data: the dataset, or the user's file name."""
+    return Path(data.path).name if data.name == "file" and data.path else data.name
+
+
+def delete_run(root: str | Path, name: str) -> None:
+    path = run_path(root, name)
+    if not is_run(path):
+        raise FileNotFoundError(f"There is no run named {name!r}.")
+    shutil.rmtree(path)
+
+
+def rename_run(root: str | Path, old: str, new: str) -> Path:
+    src, dst = run_path(root, old), run_path(root, new)
+    if not is_run(src):
+        raise FileNotFoundError(f"There is no run named {old!r}.")
+    if dst.exists():
+        raise ValueError(f"A run named {dst.name!r} already exists; choose another name.")
+    src.rename(dst)
+    return dst
+
+
+def new_run(
+    root: str | Path,
+    name: str,
+    dataset,  # a vae.data.Dataset
+    data_cfg,
+    *,
+    train_cfg: TrainConfig | None = None,
+    **model: object,
+) -> Path:
+    """Create a run folder for ``dataset`` with a model shaped to its items.
+
+    ``model`` sets ModelConfig fields (arch, latent_dim, hidden, channels, likelihood, ...); the rest keep
+    ModelConfig's defaults, except the likelihood, which defaults to the dataset's suggestion (Bernoulli
+    for images in [0, 1], Gaussian for standardised vectors).
+    """
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if v is not None}
+    fields.setdefault("likelihood", dataset.likelihood)
+    model_cfg = ModelConfig(input_shape=tuple(dataset.item_shape), **fields)
+    return create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)
