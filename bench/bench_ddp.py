@@ -1,6 +1,6 @@
 """Training with several processes on this machine: torchrun 2 processes × 1 thread against 1 process × 2 threads.
 
-    python bench/bench_ddp.py [--quick]
+    python -m bench ddp [--quick]
 
 The same run (Fashion-MNIST, default MLP; quick: digits) trained for a few epochs by `python -m vae train`
 with 2 torch threads (the baseline, in the same run), and by `torchrun --nproc_per_node=2 -m vae train` with
@@ -17,15 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
+from harness.serving import free_port
+from vae.runs import folder as rf
 
-from ui.serving import free_port
-from vae import run as rf
-
-COMMAND = "python bench/bench_ddp.py"
+COMMAND = "python -m bench ddp"
 
 
 def arm(root: Path, name: str, procs: int, data: str, epochs: int) -> dict:
@@ -79,4 +75,4 @@ def run(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv[1:]))
+    common.main(run, __doc__)

@@ -1,11 +1,11 @@
 """Disentanglement against likelihood: β = 1, β = 4 and free bits on the sprites, every score beside the ELBO.
 
-    python bench/bench_disentanglement.py [--quick]
+    python -m bench disentanglement [--quick]
 
 Each model is the Train page's default MLP (hidden 400, latent 10, batch 128, Adam 1e-3) on the generated
 sprites (20,000 at 32×32; shape, scale, rotation, x, y), trained for the same epochs with only β or the
-free-bits floor changed, then scored by ``vae.evaluate`` (test ELBO, active units) and
-``vae.disentanglement.disentanglement_scores`` (seed 0). Baseline: the representation the scores are made for,
+free-bits floor changed, then scored by ``vae.analysis.evaluate`` (test ELBO, active units) and
+``vae.analysis.disentanglement.disentanglement_scores`` (seed 0). Baseline: the representation the scores are made for,
 the ground-truth factors themselves (standardised) — the top a model could reach — and the same factors under
 a random rotation of the code, which keeps all their information but none of their axes. Asserts nothing.
 """
@@ -20,18 +20,15 @@ import numpy as np
 import torch
 from scipy.stats import special_ortho_group
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-
-from vae import evaluate
-from vae import run as rf
+from bench import common
+from vae.analysis import evaluate
+from vae.analysis.disentanglement import KEYS, disentanglement_scores, ground_truth
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
 from vae.data.sprites import sprite_factors
-from vae.disentanglement import KEYS, disentanglement_scores, ground_truth
-from vae.train import new_run, train
+from vae.runs import folder as rf
+from vae.runs.folder import new_run
+from vae.train import train
 
 TITLE = "## Disentanglement against likelihood on the sprites"
 NAMES = {"mig": "MIG", "beta_vae": "β-VAE", "factor_vae": "FactorVAE", "dci_disentanglement": "DCI D",
@@ -65,7 +62,7 @@ def train_arm(root, ds, cfg: DataConfig, s: Settings, index: int, beta: float, f
 
 def factor_rows(ds, s: Settings, rotate: bool) -> dict:
     """The scores of the ground-truth factors as the code (standardised; optionally randomly rotated)."""
-    from vae import disentanglement as d
+    from vae.analysis import disentanglement as d
 
     truth = ground_truth(ds)
     grids_mean = ds.factors_train.mean(0)
@@ -124,7 +121,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
         "made to reward), and the same factors under a random rotation, which keeps every bit of information but "
         "mixes the axes: the scores drop, DCI's informativeness too (its trees split on one axis at a time). "
         f"Wall time: {timing}.\n\n"
-        "Reproduce alone: `python bench/bench_disentanglement.py [--quick]`.\n"
+        "Reproduce alone: `python -m bench disentanglement [--quick]`.\n"
     )
 
 

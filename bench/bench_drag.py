@@ -1,6 +1,6 @@
 """Decode while dragging: redraws per second of the Decode page's in-browser decoder in headless Chromium.
 
-    python bench/bench_drag.py [--quick]
+    python -m bench drag [--quick]
 
 For each decoder (MLP and conv on Fashion-MNIST, conv on 64x64 sprites; quick: digits and 32x32 sprites)
 a model is trained for one epoch, `streamlit run app.py` serves it on 127.0.0.1, and Playwright drags
@@ -16,14 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
+from harness.serving import chromium, pick_run, serving, wait_idle
 
-from ui.serving import chromium, pick_run, serving, wait_idle
-
-COMMAND = "python bench/bench_drag.py [--quick]"
+COMMAND = "python -m bench drag [--quick]"
 DRAG_S = 2.0
 DRAGS = 3
 SLIDERS = "input.le-range"
@@ -60,7 +56,7 @@ def models(quick: bool) -> list[tuple[str, list[str]]]:
 
 def describe(run_dir: Path) -> tuple[str, int]:
     """ "conv, latent 16, 1×28×28, fashion-mnist" and the decoder's parameter count."""
-    from vae import run as rf
+    from vae.runs import folder as rf
 
     model = rf.load_model(run_dir)
     cfg, data = model.cfg, rf.load_config(run_dir)[2].name

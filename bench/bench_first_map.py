@@ -1,6 +1,6 @@
 """A new user's first map: on a fresh machine, Home's "Train a demo model" click to the Explore map on screen.
 
-    python bench/bench_first_map.py [--quick] [--baseline REV] [--trials N]
+    python -m bench first_map [--quick] [--baseline REV] [--trials N]
 
 Each trial starts `streamlit run app.py` with a new, empty home folder (so numba's on-disk cache of UMAP's
 compiled code is empty, as on a machine that never ran the app) and an empty runs folder, opens Home in
@@ -12,7 +12,6 @@ run, alternating with today's app. Not part of ``bench/run_all.py``: each trial 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import subprocess
@@ -22,14 +21,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
+from harness.serving import chromium, free_port, stop_server, wait_healthy
 
-from ui.serving import chromium, free_port, stop_server, wait_healthy
-
-COMMAND = "python bench/bench_first_map.py"
+COMMAND = "python -m bench first_map"
 TIMEOUT_MS = 240_000
 # The map's x-axis title on screen, whichever chart draws it (the browser component or st.plotly_chart).
 TITLE = """() => { const gd = document.querySelector('.js-plotly-plot');
@@ -78,15 +73,6 @@ def alternating(apps: list[str], trials: int) -> Iterator[tuple[int, str]]:
     for t in range(trials):
         for name in apps if t % 2 == 0 else reversed(apps):
             yield t, name
-
-
-def arguments(doc: str, quick_help: str) -> argparse.Namespace:
-    """The A/B benchmarks' command line: --quick, --baseline REV, --trials N."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=quick_help)
-    parser.add_argument("--baseline", help="also time the app at this git revision (e.g. c6a6a3f)")
-    parser.add_argument("--trials", type=int, help="trials per app (default 2; 1 with --quick)")
-    return parser.parse_args()
 
 
 def trial(browser, app_root: Path) -> dict:
@@ -147,5 +133,4 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
 
 
 if __name__ == "__main__":
-    args = arguments(__doc__, "one trial per app")
-    print(run(args.quick, args.baseline, args.trials))
+    common.main(run, __doc__)

@@ -1,7 +1,7 @@
 """How the server answers while a UMAP map is fitted: its health endpoint, polled while Explore's first UMAP map
 of 10,000 Fashion-MNIST codes (quick: 360 digits) is computed in the background.
 
-    python bench/bench_fit_stall.py [--quick] [--baseline REV] [--trials N]
+    python -m bench fit_stall [--quick] [--baseline REV] [--trials N]
 
 A Fashion-MNIST MLP VAE is trained for one epoch; numba's disk cache is warmed once (both paths), so what is
 timed is a map in a server that has not fitted one yet, as after a restart. Each trial starts `streamlit run
@@ -27,18 +27,13 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
-try:
-    from bench import common
-    from bench.bench_first_map import TITLE, alternating, app_server, arguments, worktree
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-    from bench_first_map import TITLE, alternating, app_server, arguments, worktree
-
-from ui.serving import chromium, stop_server, wait_healthy
-from vae.places import projections_dir
+from bench import common
+from bench.bench_first_map import TITLE, alternating, app_server, worktree
+from harness.serving import chromium, stop_server, wait_healthy
 from vae.projection.umap_runtime import SMALL_MAP
+from vae.runs.places import projections_dir
 
-COMMAND = "python bench/bench_fit_stall.py"
+COMMAND = "python -m bench fit_stall"
 POLL_S = 0.05
 TIMEOUT_MS = 300_000
 
@@ -121,6 +116,7 @@ def trial(browser, app_root: Path, runs: Path, run_dir: Path, numba: Path, point
 
 
 def run(quick: bool = False, baseline: str | None = None, trials: int | None = None) -> str:
+    os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")  # no standby training beside the servers measured
     trials = trials or (1 if quick else 2)
     data = ["--data", "digits", "--latent", "8"] if quick else ["--data", "fashion-mnist", "--latent", "20"]
     points = "all (360)" if quick else "all (10,000)"
@@ -168,6 +164,4 @@ def run(quick: bool = False, baseline: str | None = None, trials: int | None = N
 
 
 if __name__ == "__main__":
-    args = arguments(__doc__, "digits, one trial per app")
-    os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
-    print(run(args.quick, args.baseline, args.trials))
+    common.main(run, __doc__)

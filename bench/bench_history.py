@@ -1,6 +1,6 @@
 """The latent map's history: what recording it costs the training, and how still the aligned frames are.
 
-    python bench/bench_history.py [--quick]
+    python -m bench history [--quick]
 
 Training: ``vae.train`` with the default MLP (784-400-20, batch 128, Adam 1e-3, 2 threads) on Fashion-MNIST,
 with the history on (``probe_size`` 2,000: a frame before training and after each epoch) and off
@@ -18,10 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
 
 TITLE = "## The latent map's history: its cost to training, and aligned frames"
 
@@ -42,9 +39,10 @@ QUICK = Settings(epochs=2, repeats=1, n_train=10_000)
 
 def train_once(root: Path, name: str, s: Settings, probe: int, ds, data_cfg) -> tuple[list[float], float, Path]:
     """One training; its per-epoch examples/s and the wall seconds it took."""
-    from vae import run as rf
     from vae.config import TrainConfig
-    from vae.train import new_run, train
+    from vae.runs import folder as rf
+    from vae.runs.folder import new_run
+    from vae.train import train
 
     run = new_run(root, name, ds, data_cfg, train_cfg=TrainConfig(epochs=s.epochs, probe_size=probe))
     t = time.perf_counter()
@@ -58,7 +56,7 @@ def train_once(root: Path, name: str, s: Settings, probe: int, ds, data_cfg) -> 
 
 def run(quick: bool = False, settings: Settings | None = None) -> str:
     """The section as markdown."""
-    from vae import history
+    from vae.analysis import history
     from vae.config import DataConfig
 
     s = settings or (QUICK if quick else FULL)
@@ -108,7 +106,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
             "for alignment, the same frames fitted independently "
             "(a PCA's axes can flip sign or swap from one frame to the next).",
             "",
-            "Reproduce alone: `python bench/bench_history.py [--quick]`",
+            "Reproduce alone: `python -m bench history [--quick]`",
             "",
         ]
     )

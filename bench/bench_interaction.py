@@ -1,6 +1,6 @@
 """Interaction latency of the app in headless Chromium: map drawn, slider step, map click, many sessions.
 
-    python bench/bench_interaction.py [--quick]
+    python -m bench interaction [--quick]
 
 Prints one markdown section (progress goes to stderr); ``run(quick)`` returns the same text for
 bench/run_all.py. What it does:
@@ -32,18 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from bench import browser_steps as steps
-    from bench import common
-    from bench.interaction_report import TITLE, Results, report
-    from bench.interaction_setup import RUN, SERVERS, Plan, Training, cache_maps, gc_probe, make_plan, train_run
-except ImportError:  # run as a script: bench/ is on sys.path
-    import browser_steps as steps
-    import common
-    from interaction_report import TITLE, Results, report
-    from interaction_setup import RUN, SERVERS, Plan, Training, cache_maps, gc_probe, make_plan, train_run
-
-from ui.serving import (
+from bench import common
+from bench.interaction_report import TITLE, Results, report
+from bench.interaction_setup import RUN, SERVERS, Plan, Training, cache_maps, gc_probe, make_plan, train_run
+from harness import browser_steps as steps
+from harness.serving import (
     CHROMIUM,  # noqa: F401 - where the smoke test looks for the browser
     async_chromium,
     missing_browser,

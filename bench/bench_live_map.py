@@ -1,6 +1,6 @@
 """The live latent map on the Train page: how soon after the trainer writes a frame the browser shows it.
 
-    python bench/bench_live_map.py [--quick]
+    python -m bench live_map [--quick]
 
 A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs; ``--quick``: digits) runs into a
 fresh runs folder served by ``streamlit run app.py``; headless Chromium opens its Train page
@@ -21,14 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-
-from ui.serving import chromium, missing_browser, serving, wait_idle
-from vae import history
-from vae import run as rf
+from bench import common
+from harness.serving import chromium, missing_browser, serving, wait_idle
+from vae.analysis import history
+from vae.runs import folder as rf
 
 TITLE = "## The live latent map: from a frame written to a frame on screen"
 RUN = "live"
@@ -113,7 +109,7 @@ def run(quick: bool = False) -> str:
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
         + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
         "Frames and epochs written before the page was open are left out.\n\n"
-        "Reproduce alone: `python bench/bench_live_map.py [--quick]`.\n"
+        "Reproduce alone: `python -m bench live_map [--quick]`.\n"
     )
 
 

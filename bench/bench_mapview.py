@@ -1,6 +1,6 @@
 """Explore's map in the browser: pointer → decoded picture latency, redraws/s, page load and JS heap.
 
-    python bench/bench_mapview.py [--quick]
+    python -m bench mapview [--quick]
 
 A Fashion-MNIST MLP VAE (quick: digits) is trained for one epoch, `streamlit run app.py` serves it on
 127.0.0.1 (UMAP warm-up off), and Playwright drives Debian's Chromium on the Explore page, PCA maps only:
@@ -26,15 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    from bench import common
-    from bench.run_all import cpu_pressure_total
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-    from run_all import cpu_pressure_total
-
-from ui.serving import chromium, serving, wait_idle
-from vae import run as rf
+from bench import common
+from bench.report import cpu_pressure_total
+from harness.serving import chromium, serving, wait_idle
+from vae.runs import folder as rf
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -42,7 +37,7 @@ except ImportError:  # run() fails at the browser launch with its own message
     PlaywrightTimeout = TimeoutError
 
 TITLE = "## Explore's map in the browser: pointer → decoded picture, redraws, page load, heap"
-COMMAND = "python bench/bench_mapview.py [--quick]"
+COMMAND = "python -m bench mapview [--quick]"
 VIEWPORT = {"width": 1400, "height": 1000}
 SWEEP_S = 2.0
 MAP_TIMEOUT_MS = 180_000

@@ -1,6 +1,6 @@
 """Projection: UMAP fit cold and warm, transform, inverse maps and trustworthiness, against PCA.
 
-    python bench/bench_projection.py [--quick]
+    python -m bench projection [--quick]
 
 The codes are real: posterior means of the default MLP VAE (784-400-20, trained 3 epochs with
 ``vae.train``) for the 60,000 training and 10,000 test images of Fashion-MNIST. Every measured setup
@@ -22,10 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
 
 TITLE = "## Projection: UMAP vs PCA (fit, transform, inverse, memory, trustworthiness)"
 
@@ -265,7 +262,7 @@ def _markdown(s: Settings, results: list, n_codes: int) -> str:
             "`inverse_transform` for our per-click lookups; the first fit of each process for its warm fit"
             + ("; the cold process for the cached (restart) row." if s.cold else "."),
             "",
-            "Reproduce alone: `python bench/bench_projection.py`",
+            "Reproduce alone: `python -m bench projection`",
             "",
         ]
     )

@@ -1,13 +1,13 @@
 """Model quality under a wall-clock budget: the app's default MLP and conv VAEs on Fashion-MNIST.
 
-    python bench/bench_quality.py [--quick]
+    python -m bench quality [--quick]
 
 Each model is trained once with ``vae.train`` (the Train page's Fashion-MNIST defaults: latent 20,
 batch 128, Adam 1e-3, beta 1; MLP hidden 400, conv channels 32, 64) until the long budget is spent;
 its weights are also snapshotted when the short budget is reached, so both rows of a model come from
 the same run. Budgets are wall-clock seconds from the start of training (data already in memory),
 the trainer's per-epoch test evaluation and checkpoints included. Each snapshot is measured with
-``vae.evaluate``: test negative ELBO (all test images), IWAE negative log-likelihood on a fixed test
+``vae.analysis.evaluate``: test negative ELBO (all test images), IWAE negative log-likelihood on a fixed test
 subset, active units and the 10-NN accuracy of the latent means; the baselines are 10-NN accuracy
 on raw pixels and on PCA of the pixels with as many dimensions as the latent space. Asserts nothing.
 """
@@ -21,15 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-
-from vae import evaluate
+from bench import common
+from vae.analysis import evaluate
 from vae.config import DataConfig, ModelConfig, TrainConfig
 from vae.models import build_model, count_parameters
-from vae.train import Trainer, new_run
+from vae.runs.folder import new_run
+from vae.train import Trainer
 
 TITLE = "## Model quality under a time budget: default MLP and conv VAEs"
 LATENT = ModelConfig().latent_dim  # the default latent size (vae/config.py): 20
@@ -198,7 +195,7 @@ def _markdown(s: Settings, ds, rows: list, base: list, n_sub: int) -> str:
             f"same split (second table); for −ELBO and IWAE, the other model and budget in the same table (the "
             f"reference loop's −ELBO is in the training section).",
             "",
-            "Reproduce alone: `python bench/bench_quality.py`",
+            "Reproduce alone: `python -m bench quality`",
             "",
         ]
     )

@@ -1,7 +1,7 @@
 """A faster recipe on CPU: bfloat16 autocast, a larger batch and Adam's β2, against the reference loop and
 the earlier default, on Fashion-MNIST.
 
-    python bench/bench_recipe.py [--quick]
+    python -m bench recipe [--quick]
 
 Each of our arms trains with ``vae.train`` (the same loop the app and the command line use) on all of
 Fashion-MNIST (60,000 / 10,000), 2 threads, seed 0, the latent history off; only the batch size, the learning
@@ -21,16 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    from bench import bench_train, common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import bench_train
-    import common
-
-from vae import run as rf
+from bench import bench_train, common
 from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
 from vae.data import load_dataset
-from vae.train import new_run, train
+from vae.runs import folder as rf
+from vae.runs.folder import new_run
+from vae.train import train
 
 TITLE = "## A faster recipe on CPU: bfloat16 autocast, a larger batch, Adam's β2"
 TARGET = 244.3  # nats: the reference loop's test -ELBO after 10 epochs
@@ -113,7 +109,7 @@ def run(quick: bool = False, arms: tuple[Arm, ...] = ARMS, reference: bool = Tru
             rows,
         )  # fmt: skip
         + "\n\nBaselines: the reference loop and the earlier default (the first two rows), in the same run.\n\n"
-        "Reproduce alone: `python bench/bench_recipe.py [--quick]`.\n"
+        "Reproduce alone: `python -m bench recipe [--quick]`.\n"
     )
 
 

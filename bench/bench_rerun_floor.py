@@ -1,6 +1,6 @@
 """What one server round trip costs the browser: Chromium's CPU per Streamlit rerun, the least a page can ask.
 
-    python bench/bench_rerun_floor.py [--quick]
+    python -m bench rerun_floor [--quick]
 
 Two pages, one session each, in headless Chromium on this machine: a minimal Streamlit script (a fragment
 holding one slider and one 224-px picture that changes with it) and the Decode page with its server sliders
@@ -20,12 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-
-from ui.serving import chromium, free_port, serving, stop_server, wait_healthy
+from bench import common
+from harness.serving import chromium, free_port, serving, stop_server, wait_healthy
 
 TITLE = "## One server round trip: the browser's CPU per Streamlit rerun"
 MINIMAL = """import numpy as np
@@ -142,7 +138,7 @@ def run(quick: bool = False) -> str:
         f"{TITLE}\n\nOne session, headless Chromium, 2 cores; each step waits for its new picture, then 0.3 s.\n\n"
         + common.table(["page", "steps", "Chromium CPU per step, ms", "step p50 ms", "step p95 ms"], rows)
         + "\n\nBaseline: the Decode page's server sliders, in the same run.\n\n"
-        "Reproduce alone: `python bench/bench_rerun_floor.py [--quick]`.\n"
+        "Reproduce alone: `python -m bench rerun_floor [--quick]`.\n"
     )
 
 

@@ -1,6 +1,6 @@
 """Scaling with the number of examples: training time per epoch and map time, 5k -> 70k.
 
-    python bench/bench_scaling.py [--quick]
+    python -m bench scaling [--quick]
 
 Training: ``vae.train`` with the default MLP (784-400-20, batch 128, Adam 1e-3, 2 threads) on the
 first N Fashion-MNIST images (training images, then test images past 60,000); the time per epoch is
@@ -17,10 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
+from bench import common
 
 TITLE = "## Scaling: training time per epoch and map time vs number of examples"
 
@@ -46,7 +43,8 @@ def epoch_seconds(n: int, epochs: int) -> float:
     import torch
 
     from vae.config import DataConfig, TrainConfig
-    from vae.train import Trainer, new_run
+    from vae.runs.folder import new_run
+    from vae.train import Trainer
 
     ds = common.load_fashion()
     x = torch.cat([ds.x_train, ds.x_test])[:n]  # (n, 1, 28, 28)
@@ -155,7 +153,7 @@ def _markdown(s: Settings, train_s: dict, proj: dict) -> str:
             "Baselines: the smallest N in the same table (time should grow about linearly in N); PCA in the same "
             "process for the maps.",
             "",
-            "Reproduce alone: `python bench/bench_scaling.py`",
+            "Reproduce alone: `python -m bench scaling`",
             "",
         ]
     )

@@ -1,6 +1,6 @@
 """Training throughput and quality: our trainer vs the classic reference loop, on Fashion-MNIST.
 
-    python bench/bench_train.py [--quick]
+    python -m bench training [--quick]
 
 The baseline is the PyTorch-examples VAE loop: a per-sample ``Dataset`` (uint8 image -> float
 tensor, as torchvision's ``ToTensor`` does) in a ``torch.utils.data.DataLoader`` (batch 128,
@@ -24,13 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-try:
-    from bench import common
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-
+from bench import common
 from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
-from vae.train import Trainer, new_run
+from vae.runs.folder import new_run
+from vae.train import Trainer
 
 TITLE = "## Training throughput: `vae.train` vs the PyTorch-examples loop"
 
@@ -234,7 +231,7 @@ def _markdown(s: Settings, rows: dict, budgets: list, n: int, n_test: int) -> st
             f"the issue's target is ≥ 3× its examples/s with an equal or better test −ELBO at its wall-clock. "
             f"Per-repeat examples/s: {per_rep}.",
             "",
-            "Reproduce alone: `python bench/bench_train.py`",
+            "Reproduce alone: `python -m bench training`",
             "",
         ]
     )

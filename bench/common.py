@@ -1,12 +1,11 @@
 """Shared helpers for the benchmark sections: data, latent codes, markdown tables, the command line.
 
 Every section module exposes ``run(quick: bool = False) -> str`` (a markdown section) and can be run
-alone (``python bench/bench_X.py [--quick]`` prints it). Progress goes to stderr, markdown to stdout.
+alone (``python -m bench X [--quick]`` prints it). Progress goes to stderr, markdown to stdout.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -21,8 +20,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 FASHION = "fashion-mnist"
 
@@ -152,9 +149,10 @@ def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarra
 
     import torch
 
+    from vae.analysis.evaluate import encode
     from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
-    from vae.evaluate import encode
-    from vae.train import Trainer, new_run
+    from vae.runs.folder import new_run
+    from vae.train import Trainer
 
     ds = load_fashion(n_train, None)
     with tempfile.TemporaryDirectory(prefix="bench-codes-") as root:
@@ -220,7 +218,8 @@ def spawn_child(script: str, spec: dict, **env: str) -> dict:
     ``env`` is added to the child's environment; ``process_s`` in the result is the whole process's time.
     The child's stderr (its progress lines) is captured: return what the parent should report.
     """
-    cmd = [sys.executable, str(Path(script).resolve()), "--child", json.dumps(spec)]
+    module = "bench." + Path(script).stem  # bench/ is a package: its modules run with -m, never by path
+    cmd = [sys.executable, "-m", module, "--child", json.dumps(spec)]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=child_env(**env), capture_output=True, text=True)
     if done.returncode != 0:
@@ -231,19 +230,14 @@ def spawn_child(script: str, spec: dict, **env: str) -> dict:
 
 
 def main(run: Callable[..., str], doc: str | None, child: Callable[[dict], dict] | None = None) -> None:
-    """``python bench/bench_X.py [--quick]``: print the section's markdown.
-
-    With ``child``, ``python bench/bench_X.py --child JSON`` prints ``child(spec)`` as JSON instead
-    (the fresh process ``spawn_child`` starts).
-    """
+    """``python -m bench.bench_X --child JSON``: print ``child(spec)`` as JSON (the fresh process ``spawn_child``
+    starts). Any other command line is ``python -m bench``'s for this module's benchmark."""
     if child is not None and len(sys.argv) == 3 and sys.argv[1] == "--child":
         print(json.dumps(child(json.loads(sys.argv[2]))))
         return
-    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets, for a smoke check (about a minute)")
-    args = parser.parse_args()
-    t = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # only the markdown goes to stdout
-        text = run(quick=args.quick)
-    print(text)
-    log(f"done in {time.perf_counter() - t:.0f} s")
+    from bench.__main__ import main as bench_main
+    from bench.registry import BENCHMARKS
+
+    module = getattr(run, "__module__", "")
+    names = [b.name for b in BENCHMARKS if b.module == module]
+    sys.exit(bench_main([*names, *sys.argv[1:]]))

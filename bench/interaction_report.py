@@ -8,17 +8,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-try:
-    from bench import common
-    from bench.browser_steps import View
-    from bench.interaction_setup import SERVERS, Plan
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-    from browser_steps import View
-    from interaction_setup import SERVERS, Plan
+from bench import common
+from bench.interaction_setup import SERVERS, Plan
+from harness.browser_steps import View
 
 TITLE = "## Interaction in headless Chromium"
-COMMAND = "python bench/bench_interaction.py [--quick]"
+COMMAND = "python -m bench interaction [--quick]"
 
 
 @dataclass

@@ -19,14 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    from bench import common
-    from bench.browser_steps import View
-except ImportError:  # run as a script: bench/ is on sys.path
-    import common
-    from browser_steps import View
-
-from vae import run as rf
+from bench import common
+from harness.browser_steps import View
+from vae.runs import folder as rf
 
 RUN = "bench-interaction"
 BATCH = 128  # the command line's default batch size (both trainings use it)
