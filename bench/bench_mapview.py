@@ -28,7 +28,7 @@ import numpy as np
 
 from bench import common
 from bench.report import cpu_pressure_total
-from harness.serving import chromium, serving, wait_idle
+from harness.serving import chromium, display_toggle, serving, wait_idle
 from vae.runs import folder as rf
 
 try:
@@ -75,7 +75,9 @@ SERVER_SHOWN = """() => {
 }"""
 # Plot area and every data point's page pixel; with grid=true, trace 0 is the server chart's click grid.
 GEOMETRY = """([sel, grid]) => {
-  const gd = document.querySelector(sel), r = gd.getBoundingClientRect();
+  const gd = document.querySelector(sel);
+  gd.scrollIntoView({block: 'center', behavior: 'instant'});  // the map is taller than the view: bring it in
+  const r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
   const px = (t) => Array.from(t.x, (v) => left + xa.l2p(v)), py = (t) => Array.from(t.y, (v) => top + ya.l2p(v));
@@ -445,7 +447,7 @@ def run(quick: bool = False) -> str:
                 r["hover"] = hover_latencies(page, s.hovers, rng)
                 r["fps"], r["moves"] = sweep(page)
             common.log("mapview: server path (baseline)")
-            page.get_by_text(SERVER_TOGGLE, exact=True).click()
+            display_toggle(page, SERVER_TOGGLE)
             for v in reversed(s.views):  # the last map is on screen: no new map to compute first
                 common.log(f"mapview: {v.n:,} points, server clicks")
                 page.wait_for_timeout(200)

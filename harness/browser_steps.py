@@ -80,7 +80,9 @@ ARM_MAP = (
 )
 # Page pixel of point i of trace c (Plotly's own axes: plot box + axis offset + l2p).
 POINT_XY = """([c, i]) => {
-  const gd = document.querySelector('.js-plotly-plot'), r = gd.getBoundingClientRect();
+  const gd = document.querySelector('.js-plotly-plot');
+  gd.scrollIntoView({block: 'center', behavior: 'instant'});  // a tall map: bring it into the view
+  const r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, t = gd._fullData[c];
   const j = i % t.x.length;
   return {x: r.left + xa._offset + xa.l2p(t.x[j]), y: r.top + ya._offset + ya.l2p(t.y[j])};

@@ -181,3 +181,11 @@ def pick_run(page, run: str) -> None:
     page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").click()
     page.get_by_role("option", name=run, exact=True).click()
     wait_idle(page)
+
+
+def display_toggle(page, label: str) -> None:
+    """Flip one of Explore's display toggles (they sit in its "Display" popover above the map), with Playwright's
+    sync API, and close the popover again."""
+    page.get_by_role("button", name="Display").click()
+    page.get_by_text(label, exact=True).click()
+    page.keyboard.press("Escape")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -37,3 +38,8 @@ def open_app(
     if check:
         assert not at.exception, at.exception
     return at
+
+
+def shown(text: str) -> str:
+    """What a person reads of Markdown that ``ui.text.plain`` escaped (its backslashes gone)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)

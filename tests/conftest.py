@@ -89,8 +89,10 @@ def runs(trained_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(root))
     monkeypatch.delenv("LATENT_EXPLORER_MAX_JOBS", raising=False)
     yield root
-    for run in jobs.active_runs(root):
-        jobs.stop(run, wait=20)
+    for run in jobs.active_runs(root):  # a training this test started (not a status it wrote naming itself)
+        pid = jobs.refresh_status(run).get("pid")
+        if pid and pid != os.getpid():
+            jobs.stop(run, wait=20)
 
 
 @pytest.fixture

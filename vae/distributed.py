@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .launch import LAUNCHED, STORE_FD
+
 DEVICES = ("auto", "cpu", "cuda")
 COMMANDS = ("", "pause", "stop")
 TIMEOUT = datetime.timedelta(minutes=10)  # a rank that waits longer than this for the others fails the run
@@ -48,6 +50,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _loopback_store(world: int) -> dist.TCPStore:
+    """The process group's store, on 127.0.0.1: rank 0 serves it on the socket ``vae.launch`` bound and handed down
+    (``STORE_FD``), the others connect to it."""
+    rank, fd = int(os.environ["RANK"]), os.environ.pop(STORE_FD, None)
+    listen_fd = int(fd) if fd is not None and rank == 0 else None
+    return dist.TCPStore("127.0.0.1", int(os.environ["MASTER_PORT"]), world, rank == 0, timeout=TIMEOUT,
+                         master_listen_fd=listen_fd)  # fmt: skip
+
+
 @dataclass
 class Ranks:
     """This process's place among the training processes (a world of one without torchrun)."""
@@ -64,7 +75,11 @@ class Ranks:
             return cls()
         if not dist.is_initialized():
             backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
-            dist.init_process_group(backend=backend, timeout=TIMEOUT)
+            if os.environ.get(LAUNCHED):  # vae.launch: the store on 127.0.0.1 only
+                dist.init_process_group(backend=backend, timeout=TIMEOUT, store=_loopback_store(world),
+                                        rank=int(os.environ["RANK"]), world_size=world)  # fmt: skip
+            else:  # torchrun (one machine or several): its own store
+                dist.init_process_group(backend=backend, timeout=TIMEOUT)
         return cls(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
     @property

@@ -129,6 +129,7 @@ class Trainer:
         g = torch.Generator().manual_seed(self.cfg.seed + 3)
         self.z_samples = torch.randn(self.cfg.grid_size**2, self.model_cfg.latent_dim, generator=g).to(dtype)
         self._steps_per_epoch = math.ceil(len(self.x_train) / self.global_batch)
+        self._log_every = min(self.cfg.log_every, max(1, self._steps_per_epoch // 2))  # 2 points an epoch at least
         self.x_probe = None
         if self.ranks.main:
             self._setup_history(resume)
@@ -274,7 +275,7 @@ class Trainer:
                 d["n"] += b
             if s.elapsed - self._frame_elapsed >= history.FRAME_SECONDS and s.pos < steps_per_epoch:
                 self.record_frame()  # a long epoch: a frame every FRAME_SECONDS of training too
-            if s.step % self.cfg.log_every == 0:
+            if s.step % self._log_every == 0:
                 rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
                 eta = (total_steps - s.step) / max(rate, 1e-9)
                 window = self.ranks.sums(window)  # every rank's share of the window
@@ -313,10 +314,12 @@ class Trainer:
             "epoch_seconds": seconds, "elapsed_s": s.elapsed, "examples_per_s": len(self.x_train) / max(seconds, 1e-9),
             "eta_s": eta,
         }  # fmt: skip
+        # the record before the checkpoint: a kill between them leaves a record of steps the resume redoes (and
+        # drops), never a checkpoint whose epoch has no record
+        self.log(record)
         self._save_state()
         self.save_pictures()
         self.record_frame(record.get("test_elbo"))
-        self.log(record)
         self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
 
     def _report_write_failure(self, e: OSError) -> None:

@@ -81,7 +81,7 @@ ROOMS = {
     "cli": {"core", "data", "runs", "projection", "web", "analysis", "train"},
     "main": {"cli"},
 }
-LIGHT = {"vae.runs.fileio", "vae.runs.places"}  # atomic writes and where runs live: any room may use them
+LIGHT = {"vae.runs.fileio", "vae.runs.guard", "vae.runs.places"}  # atomic writes, untrusted reads, where runs live
 EXCEPTIONS = {("vae.runs.standby", "vae.train")}  # the standby process preloads the trainer before a run exists
 
 

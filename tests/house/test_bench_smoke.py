@@ -46,6 +46,7 @@ def check_section(markdown: str, title: str, expected_rows: list[str]) -> list[l
     return rows
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist")
 def test_training_section():
     s = bench_train.Settings(epochs=1, repeats=1, n_train=2_000, n_test=500)
@@ -55,6 +56,7 @@ def test_training_section():
     assert [r[1] for r in rows] == ["128"] + [str(b) for b, _ in s.arms]  # batch column
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist")
 def test_quality_section():
     s = bench_quality.Settings(short_s=1.0, long_s=2.0, iwae_k=10, iwae_n=100, n_train=2_000, n_test=500)
@@ -64,6 +66,7 @@ def test_quality_section():
     assert "K = 10" in md
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist")
 def test_projection_section():
     s = bench_projection.Settings(
@@ -74,6 +77,7 @@ def test_projection_section():
     check_section(md, bench_projection.TITLE, expected + ["our grid lookup", "800"])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist")
 def test_scaling_section():
     s = bench_scaling.Settings(sizes=(500, 1_000), epochs=2, grid=8, warmup_n=300, **TINY_CODES)
@@ -134,6 +138,7 @@ def test_the_stamp_names_the_machine_versions_and_commit():
         assert needle in text
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist")
 def test_history_section():
     s = bench_history.Settings(epochs=1, repeats=1, n_train=2_000, probe_size=300)
@@ -141,6 +146,7 @@ def test_history_section():
     check_section(md, bench_history.TITLE, ["history off", "history on", "PCA per frame, aligned"])
 
 
+@pytest.mark.slow
 def test_disentanglement_section():
     s = bench_disentanglement.Settings(count=1200, epochs=1, arms=(("β = 4", 4.0, 0.0),), max_train=200, max_test=150)
     md = bench_disentanglement.run(settings=s)

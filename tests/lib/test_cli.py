@@ -96,6 +96,8 @@ def test_evaluate(trained, capsys):
     code, out = run_json(capsys, "--runs-dir", str(root), "evaluate", "cli-run", "--iwae", "5", "--json")
     assert code == 0
     assert out["iwae_k"] == 5 and out["iwae_ll"] > out["test_elbo"] and "knn_accuracy" in out
+    parts = [out["index_code_mi"], out["total_correlation"], out["dimension_wise_kl"]]  # the KL split three ways
+    assert sum(parts) == pytest.approx(out["test_kl"], rel=0.2) and parts[0] > 0
 
 
 def test_embed_writes_codes_and_coordinates(trained, capsys):
@@ -163,6 +165,7 @@ def test_bad_requests_get_one_sentence_and_exit_2(tmp_path, capsys, argv, match)
     assert code == 2 and match in out["error"]
 
 
+@pytest.mark.slow
 def test_errors_are_sentences_not_tracebacks(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "vae", "--runs-dir", str(tmp_path), "train", "--beta", "-1"],
@@ -224,3 +227,11 @@ def test_evaluate_and_embed_take_a_device(trained, capsys):
     for command in (["evaluate", "cli-run"], ["embed", "cli-run", "--method", "pca"]):
         code, out = run_json(capsys, "--runs-dir", str(root), *command, "--device", "cuda", "--json")
         assert code == 2 and "no CUDA GPU" in out["error"]
+
+
+def test_help_lists_the_commands_a_person_uses_and_hides_the_apps_worker(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "train" in text and "export" in text
+    assert "worker" not in text and "SUPPRESS" not in text

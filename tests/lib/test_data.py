@@ -135,6 +135,7 @@ def test_available_datasets_with_root(tmp_path):
     assert "dataset-fashion-mnist" in entries["fashion-mnist"]["how_to_get"]
 
 
+@pytest.mark.slow
 def test_import_runs_nothing():
     code = "import sys, vae.data; assert not {'sklearn', 'pandas', 'PIL'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -23,6 +23,7 @@ def epochs_of(tmp_path, digits, name: str, **train_cfg) -> list[dict]:
     return [m for m in rf.read_metrics(run) if m.get("type") == "epoch"]
 
 
+@pytest.mark.slow
 def test_a_large_beta_collapses_and_raises_the_alarm_the_default_does_not(tmp_path, digits):
     collapsed = epochs_of(tmp_path, digits, "beta8", beta=8.0)
     default = epochs_of(tmp_path, digits, "beta1")
@@ -33,6 +34,7 @@ def test_a_large_beta_collapses_and_raises_the_alarm_the_default_does_not(tmp_pa
     assert len(default[-1]["test_kl_per_dim"]) == 8  # what the heat strip draws, per epoch
 
 
+@pytest.mark.slow
 def test_free_bits_keeps_the_collapsing_configurations_units_active(tmp_path, digits):
     plain = epochs_of(tmp_path, digits, "plain", beta=8.0)
     floored = epochs_of(tmp_path, digits, "floored", beta=8.0, free_bits=0.5)

@@ -64,6 +64,7 @@ def test_mig_is_high_for_the_factors_themselves_and_clearly_lower_rotated(factor
     assert mig(np.random.default_rng(0).normal(size=code.shape), test) < 0.05
 
 
+@pytest.mark.slow
 def test_dci_and_sap_are_high_for_the_factors_and_lower_rotated(factors):
     train, test = factors[0][:500], factors[1]
     exact = dci(standardised(train), train, standardised(test), test)
@@ -97,6 +98,7 @@ def test_batch_scores_are_perfect_for_the_factors_and_lower_rotated():
     assert beta_vae_score(truth, rotated, **small) < beta_vae_score(truth, exact, **small)
 
 
+@pytest.mark.slow
 def test_scores_are_deterministic_for_a_seed(factors):
     train, test = factors[0][:400], factors[1][:200]
     code_train, code_test = standardised(train) @ ROTATION, standardised(test) @ ROTATION
@@ -140,6 +142,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vae", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_command_line_reports_every_score_under_its_key(sprites_run):
     done = cli("evaluate", str(sprites_run), "--iwae", "0", "--disentanglement", "--json")
     assert done.returncode == 0, done.stderr
@@ -155,12 +158,14 @@ def test_the_command_line_reports_every_score_under_its_key(sprites_run):
     assert rf.read_evaluation(sprites_run)["disentanglement"] == scores  # the Runs page reads them from here
 
 
+@pytest.mark.slow
 def test_data_without_factors_gets_a_sentence(trained_runs):
     done = cli("evaluate", str(trained_runs / "digits-small"), "--iwae", "0", "--disentanglement")
     assert done.returncode != 0
     assert "no known factors" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_runs_page_scores_a_sprites_run_and_shows_them_beside_the_others(sprites_run, monkeypatch):
 
     monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(sprites_run.parent))
@@ -198,6 +203,7 @@ def test_an_evaluation_with_scores_that_are_not_numbers_is_flagged():
         assert evaluation_problem({**ev, "disentanglement": bad}) == "its disentanglement scores are not numbers"
 
 
+@pytest.mark.slow
 def test_embed_writes_the_sprites_factors_as_columns(sprites_run, tmp_path):
     import pandas as pd
 

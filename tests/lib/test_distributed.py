@@ -5,6 +5,7 @@ The runs are real: scikit-learn's digits, a small MLP, one torch thread per proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -54,6 +55,7 @@ def trained_weights(run: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
 
 
+@pytest.mark.slow
 def test_two_processes_at_batch_64_train_like_one_at_batch_128(tmp_path, capsys):
     """Same seed, same global permutation and noise, same global batch: after 300 steps (25 epochs of
     1,437 digits, the last batch of each epoch split 15 / 14) the weights agree. 1×128 and 2×64 sum each
@@ -89,6 +91,7 @@ def wait_state(run: Path, states: set[str], timeout: float = 120) -> dict:
     raise AssertionError(f"{run.name} never reached {states}: {rf.read_status(run)}")
 
 
+@pytest.mark.slow
 def test_two_processes_pause_resume_stop_and_resume_from_the_checkpoint(tmp_path):
     run = tmp_path / "ctl"
     proc = torchrun(tmp_path, 2, *MODEL, "--epochs", "400", "--batch", "32", "--name", "ctl")
@@ -119,6 +122,7 @@ def test_two_processes_pause_resume_stop_and_resume_from_the_checkpoint(tmp_path
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # one history, no step twice
 
 
+@pytest.mark.slow
 def test_resuming_with_another_number_of_processes_says_how(tmp_path, capsys):
     code, log = finish(torchrun(tmp_path, 2, *MODEL, "--epochs", "1", "--batch", "64", "--name", "w2"))
     assert code == 0, log
@@ -127,6 +131,7 @@ def test_resuming_with_another_number_of_processes_says_how(tmp_path, capsys):
     assert "trained by 2 process(es)" in err and "torchrun --nproc_per_node" in err
 
 
+@pytest.mark.slow
 def test_a_killed_rank_fails_the_run_with_a_sentence(tmp_path):
     run = tmp_path / "dies"
     proc = torchrun(tmp_path, 2, *MODEL, "--epochs", "400", "--batch", "32", "--name", "dies")
@@ -192,9 +197,39 @@ def test_shards_cover_a_global_batch_once(n, world):
     assert max(sizes) - min(sizes) <= 1
 
 
+def listening_addresses(pids: list[int]) -> set[str]:
+    """The local addresses (IP as text) of the listening TCP sockets ``pids`` hold (from /proc)."""
+    import ipaddress
+
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word little-endian
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def rank_pids(launcher: int) -> list[int]:
+    """The launcher's child processes (the ranks)."""
+    kids = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    return [int(k) for k in kids]
+
+
+@pytest.mark.slow
 def test_the_apps_background_training_runs_in_two_processes_and_stops_from_the_app(tmp_path):
-    """``jobs.start(procs=2)`` (what the Train page launches on a machine with the cores): torchrun, rank 0's
-    pid in the status, the run trains as two processes, and the app's Stop (SIGTERM to that pid) ends both."""
+    """``jobs.start(procs=2)`` (what the Train page launches on a machine with the cores): two ranks whose sockets
+    listen on 127.0.0.1 only (torchrun's store listened on every interface), rank 0's pid in the status, the run
+    trains as two processes, and the app's Stop (SIGTERM to that pid) ends both."""
     from vae.config import DataConfig, TrainConfig
     from vae.data import load_dataset
     from vae.runs import jobs
@@ -203,12 +238,16 @@ def test_the_apps_background_training_runs_in_two_processes_and_stops_from_the_a
     cfg = DataConfig(name="digits")
     run = new_run(tmp_path, "two", load_dataset(cfg), cfg, latent_dim=4, hidden=(64,),
                   train_cfg=TrainConfig(epochs=400, batch_size=32, threads=1, probe_size=0))  # fmt: skip
-    jobs.start(run, procs=2)
+    launcher = jobs.start(run, procs=2)
     while rf.read_status(run).get("step", 0) < 30:
         assert jobs.refresh_status(run)["state"] in jobs.ACTIVE_STATES, rf.log_path(run).read_text()[-2000:]
         time.sleep(0.1)
     status = rf.read_status(run)
     assert status["processes"] == 2 and status["state"] == "running"
+    ranks = rank_pids(launcher)
+    assert len(ranks) == 2 and status["pid"] in ranks
+    listening = listening_addresses([launcher, *ranks])
+    assert listening and listening <= {"127.0.0.1", "::1"}, listening  # the store and gloo: loopback only
     assert status["pid"] and status["pid"] != os.getpid()
     final = jobs.stop(run, wait=60)
     assert final["state"] == "stopped", final

@@ -19,6 +19,7 @@ def digit_codes(trained_runs) -> np.ndarray:
     return mu  # (1797, 4)
 
 
+@pytest.mark.slow
 def test_umap_scores_higher_than_a_random_projection_on_real_codes(digit_codes):
     umap = LatentProjector(method="umap").fit(digit_codes).embedding_
     random = digit_codes @ np.random.default_rng(0).normal(size=(digit_codes.shape[1], 2))

@@ -53,6 +53,7 @@ def test_aligned_frames_move_items_less_than_independent_fits(trained_runs):
                                    rtol=1e-5)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_history_survives_a_sigkill_and_a_resume(runs):
     from vae.config import TrainConfig
 

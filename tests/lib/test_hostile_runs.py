@@ -21,7 +21,7 @@ from vae.cli.main import main
 from vae.config import DataConfig
 from vae.data import load_dataset
 from vae.runs import folder as rf
-from vae.runs import jobs
+from vae.runs import jobs, listing
 from vae.runs.runzip import import_run_zip, run_zip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +71,7 @@ def test_the_runs_page_shows_a_broken_run_and_deletes_it(runs):
     assert not at.exception and not (runs / "bad").exists() and (runs / RUN).is_dir()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["explore", "decode", "interpolate", "train"])
 def test_every_page_says_a_broken_run_in_a_sentence(runs, page):
     break_config(runs / RUN, model={"input_shape": [3, 10**9, 10**9]})
@@ -130,7 +131,7 @@ def test_a_tab_whose_run_was_deleted_elsewhere_falls_back_with_a_note(runs):
 
 RACER = """
 import sys, time
-from vae import jobs
+from vae.runs import jobs
 go = float(sys.argv[2])
 time.sleep(max(0.0, go - time.time()))  # every racer clicks Start at the same instant
 try:
@@ -141,6 +142,7 @@ except ValueError as e:
 """
 
 
+@pytest.mark.slow
 def test_three_simultaneous_starts_admit_only_one_when_the_limit_is_one(runs):
     import subprocess
     import sys
@@ -165,6 +167,7 @@ def test_three_simultaneous_starts_admit_only_one_when_the_limit_is_one(runs):
             jobs.stop(n, wait=20)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", ["finished", "running"])
 def test_stop_never_signals_a_process_that_is_not_the_runs_training(runs, state):
     """A status file's pid outlives its process; the number may since belong to any other program."""
@@ -263,4 +266,4 @@ def test_values_beyond_float32_are_refused_not_turned_into_infinities(tmp_path):
 def test_the_admission_lock_is_hidden_from_the_run_list(runs):
     jobs_lock = runs / jobs.ADMISSION_LOCK
     jobs_lock.touch()
-    assert rf.run_names(runs) == [RUN] and os.path.basename(jobs_lock).startswith(".")
+    assert listing.run_names(runs) == [RUN] and os.path.basename(jobs_lock).startswith(".")

@@ -141,6 +141,7 @@ def fashion_model(fashion_mnist, tmp_path_factory):
 @pytest.mark.parametrize(
     ("source", "target"), [(0, 1), (7, 9), (8, 3)]
 )  # T-shirt→Trouser, Sneaker→Ankle boot, Bag→Dress
+@pytest.mark.slow
 def test_moving_items_toward_a_class_makes_a_classifier_see_that_class(fashion_model, source, target):
     """Fashion-MNIST: items of one class moved along mean(target) - mean(source), decoded and encoded again, are
     judged more likely of the target class by a logistic regression fit on the training set's latent means

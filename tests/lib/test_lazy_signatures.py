@@ -53,6 +53,7 @@ def test_a_jitted_caller_compiles_its_deferred_callee_with_the_declared_signatur
     assert [str(s) for s in callee.signatures] == ["(float64, int64)"]
 
 
+@pytest.mark.slow
 def test_importing_umap_defers_pynndescents_compiles_until_they_are_used(tmp_path):
     """In a new process with an empty numba cache: after ``import_umap`` pynndescent's functions with declared
     signatures are not compiled, and one compiles its own signature when called."""

@@ -45,6 +45,7 @@ def worker():
 # ---------------------------------------------------------------- real worker processes
 
 
+@pytest.mark.slow
 def test_the_worker_fits_the_map_this_process_would_and_reports_progress(tmp_path, codes, worker):
     seen = []
     worker.fit(tmp_path / "a", "umap-digits", codes, {"method": "umap"}, lambda f, m: seen.append((f, m)), GRID,
@@ -61,6 +62,7 @@ def test_the_worker_fits_the_map_this_process_would_and_reports_progress(tmp_pat
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["umap-digits.npz"]  # the codes' file is gone
 
 
+@pytest.mark.slow
 def test_a_server_using_the_worker_never_loads_umap(tmp_path, codes):
     """The point of the worker: the server's process compiles nothing and holds no GIL for a fit."""
     np.save(tmp_path / "codes.npy", codes)
@@ -81,6 +83,7 @@ def test_a_server_using_the_worker_never_loads_umap(tmp_path, codes):
     assert done.stdout.split()[-5:] == ["umap", "(400,", "2)", "False", "False"], done.stdout
 
 
+@pytest.mark.slow
 def test_a_map_the_worker_cannot_fit_comes_back_as_its_sentence(tmp_path, codes, worker):
     with pytest.raises(ValueError, match="at least 5 rows"):
         worker.fit(tmp_path, "umap-tiny", codes[:3], {"method": "umap"}, None, GRID)
@@ -88,6 +91,7 @@ def test_a_map_the_worker_cannot_fit_comes_back_as_its_sentence(tmp_path, codes,
     assert (tmp_path / "umap-next.npz").is_file()
 
 
+@pytest.mark.slow
 def test_a_worker_that_ended_is_started_again(tmp_path, codes, worker):
     first = worker.start()
     first.kill()
@@ -116,6 +120,7 @@ def test_a_worker_that_cannot_start_raises_worker_gone(tmp_path, codes, worker, 
         worker.fit(tmp_path, "umap-none", codes, {"method": "umap"}, None, GRID)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_path):
     """Ctrl+C reaches the whole foreground process group: the worker must end, and quietly."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -254,6 +254,7 @@ def test_tsne_fits_but_cannot_transform_or_invert(digits):
 # ----------------------------------------------------------------------------- UMAP
 
 
+@pytest.mark.slow
 def test_umap_embedding_is_finite_and_places_held_out_digits_near_their_class(umap_proj, digits):
     Z, y, Z_test, y_test = digits
     assert umap_proj.embedding_.shape == (len(Z), 2) and umap_proj.embedding_.dtype == np.float32
@@ -280,6 +281,7 @@ def test_inverse_grid_is_finite_and_covers_the_map(umap_proj, digits):
     assert umap_proj.grid_y_[0] < lo[1] and umap_proj.grid_y_[-1] > hi[1]
 
 
+@pytest.mark.slow
 def test_small_maps_get_exact_neighbours_from_scikit_learn(umap_proj, digits):
     """Under SMALL_MAP codes umap computes all distances in a Python loop over pairs; we hand it each code's
     exact neighbours (itself first, at distance 0) and a search index for its transform."""
@@ -297,6 +299,7 @@ def test_small_maps_get_exact_neighbours_from_scikit_learn(umap_proj, digits):
     np.testing.assert_array_equal(q_idx[:, 0], [0, 1, 2])
 
 
+@pytest.mark.slow
 def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchanged(umap_proj):
     """umap's inverse transform walks the map's Delaunay graph from each point; ours walks it faster and must
     give the same vertices in the same order, so the inverted codes are the very same."""
@@ -331,6 +334,7 @@ def test_our_breadth_first_search_answers_as_umaps_and_leaves_the_inverse_unchan
     assert np.array_equal(fast, slow)
 
 
+@pytest.mark.slow
 def test_our_inverse_layout_answers_as_umaps_and_compiles_once(umap_proj):
     """umap's ``optimize_layout_inverse`` jits its epoch function anew on every call (0.5-0.9 s of each map's
     inverse grid); ours jits it once per process: the inverted codes must be the very same."""
@@ -352,6 +356,7 @@ def test_our_inverse_layout_answers_as_umaps_and_compiles_once(umap_proj):
     assert np.array_equal(ours, theirs) and not np.array_equal(ours, again)
 
 
+@pytest.mark.slow
 def test_every_patch_of_umaps_internals_is_installed_and_a_map_is_the_same_through_umaps_own_code(digits):
     """The fence around our patches of umap-learn (vae/projection/umap_runtime.py): each is in place with the
     installed versions, and a map with its inverse grid fitted through them equals the one fitted through
@@ -728,3 +733,22 @@ def test_a_warm_up_for_the_disk_cache_skips_only_the_inverse_layouts_epochs(monk
     assert calls == [] and not umap_runtime._WARMING_FOR_DISK.on
     warm_up(points=200)
     assert calls and calls == list(range(len(calls)))
+
+
+def test_a_watched_training_leaves_the_maps_of_its_latest_two_checkpoints_only(tmp_path, digits):
+    """Explore following a training fits a map per checkpoint: the folder keeps the latest two checkpoints'."""
+    import os
+    import time
+
+    from vae.projection.cache import MAX_MAPS, cached_projection
+
+    Z = digits[0][:300]
+    for epoch in range(5):
+        for method in ("pca", "pca-again"):
+            key = f"{method}-{epoch}"
+            cached_projection(tmp_path, key, Z + epoch, {"method": "pca"}, checkpoint=f"ck{epoch}", split="test")
+            t = time.time() + epoch * 10 + (method == "pca-again")  # distinct mtimes, in order
+            os.utime(tmp_path / f"{key}.npz", (t, t))
+    cached_projection(tmp_path, "pca-5", Z, {"method": "pca"}, checkpoint="ck4", split="test")
+    left = sorted(p.stem for p in tmp_path.glob("*.npz"))
+    assert left == ["pca-3", "pca-4", "pca-5", "pca-again-3", "pca-again-4"] and len(left) <= MAX_MAPS

@@ -8,6 +8,7 @@ import torch
 from vae.config import DataConfig, ModelConfig, TrainConfig
 from vae.models import build_model
 from vae.runs import folder as rf
+from vae.runs import listing
 
 MODEL = ModelConfig(input_shape=(1, 28, 28), arch="conv", latent_dim=3, channels=(4, 8))
 
@@ -146,16 +147,16 @@ def test_jsonl_skips_a_torn_last_line(tmp_path):
 
 def test_list_rename_delete(run, tmp_path):
     path, _ = run
-    runs = rf.list_runs(tmp_path)
+    runs = listing.list_runs(tmp_path)
     assert [r["name"] for r in runs] == ["demo"] and runs[0]["has_model"]
-    assert rf.run_names(tmp_path) == ["demo"]
+    assert listing.run_names(tmp_path) == ["demo"]
     new = rf.rename_run(tmp_path, "demo", "renamed")
     assert new.name == "renamed" and rf.is_run(new)
     rf.create_run(tmp_path, "other", MODEL, TrainConfig(), DataConfig())
     with pytest.raises(ValueError, match="already exists"):
         rf.rename_run(tmp_path, "renamed", "other")
     rf.delete_run(tmp_path, "renamed")
-    assert [r["name"] for r in rf.list_runs(tmp_path)] == ["other"]
+    assert [r["name"] for r in listing.list_runs(tmp_path)] == ["other"]
     with pytest.raises(FileNotFoundError, match="no run named"):
         rf.delete_run(tmp_path, "renamed")
 
@@ -169,3 +170,11 @@ def test_delete_cannot_escape_the_runs_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         rf.delete_run(root, "../outside")
     assert (outside / "keep.txt").exists()
+
+
+def test_the_project_root_is_the_repository_so_runs_default_to_its_checkpoints_folder(monkeypatch):
+    from vae.runs import places
+
+    assert (places.PROJECT_ROOT / "app.py").is_file() and (places.PROJECT_ROOT / "vae" / "__init__.py").is_file()
+    monkeypatch.delenv("LATENT_EXPLORER_RUNS", raising=False)
+    assert places.default_root() == places.PROJECT_ROOT / "checkpoints"

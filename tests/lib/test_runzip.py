@@ -3,6 +3,7 @@
 import io
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,11 +25,11 @@ def entries(root):
 
 def test_round_trip_gives_the_same_weights(trained_runs, tmp_path):
     src = trained_runs / "digits-small"
-    new = import_run_zip(tmp_path, run_zip(src), "copy")
+    new = import_run_zip(tmp_path, run_zip(src), "file", name="copy")
     a, b = rf.load_model(src).state_dict(), rf.load_model(new).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert rf.read_status(new)["state"] == "finished" and "pid" not in rf.read_status(new)
-    assert import_run_zip(tmp_path, run_zip(src), "copy").name == "copy-2"
+    assert import_run_zip(tmp_path, run_zip(src), "file", name="copy").name == "copy-2"
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,32 @@ def test_a_pickle_in_place_of_weights_is_never_unpickled(trained_runs, tmp_path)
         import_run_zip(root, data, "evil")
     assert not marker.exists()
     assert not root.exists() or entries(root) == []
+
+
+def test_a_run_zip_carries_the_whole_run_and_its_name(trained_runs, tmp_path):
+    """Pictures and the latent map's history travel with the run, and the import keeps the run's own name (the
+    zip's file name was used before: "run"), taking the next free one when it is taken."""
+    from vae.analysis import history
+
+    src = trained_runs / "digits-small"
+    data = run_zip(src)
+    root = tmp_path / "runs"
+    first = import_run_zip(root, data, "run")  # "run": what a browser calls a downloaded file
+    second = import_run_zip(root, data, "run")
+    assert (first.name, second.name) == ("digits-small", "digits-small-2")
+    for name in rf.PICTURES.values():
+        assert (first / name).read_bytes() == (src / name).read_bytes()
+    frames, copied = history.frames(src), history.frames(first)
+    assert len(copied) == len(frames) > 1 and history.read_probe(first)[2] == history.read_probe(src)[2]
+    np.testing.assert_array_equal(copied[-1].codes(), frames[-1].codes())
+
+
+@pytest.mark.parametrize("member", ["latent-history/../evil.safetensors", "latent-history/frame-1.safetensors",
+                                    "latent-history/notes.txt", "other/probe.safetensors"])  # fmt: skip
+def test_a_zip_with_a_history_member_outside_the_pattern_is_refused(trained_runs, tmp_path, member):
+    buf = io.BytesIO(run_zip(trained_runs / "digits-small"))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr(member, b"x")
+    with pytest.raises(ValueError, match="path|unexpected"):
+        import_run_zip(tmp_path / "runs", buf.getvalue(), "x")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -14,7 +14,7 @@ from apptest import open_app
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
 from vae.runs import folder as rf
-from vae.runs import jobs, places, standby
+from vae.runs import jobs, listing, places, standby
 from vae.runs.folder import new_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,7 @@ def tiny_run(root, name="r"):
     return new_run(root, name, ds, cfg, train_cfg=tc, latent_dim=2, hidden=(16,))
 
 
+@pytest.mark.slow
 def test_the_next_start_is_handed_to_the_standby_which_trains_it(tmp_path, start_standby):
     run = tiny_run(tmp_path)
     proc = start_standby()
@@ -65,6 +66,7 @@ def test_the_next_start_is_handed_to_the_standby_which_trains_it(tmp_path, start
     assert proc.wait(timeout=30) == 0
 
 
+@pytest.mark.slow
 def test_a_standby_that_died_is_passed_over(tmp_path, start_standby):
     run = tiny_run(tmp_path)
     proc = start_standby()
@@ -75,6 +77,7 @@ def test_a_standby_that_died_is_passed_over(tmp_path, start_standby):
     assert jobs.wait(run, timeout=120)["state"] == "finished"
 
 
+@pytest.mark.slow
 def test_the_standby_trains_under_the_apps_environment_at_the_start(tmp_path, start_standby, monkeypatch):
     """Variables read at run time (here: where Fashion-MNIST lives) go with the run; a standby started under
     other values of those read as libraries load (thread pools) is not used, and ends by itself."""
@@ -121,9 +124,10 @@ def test_the_app_starts_one_before_loading_torch_on_a_new_install_only(tmp_path)
     (tmp_path / "notes").mkdir()
     assert not places.has_runs(tmp_path)
     tiny_run(tmp_path)
-    assert places.has_runs(tmp_path) and rf.run_names(tmp_path) == ["r"]
+    assert places.has_runs(tmp_path) and listing.run_names(tmp_path) == ["r"]
 
 
+@pytest.mark.slow
 def test_the_app_prepares_one_on_a_new_install_and_not_where_runs_exist(tmp_path, monkeypatch, trained_runs):
 
     monkeypatch.setenv("LATENT_EXPLORER_STANDBY", "1")

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,6 +129,7 @@ def test_adam_uses_the_runs_beta2_and_a_run_recorded_before_it_keeps_0_999(tmp_p
     assert [m["epoch"] for m in rf.read_metrics(run) if m["type"] == "epoch"] == [1, 2]
 
 
+@pytest.mark.slow
 def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     cfg = DataConfig(name="fashion-mnist", max_train=6000, max_test=1000)
     ds = load_dataset(cfg)
@@ -210,6 +212,7 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 def test_background_job_pause_resume_stop(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
     pid = jobs.start(run)
@@ -229,8 +232,12 @@ def test_background_job_pause_resume_stop(tmp_path, digits):
     assert status["state"] == "stopped", status
     assert not jobs.pid_alive(pid)
     rf.load_model(run)  # the checkpoint written on stop loads
+    # what every page's poll calls: the ended process is collected, no zombie is left
+    assert wait_for(lambda: (jobs.refresh_status(run), pid not in jobs._CHILDREN)[1])
+    assert not Path(f"/proc/{pid}").exists()
 
 
+@pytest.mark.slow
 def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
     monkeypatch.setenv("LATENT_EXPLORER_MAX_JOBS", "1")
     a = make_run(tmp_path, digits, DataConfig(name="digits"), name="a", epochs=2000)
@@ -244,6 +251,7 @@ def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
         jobs.stop(a, wait=30)
 
 
+@pytest.mark.slow
 def test_killed_process_is_reported_interrupted_and_resumes(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
     pid = jobs.start(run)
@@ -297,3 +305,42 @@ def test_a_full_disk_while_saving_fails_clearly_and_keeps_the_last_checkpoint(tm
     assert rf.safetensors_metadata(run / rf.MODEL_FILE)["epoch"] == "2"
     assert model.cfg.latent_dim == 4
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # the torn temp file was removed
+
+
+def test_a_finished_background_training_leaves_no_zombie_once_the_app_polls(tmp_path, digits):
+    """The server starts trainings as its children: one that ends by itself must be collected (it stayed a zombie
+    for as long as the server ran); the pages' polls of a run's status collect it."""
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=1)
+    pid = jobs.start(run)
+    assert wait_for(lambda: rf.read_status(run).get("state") == "finished", timeout=120)
+
+    def polled_and_gone() -> bool:
+        jobs.refresh_status(run)  # what the sidebar and the Train page call every second
+        return not Path(f"/proc/{pid}").exists()
+
+    assert wait_for(polled_and_gone, timeout=30) and pid not in jobs._CHILDREN
+
+
+def test_a_kill_right_after_a_checkpoint_never_loses_that_epochs_record(tmp_path, digits, monkeypatch):
+    """A SIGKILL between the checkpoint and the epoch's record lost the record for good (epochs 1, 3, 4 …):
+    the record is written first, so after any kill the record and the checkpoint agree."""
+
+    class Killed(BaseException):  # like SIGKILL: nothing of the trainer runs after it
+        pass
+
+    run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=3)
+    original, calls = Trainer.save_pictures, []
+
+    def killed_after_the_second_checkpoint(self):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2's checkpoint is on disk, nothing after it ran
+            raise Killed
+        original(self)
+
+    monkeypatch.setattr(Trainer, "save_pictures", killed_after_the_second_checkpoint)
+    with pytest.raises(Killed):
+        train(run, dataset=digits)
+    assert json.loads(rf.safetensors_metadata(run / rf.STATE_FILE)["loop"])["epoch"] == 2
+    monkeypatch.setattr(Trainer, "save_pictures", original)
+    assert train(run, dataset=digits, resume=True)["state"] == "finished"
+    assert [m["epoch"] for m in rf.read_metrics(run) if m["type"] == "epoch"] == [1, 2, 3]

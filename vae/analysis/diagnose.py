@@ -37,3 +37,15 @@ def collapse_warning(epochs: list[dict], latent_dim: int) -> str | None:
         f"The latent space is collapsing: {active} of {latent_dim} dimensions carry information about the input "
         f"(total KL {kl:.2f} nats), so the decoder is learning to ignore z. {REMEDIES}"
     )
+
+
+def run_alarm(status: dict, epochs: list[dict]) -> tuple[str, str] | None:
+    """("diverged" | "collapsed", the sentence) when the run's loss diverged or its latent space collapsed: what
+    the Train page says at its top, the sidebar beside the state and the Runs table in a column; else None."""
+    message = status.get("message") or ""
+    if status.get("state") == "failed" and message.startswith("Training diverged"):
+        return "diverged", message
+    sizes = [len(e["test_kl_per_dim"]) for e in epochs if isinstance(e.get("test_kl_per_dim"), list)]
+    if sizes and (warning := collapse_warning(epochs, sizes[-1])):
+        return "collapsed", warning
+    return None

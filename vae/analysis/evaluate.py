@@ -15,6 +15,7 @@ from ..models import VAE
 from ..objectives import elbo_terms, iwae_bound, kl_per_dim
 from ..progress import Progress, part, report
 from ..runs import folder as rf
+from .decompose import MAX_ITEMS, kl_decomposition
 
 
 @torch.inference_mode()
@@ -141,6 +142,9 @@ def evaluate_model(
     out["kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
     n_active, variances = active_units(mu)
     out.update(active_units=n_active, latent_dim=int(mu.shape[1]), mean_variance=variances.tolist())
+    rows = np.random.default_rng(seed).permutation(len(mu))[:MAX_ITEMS]  # the KL split three ways (Chen et al.)
+    parts3 = kl_decomposition(mu[rows], logvar[rows], dataset_size=len(mu), seed=seed)
+    out.update({k: parts3[k] for k in ("index_code_mi", "total_correlation", "dimension_wise_kl")})
     out["recon_mse"] = reconstruction_error(model, x_test)
     if iwae_k:
         out["iwae_k"] = iwae_k

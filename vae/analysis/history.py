@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from ..runs import folder as rf
 from ..runs.fileio import save_tensors
+from ..runs.guard import MAX_TENSORS, UnsafeFile, regular_file
+from ..runs.schema import count, finite
 
 FRAME_SECONDS = 10.0  # inside an epoch longer than this, a frame every this many seconds of training
 PROBE_FILE = "probe.safetensors"
@@ -106,14 +108,16 @@ def write_probe(run_dir: str | Path, indices: np.ndarray, labels: np.ndarray | N
 
 def read_probe(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray | None, str] | None:
     """(indices, labels or None, split) of the run's probe set; None for a run without a history."""
-    path = rf.history_dir(run_dir) / PROBE_FILE
-    if not path.is_file():
-        return None
     try:
+        path = rf.history_dir(run_dir) / PROBE_FILE
+        if regular_file(path, MAX_TENSORS) is None:
+            return None
         with safe_open(str(path), framework="pt") as f:
             indices, labels = f.get_tensor("indices").numpy(), f.get_tensor("labels").numpy()
             split = (f.metadata() or {}).get("split", "test")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, SafetensorError):  # UnsafeFile is a ValueError
+        return None
+    if indices.ndim != 1 or labels.shape != indices.shape or not isinstance(split, str):
         return None
     return indices, (None if (labels < 0).all() else labels), split
 
@@ -134,24 +138,33 @@ def write_frame(run_dir: str | Path, mu: torch.Tensor, samples: torch.Tensor | N
 
 
 def frame_paths(run_dir: str | Path) -> list[Path]:
-    folder = rf.history_dir(run_dir)
+    try:
+        folder = rf.history_dir(run_dir)
+    except UnsafeFile:  # a link where the history should be: never read through
+        return []
     return sorted(folder.glob("frame-*.safetensors")) if folder.is_dir() else []
 
 
+def _frame(path: Path) -> Frame | None:
+    """The frame in ``path``, or None when it is not a readable frame (damaged, not a regular file, bad meta)."""
+    try:
+        regular_file(path, MAX_TENSORS)
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+            if "mu" not in f.keys() or len(f.get_slice("mu").get_shape()) != 2:  # noqa: SIM118
+                return None
+    except (OSError, ValueError, RecursionError, SafetensorError):  # a damaged frame is skipped, never fatal
+        return None
+    if not isinstance(meta, dict) or not (finite(meta.get("epoch", 0), 0, 1e12) and count(meta.get("step", 0))):
+        return None
+    elapsed, elbo, when = meta.get("elapsed", 0), meta.get("test_elbo"), meta.get("time")
+    return Frame(path, float(meta.get("epoch", 0)), meta.get("step", 0), float(elapsed) if finite(elapsed) else 0.0,
+                 float(elbo) if finite(elbo) else None, float(when) if finite(when) else 0.0)  # fmt: skip
+
+
 def frames(run_dir: str | Path) -> list[Frame]:
-    """Every readable frame of the run, in order ([] for a run without a history)."""
-    out = []
-    for path in frame_paths(run_dir):
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {}).get("meta", "{}"))
-        except (OSError, ValueError):
-            continue  # a damaged frame is skipped, never fatal
-        elbo, when = meta.get("test_elbo"), meta.get("time")
-        out.append(Frame(path, float(meta.get("epoch", 0)), int(meta.get("step", 0)), float(meta.get("elapsed", 0)),
-                         float(elbo) if isinstance(elbo, (int, float)) else None,
-                         float(when) if isinstance(when, (int, float)) else 0.0))  # fmt: skip
-    return out
+    """Every readable frame of the run, in order ([] for a run without a history); a damaged one is skipped."""
+    return [frame for path in frame_paths(run_dir) if (frame := _frame(path)) is not None]
 
 
 def drop_frames_after(run_dir: str | Path, step: int) -> None:

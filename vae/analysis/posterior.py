@@ -20,14 +20,17 @@ def sigma(logvar: np.ndarray) -> np.ndarray:
     return np.exp(0.5 * np.asarray(logvar, dtype=np.float64)).astype(np.float32)
 
 
+MAX_SAMPLES = 100_000  # samples of one item's q(z|x): (K, latent_dim) floats held at once
+
+
 def sample_posterior(mu: np.ndarray, logvar: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     """``k`` samples μ + σ·ε of one item's q(z|x): (k, latent_dim) float32, ε ~ N(0, I) from ``seed``."""
     mu = np.asarray(mu, dtype=np.float64).reshape(-1)
     s = sigma(logvar).reshape(-1).astype(np.float64)
     if mu.shape != s.shape:
         raise ValueError(f"μ and log σ² must have the same size; got {mu.size} and {s.size}.")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"The number of samples must be a whole number of at least 1; got {k!r}.")
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_SAMPLES:
+        raise ValueError(f"The number of samples must be a whole number from 1 to {MAX_SAMPLES:,}; got {k!r}.")
     eps = np.random.default_rng(seed).standard_normal((int(k), mu.size))
     return (mu + s * eps).astype(np.float32)
 

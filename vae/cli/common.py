@@ -9,7 +9,8 @@ from ..runs import folder as rf
 
 def runs_root(args) -> Path:
     """The runs folder: ``--runs-dir``, else checkpoints/ or $LATENT_EXPLORER_RUNS."""
-    return Path(args.runs_dir) if args.runs_dir else rf.default_root()
+    # resolved: with a relative --runs-dir (../x) a run's uploads are still recognised as its own
+    return Path(args.runs_dir).resolve() if args.runs_dir else rf.default_root()
 
 
 def resolve_run(args, name: str) -> Path:

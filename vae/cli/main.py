@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,8 +19,10 @@ from pathlib import Path
 os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from ..runs import folder as rf  # noqa: E402
+from ..runs import listing  # noqa: E402
 from .common import resolve_run as _resolve_run  # noqa: E402
 from .common import runs_root as _root  # noqa: E402
+from .compare import COMPARE_COMMANDS, add_compare_parser  # noqa: E402
 from .latent import LATENT_COMMANDS, add_latent_parsers  # noqa: E402
 from .text import print_human  # noqa: E402
 
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     t.add_argument("--background", action="store_true", help="start a background process and return")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
-    t.add_argument("--procs", type=int, default=1, help="train with this many processes (launches torchrun)")
+    t.add_argument("--procs", type=int, default=1, help="train with this many processes here (over 127.0.0.1)")
     t.add_argument("--json", action="store_true")
 
     e = sub.add_parser("evaluate", help="test ELBO, IWAE log-likelihood, active units, k-NN accuracy, disentanglement")
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
 
     add_latent_parsers(sub)
+    add_compare_parser(sub)
 
     i = sub.add_parser("import", help="add a run .zip (checked whole first, as on the Runs page)")
     i.add_argument("zip")
@@ -108,10 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=None, help="the .zip to write (default: RUN.zip here)")
     x.add_argument("--json", action="store_true")
 
-    w = sub.add_parser("worker", help=argparse.SUPPRESS)
+    w = sub.add_parser("worker")  # the app's background training: left out of --help (the metavar below)
     w.add_argument("run", nargs="?")
     w.add_argument("--resume", action="store_true")
     w.add_argument("--standby", action="store_true", help="wait for the run on stdin (vae.runs.standby)")
+    sub.metavar = "{" + ",".join(name for name in sub.choices if name != "worker") + "}"
     return top
 
 
@@ -184,9 +187,9 @@ def cmd_train(args) -> dict | None:
     from ..train import train
 
     if args.procs != 1 and "WORLD_SIZE" not in os.environ:
-        return _torchrun(args)
+        return _launch_ranks(args)
     device = resolve_device(args.device)
-    ranks = Ranks.from_env(device)  # under torchrun: join the other processes
+    ranks = Ranks.from_env(device)  # a rank of vae.launch or torchrun: join the other processes
     if ranks.world > 1 and args.background:
         raise ValueError("--background starts one process; under torchrun, run torchrun itself in the background.")
     if args.resume:
@@ -224,9 +227,24 @@ def cmd_train(args) -> dict | None:
                 rf.delete_run(_root(args), run_dir.name)  # a refused start leaves no empty run behind
             raise
         return {"run": run_dir.name, "path": str(run_dir), "pid": pid, "state": "starting"}
+    before = rf.read_status(run_dir)
+    if ranks.main:  # one run has one writer, however it was started; the job limit holds here too
+        try:
+            if args.resume:
+                rf.check_state(run_dir)  # a resume that cannot happen is refused before anything is written
+            jobs.admit_here(run_dir)
+        except (ValueError, FileNotFoundError):
+            if not args.resume:
+                rf.delete_run(_root(args), run_dir.name)  # a refused start leaves no empty run behind
+            raise
     callback = _Bar(args.json) if ranks.main else None
-    status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=callback, handle_signals=True,
-                   device=args.device, ranks=ranks)  # fmt: skip
+    try:
+        status = train(run_dir, resume=bool(args.resume), dataset=dataset, callback=callback, handle_signals=True,
+                       device=args.device, ranks=ranks)  # fmt: skip
+    except (ValueError, FileNotFoundError):
+        if ranks.main and args.resume:
+            rf.write_status(run_dir, before)  # a failed resume leaves the run as it was, admission included
+        raise
     ranks.close()
     if not ranks.main:
         return None  # rank 0 reports
@@ -237,15 +255,15 @@ def cmd_train(args) -> dict | None:
     return out
 
 
-def _torchrun(args) -> None:
-    """``train --procs N``: the same command under torchrun, N processes on this machine (127.0.0.1)."""
+def _launch_ranks(args) -> None:
+    """``train --procs N``: the same command as N processes on this machine, talking over 127.0.0.1 only."""
     if not 1 <= args.procs <= (os.cpu_count() or 1) * 4:
         raise ValueError(f"--procs must be from 1 to {(os.cpu_count() or 1) * 4} here; got {args.procs}.")
     argv = [a for i, a in enumerate(args.argv) if a != "--procs" and args.argv[i - 1 : i] != ["--procs"]]
     argv = [a for a in argv if not a.startswith("--procs=")]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.procs}",
-           "-m", "vae", *argv]  # fmt: skip
-    code = subprocess.call(cmd, env={**os.environ, "MASTER_ADDR": "127.0.0.1"})
+    from ..launch import launch
+
+    code = launch(argv, args.procs)
     if code:
         raise ValueError(f"the {args.procs} training processes ended with status {code}; the run's status says why.")
     return None
@@ -253,7 +271,10 @@ def _torchrun(args) -> None:
 
 def cmd_evaluate(args) -> dict:
     from ..analysis.evaluate import evaluate_run
+    from ..config import MAX_IWAE_K
 
+    if not 0 <= args.iwae <= MAX_IWAE_K:
+        raise ValueError(f"--iwae must be from 0 (skip) to {MAX_IWAE_K:,} importance samples; got {args.iwae}.")
     run_dir = _resolve_run(args, args.run)
     bar = None
     if not args.json:
@@ -282,7 +303,7 @@ def cmd_import(args) -> dict:
         raise FileNotFoundError(f"{path} is not a file; expected a run .zip made by export or the Runs page.")
     if path.stat().st_size > MAX_ZIP_BYTES:
         raise ValueError(f"{path} is {path.stat().st_size:,} bytes, over the {MAX_ZIP_BYTES:,} a run .zip may have.")
-    run_dir = import_run_zip(_root(args), path.read_bytes(), args.name or path.stem)
+    run_dir = import_run_zip(_root(args), path.read_bytes(), path.stem, name=args.name)
     return {"run": run_dir.name, "path": str(run_dir)}
 
 
@@ -302,7 +323,7 @@ def cmd_export(args) -> dict:
 def cmd_runs(args) -> list:
     from ..runs.jobs import refresh_status
 
-    runs = rf.list_runs(_root(args))
+    runs = listing.list_runs(_root(args))
     for r in runs:
         if r["state"] != "broken":
             r["state"] = refresh_status(r["path"]).get("state", r["state"])
@@ -347,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "import": cmd_import,
         "export": cmd_export,
         **LATENT_COMMANDS,
+        **COMPARE_COMMANDS,
     }
     try:
         out = handlers[args.command](args)

@@ -15,7 +15,11 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
 
 
 def print_human(command: str, out) -> None:
-    if command == "runs":
+    if command == "compare":
+        from .compare import print_compare
+
+        print_compare(out)
+    elif command == "runs":
         if out:
             print_table(out, ["name", "state", "dataset", "arch", "latent_dim", "epoch", "epochs", "test_elbo"])
             for r in out:

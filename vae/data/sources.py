@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 
 from ..config import DataConfig
 from ..runs.fileio import atomic_write_bytes
+from ..runs.guard import real_folder, regular_file
 from .base import MAX_FILE_BYTES
 from .idx import IDX_ENV, _idx_candidates
 from .registry import DATASETS
@@ -42,8 +43,9 @@ def store_upload(runs_root: str | Path, filename: str, data: bytes) -> Path:
     """Keep an uploaded file's bytes in the uploads folder, named by its content; the same bytes give the same path."""
     suffix = PurePath(filename).suffix.lower()
     path = uploads_dir(runs_root) / f"{_stem(filename)}-{hashlib.sha256(data).hexdigest()[:10]}{suffix}"
-    if not path.is_file():
+    if not real_folder(path.parent):  # UnsafeFile when a link or a file stands there: never written through
         path.parent.mkdir(parents=True, exist_ok=True)
+    if regular_file(path) is None:
         atomic_write_bytes(path, data)
     return path
 
@@ -69,7 +71,8 @@ def _copy_in(runs_root: Path, source: Path) -> Path:
         return store_upload(runs_root, source.name, source.read_bytes())
     target = uploads_dir(runs_root) / f"{_stem(source.name + '.d')}-{_folder_digest(source)}"
     if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not real_folder(target.parent):
+            target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".copy-"))  # whole or not at all
         try:
             shutil.copytree(source, staging / "d", symlinks=False)
@@ -100,6 +103,8 @@ def _inside_uploads(path: str, runs_root: Path) -> Path | None:
     p = Path(path)
     if not p.is_absolute():
         p = runs_root / p
+    if Path(uploads_dir(runs_root)).is_symlink():  # a link planted as _uploads would let a config name any file
+        return None
     resolved, uploads = p.resolve(), uploads_dir(runs_root).resolve()
     return resolved if resolved != uploads and resolved.is_relative_to(uploads) else None
 

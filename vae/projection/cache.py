@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import Progress, part, report
+from ..runs.guard import UnsafeFile, real_folder
 from ..runs.places import projections_dir
 from . import store
 from .estimator import LatentProjector
@@ -54,6 +56,19 @@ def map_path(run_dir: str | Path, key: str) -> Path:
     return _cache_file(projections_dir(run_dir), key)
 
 
+def unusable(folder: str | Path) -> str | None:
+    """Why maps cannot be kept in ``folder`` (a link, a file, not writable), or None when they can."""
+    folder = Path(folder)
+    try:
+        if not real_folder(folder):
+            folder.mkdir(parents=True)
+    except (UnsafeFile, OSError) as e:
+        return str(e) if isinstance(e, UnsafeFile) else f"its folder cannot be made ({e.strerror or e})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "the run's folder is read-only"
+    return None
+
+
 # ----------------------------------------------------------------------------- fit once, then load
 
 
@@ -61,13 +76,13 @@ def _reusable(
     path: Path, params: dict[str, Any], metadata: store.Metadata, codes: np.ndarray, grid: int | None
 ) -> LatentProjector | None:
     """The projector in ``path`` if it is exactly the map asked for, else None (a broken file is logged)."""
-    if not path.is_file():
-        return None
     try:
         if store.read_header(path) != (params, metadata):
             return None
         proj = LatentProjector.load(path)
-    except (ValueError, FileNotFoundError) as exc:
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
         _log.warning("Ignoring unreadable projection cache %s: %s", path, exc)
         return None
     grid_ok = grid is None or (hasattr(proj, "grid_codes_") and len(proj.grid_x_) == grid)
@@ -111,7 +126,37 @@ def cached_projection(
     if wants_grid:
         proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))
     proj.save(path, metadata=metadata)
+    prune(Path(cache_dir), keep=path)
     return proj
+
+
+MAX_MAPS = 12  # map files kept in a run's maps folder
+KEEP_CHECKPOINTS = 2  # maps of only the latest checkpoints are kept (a watched training writes one per epoch)
+
+
+def prune(folder: Path, keep: Path | None = None) -> int:
+    """Delete the maps of all but the ``KEEP_CHECKPOINTS`` most recent checkpoints, then all but the newest
+    ``MAX_MAPS`` maps (never ``keep``); returns how many went. A training watched on Explore made 68 in 90 s."""
+    dated = []
+    for path in folder.glob("*.npz"):
+        try:
+            dated.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue
+    dated.sort(reverse=True)
+    recent: list[str | None] = []
+    gone = 0
+    for i, (_, path) in enumerate(dated):
+        try:
+            checkpoint = store.read_header(path)[1].get("checkpoint")
+        except (ValueError, FileNotFoundError):
+            checkpoint = None
+        if checkpoint not in recent and len(recent) < KEEP_CHECKPOINTS:
+            recent.append(checkpoint)
+        if path != keep and (i >= MAX_MAPS or checkpoint not in recent):
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 
 # ----------------------------------------------------------------------------- finding a map
@@ -126,7 +171,10 @@ def find_map(run_dir: str | Path, checkpoint: str) -> Path | None:
     if not isinstance(checkpoint, str) or not checkpoint:
         raise ValueError(f"find_map needs a checkpoint id (a non-empty string); got {checkpoint!r}.")
     folder = projections_dir(run_dir)
-    if not folder.is_dir():
+    try:
+        if not real_folder(folder):
+            return None
+    except UnsafeFile:
         return None
     dated = []
     for path in folder.glob("*.npz"):

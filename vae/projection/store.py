@@ -26,7 +26,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..runs.guard import UnsafeFile, real_folder, regular_file
 from .params import check_params
+
+MAX_MAP = 4 * 2**30  # bytes: a map of every one of 737,280 items with its codes is about 70 MB
 
 FORMAT_VERSION = 2
 HEADER = ("format_version", "params", "metadata")
@@ -55,7 +58,8 @@ def write(path: str | Path, params: dict[str, Any], fitted: dict[str, np.ndarray
     }
     from ..runs.fileio import atomic_path  # here: vae.runs.fileio imports torch, which maps do not otherwise need
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not real_folder(path.parent):  # a link or a file where the maps' folder should be: never written through
+        path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
@@ -81,8 +85,12 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], Metadata]:
 
 def _read(path: str | Path, parse: Callable[[dict[str, np.ndarray]], T], names: Iterable[str] | None) -> T:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No projection file at {path}.")
+    try:
+        real_folder(path.parent)
+        if regular_file(path, MAX_MAP) is None:
+            raise FileNotFoundError(f"No projection file at {path}.")
+    except UnsafeFile as exc:
+        raise ValueError(f"{path} is not a valid projection file ({exc}).") from None
     try:
         return parse(_entries(path, names))
     except (ValueError, KeyError, TypeError) as exc:

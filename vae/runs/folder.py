@@ -22,6 +22,7 @@ written in one call; readers skip a torn last line. Every file is untrusted byte
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -32,6 +33,7 @@ import torch
 from ..config import CONFIG_VERSION, DataConfig, ModelConfig, TrainConfig
 from ..data import sources
 from ..models import VAE, build_model, check_state_dict
+from . import schema
 from .fileio import (
     append_jsonl,
     atomic_write_bytes,
@@ -42,6 +44,7 @@ from .fileio import (
     save_tensors,
     write_json,
 )
+from .guard import MAX_JSON, MAX_PICTURE, MAX_PIXELS, UnsafeFile, read_bytes, real_folder, regular_file
 from .places import CONFIG_FILE, PROJECTIONS_DIR, default_root, is_run, projections_dir, run_folders  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
@@ -93,9 +96,13 @@ def save_config(run_dir: str | Path, model: ModelConfig, train: TrainConfig, dat
 def load_config(run_dir: str | Path) -> tuple[ModelConfig, TrainConfig, DataConfig]:
     """The run's own configs; an unknown version or unknown fields give a clear error."""
     path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.parent.name} has no {CONFIG_FILE}: it is not a run folder.")
-    raw = read_json(path)
+    real_folder(run_dir)  # a link to a folder elsewhere is never a run
+    try:
+        raw = json.loads(read_bytes(path, MAX_JSON))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path.parent.name} has no {CONFIG_FILE}: it is not a run folder.") from None
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError):
+        raw = None
     if not isinstance(raw, dict):
         raise ValueError(f"{CONFIG_FILE} in {path.parent.name} is not valid JSON.")
     if raw.get("version") != CONFIG_VERSION:
@@ -141,7 +148,10 @@ def load_model(run_dir: str | Path) -> VAE:
 
 
 def has_model(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / MODEL_FILE).is_file()
+    try:
+        return regular_file(Path(run_dir) / MODEL_FILE) is not None
+    except UnsafeFile:
+        return False
 
 
 def save_state(run_dir: str | Path, tensors: dict[str, torch.Tensor], loop: str) -> None:
@@ -187,10 +197,8 @@ def create_run(root: str | Path, name: str, model: ModelConfig, train: TrainConf
     """Make a new run folder (``name``, or ``name-2``, ``name-3``... if taken) holding its config."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    base = sanitize_run_name(name)
     data = sources.stored_form(data, root)  # refuses data outside the built-in places and the uploads
-    for i in range(1, 10_000):
-        candidate = base if i == 1 else f"{base[: MAX_NAME - 6]}-{i}"
+    for candidate in _candidates(name):
         path = run_path(root, candidate)
         try:
             path.mkdir()
@@ -201,15 +209,28 @@ def create_run(root: str | Path, name: str, model: ModelConfig, train: TrainConf
             path / STATUS_FILE, {"state": "created", "message": "", "epoch": 0, "step": 0, "updated": time.time()}
         )
         return path
-    raise ValueError(f"Too many runs are named {base!r}; choose another name.")
+    raise ValueError(f"Too many runs are named {sanitize_run_name(name)!r}; choose another name.")
+
+
+def _candidates(name: str):
+    """``name`` sanitised, then ``name-2``, ``name-3``, ...: the names a new run tries in turn."""
+    base = sanitize_run_name(name)
+    yield base
+    for i in range(2, 10_000):
+        yield f"{base[: MAX_NAME - 6]}-{i}"
+
+
+def available_name(root: str | Path, name: str) -> str:
+    """The name a run asked to be called ``name`` gets under ``root`` now (what ``create_run`` would pick)."""
+    return next((c for c in _candidates(name) if not os.path.lexists(Path(root) / c)), sanitize_run_name(name))
 
 
 # ---------------------------------------------------------------- status, metrics, control, log
 
 
 def read_status(run_dir: str | Path) -> dict:
-    status = read_json(Path(run_dir) / STATUS_FILE, default={})
-    return status if isinstance(status, dict) else {}
+    """status.json, every field of the wrong type or range left out (``schema.status``)."""
+    return schema.status(read_json(Path(run_dir) / STATUS_FILE, default={}))
 
 
 def write_status(run_dir: str | Path, status: dict) -> None:
@@ -217,7 +238,8 @@ def write_status(run_dir: str | Path, status: dict) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / METRICS_FILE)
+    """The metrics records, each checked (``schema.metric``): a line that is not a record is skipped."""
+    return [m for rec in read_jsonl(Path(run_dir) / METRICS_FILE) if (m := schema.metric(rec)) is not None]
 
 
 def append_metric(run_dir: str | Path, record: dict) -> None:
@@ -249,7 +271,7 @@ def clear_control(run_dir: str | Path) -> None:
 def control_mtime(run_dir: str | Path) -> int | None:
     """When the control file last changed (ns), or None without one: a cheap check before reading it."""
     try:
-        return (Path(run_dir) / CONTROL_FILE).stat().st_mtime_ns
+        return os.lstat(Path(run_dir) / CONTROL_FILE).st_mtime_ns
     except FileNotFoundError:
         return None
 
@@ -262,11 +284,14 @@ def read_log(run_dir: str | Path, max_bytes: int = 20_000) -> str:
     """The last ``max_bytes`` of the training process's output."""
     path = log_path(run_dir)
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, path.stat().st_size - max_bytes))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
+        st = regular_file(path)
+        if st is None:
+            return ""
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW | os.O_NONBLOCK)) as f:
+            f.seek(max(0, st.st_size - max_bytes))
+            return f.read(max_bytes).decode(errors="replace")
+    except (OSError, UnsafeFile) as e:
+        return f"(the training's log cannot be shown: {e})"
 
 
 def remove_temp_files(run_dir: str | Path) -> None:
@@ -285,10 +310,20 @@ def write_picture(run_dir: str | Path, which: str, png: bytes) -> None:
 
 def picture_path(run_dir: str | Path, which: str) -> Path | None:
     path = Path(run_dir) / PICTURES[which]
-    return path if path.is_file() else None
+    try:
+        if regular_file(path, MAX_PICTURE) is None:
+            return None
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW | os.O_NONBLOCK)) as f:
+            head = f.read(24)  # a PNG's signature and IHDR: width and height, big-endian
+    except (OSError, UnsafeFile):
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or int.from_bytes(head[16:20]) * int.from_bytes(head[20:24]) > MAX_PIXELS:
+        return None  # not a PNG, or one far larger than the pictures a training writes
+    return path
 
 
 def read_evaluation(run_dir: str | Path) -> dict | None:
+    """evaluation.json's object (None without one); ``schema.evaluation_problem`` says whether it can be shown."""
     ev = read_json(Path(run_dir) / EVALUATION_FILE, default=None)
     return ev if isinstance(ev, dict) else None
 
@@ -298,8 +333,11 @@ def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
 
 
 def history_dir(run_dir: str | Path) -> Path:
-    """Where the latent map's history lives (what is inside is ``vae.analysis.history``'s business)."""
-    return Path(run_dir) / HISTORY_DIR
+    """Where the latent map's history lives (what is inside is ``vae.analysis.history``'s business);
+    ``UnsafeFile`` when something other than a real folder stands there (a link is never written through)."""
+    path = Path(run_dir) / HISTORY_DIR
+    real_folder(path)
+    return path
 
 
 def embedding_path(run_dir: str | Path, method: str, split: str) -> Path:
@@ -307,65 +345,6 @@ def embedding_path(run_dir: str | Path, method: str, split: str) -> Path:
 
 
 # ---------------------------------------------------------------- run folders
-
-
-def run_names(root: str | Path | None = None) -> list[str]:
-    """Names of the runs under ``root``, most recently updated first, without reading their metrics."""
-    runs = list(run_folders(root))
-
-    def updated(p: Path) -> float:
-        status = p / STATUS_FILE
-        return status.stat().st_mtime if status.exists() else p.stat().st_mtime
-
-    return [p.name for p in sorted(runs, key=updated, reverse=True)]
-
-
-def list_runs(root: str | Path | None = None) -> list[dict]:
-    """One summary per run under ``root``, newest first: name, path, state, epoch, metrics, config.
-
-    A run whose files are broken is listed too, with state "broken" and the reason as its message,
-    so it can still be seen and deleted.
-    """
-    runs = [_summary(p) for p in run_folders(root)]
-    return sorted(runs, key=lambda r: r["updated"], reverse=True)
-
-
-def _summary(path: Path) -> dict:
-    status = read_status(path)
-    updated = status.get("updated")
-    out = {
-        "name": path.name,
-        "path": str(path),
-        "state": str(status.get("state", "unknown")),
-        "message": str(status.get("message", "")),
-        "epoch": status.get("epoch", 0) if isinstance(status.get("epoch"), int) else 0,
-        "epochs": None,
-        "dataset": None,
-        "arch": None,
-        "layers": None,
-        "latent_dim": None,
-        "beta": None,
-        "test_elbo": None,
-        "has_model": has_model(path),
-        "created": path.stat().st_ctime,
-        "updated": float(updated) if isinstance(updated, (int, float)) else path.stat().st_mtime,
-    }
-    try:
-        model, train, data = load_config(path)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        return {**out, "state": "broken", "message": str(e)}
-    epochs = [m for m in read_metrics(path) if m.get("type") == "epoch"]
-    elbo = epochs[-1].get("test_elbo") if epochs else None
-    return {
-        **out,
-        "epochs": train.epochs,
-        "dataset": data_label(data),
-        "arch": model.arch,
-        "layers": list(model.hidden if model.arch == "mlp" else model.channels),
-        "latent_dim": model.latent_dim,
-        "beta": train.beta,
-        "test_elbo": elbo if isinstance(elbo, (int, float)) else None,
-    }
 
 
 def default_name(data: str, arch: str, latent_dim: int) -> str:
@@ -378,17 +357,25 @@ def data_label(data: DataConfig) -> str:
     return Path(data.path).name if data.name == "file" and data.path else data.name
 
 
-def delete_run(root: str | Path, name: str) -> None:
-    path = run_path(root, name)
-    if not is_run(path):
+def _listed(root: str | Path, name: str) -> Path:
+    """The run folder listed under ``name`` exactly (a hand-made folder with an odd name, or a link, too)."""
+    path = next((p for p in run_folders(root) if p.name == name), None)
+    if path is None:
         raise FileNotFoundError(f"There is no run named {name!r}.")
-    shutil.rmtree(path)
+    return path
+
+
+def delete_run(root: str | Path, name: str) -> None:
+    """Delete the run; a link listed as a run is removed itself, never what it points to."""
+    path = _listed(root, name)
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
 
 
 def rename_run(root: str | Path, old: str, new: str) -> Path:
-    src, dst = run_path(root, old), run_path(root, new)
-    if not is_run(src):
-        raise FileNotFoundError(f"There is no run named {old!r}.")
+    src, dst = _listed(root, old), run_path(root, new)
     if dst.exists():
         raise ValueError(f"A run named {dst.name!r} already exists; choose another name.")
     src.rename(dst)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -71,14 +72,46 @@ def is_training_process(pid: int) -> bool:
     return any(a == b"vae" for a in argv) and b"-m" in argv
 
 
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since 1970, from /proc), or None where that cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))  # fmt: skip
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def is_writer(status: dict) -> bool:
+    """Whether the process ``status`` names is alive and can be the one that wrote it: a pid is given to another
+    process once its own ended (after a crash or a reboot), and that process started after the status was last
+    written. Where start times cannot be read, a live pid is taken at its word."""
+    pid = status.get("pid")
+    if not pid_alive(pid):
+        return False
+    started, written = process_started(pid), status.get("updated")
+    return started is None or written is None or started <= written + 2.0  # the boot time is whole seconds
+
+
+def reap() -> int:
+    """Collect the exit status of every training process this one started that has ended (else each stays a
+    zombie in the process table for as long as the server runs); returns how many."""
+    done = [pid for pid, proc in list(_CHILDREN.items()) if proc.poll() is not None]
+    for pid in done:
+        _CHILDREN.pop(pid, None)
+    return len(done)
+
+
 def refresh_status(run_dir: str | Path) -> dict:
     """The run's status, marking it ``interrupted`` if it claims to run but its process is gone."""
+    reap()
     run_dir = Path(run_dir)
     status = rf.read_status(run_dir)
     launching = status.get("state") == "starting" and not status.get("pid")
     if launching and time.time() - status.get("updated", 0) < STARTUP_GRACE:
         return status
-    if status.get("state") in ACTIVE_STATES and not pid_alive(status.get("pid")):
+    if status.get("state") in ACTIVE_STATES and not is_writer(status):
         epoch = status.get("epoch", 0)
         has_ckpt = rf.has_state(run_dir)
         status.update(
@@ -89,7 +122,10 @@ def refresh_status(run_dir: str | Path) -> dict:
             ),
             updated=time.time(),
         )
-        rf.write_status(run_dir, status)
+        try:
+            rf.write_status(run_dir, status)
+        except OSError:  # a read-only folder: the listing says so all the same, and never needs to write
+            pass
     return status
 
 
@@ -132,17 +168,27 @@ def start(
 @contextmanager
 def _admission(root: Path) -> Iterator[None]:
     """An exclusive lock on the runs folder's admission file while a start is checked and launched."""
-    with open(root / ADMISSION_LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    path = root / ADMISSION_LOCK
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:  # a link (ELOOP) or a pipe with no reader (ENXIO) planted there
+        raise ValueError(f"The runs folder's {ADMISSION_LOCK} cannot be opened ({e.strerror}); remove it.") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"The runs folder's {ADMISSION_LOCK} is not a regular file; remove it.")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
-def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
+def _refuse_if_busy(run_dir: Path, root: Path) -> None:
+    """A sentence (``ValueError``) if this run already has a writer or the machine's job limit is reached."""
     if refresh_status(run_dir).get("state") in ACTIVE_STATES:
-        raise ValueError(f"{run_dir.name} is already training.")
+        raise ValueError(f"{run_dir.name} is already training (one run has one writer); stop it first.")
     running = active_runs(root)
     if len(running) >= max_jobs():
         names = ", ".join(p.name for p in running)
@@ -150,10 +196,25 @@ def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
             f"{len(running)} training(s) already running ({names}); this machine allows {max_jobs()} at once. "
             "Wait for it to finish or stop it (or raise LATENT_EXPLORER_MAX_JOBS)."
         )
+
+
+def admit_here(run_dir: str | Path) -> None:
+    """Admit a training in this very process (``vae train`` in the foreground) as ``start`` admits a background
+    one: refused if the run already trains or the job limit is reached; else its status names this process."""
+    run_dir = Path(run_dir).resolve()
+    with _admission(run_dir.parent):
+        _refuse_if_busy(run_dir, run_dir.parent)
+        status = rf.read_status(run_dir)
+        status.update(state="starting", message="starting", pid=os.getpid(), updated=time.time())
+        rf.write_status(run_dir, status)
+
+
+def _launch(run_dir: Path, resume: bool, root: Path, procs: int = 1) -> int:
+    _refuse_if_busy(run_dir, root)
     rf.clear_control(run_dir)
     cmd = [sys.executable, "-m", "vae", "worker", str(run_dir)] + (["--resume"] if resume else [])
-    if procs > 1:  # torchrun starts the processes; rank 0 writes its own pid into the status, as one process does
-        cmd[1:2] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m"]
+    if procs > 1:  # vae.launch starts the ranks on 127.0.0.1; rank 0 writes its own pid into the status
+        cmd[1:3] = ["-m", "vae.launch", str(procs)]
     # "starting" without a pid counts as alive for STARTUP_GRACE seconds; the worker then writes its own pid.
     status = rf.read_status(run_dir)
     status.update(state="starting", message="starting the training process", pid=None, updated=time.time())
@@ -193,7 +254,7 @@ def stop(run_dir: str | Path, wait: float = 0.0) -> dict:
     rf.write_control(run_dir, "stop")
     status = refresh_status(run_dir)
     pid = status.get("pid") if status.get("state") in ACTIVE_STATES else None
-    if pid_alive(pid) and is_training_process(pid):  # a finished run's old pid may be anyone's by now
+    if pid and is_writer(status) and is_training_process(pid):  # an old pid may be anyone's by now
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

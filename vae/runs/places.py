@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository (vae/runs/places.py)
 CONFIG_FILE = "config.json"  # what makes a folder a run
 PROJECTIONS_DIR = "projections"
 

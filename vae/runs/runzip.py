@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from ..config import DataConfig
 from ..data.sources import foreign_form, stored_form
 from ..models import build_model
 from . import folder as rf
+from .guard import UnsafeFile, read_bytes, real_folder
 from .schema import evaluation_problem
 
 KB, MB = 1 << 10, 1 << 20
@@ -34,19 +36,40 @@ ZIP_FILES = {
     rf.METRICS_FILE: 64 * MB,
     rf.STATUS_FILE: 64 * KB,
     rf.EVALUATION_FILE: 4 * MB,
+    rf.PICTURES["recon"]: 16 * MB,
+    rf.PICTURES["samples"]: 16 * MB,
 }
 ZIP_REQUIRED = (rf.CONFIG_FILE, rf.MODEL_FILE)
-MAX_ZIP_BYTES = sum(ZIP_FILES.values())  # a zip can be no larger than its members allow
+# The latent map's history travels too, as latent-history/<file>: its probe set and frames, each a safetensors file
+HISTORY_MEMBER = re.compile(rf"^{re.escape(rf.HISTORY_DIR)}/(probe|frame-\d{{6}})\.safetensors$")
+HISTORY_FILE_BYTES, HISTORY_FILES = 32 * MB, 5000
+HISTORY_BYTES = 1024 * MB  # all of a run's history together
+MAX_ZIP_BYTES = sum(ZIP_FILES.values()) + HISTORY_BYTES  # a zip can be no larger than its members allow
+
+
+def _cap(name: str) -> int | None:
+    """The most bytes member ``name`` may have, or None when a run zip cannot hold it."""
+    return ZIP_FILES.get(name) or (HISTORY_FILE_BYTES if HISTORY_MEMBER.match(name) else None)
 
 
 def run_zip(run_dir: Path) -> bytes:
     """The run's files (those that exist of ``ZIP_FILES``) in a zip, built in memory."""
+    real_folder(run_dir)
+    members = [(name, cap) for name, cap in ZIP_FILES.items()]
+    history = run_dir / rf.HISTORY_DIR
+    if real_folder(history):
+        members += [(f"{rf.HISTORY_DIR}/{p.name}", HISTORY_FILE_BYTES) for p in sorted(history.iterdir())
+                    if HISTORY_MEMBER.match(f"{rf.HISTORY_DIR}/{p.name}")][:HISTORY_FILES]  # fmt: skip
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in ZIP_FILES:
-            path = run_dir / name
-            if path.is_file():
-                zf.writestr(name, path.read_bytes())
+        zf.comment = run_dir.name.encode()  # the run's own name: an import keeps it unless it is taken
+        for name, cap in members:
+            try:  # a link, pipe or device planted in the run refuses the export: never followed, never waited on
+                zf.writestr(name, read_bytes(run_dir / name, cap))
+            except FileNotFoundError:
+                continue
+            except UnsafeFile as e:
+                raise ValueError(f"{run_dir.name} cannot be exported: {e}") from None
     return buf.getvalue()
 
 
@@ -59,18 +82,20 @@ def read_run_zip(data: bytes) -> dict[str, bytes]:
         raise ValueError("This file is not a zip archive; expected a run .zip made by the Download button.") from None
     with zf:
         infos = zf.infolist()
+        history = 0
         for info in infos:
             name = info.filename
-            if "/" in name or "\\" in name or name in ("", ".", "..") or ":" in name:
-                raise ValueError(
-                    f"The zip holds {name!r}, a path; a run .zip holds only plain files ({expected}), no folders."
-                )
-            if name not in ZIP_FILES:
+            if HISTORY_MEMBER.match(name):
+                history += info.file_size
+            elif "/" in name or "\\" in name or name in ("", ".", "..") or ":" in name:
+                raise ValueError(f"The zip holds {name!r}, a path; a run .zip holds only plain files ({expected}) "
+                                 f"and {rf.HISTORY_DIR}/'s frames.")  # fmt: skip
+            elif name not in ZIP_FILES:
                 raise ValueError(f"The zip holds an unexpected file {name!r}; a run .zip holds only {expected}.")
-            if info.file_size > ZIP_FILES[name]:
-                raise ValueError(
-                    f"{name} in the zip is {info.file_size:,} bytes, over the {ZIP_FILES[name]:,} allowed."
-                )
+            if info.file_size > _cap(name):
+                raise ValueError(f"{name} in the zip is {info.file_size:,} bytes, over the {_cap(name):,} allowed.")
+        if history > HISTORY_BYTES or len([i for i in infos if HISTORY_MEMBER.match(i.filename)]) > HISTORY_FILES:
+            raise ValueError(f"The zip's {rf.HISTORY_DIR} is larger than a run's history can be.")
         names = [i.filename for i in infos]
         if len(set(names)) != len(names):
             raise ValueError("The zip holds the same file twice; expected each run file once.")
@@ -82,13 +107,19 @@ def read_run_zip(data: bytes) -> dict[str, bytes]:
         for info in infos:
             try:
                 with zf.open(info) as f:
-                    body = f.read(ZIP_FILES[info.filename] + 1)
+                    body = f.read(_cap(info.filename) + 1)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
                 raise ValueError(f"{info.filename} in the zip could not be read ({e}); the zip is damaged.") from None
-            if len(body) > ZIP_FILES[info.filename]:
-                raise ValueError(f"{info.filename} in the zip unpacks to more than {ZIP_FILES[info.filename]:,} bytes.")
+            if len(body) > _cap(info.filename):
+                raise ValueError(f"{info.filename} in the zip unpacks to more than {_cap(info.filename):,} bytes.")
             out[info.filename] = body
+        comment = zf.comment.decode("utf-8", errors="replace")
+    if comment:
+        out[NAME_KEY] = comment.encode()
     return out
+
+
+NAME_KEY = "\0name"  # read_run_zip's entry for the run name the zip carries (not a file)
 
 
 def check_weights(folder: Path) -> None:
@@ -109,14 +140,19 @@ def check_weights(folder: Path) -> None:
     rf.load_model(folder)  # strict: names, shapes, dtypes, and every byte readable
 
 
-def import_run_zip(root: Path, data: bytes, name: str) -> Path:
-    """Check a run zip completely, then write it to a new run folder (``name``, ``name-2``...)."""
+def import_run_zip(root: Path, data: bytes, fallback: str, name: str | None = None) -> Path:
+    """Check a run zip completely, then write it to a new run folder named ``name`` if given, else the run's own
+    name the zip carries, else ``fallback`` (the zip's file name); ``-2``, ``-3``... when that is taken."""
     files = read_run_zip(data)
     files[rf.CONFIG_FILE] = _local_data(files[rf.CONFIG_FILE], root)
-    try:
-        base = rf.sanitize_run_name(name)
-    except ValueError:
-        base = "imported-run"
+    carried = files.pop(NAME_KEY, b"").decode()
+    base = "imported-run"
+    for candidate in (name or "", carried, fallback):
+        try:
+            base = rf.sanitize_run_name(candidate)
+            break
+        except ValueError:
+            continue
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / base  # so messages name the run, not the temp folder
         folder.mkdir()
@@ -134,9 +170,13 @@ def import_run_zip(root: Path, data: bytes, name: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: never listed as a run
     try:
-        for n in (rf.CONFIG_FILE, rf.MODEL_FILE, rf.METRICS_FILE):
+        for n in (rf.CONFIG_FILE, rf.MODEL_FILE, rf.METRICS_FILE, *rf.PICTURES.values()):
             if n in files:
                 (staging / n).write_bytes(files[n])
+        for n, body in files.items():  # the latent map's history: its frames are read back as untrusted as any
+            if HISTORY_MEMBER.match(n):
+                (staging / rf.HISTORY_DIR).mkdir(exist_ok=True)
+                (staging / n).write_bytes(body)
         # A status from another machine may name a process id: keep the progress, never the pid.
         old = status or {}
         rf.write_status(
