@@ -14,9 +14,10 @@ import numpy as np
 import streamlit as st
 
 from ui import attributes, cache, maps, mapview, posterior, state
-from ui.figures import map_figure
+from ui.figures import chart, map_figure
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
+from ui.text import plain
 from vae.analysis.fidelity import K
 from vae.data import Dataset
 from vae.projection import LatentProjector, projection_key
@@ -58,9 +59,11 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
         "Points", sizes, index=min(1, len(sizes) - 1), key=f"explore_points_{split}",
         format_func=label, bind=LINKED,
     )  # fmt: skip
-    backdrop = c4.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
-    kept = c4.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
-    browser = c4.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP, bind=LINKED)
+    with c4.popover("Display", icon=":material/tune:", width="stretch"):  # one compact bar above the map
+        backdrop = st.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
+        kept = st.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
+        browser = st.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP,
+                            bind=LINKED)  # fmt: skip
     return method, split, None if size == n_split else size, backdrop, kept, browser
 
 
@@ -99,7 +102,7 @@ def item_panel(ds, model, split, row, code, xy) -> None:
     name = label_name(ds, y)
     st.session_state["explore_decoded"] = recon
     st.session_state["explore_selected"] = {"split": split, "index": int(index), "label": name}
-    st.subheader(f"Label: {name}" if name else f"Item #{index}")
+    st.subheader(f"Label: {plain(name)}" if name else f"Item #{index}")
     st.caption(f"{split} item #{index} at ({xy[0]:.2f}, {xy[1]:.2f}) on the map")
     left, right = st.columns(2)
     with left:
@@ -142,6 +145,8 @@ try:
 except ValueError as e:
     st.error(str(e))
     st.stop()
+if unsaved := cache.map_folder(run_dir)[1]:
+    st.caption(f"This map is not saved with the run ({unsaved}): it is kept until the app stops.")
 y_all = ds.split_labels(split)
 labels = None if y_all is None else y_all[idx]
 names = [label_name(ds, y) for y in range(int(labels.max()) + 1)] if labels is not None else None
@@ -181,7 +186,8 @@ cloud = None if item is None else posterior.item_cloud(proj, codes[item], logvar
 prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.get("explore_prior") else None
 extra = posterior.overlays(cloud, prior_xy)
 extra += attributes.group_overlays(run_dir, checkpoint, split, idx, proj.embedding_)  # the kept groups A and B
-map_col, side = st.columns([4, 1.4] if browser else [5, 3])
+map_col = st.container()  # the map takes the page's width; the pinned item's or spot's panel sits under it
+side = st.container()
 with side:  # filled first: its pictures reach the browser before the map's redraw
     if selection is not None:
         attributes.selection_panel(run_dir, checkpoint, split, idx[selection], names,
@@ -219,6 +225,6 @@ with map_col:
         if in_browser and why_not:
             st.caption(f"Decoded on the server: {why_not}.")
         fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept, extra)
-        st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
+        chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
         st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")
 posterior.prior_section(run_dir, key, codes, logvars, proj)

@@ -12,7 +12,7 @@ from ui.runtime import runs_root
 from ui.sidebar import current_run
 from vae.config import DEMO_DATA, DataConfig, preset
 from vae.runs import folder as rf
-from vae.runs import jobs
+from vae.runs import jobs, listing
 from vae.runs.folder import new_run
 
 DEMO_KEY, ERROR_KEY = "home_demo", "home_error"  # the demo run this session started; why it could not start
@@ -60,7 +60,7 @@ if demo is not None and rf.is_run(demo):
         state.switch_page("app_pages/explore.py")
     st.error(status.get("message") or "The demo did not finish.")
 
-if not rf.run_names(runs_root()):
+if not listing.run_names(runs_root()):
     st.subheader("Start here")
     st.write(
         "There are no models yet. Train a quick demo on scikit-learn's 8×8 digits "

@@ -19,9 +19,10 @@ import numpy as np
 import streamlit as st
 
 from ui import attributes, cache, posterior, state
-from ui.figures import path_figure
+from ui.figures import chart, path_figure
 from ui.pictures import decode, enlargement, grid_picture, label_name, picture
 from ui.sidebar import current_run
+from ui.text import plain
 from vae.analysis.latent import interpolate
 from vae.projection import find_map
 from vae.runs import folder as rf
@@ -55,13 +56,19 @@ def endpoint(
             caption = f"map point ({map_point['xy'][0]:.2f}, {map_point['xy'][1]:.2f})"
             shown = decode(model, z)[0]
         else:
-            i = int(st.number_input(
-                "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
-                help=f"Index into the {len(test_codes):,} test items.", bind=LINKED,
-            ))  # fmt: skip
+            state.check_number_link(f"interp_index_{name}", 0, len(test_codes) - 1, f"endpoint {name}'s test item")
+            try:
+                i = int(st.number_input(
+                    "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",
+                    help=f"Index into the {len(test_codes):,} test items.", bind=LINKED,
+                ))  # fmt: skip
+            except OverflowError:  # ?interp_index_A=1e400: Streamlit fails to read it before the page can
+                st.warning("This page's link gives a test item that is not a number; showing item "
+                           f"{default}. Open Interpolate from the sidebar to choose again.")  # fmt: skip
+                i = default
             z, shown = test_codes[i], ds.x_test[i].numpy()
             y = None if ds.y_test is None else int(ds.y_test[i])
-            caption = f"test #{i}" + (f" · label {label_name(ds, y)}" if y is not None else "")
+            caption = f"test #{i}" + (f" · label {plain(label_name(ds, y))}" if y is not None else "")
         if ds.is_image:
             st.image(picture(shown, scale=small), caption=caption, width=ds.item_shape[-1] * small, output_format="PNG")
         else:
@@ -89,6 +96,7 @@ b, item_b = endpoint(col_b, "B", ds, model, test_codes, point, other)
 with col_c:
     st.subheader("Path")
     method = METHODS[st.radio("Interpolation", list(METHODS), key="interp_method", bind=LINKED)]
+    state.check_number_link("interp_steps", 5, 20, "steps")
     steps = st.slider("Steps", 5, 20, 10, key="interp_steps", help="Images in the strip, endpoints included.",
                       bind=LINKED)  # fmt: skip
     st.caption("Slerp keeps to the arc between the two codes: a straight line cuts through the "
@@ -140,7 +148,7 @@ positions = proj.transform(codes)  # (steps, 2)
 st.session_state["interp_positions"] = positions
 how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
 st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")
-st.plotly_chart(path_figure(proj, positions, extra), key="interp_map")
+chart(path_figure(proj, positions, extra), key="interp_map")
 if extra:
     how = ", the ring its 2σ ellipse." if proj.method == "pca" else ", placed by their nearest codes."
     st.caption(f"Dots around an endpoint (in its colour): samples of that item's q(z|x){how}")

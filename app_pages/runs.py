@@ -15,7 +15,7 @@ import streamlit as st
 
 from ui import runs as actions
 from ui.cache import dataset_for
-from ui.figures import CURVES, curves_figure, kl_figure
+from ui.figures import CURVES, chart, curves_figure, kl_figure
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.training import collapse_section
@@ -23,7 +23,7 @@ from vae.analysis.disentanglement import known_factors as factors_of
 from vae.analysis.evaluate import evaluate_run
 from vae.config import IWAE_K
 from vae.runs import folder as rf
-from vae.runs import jobs
+from vae.runs import jobs, listing
 from vae.runs.runzip import ZIP_FILES, ZIP_REQUIRED
 from vae.runs.schema import evaluation_problem
 
@@ -64,7 +64,7 @@ def compare_section(runs: list[dict]) -> None:
     if picked:
         read = lambda n: [m for m in rf.read_metrics(rf.run_path(runs_root(), n)) if m.get("type") == "epoch"]  # noqa: E731
         epochs_of = {n: read(n) for n in picked}
-        st.plotly_chart(curves_figure(epochs_of, metric, names), key="runs_compare_chart")
+        chart(curves_figure(epochs_of, metric, names), key="runs_compare_chart")
 
 
 def known_factors(run_dir: Path) -> list[str]:
@@ -133,7 +133,11 @@ def evaluate_section(run_dir: Path) -> None:
     )
     if scores := ev.get("disentanglement"):
         disentanglement_scores(scores)
-    st.plotly_chart(kl_figure(ev), key="runs_kl_chart")
+    chart(kl_figure(ev), key="runs_kl_chart")
+    st.caption("Two measures of a dimension, which need not agree: it is *active* when its posterior mean varies "
+               "across items (variance over 0.01, Burda et al.), and the bars are its average KL from the prior, "
+               "how much it carries per item. A dimension whose mean moves a little can be active with a KL near "
+               "zero.")  # fmt: skip
 
 
 SCORE_HELP = {
@@ -165,18 +169,22 @@ def manage_section(run_dir: Path, active: bool) -> None:
     key = f"runs_new_name_{name}"
     c1.text_input("New name", value=name, key=key)
     c1.button("Rename", key="runs_rename", on_click=actions.rename, args=(name, key), disabled=active, help=busy)
-    data = actions.zip_for_download(run_dir)
-    st.session_state[ZIP_KEY] = data
-    c2.download_button(
-        "Download .zip",
-        data=data,
-        file_name=f"{name}.zip",
-        mime="application/zip",
-        key="runs_download",
-        icon=":material/download:",
-        on_click="ignore",
-        help=f"The run's {', '.join(ZIP_FILES)} (those it has)",
-    )
+    try:
+        data = actions.zip_for_download(run_dir)
+    except ValueError as e:  # a planted link or pipe in the run: refused, never followed
+        c2.caption(str(e))
+    else:
+        st.session_state[ZIP_KEY] = data
+        c2.download_button(
+            "Download .zip",
+            data=data,
+            file_name=f"{name}.zip",
+            mime="application/zip",
+            key="runs_download",
+            icon=":material/download:",
+            on_click="ignore",
+            help=f"The run's {', '.join(ZIP_FILES)} (those it has) and its latent map's history",
+        )
     with c3:
         if st.session_state.get("runs_confirm_delete") == name:
             st.warning(f"Delete {name} and all its files? This cannot be undone.")
@@ -199,7 +207,8 @@ def import_section() -> None:
     key = f"runs_upload_{st.session_state.get(actions.UPLOADS_KEY, 0)}"
     st.file_uploader(
         f"A run .zip made by Download ({' and '.join(ZIP_REQUIRED)}; optionally "
-        f"{', '.join(n for n in ZIP_FILES if n not in ZIP_REQUIRED)})",
+        f"{', '.join(n for n in ZIP_FILES if n not in ZIP_REQUIRED)} and its latent map's history). It keeps the "
+        "run's own name unless a run here has it.",
         type=["zip"],
         key=key,
         on_change=actions.import_upload,
@@ -212,7 +221,7 @@ def import_section() -> None:
 # ---------------------------------------------------------------- the page
 
 st.title("Runs")
-runs = rf.list_runs(runs_root())
+runs = listing.list_runs(runs_root())
 for r in runs:
     if r["state"] != "broken":
         r["state"] = jobs.refresh_status(r["path"]).get("state", r["state"])

@@ -17,10 +17,12 @@ from ui.cache import load_data
 from ui.pictures import enlargement, grid_picture
 from ui.runtime import runs_root
 from ui.sidebar import current_run
+from ui.text import plain
 from vae.config import CONV_SIZES, MAX_LATENT
 from vae.data import Dataset, available_datasets
 from vae.distributed import native_bf16
 from vae.models import build_model, count_parameters
+from vae.runs import folder as rf
 from vae.runs import jobs
 
 
@@ -82,7 +84,7 @@ def data_section() -> Dataset | None:
         message = str(e)
         if cfg.name == "file":  # name the file as the person knows it, not the stored copy
             message = message.replace(str(cfg.path), upload.name)
-        st.error(message)
+        st.error(plain(message))
         return None
 
 
@@ -139,12 +141,15 @@ def model_section(ds: Dataset) -> bool:
         st.session_state["train_procs"] = 1
     try:
         model_cfg, _, name = forms.model_configs(st.session_state, ds)
+        given = rf.available_name(runs_root(), name)  # what create_run will call it: "…-2" when the name is taken
     except ValueError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return False
     with torch.device("meta"):  # count without allocating
         n_params = count_parameters(build_model(model_cfg))
-    st.caption(f"Run {name!r}: {n_params:,} parameters, {ds.likelihood} likelihood; trains in a background process.")
+    taken = f" ({name!r} is taken)" if given != rf.sanitize_run_name(name) else ""
+    st.caption(f"Run {given!r}{taken}: {n_params:,} parameters, {ds.likelihood} likelihood; trains in a background "
+               "process.")  # fmt: skip
     return True
 
 
@@ -170,7 +175,7 @@ def new_run_form() -> None:
         on_click=training.start_training,
     )
     if msg := st.session_state.pop(training.ERROR_KEY, None):
-        st.error(msg)
+        st.error(plain(msg))
 
 
 # ---------------------------------------------------------------- the page
@@ -180,19 +185,23 @@ forms.apply_defaults("digits", force=False)
 st.title("Train")
 run_dir = current_run()
 status = jobs.refresh_status(run_dir) if run_dir else {}
-is_training = status.get("state") in jobs.ACTIVE_STATES
-# A run being watched keeps its place at the top when it ends, so its result appears where its progress was.
-if run_dir and (is_training or st.session_state.get(training.WATCHED_KEY) == run_dir.name):
-    training.run_panel(run_dir, status)
-    st.divider()
-    with st.expander("Train another model", icon=":material/add:"):
-        new_run_form()
-else:
-    others = [p.name for p in jobs.active_runs(runs_root())]
-    if others:
-        st.info(f"{others[0]} is training. Select it in the sidebar to watch it.")
+others = [p.name for p in jobs.active_runs(runs_root()) if p != run_dir]
+if others:
+    st.info(f"{others[0]} is training. Select it in the sidebar to watch it.")
+if run_dir is None:  # nothing trained yet: the form is the page
     st.caption("Choose data and a model; training runs in the background and keeps going if you close the tab.")
     new_run_form()
-    if run_dir:
+else:  # the selected run first (its state, an alarm at the top); a new run on request, from the preset or a copy
+    b1, b2, b3, _ = st.columns([1, 2, 1, 2])
+    b1.button("New run", key="train_new", icon=":material/add:", on_click=forms.new_run)
+    b2.button(f"New run with {run_dir.name}'s settings", key="train_copy", icon=":material/content_copy:",
+              on_click=forms.copy_settings, args=(str(run_dir),))  # fmt: skip
+    if st.session_state.get(forms.NEW_FORM_KEY):
+        b3.button(
+            "Close the form", key="train_close", on_click=lambda: st.session_state.update({forms.NEW_FORM_KEY: False})
+        )
+        st.subheader("New run")
+        st.caption("Training runs in the background and keeps going if you close the tab.")
+        new_run_form()
         st.divider()
-        training.run_panel(run_dir, status)
+    training.run_panel(run_dir, status)

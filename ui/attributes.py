@@ -23,6 +23,8 @@ from vae.analysis.latent import along, analogy, attribute_vector, class_means
 from vae.data import Dataset
 from vae.models import VAE
 
+from .text import plain
+
 ss = st.session_state
 
 
@@ -154,13 +156,13 @@ def attribute_section(run_dir: Path, checkpoint: str, model: VAE, ds: Dataset, s
         model,
         ds,
         codes,
-        f"Endpoint A moved {title}, t = 0 … {strength:g}",
+        f"Endpoint A moved {plain(title)}, t = 0 … {strength:g}",
         f"{run_dir.name}-attribute.png",
         "Download attribute strip (PNG)",
     )
     state.set_attribute_axis(run_dir, checkpoint, title, vector)
     left, right = st.columns([3, 1], vertical_alignment="center")
-    left.caption(f"The axis {title} has length {np.linalg.norm(vector):.2f}; Decode offers it as a slider.")
+    left.caption(f"The axis {plain(title)} has length {np.linalg.norm(vector):.2f}; Decode offers it as a slider.")
     if right.button("Open the end in Decode", key="attr_open", icon=":material/tune:"):
         state.hand_to_decode(codes[-1])
         state.switch_page("app_pages/decode.py")
@@ -219,6 +221,6 @@ def axis_slider(run_dir: Path, checkpoint: str, latent_dim: int, point: Callable
         move([float(v) for v in np.asarray(point(), dtype=np.float64) + step * vector])
 
     st.slider(
-        f"Along {axis['name']}", -3.0, 3.0, step=0.25, key="decode_axis", on_change=moved,
+        f"Along {plain(axis['name'])}", -3.0, 3.0, step=0.25, key="decode_axis", on_change=moved,
         help="From Interpolate's attribute section: moving this slider by 1 moves the point by the whole axis.",
     )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +27,11 @@ from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
 from vae.models import VAE
 from vae.projection import LatentProjector, background_thread, cached_projection, map_path
+from vae.projection.cache import unusable
 from vae.projection.worker import MapWorker, WorkerGone
 from vae.runs import folder as rf
+
+from .notice import training_notice
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
@@ -71,10 +75,12 @@ def require_model(run_dir: Path | None) -> tuple[Path, VAE]:
         st.info("Pick a run in the sidebar, or train one on the Train page.")
         st.stop()
     try:
-        return run_dir, model_for(run_dir)
+        model = model_for(run_dir)
     except (FileNotFoundError, ValueError) as e:
         st.error(str(e))
         st.stop()
+    training_notice(run_dir)  # a run still training: which checkpoint this page shows
+    return run_dir, model
 
 
 def require_data(run_dir: Path) -> Dataset:
@@ -144,15 +150,32 @@ def start_umap_warm_up() -> None:
             map_worker().start()
 
 
+_SESSION_MAPS: dict[str, Path] = {}
+_SESSION_MAPS_LOCK = threading.Lock()
+
+
+def map_folder(run_dir: Path) -> tuple[Path, str | None]:
+    """Where the run's maps are kept: its own maps' folder, or, where that cannot be written (a read-only runs
+    folder, a link planted there), a folder of this server's for as long as it runs, with the reason why."""
+    folder = rf.projections_dir(run_dir)
+    reason = unusable(folder)
+    if reason is None:
+        return folder, None
+    with _SESSION_MAPS_LOCK:
+        if str(run_dir) not in _SESSION_MAPS:
+            _SESSION_MAPS[str(run_dir)] = Path(tempfile.mkdtemp(prefix="latent-explorer-maps-"))
+        return _SESSION_MAPS[str(run_dir)], reason
+
+
 def map_file(run_dir: Path, key: str) -> Path:
     """Where map ``key`` of a run is kept."""
-    return map_path(run_dir, key)
+    return map_folder(run_dir)[0] / map_path(run_dir, key).name
 
 
 def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None,
          fit: bool = True, worker: MapWorker | None = None):  # fmt: skip
     """The map, from the disk cache or fitted (by ``worker`` when given: it writes the map into the cache)."""
-    folder = rf.projections_dir(run_dir)
+    folder, _ = map_folder(run_dir)
     if fit and worker is not None:
         with contextlib.suppress(WorkerGone):  # it could not start: fitted here instead
             worker.fit(folder, key, codes, {"method": method}, progress, INVERSE_GRID, checkpoint, split)

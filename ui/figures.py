@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
+import streamlit as st
 from plotly.subplots import make_subplots
 
 from vae.projection import LatentProjector
@@ -20,6 +21,14 @@ CURVES = {
 }
 
 
+CHART_CONFIG = {"displaylogo": False, "showSendToCloud": False}  # plotly.js 4 offers "Share chart…" (an upload)
+
+
+def chart(fig: go.Figure, **kwargs):
+    """``st.plotly_chart`` with the house's mode bar: no upload to Plotly's cloud, the PNG download kept."""
+    return st.plotly_chart(fig, config=CHART_CONFIG, **kwargs)
+
+
 # ---------------------------------------------------------------- training curves
 
 
@@ -33,7 +42,16 @@ def loss_figure(steps: list[dict]) -> go.Figure:
         go.Scatter(x=x, y=[m.get("kl") for m in steps], name="KL (right axis)", mode="lines"), secondary_y=True
     )
     fig.update_yaxes(title_text="nats per item", secondary_y=False)
-    fig.update_yaxes(title_text="KL, nats", secondary_y=True, showgrid=False)
+    # from 0, so a dead KL looks dead (auto-ranged, 0.003-0.023 looked lively), with round ticks
+    fig.update_yaxes(
+        title_text="KL, nats",
+        secondary_y=True,
+        showgrid=False,
+        rangemode="tozero",
+        nticks=6,
+        tickmode="auto",
+        tickformat=".3~g",
+    )  # its own round ticks from 0, not the left axis's
     return _layout(fig, "Training objective")
 
 
@@ -51,9 +69,9 @@ def elbo_figure(epochs: list[dict]) -> go.Figure:
 def _layout(fig: go.Figure, title: str) -> go.Figure:
     fig.update_layout(
         title=title,
-        height=320,
+        height=360,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0, "xanchor": "left"},  # clear of the mode bar
         uirevision="keep",  # zoom and hidden traces survive the live refresh
     )
     fig.update_xaxes(title_text="epoch")
@@ -327,7 +345,7 @@ def kl_heat_figure(epochs: list[dict]) -> go.Figure:
         go.Heatmap(z=z, x=[e["epoch"] for e in rows], y=[f"z{d}" for d in range(len(z))], colorscale="Viridis",
                    colorbar=dict(title="nats"), hovertemplate="%{y}, epoch %{x}: %{z:.3f} nats<extra></extra>")
     )  # fmt: skip
-    fig.update_layout(title="KL per latent dimension and epoch", height=120 + 14 * len(z),
+    fig.update_layout(title="KL per latent dimension and epoch", height=max(220, 120 + 14 * len(z)),  # room for the bar
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch", uirevision="keep")  # fmt: skip
     fig.update_yaxes(autorange="reversed")
     return fig

@@ -36,13 +36,13 @@ FORM_KEYS = (
 )  # fmt: skip
 MIN_CORES_FOR_PROCS = 4  # below this, one process with every core's thread was fastest (2 x 1 thread: 0.37x)
 PROCS_HELP = (
-    "Train one model in several processes (torchrun, DistributedDataParallel): each takes its share of every "
+    "Train one model in several processes (DistributedDataParallel over 127.0.0.1): each takes its share of every "
     "batch, with the machine's cores shared out as threads. On a 2-core machine 2 processes of 1 thread ran at "
-    "0.37x of one process with 2 threads (bench/bench_ddp.py): it pays off with many cores or GPUs."
+    "0.37x of one process with 2 threads (python -m bench ddp): it pays off with many cores or GPUs."
 )
 BF16_HELP = (
     "The forward pass in bfloat16 (weights and optimiser stay float32): on this CPU, which multiplies bfloat16 in "
-    "hardware, the default MLP trained 1.7x faster to the same test ELBO (bench/bench_recipe.py)."
+    "hardware, the default MLP trained 1.7x faster to the same test ELBO (python -m bench recipe)."
 )
 
 
@@ -71,6 +71,43 @@ def apply_defaults(name: str, force: bool = True) -> None:
     for key, value in values.items():
         if force or key not in st.session_state:
             st.session_state[key] = value
+
+
+NEW_FORM_KEY = "train_new_form"  # True: the New run form is open at the top of the Train page
+
+
+def new_run(dataset: str | None = None) -> None:
+    """(A button's callback.) Open the form at the top with the dataset's preset, not the last run's values."""
+    apply_defaults(dataset or st.session_state.get("train_dataset", "digits"))
+    st.session_state["train_name"] = ""
+    st.session_state[NEW_FORM_KEY] = True
+
+
+def close_form() -> None:
+    st.session_state[NEW_FORM_KEY] = False
+
+
+def copy_settings(run_dir: str) -> None:
+    """(A button's callback.) Open the form at the top holding the settings of the run in ``run_dir``."""
+    from vae.runs import folder as rf
+
+    model, train, data = rf.load_config(Path(run_dir))
+    built_in = data.name != "file"
+    values = {
+        "train_source": SOURCES[0] if built_in else SOURCES[1],
+        "train_arch": model.arch, "train_latent": model.latent_dim, "train_hidden": widths_text(model.hidden),
+        "train_channels": widths_text(model.channels), "train_beta": train.beta,
+        "train_warmup": train.warmup_epochs, "train_free_bits": train.free_bits, "train_epochs": train.epochs,
+        "train_batch": train.batch_size, "train_lr": min(LEARNING_RATES, key=lambda r: abs(r - train.lr)),
+        "train_bf16": train.precision == "bf16", "train_name": "",
+    }  # fmt: skip
+    if built_in:
+        values["train_dataset"] = data.name
+        if data.name == "sprites":
+            values |= {"train_sprite_size": data.size or 32, "train_sprite_count": data.count or 20_000}
+    st.session_state.update(values)
+    st.session_state[NEW_FORM_KEY] = True
+    st.toast(f"The form below holds {Path(run_dir).name}'s settings; give the new run a name and start it.")
 
 
 def save_upload(upload) -> Path:

@@ -22,7 +22,9 @@ from .pictures import decode, enlargement
 
 CLICK_GRID = 60  # invisible clickable points per side
 TILES = 10  # decoded backdrop: TILES x TILES images
-COLOURS = qualitative.Plotly + qualitative.Alphabet
+# Tableau 10 first: ten colours told apart with the common colour-vision deficiencies (Plotly's own made Trouser,
+# Shirt and Bag near-identical reds and pinks); Alphabet's 26 after them for data with more classes
+COLOURS = qualitative.T10 + qualitative.Alphabet
 
 
 def map_box(proj: LatentProjector) -> tuple[float, float, float, float]:

@@ -12,7 +12,7 @@ from vae.analysis import posterior
 from vae.images import make_grid, png_bytes
 from vae.projection import LatentProjector
 
-from .figures import prior_histograms, sigma_figure
+from .figures import chart, prior_histograms, sigma_figure
 from .pictures import decode, enlargement
 
 CLOUD = 100  # samples of a pinned item's q(z|x) placed on the map
@@ -74,7 +74,7 @@ def show_item_posterior(
         st.image(png_bytes(strip, scale=enlargement(strip.shape, 200)),
                  caption=f"decoded mean (top left), then {STRIP} samples of q(z|x)", output_format="PNG")  # fmt: skip
         st.session_state[f"{key}_strip"] = decoded
-    st.plotly_chart(sigma_figure(mu, posterior.sigma(logvar), kl), key=f"{key}_sigma")
+    chart(sigma_figure(mu, posterior.sigma(logvar), kl), key=f"{key}_sigma")
     where = ""
     if cloud.get("xy") is not None:
         where = "On the map: grey dots are samples of q(z|x)" + (
@@ -115,7 +115,7 @@ def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: L
         )  # fmt: skip
         rows = mismatch_rows(len(mu))  # a 70,000-item map would otherwise send 1.4 M values each rerun
         codes = posterior.aggregate_samples(mu[rows], logvar[rows], seed=0)
-        st.plotly_chart(prior_histograms(codes), key="explore_prior_histograms")
+        chart(prior_histograms(codes), key="explore_prior_histograms")
         st.caption(f"Each dimension's codes (one sample of each item's q(z|x), at most {MISMATCH_ITEMS:,} items) "
                    "against the prior's density.")  # fmt: skip
 

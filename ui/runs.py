@@ -3,12 +3,14 @@ rename, delete and import runs (each leaves a message for its section instead of
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from vae.analysis.diagnose import run_alarm
 from vae.runs import folder as rf
 from vae.runs import jobs
 from vae.runs.runzip import ZIP_FILES, import_run_zip, run_zip
@@ -27,9 +29,17 @@ def _cached_zip(path: str, stamp: tuple) -> bytes:
 
 
 def zip_for_download(run_dir: Path) -> bytes:
-    """The run's zip, rebuilt only when one of its files changed."""
-    stamp = tuple((n, p.stat().st_mtime_ns, p.stat().st_size) for n in ZIP_FILES if (p := run_dir / n).is_file())
-    return _cached_zip(str(run_dir), stamp)
+    """The run's zip, rebuilt only when one of its files changed (their own times: a link is never followed);
+    ``ValueError`` with a sentence when the run holds a file that is not a regular one."""
+
+    def own(path: Path) -> tuple | None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return st.st_mode, st.st_mtime_ns, st.st_size
+
+    return _cached_zip(str(run_dir), tuple((n, own(run_dir / n)) for n in ZIP_FILES))
 
 
 SCORE_COLUMNS = {  # vae.analysis.disentanglement's keys -> the table's columns
@@ -43,8 +53,21 @@ SCORE_COLUMNS = {  # vae.analysis.disentanglement's keys -> the table's columns
 }
 
 
+KL_PARTS = {  # the KL split three ways (vae.analysis.decompose), nats on the test split
+    "index_code_mi": "index-code MI",
+    "total_correlation": "total correlation",
+    "dimension_wise_kl": "dimension-wise KL",
+}
+
+
+def _alarm(r: dict) -> str:
+    """ "collapsed" or "diverged" for a run that did (a column of the table), else ""."""
+    flagged = run_alarm(r, [m for m in rf.read_metrics(Path(r["path"])) if m["type"] == "epoch"])
+    return flagged[0] if flagged else ""
+
+
 def run_rows(runs: list[dict]) -> pd.DataFrame:
-    """One table row per run (``rf.list_runs``): what it is, how far it got, and how good it is."""
+    """One table row per run (``listing.list_runs``): what it is, how far it got, and how good it is."""
     rows = []
     for r in runs:
         ev = rf.read_evaluation(Path(r["path"])) or {}
@@ -54,6 +77,7 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
             {
                 "run": r["name"],
                 "state": r["state"],
+                "alarm": _alarm(r) if ok else "",
                 "data": r["dataset"],
                 "model": f"{r['arch'].upper()} {'-'.join(map(str, r['layers']))}".strip() if ok else None,
                 "latent": r["latent_dim"],
@@ -63,12 +87,14 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
                 "IWAE log p(x)": ev.get("iwae_ll"),
                 "active units": f"{ev['active_units']} / {ev['latent_dim']}" if "active_units" in ev else None,
                 "k-NN accuracy": 100 * ev["knn_accuracy"] if "knn_accuracy" in ev else None,
+                **{name: ev.get(key) for key, name in KL_PARTS.items()},
                 **{name: (ev.get("disentanglement") or {}).get(key) for key, name in SCORE_COLUMNS.items()},
                 "updated": datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M"),
             }
         )
     table = pd.DataFrame(rows)
-    unscored = [name for name in SCORE_COLUMNS.values() if name in table and table[name].isna().all()]
+    optional = [*SCORE_COLUMNS.values(), *KL_PARTS.values()]
+    unscored = [name for name in optional if name in table and table[name].isna().all()]
     return table.drop(columns=unscored)  # disentanglement columns only where a run has the scores
 
 

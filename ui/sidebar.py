@@ -7,15 +7,18 @@ from pathlib import Path
 import streamlit as st
 
 from vae.runs import folder as rf
-from vae.runs import jobs
+from vae.runs import jobs, listing
 
 from . import state
+from .notice import epochs_done
 from .runtime import runs_root
+from .text import plain
+from .training import alarm
 
 
 def run_picker() -> Path | None:
     """Sidebar select box over the runs, with the selected run's state; returns the selected run folder."""
-    names = rf.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
+    names = listing.run_names(runs_root())  # every full rerun draws this: names only, no metrics parsed
     state.check_link(state.RUN, names, "the run")
     chosen = state.selected_run_name()
     if chosen not in names:
@@ -49,8 +52,10 @@ def _run_caption(run: Path) -> None:
     except (ValueError, FileNotFoundError) as e:
         st.caption(f"broken: {e}")
         return
-    epoch = f"epoch {status.get('epoch', 0)} of {train_cfg.epochs}"
-    st.caption(f"{status.get('state', 'unknown')} · {epoch} · {rf.data_label(data_cfg)}")
+    flagged = alarm(run, status)
+    flag = f" · **:orange[{flagged[0]}]**" if flagged else ""  # a collapsed or diverged run says so here too
+    done = epochs_done(status, train_cfg.epochs)
+    st.caption(f"{status.get('state', 'unknown')}{flag} · {done} · {plain(rf.data_label(data_cfg))}")
 
 
 def current_run() -> Path | None:

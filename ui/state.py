@@ -43,6 +43,22 @@ def check_link(key: str, offered: Sequence[str], what: str) -> None:
                  if offered else f"The link asks for {what} “{raw[:60]}”, which is not here.")  # fmt: skip
 
 
+def check_number_link(key: str, lo: float, hi: float, what: str) -> None:
+    """Drop, with a sentence, a link's value for the numeric widget ``key`` that is not a finite number from ``lo``
+    to ``hi`` (Streamlit would raise on ``1e400`` before the page could say anything)."""
+    raw = st.query_params.get(key)
+    if raw is None:
+        return
+    try:
+        ok = lo <= float(raw) <= hi
+    except ValueError:
+        ok = False
+    if not ok:
+        st.toast(f"The link asks for {what} “{raw[:60]}”, which is out of range or not a number (it must be from "
+                 f"{lo:g} to {hi:g}); showing the default instead.")  # fmt: skip
+        del st.query_params[key]
+
+
 def link_point(key: str = "pin") -> tuple[float, float] | None:
     """The map position a link pins (``?pin=x,y``), or None; a malformed one is dropped with a sentence."""
     raw = st.query_params.get(key)

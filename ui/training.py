@@ -11,16 +11,17 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae.analysis.diagnose import collapse_warning
+from vae.analysis.diagnose import collapse_warning, run_alarm
 from vae.analysis.history import animation_gif
 from vae.runs import folder as rf
 from vae.runs import jobs
 
 from . import state
 from .cache import dataset_for, history_view, load_data
-from .figures import elbo_figure, history_figure, kl_heat_figure, loss_figure
-from .forms import ARCH_LABELS, data_config, model_configs
+from .figures import chart, elbo_figure, history_figure, kl_heat_figure, loss_figure
+from .forms import ARCH_LABELS, NEW_FORM_KEY, data_config, model_configs
 from .maps import label_groups
+from .notice import epochs_done
 from .pictures import enlarged_png, label_name
 from .runtime import runs_root
 
@@ -61,6 +62,7 @@ def start_training() -> None:
         return
     state.select_run(run_dir.name)
     ss[WATCHED_KEY] = run_dir.name
+    ss[NEW_FORM_KEY] = False  # the new run's panel takes the top of the page
 
 
 def continue_training(run: str) -> None:
@@ -93,38 +95,42 @@ def config_summary(run_dir: Path) -> str:
     )
 
 
+def alarm(run_dir: Path, status: dict) -> tuple[str, str] | None:
+    """("diverged" | "collapsed", the sentence) for a run whose loss diverged or whose latent space collapsed."""
+    return run_alarm(status, [m for m in rf.read_metrics(run_dir) if m["type"] == "epoch"])
+
+
 def progress_bar(status: dict, epochs: int) -> None:
     step, total = status.get("step", 0), status.get("total_steps")
-    epoch = status.get("epoch", 0)
     state = status.get("state")
     if not total:
         st.progress(0.0, text=f"Starting: {status.get('message') or 'launching the training process'}…")
         return
-    where = f"epoch {min(epoch + 1, epochs)} of {epochs} · step {step:,} of {total:,}"
+    where = f"{epochs_done(status, epochs)} · step {step:,} of {total:,}"
     if status.get("device"):  # where it trains: the CPU or a GPU, and how many processes
         procs = status.get("processes", 1)
         where += f" · on {'a GPU' if status['device'] == 'cuda' else 'the CPU'}"
         where += f", {procs} processes" if procs > 1 else ""
     if state == "paused":
-        text = f"Paused at {where}"
+        text = f"Paused · {where}"
     else:
-        text = f"Training {where} · about {duration(status.get('eta_s'))} left"
+        text = f"Training · {where} · about {duration(status.get('eta_s'))} left"
     st.progress(min(1.0, step / total), text=text)
 
 
-def curves_and_pictures(run_dir: Path) -> None:
+def curves_and_pictures(run_dir: Path, warn: bool = True) -> None:
     metrics = rf.read_metrics(run_dir)
     steps = [m for m in metrics if m.get("type") == "step"]
     epochs = [m for m in metrics if m.get("type") == "epoch"]
     left, right = st.columns(2)
     with left:
         if steps:
-            st.plotly_chart(loss_figure(steps), key="train_loss_chart")
+            chart(loss_figure(steps), key="train_loss_chart")
         else:
             st.caption("The loss curve appears after the first logged steps.")
     with right:
         if epochs:
-            st.plotly_chart(elbo_figure(epochs), key="train_elbo_chart")
+            chart(elbo_figure(epochs), key="train_elbo_chart")
         else:
             st.caption("The ELBO curve appears after the first epoch.")
     left, right = st.columns(2)
@@ -135,18 +141,18 @@ def curves_and_pictures(run_dir: Path) -> None:
         png = enlarged_png(rf.picture_path(run_dir, file))
         if png:
             col.image(png, caption=caption, output_format="PNG")
-    collapse_section(run_dir, epochs)
+    collapse_section(run_dir, epochs, warn)
     history_section(run_dir)
 
 
-def collapse_section(run_dir: Path, epochs: list[dict]) -> None:
-    """The collapse alarm, and the KL of each dimension over the epochs as a heat strip."""
+def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> None:
+    """The collapse alarm (unless said already), and the KL of each dimension over the epochs as a heat strip."""
     if not any(isinstance(e.get("test_kl_per_dim"), list) for e in epochs):
         return
     latent_dim = len(next(e["test_kl_per_dim"] for e in reversed(epochs) if isinstance(e.get("test_kl_per_dim"), list)))
-    if warning := collapse_warning(epochs, latent_dim):
+    if warn and (warning := collapse_warning(epochs, latent_dim)):
         st.warning(warning, icon=":material/warning:")
-    st.plotly_chart(kl_heat_figure(epochs), key="train_kl_heat")
+    chart(kl_heat_figure(epochs), key="train_kl_heat")
 
 
 HISTORY_CHART = "train_history_chart"
@@ -197,7 +203,7 @@ def history_section(run_dir: Path) -> None:
             names = [str(y) for y in range(int(labels.max()) + 1)]
     follow = followed_item(view["indices"])
     fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
-    st.plotly_chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
+    chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
     frames = len(view["layouts"])
     st.caption(
         f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
@@ -237,10 +243,14 @@ def live_panel(run: str, epochs: int) -> None:
 def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
     """A run that is not training: what happened, what to do next, and its last curves."""
     state, message = status.get("state"), status.get("message") or ""
+    flagged = alarm(run_dir, status)
+    if flagged and flagged[0] == "collapsed":  # at the top, not a green "finished" over a dead latent space
+        st.warning(f"Training {state or 'ended'}, but t{flagged[1][1:]}", icon=":material/warning:")
     if state == "finished":
         done = [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
         elbo = f", test ELBO {done[-1]['test_elbo']:.2f} nats" if done and "test_elbo" in done[-1] else ""
-        st.success(f"Training finished: {status.get('epoch', epochs)} epochs{elbo}.")
+        if not flagged:
+            st.success(f"Training finished: {status.get('epoch', epochs)} epochs{elbo}.")
         st.page_link("app_pages/explore.py", label="Explore its latent space", icon=":material/scatter_plot:")
     elif state == "failed":
         st.error(message or "The training failed.")
@@ -258,7 +268,7 @@ def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
         st.info(f"State: {state or 'unknown'}. {message}")
     if msg := st.session_state.pop(RUN_ERROR_KEY, None):
         st.error(msg)
-    curves_and_pictures(run_dir)
+    curves_and_pictures(run_dir, warn=not flagged)
 
 
 def run_panel(run_dir: Path, status: dict) -> None:

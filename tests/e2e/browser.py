@@ -14,6 +14,7 @@ from harness.serving import (  # noqa: F401 - re-exported for the test modules
     CHROMIUM,
     ROOT,
     chromium,
+    display_toggle,
     free_port,
     serving,
     start_server,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from browser import E2E_RUN, selected_run, shot, wait_idle
+from browser import E2E_RUN, display_toggle, selected_run, shot, wait_idle
 
 # The point of trace c farthest from every click-grid point (trace 0) and every other label's point: a click there
 # cannot be taken for the grid or for a point drawn over it.
@@ -71,7 +71,7 @@ def open_explore(page, app_url, server: bool = True):
     page.get_by_role("heading", name="Explore the latent map").wait_for()
     assert selected_run(page) == E2E_RUN
     if server:
-        page.get_by_text("Decode under the pointer").click()
+        display_toggle(page, "Decode under the pointer")
         wait_idle(page)
 
 
@@ -136,7 +136,7 @@ def test_umap_map_the_default_projection(page, app_url):
     shot(page, "explore-umap-map")
     empty = page.evaluate(JS_EMPTY)
     click_and_wait(page, empty, "Decoded map point", "star")
-    page.get_by_text("Decoded backdrop").click()
+    display_toggle(page, "Decoded backdrop")
     page.wait_for_function(
         "() => { const gd = document.querySelector('.js-plotly-plot');"
         " return !!(gd && gd._fullLayout) && gd._fullLayout.images.length === 1; }"

@@ -25,7 +25,9 @@ READY = """() => { const gd = document.querySelector('.lem-plot');
   return !!(gd && gd._fullLayout && gd._fullData && document.querySelector('.lem').dataset.map); }"""
 # The plot area on screen and, for each label trace, its points' pixel positions (page coordinates).
 GEOMETRY = """() => {
-  const gd = document.querySelector('.lem-plot'), r = gd.getBoundingClientRect();
+  const gd = document.querySelector('.lem-plot');
+  gd.scrollIntoView({block: 'center', behavior: 'instant'});  // the map is taller than the view: bring it in
+  const r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
   const traces = gd._fullData.filter(t => t.showlegend !== false && t.legendgroup !== 'overlay').map(t => ({

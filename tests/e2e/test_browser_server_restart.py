@@ -37,7 +37,7 @@ def test_training_survives_a_server_restart(browser, runs_dir):
         set_field(page, "Epochs", "2000")
         set_field(page, "Run name", RUN)
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text(re.compile(r"Training epoch \d+ of 2000")).wait_for()
+        page.get_by_text(re.compile(r"Training · \d+ of 2000 epochs done")).wait_for()
         pid = rf.read_status(run)["pid"]
 
         stop_server(server)
@@ -57,7 +57,7 @@ def test_training_survives_a_server_restart(browser, runs_dir):
         assert picker.input_value() == RUN  # the newest run is picked
         page.get_by_role("link", name="Train", exact=True).first.click()
         page.get_by_role("heading", name=f"Run: {RUN}").wait_for()
-        page.get_by_text(re.compile(r"Training epoch \d+ of 2000")).wait_for()
+        page.get_by_text(re.compile(r"Training · \d+ of 2000 epochs done")).wait_for()
         assert selected_run(page) == RUN
         assert rf.read_status(run)["pid"] == pid  # the same process, found again from its files
         shot(page, "restart-found-again")

@@ -46,6 +46,10 @@ def open_train(page, app_url: str) -> None:
     page.get_by_role("link", name="Train", exact=True).first.click()
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     wait_idle(page)
+    if page.get_by_role("button", name="New run", exact=True).count():  # runs exist: the form opens on request
+        page.get_by_role("button", name="New run", exact=True).click()
+        page.get_by_role("heading", name="New run", exact=True).wait_for()
+        wait_idle(page)
 
 
 def set_field(page, label: str, value: str) -> None:
@@ -81,12 +85,12 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert selected_run(page) == RUN  # the shared picker follows the new run
 
     # the live panel: its progress text changes while the model trains
-    page.get_by_text(re.compile(r"Training epoch \d+ of 30 · step [\d,]+ of [\d,]+ · on the CPU")).wait_for(
+    page.get_by_text(re.compile(r"Training · \d+ of 30 epochs done · step [\d,]+ of [\d,]+ · on the CPU")).wait_for(
         timeout=45_000
     )
     seen = [progress_text(page)]
     page.get_by_role("button", name="Pause").click()
-    page.get_by_text(re.compile(r"Paused at epoch \d+ of 30")).wait_for()
+    page.get_by_text(re.compile(r"Paused · \d+ of 30 epochs done")).wait_for()
     seen.append(progress_text(page))
     assert jobs.refresh_status(runs_dir / RUN)["state"] == "paused"
     page.get_by_text("Samples decoded from the prior").wait_for()  # the run's pictures are shown

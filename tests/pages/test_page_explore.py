@@ -272,6 +272,7 @@ def test_a_browser_click_on_empty_space_pins_a_star_decoded_by_python(runs, run_
         "nonsense",
     ],
 )
+@pytest.mark.slow
 def test_a_malformed_pick_from_the_browser_is_ignored(runs, value):
     at = pick(open_explore("PCA", browser=True), value)
     assert "explore_selected" not in at.session_state and "explore_point" not in at.session_state

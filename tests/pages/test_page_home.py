@@ -7,11 +7,12 @@ from apptest import open_app
 
 from vae.config import DEMO_DATA, preset
 from vae.runs import folder as rf
-from vae.runs import jobs
+from vae.runs import jobs, listing
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_demo_trains_the_preset_in_the_background_then_opens_explore(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(runs))
@@ -19,7 +20,7 @@ def test_the_demo_trains_the_preset_in_the_background_then_opens_explore(tmp_pat
     assert at.button[0].label == "Train a demo model"
     at.button[0].click().run()
     assert not at.exception, at.exception
-    (demo,) = [runs / name for name in rf.run_names(runs)]
+    (demo,) = [runs / name for name in listing.run_names(runs)]
     model_cfg, train_cfg, data_cfg = rf.load_config(demo)
     p = preset(DEMO_DATA)
     assert (data_cfg.name, model_cfg.latent_dim, model_cfg.hidden, train_cfg) == (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from apptest import open_app
 from specs import chart_spec
@@ -189,3 +190,14 @@ def test_two_map_groups_give_an_axis_from_the_first_groups_mean_to_the_seconds(r
     axis = mu[[1, 3]].mean(0) - mu[[0, 2, 4]].mean(0)
     np.testing.assert_allclose(at.session_state["attr_codes"][-1], mu[0] + axis, atol=1e-4)
     assert at.session_state["attr_axis"]["name"].startswith("map group A → group B")
+
+
+@pytest.mark.parametrize(("key", "value"), [("interp_index_A", "1e400"), ("interp_index_A", "-5"),
+                                            ("interp_index_B", "abc"), ("interp_steps", "1e400")])  # fmt: skip
+def test_a_link_with_a_number_out_of_range_gets_a_sentence_and_the_default(runs, key, value):
+    at = open_app("interpolate", query={key: value})
+    assert any("out of range or not a number" in t.value for t in at.toast)
+    if value == "1e400" and key == "interp_index_A":  # Streamlit cannot seed its widget: the page says so
+        assert any("not a number" in w.value for w in at.warning)
+    elif key == "interp_index_A":
+        assert at.number_input(key="interp_index_A").value == 0

@@ -76,6 +76,8 @@ def test_evaluate_fills_in_the_numbers_and_the_table(runs):
     row = at.dataframe[0].value.iloc[0]
     assert row["IWAE log p(x)"] == pytest.approx(ev["iwae_ll"])
     assert row["active units"] == f"{ev['active_units']} / 4"
+    assert row["total correlation"] == pytest.approx(ev["total_correlation"])  # the KL split three ways, per run
+    assert row["index-code MI"] == pytest.approx(ev["index_code_mi"]) and "dimension-wise KL" in row
     assert "runs_kl_chart" in [getattr(e, "key", None) for e in at.main]
 
 
@@ -119,7 +121,12 @@ def test_download_then_upload_makes_an_identical_model(runs):
     at = open_runs()
     data = at.session_state["runs_zip"]
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        assert sorted(zf.namelist()) == ["config.json", "metrics.jsonl", "model.safetensors", "status.json"]
+        names = zf.namelist()
+    own = sorted(n for n in names if "/" not in n)
+    assert own == sorted(["config.json", "metrics.jsonl", "model.safetensors", "status.json",
+                          *(p.name for p in (runs / RUN).glob("*.png"))])  # fmt: skip
+    assert sorted(n for n in names if "/" in n) == sorted(f"{rf.HISTORY_DIR}/{p.name}"
+                                                          for p in rf.history_dir(runs / RUN).iterdir())  # fmt: skip
     upload(at, f"{RUN}.zip", data)
     assert not at.exception and not messages(at)
     assert messages(at, "success") == [f"Imported {RUN}.zip as {RUN}-2; it is now the selected run."]
@@ -134,6 +141,7 @@ def test_download_then_upload_makes_an_identical_model(runs):
     status = rf.read_status(copy)
     assert status["state"] == "finished" and "pid" not in status
     assert at.dataframe[0].value.set_index("run").loc[f"{RUN}-2", "state"] == "finished"
+    assert len(list(rf.history_dir(copy).iterdir())) == len(list(rf.history_dir(runs / RUN).iterdir()))
 
 
 def _good_members(runs: Path) -> dict[str, bytes]:
@@ -156,6 +164,7 @@ def _good_members(runs: Path) -> dict[str, bytes]:
         ),
     ],
 )
+@pytest.mark.slow
 def test_a_zip_with_bad_entries_is_refused_and_nothing_is_written(runs, extra, keep_run_files, expected):
     at = open_runs()
     before = run_folders(runs)

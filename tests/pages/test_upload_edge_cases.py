@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest import open_app
+from apptest import open_app, shown
 from PIL import Image
 from sklearn.datasets import load_digits
 from streamlit.testing.v1 import AppTest
 
+from ui.forms import NEW_FORM_KEY
 from vae import data
 from vae.config import DataConfig
 
@@ -441,7 +442,7 @@ def test_the_class_limit_is_exactly_max_classes(tmp_path):
 
 
 def open_upload_form(epochs: int = 7) -> AppTest:
-    at = open_app("train", timeout=60)
+    at = open_app("train", state={NEW_FORM_KEY: True}, timeout=60)  # the form open, as "New run" leaves it
     at.number_input(key="train_epochs").set_value(epochs).run()
     at.radio(key="train_source").set_value("Upload a file").run()
     assert not at.exception
@@ -453,7 +454,7 @@ def upload(at: AppTest, name: str, content: bytes) -> list[str]:
     mime = {".csv": "text/csv", ".zip": "application/zip"}.get(Path(name).suffix, "application/octet-stream")
     at.file_uploader(key="train_upload").set_value((name, content, mime)).run()
     assert not at.exception, at.exception
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def assert_page_keeps_working(at: AppTest, tmp: Path, epochs: int = 7) -> None:
@@ -498,6 +499,7 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_page_turns_every_bad_upload_into_one_sentence_and_keeps_working(runs, tmp_path):
     marker = tmp_path / "pwned.txt"
     at = open_upload_form()
@@ -553,6 +555,7 @@ def test_page_upload_over_the_loaders_limit_gets_a_sentence(runs, monkeypatch):
     assert at.number_input(key="train_epochs").value == 7
 
 
+@pytest.mark.slow
 def test_page_guesses_the_label_column_of_an_excel_csv_with_a_byte_order_mark(runs):
     rows = "".join(f"{DIGITS.target[i]},{','.join(str(int(v)) for v in DIGITS.data[i])}\n" for i in range(200))
     header = "label," + ",".join(f"p{j}" for j in range(64)) + "\n"

@@ -19,6 +19,7 @@ from vae.models import VAE
 
 from .. import state
 from ..pictures import label_name
+from ..text import plain
 from . import failure, released
 
 LIMIT, STEP = 3.0, 0.05  # slider range -LIMIT..LIMIT
@@ -136,7 +137,9 @@ def start_controls(model: VAE, ds: Dataset) -> None:
             "Test item", 0, len(ds.x_test) - 1, step=1, key=INDEX_KEY, on_change=on_start, args=(model, ds)
         )
         if ds.y_test is not None:
-            st.caption(f"Label: **{label_name(ds, int(ds.y_test[index]))}** · its posterior mean fills the sliders")
+            st.caption(
+                f"Label: **{plain(label_name(ds, int(ds.y_test[index])))}** · its posterior mean fills the sliders"
+            )
     elif mode == "handoff":
         st.info("Starting from the latent point chosen on the Explore page.", icon=":material/call_received:")
     reset, rand = st.columns(2)

@@ -84,9 +84,10 @@ def show(
     overlays: list[dict],
     panel_key: str,
     on_failed: Callable[[], None],
-    height: int = 560,
+    height: int | str = "auto",
 ) -> None:
-    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only).
+    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only). The
+    map takes the whole width; its ``height`` (px) "auto" fills most of the window.
 
     Every mount keeps its key from map to map, so the browser keeps its Plotly and its decoder: Streamlit
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).

@@ -279,20 +279,33 @@ function traces(s, data) {
   return out;
 }
 
+// The map's height: "auto" fills most of the window (at least 420 px), so the plot starts on the first screen and
+// ends above the fold; a number is taken as it is.
+function plotHeight(data) {
+  return data.height === "auto" ? Math.max(420, Math.round(window.innerHeight * 0.8)) : data.height;
+}
+
+// Under 900 px the map takes the column's whole width: tick labels inside the plot, no axis titles.
+const narrow = () => window.innerWidth < 900;
+
 function layout(data) {
   const [x0, x1, y0, y1] = data.box;
   const out = {
-    height: data.height,
-    margin: { l: 50, r: 10, t: 30, b: 40 },
+    height: plotHeight(data),
+    margin: narrow() ? { l: 6, r: 6, t: 40, b: 24 } : { l: 50, r: 10, t: 40, b: 40 },
     hovermode: "closest",
     hoveranywhere: true,
     clickanywhere: true,
     dragmode: "pan",
     uirevision: data.map,
     showlegend: !data.kept,
-    legend: { title: { text: "label" } },
-    xaxis: { range: [x0, x1], autorange: false, title: { text: `${data.axis} 1` }, zeroline: false },
-    yaxis: { range: [y0, y1], autorange: false, title: { text: `${data.axis} 2` }, zeroline: false },
+    // inside the plot's top-left corner (the preview floats at the bottom right): the plot keeps the whole width
+    legend: { title: { text: "label" }, x: 0.005, y: 0.995, xanchor: "left", yanchor: "top",
+              bgcolor: "rgba(255,255,255,0.75)", borderwidth: 0 },
+    xaxis: { range: [x0, x1], autorange: false, title: { text: narrow() ? "" : `${data.axis} 1` }, zeroline: false,
+             ticklabelposition: narrow() ? "inside" : "outside" },
+    yaxis: { range: [y0, y1], autorange: false, title: { text: narrow() ? "" : `${data.axis} 2` }, zeroline: false,
+             ticklabelposition: narrow() ? "inside" : "outside" },
     paper_bgcolor: "rgba(0,0,0,0)",
     images: [],
   };
@@ -364,7 +377,7 @@ function clicks(s) {
 }
 
 function render(s, data, Plotly) {
-  const config = { displaylogo: false, scrollZoom: true, responsive: true };
+  const config = { displaylogo: false, showSendToCloud: false, scrollZoom: true, responsive: true }; // no "Share chart…" upload
   if (s.drawn === data.map) {
     Plotly.react(s.plot, traces(s, data), layout(data), config); // the same map: keep the user's zoom
   } else {
@@ -380,7 +393,7 @@ function panel({ data, parentElement, setStateValue, setTriggerValue }) {
   let s = parentElement.__latentMap;
   if (!s) s = parentElement.__latentMap = build(parentElement);
   Object.assign(s, { setStateValue, setTriggerValue, split: data.split, nTrain: data.n_train, labelled: data.labelled });
-  s.plot.style.height = `${data.height}px`;
+  s.plot.style.height = `${plotHeight(data)}px`;
   whenLoaded(data.model, (model, error) => {
     if (error) return fail(s, error.message);
     if (data.model !== model.id) return;

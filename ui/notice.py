@@ -1,0 +1,33 @@
+"""How far a run got, said the same way everywhere, and the notice on the model pages while it still trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from vae.runs import folder as rf
+from vae.runs import jobs
+
+
+def epochs_done(status: dict, epochs: int) -> str:
+    """How far a run got, said the same way in the sidebar, the progress bar and the model pages."""
+    return f"{min(status.get('epoch', 0), epochs)} of {epochs} epochs done"
+
+
+def training_notice(run_dir: Path) -> None:
+    """On Explore, Decode and Interpolate while the run trains: which checkpoint the page shows (a newer one is
+    taken when the page next reruns: a setting changed, or Refresh)."""
+    status = jobs.refresh_status(run_dir)
+    if status.get("state") not in jobs.ACTIVE_STATES:
+        return
+    try:
+        epochs = rf.load_config(run_dir)[1].epochs
+        shown = rf.safetensors_metadata(run_dir / rf.MODEL_FILE).get("epoch", "?")
+    except (ValueError, FileNotFoundError):
+        return
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(f"{run_dir.name} is training · {epochs_done(status, epochs)} · this page shows the checkpoint after "
+              f"epoch {shown}.", icon=":material/model_training:")  # fmt: skip
+    right.button("Refresh", key="training_notice_refresh", icon=":material/refresh:",
+                 help="Show the newest checkpoint (the map is computed again).")  # fmt: skip
