@@ -1,8 +1,8 @@
 """Decode: one slider per latent dimension, the decoded item live, a traversal grid, and samples of the prior.
 
-Start from zero, a prior sample, a test item's posterior mean or a point handed over by Explore (or open one
-from the grid of prior samples at the bottom), move the sliders and watch the decoder's output (the point and
-its controls: ``ui.decoder.point``). For images the sliders and a 2-D pad decode in the browser while dragged
+Start from zero, a test item's posterior mean or a point handed over by Explore (Random draws a prior sample;
+or open one from the grid of prior samples at the bottom), move the sliders and watch the decoder's output (the
+point and its controls: ``ui.decoder.point``). For images the sliders and a 2-D pad decode in the browser while dragged
 (``ui.decoder``) and send the point back on release; otherwise, or when switched off, Streamlit sliders decode
 on the server. Only the decode panel (a fragment) reruns on a slider step; KL per dimension is cached per
 checkpoint. Tests read ``decode_last``, ``decode_prior_samples`` and ``decode_opened_sample``.
@@ -165,6 +165,8 @@ def prior_section(model: VAE) -> None:
 def open_sample(z: np.ndarray) -> None:
     apply(z, start=True)
     ss["decode_opened_sample"] = [float(v) for v in z]
+    st.toast("That sample is now the point: the sliders and the picture at the top of the page show it.",
+             icon=":material/north:")  # fmt: skip  # they are off-screen from here
 
 
 prior_samples(model)

@@ -39,6 +39,30 @@ def grid_picture(items: np.ndarray, ncol: int, scale: int = 3) -> bytes:
     return png_bytes(make_grid(items, ncol), scale=scale)
 
 
+def labelled_grid(png: bytes, rows: Sequence[str], columns: Sequence[str], title: str = "") -> bytes:
+    """The grid ``png`` (len(rows) × len(columns) equal cells) with each row's and column's label drawn beside it,
+    and a title: a downloaded picture says what it shows."""
+    from PIL import ImageDraw, ImageFont
+
+    grid = Image.open(io.BytesIO(png)).convert("RGB")
+    font = ImageFont.load_default()
+    left = 8 + max((int(font.getlength(r)) for r in rows), default=0)
+    top = 36 if title else 20
+    out = Image.new("RGB", (grid.width + left + 4, grid.height + top + 4), "white")
+    out.paste(grid, (left, top))
+    draw = ImageDraw.Draw(out)
+    if title:
+        draw.text((4, 4), title, fill="black", font=font)
+    cell_h, cell_w = grid.height / max(1, len(rows)), grid.width / max(1, len(columns))
+    for i, r in enumerate(rows):
+        draw.text((4, top + (i + 0.5) * cell_h - 6), r, fill="black", font=font)
+    for j, c in enumerate(columns):
+        draw.text((left + (j + 0.5) * cell_w - font.getlength(c) / 2, top - 14), c, fill="black", font=font)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def label_name(ds: Dataset, y: int | None) -> str:
     if y is None:
         return ""

@@ -214,7 +214,7 @@ def history_section(run_dir: Path) -> None:
         + ("Beside the map, the same prior samples decoded at each frame." if view["pictures"] else "")
     )  # fmt: skip
     st.download_button(
-        "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"]),
+        "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"], names=names),
         file_name=f"{run_dir.name}-latent-history.gif", mime="image/gif", icon=":material/download:",
         key="train_history_gif",
     )  # fmt: skip

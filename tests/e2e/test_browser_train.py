@@ -50,6 +50,11 @@ def open_train(page, app_url: str) -> None:
         page.get_by_role("button", name="New run", exact=True).click()
         page.get_by_role("heading", name="New run", exact=True).wait_for()
         wait_idle(page)
+        try:
+            page.get_by_label("Epochs", exact=True).wait_for(timeout=60_000)  # the model part, once the data loaded
+        except Exception:
+            shot(page, "FAILED-open-train-form")
+            raise
 
 
 def set_field(page, label: str, value: str) -> None:

@@ -89,6 +89,7 @@ def test_the_command_line_lists_frames_and_writes_an_animated_gif(trained_runs, 
     assert code == 0 and len(out["frames"]) == 16 and out["probe_items"] == 360
     with Image.open(io.BytesIO(gif.read_bytes())) as img:
         assert img.format == "GIF" and img.n_frames == 16 and img.is_animated
+        assert img.height == 360 + 24 + 32  # the map, each frame's epoch caption, and a legend of the 10 labels
 
 
 @pytest.mark.parametrize("size", [0])

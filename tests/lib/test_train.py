@@ -307,6 +307,7 @@ def test_a_full_disk_while_saving_fails_clearly_and_keeps_the_last_checkpoint(tm
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # the torn temp file was removed
 
 
+@pytest.mark.slow
 def test_a_finished_background_training_leaves_no_zombie_once_the_app_polls(tmp_path, digits):
     """The server starts trainings as its children: one that ends by itself must be collected (it stayed a zombie
     for as long as the server ran); the pages' polls of a run's status collect it."""

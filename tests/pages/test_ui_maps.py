@@ -60,3 +60,20 @@ def test_far_from_items_is_relative_to_the_map_extent():
     x0, x1 = proj.embedding_[:, 0].min(), proj.embedding_[:, 0].max()
     assert not page.far_from_items(proj, proj.embedding_[17])
     assert page.far_from_items(proj, [x1 + 0.2 * (x1 - x0), 0.0])
+
+
+def test_a_downloaded_grid_says_what_it_shows():
+    """The traversal PNG carries its row and column labels and a title (before, the picture alone)."""
+    from PIL import Image
+
+    from ui.pictures import grid_picture, labelled_grid
+
+    items = np.zeros((6, 1, 8, 8), dtype=np.float32)  # black cells: any dark pixel outside them is text
+    plain_png = grid_picture(items, ncol=3, scale=4)
+    labelled = Image.open(io.BytesIO(labelled_grid(plain_png, ["z0", "z3"], ["-3", "+0", "+3"], "run: traversal")))
+    grid = Image.open(io.BytesIO(plain_png))
+    assert labelled.width > grid.width and labelled.height > grid.height
+    pixels = np.asarray(labelled.convert("L"))
+    margin_left = labelled.width - grid.width - 4  # the row labels' column
+    assert (pixels[30:, :margin_left] < 128).any()  # row labels drawn
+    assert (pixels[:12, :] < 128).any()  # the title drawn

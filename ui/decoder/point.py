@@ -1,4 +1,4 @@
-"""The Decode page's current point: where it starts (zero, a prior sample, a data item, a point handed over
+"""The Decode page's current point: where it starts (zero, a data item, a point handed over
 by another page), and every way it moves (sliders, Reset, Random, the browser's released point).
 
 The point lives in ``st.session_state["decode_point"]`` (all dimensions, exact values); the sliders are views
@@ -31,7 +31,7 @@ BROWSER_KEY, LIVE_KEY = "decode_in_browser", "decode_live"  # the toggle; the in
 PREFER_KEY = "decode_prefer_browser"  # the toggle's last value: survives page switches, unlike widget state
 VERSION_KEY = "decode_version"  # bumped whenever Python moves the point, so the browser adopts it
 FAILED_KEY = "decode_browser_failed"  # why the browser could not decode, once it said so
-MODES = {"zero": "Zero", "prior": "Prior sample", "item": "Data item", "handoff": "Point from Explore"}
+MODES = {"zero": "Zero", "item": "Data item", "handoff": "Point from Explore"}  # a prior sample: the Random button
 
 ss = st.session_state
 
@@ -64,8 +64,6 @@ def apply(z: Sequence[float], start: bool = False) -> None:
 
 def start_point(mode: str, index: int, model: VAE, ds: Dataset) -> list[float]:
     dim = model.cfg.latent_dim
-    if mode == "prior":
-        return np.random.default_rng().standard_normal(dim).tolist()
     if mode == "item":
         mu, _ = encode(model, ds.x_test[index : index + 1])  # (1, latent_dim)
         return mu[0].tolist()
@@ -152,7 +150,7 @@ def start_controls(model: VAE, ds: Dataset) -> None:
         on_click=on_random,
         args=(model.cfg.latent_dim,),
         width="stretch",
-        help="A sample from the prior N(0, I)",
+        help="A new sample from the prior N(0, I) each click",
     )
 
 

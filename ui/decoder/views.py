@@ -12,7 +12,7 @@ from vae.analysis.latent import traversal_latents
 from vae.data import Dataset
 from vae.models import VAE
 
-from ..pictures import decode, enlargement, feature_names, grid_picture, picture
+from ..pictures import decode, enlargement, feature_names, grid_picture, labelled_grid, picture
 from .point import INDEX_KEY, LIMIT, MODE_KEY, ss
 
 TRAVERSAL_STEPS = 9
@@ -55,6 +55,8 @@ def show_traversal(model: VAE, ds: Dataset, z: np.ndarray, shown: Sequence[int],
     st.caption(f"Rows top to bottom: {rows}. Columns: {-LIMIT:+g} … {LIMIT:+g}; other dimensions held where they are.")
     if ds.is_image:
         png = grid_picture(items, ncol=TRAVERSAL_STEPS, scale=enlargement(items.shape, CELL_PX))
+        title = f"{name}: each row one latent dimension from {-LIMIT:+g} to {LIMIT:+g}, the others held"
+        png = labelled_grid(png, [f"z{d}" for d in shown], [f"{v:+.1f}" for v in steps], title)
         st.image(png, alt="traversal grid", output_format="PNG")
         st.download_button(
             "Download grid PNG",

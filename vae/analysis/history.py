@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,8 +220,10 @@ _PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#
             "#fecb52"]  # fmt: skip
 
 
-def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions: list[str], side: int = 360) -> bytes:
-    """An animated GIF of the aligned frames: points coloured by label, a caption per frame, one shared scale."""
+def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions: list[str], side: int = 360,
+                  names: list[str] | None = None) -> bytes:  # fmt: skip
+    """An animated GIF of the aligned frames: points coloured by label, a caption (the epoch) per frame, one shared
+    scale, and a legend of the labels (``names``, else their numbers)."""
     from PIL import Image, ImageDraw
 
     everything = np.concatenate(layouts)
@@ -228,14 +231,22 @@ def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions
     scale = (side - 40) / max(float((hi - lo).max()), 1e-9)
     ys = labels if labels is not None else np.zeros(len(layouts[0]), dtype=int)
     colours = [_PALETTE[int(y) % len(_PALETTE)] for y in ys]
+    shown = sorted({int(y) for y in ys}) if labels is not None else []
+    per_row = 5
+    legend_h = 16 * math.ceil(len(shown) / per_row) if shown else 0
     images = []
     for layout, caption in zip(layouts, captions, strict=True):
-        img = Image.new("RGB", (side, side + 24), "white")
+        img = Image.new("RGB", (side, side + 24 + legend_h), "white")
         draw = ImageDraw.Draw(img)
         xy = (layout - lo) * scale + 20  # (P, 2) pixels; y grows downwards, as a map's top is drawn first
         for (x, y), colour in zip(xy, colours, strict=True):
             draw.ellipse((x - 2, side - y - 2, x + 2, side - y + 2), fill=colour)
         draw.text((8, side + 4), caption, fill="black")
+        for k, y in enumerate(shown):  # the legend: a dot of each label's colour and its name
+            lx, ly = 8 + (k % per_row) * (side - 16) // per_row, side + 24 + 16 * (k // per_row)
+            draw.ellipse((lx, ly + 3, lx + 8, ly + 11), fill=_PALETTE[y % len(_PALETTE)])
+            name = names[y] if names and 0 <= y < len(names) else str(y)
+            draw.text((lx + 12, ly), name[:12], fill="black")
         images.append(img.convert("P", palette=Image.Palette.ADAPTIVE))
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=400, loop=0)
