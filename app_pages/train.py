@@ -41,6 +41,7 @@ def data_section() -> Dataset | None:
         st.caption(info[name]["description"])
         if not info[name]["available"]:
             st.warning(info[name]["how_to_get"])
+            forms.offer_download(name)  # where the machine reaches the internet, one click instead of the terminal
             return None
         if name == "sprites":
             c1, c2 = st.columns(2)

@@ -110,6 +110,26 @@ def copy_settings(run_dir: str) -> None:
     st.toast(f"The form below holds {Path(run_dir).name}'s settings; give the new run a name and start it.")
 
 
+def offer_download(name: str) -> None:
+    """For a dataset that can be downloaded (MNIST, Fashion-MNIST) but is not here: a button that fetches it into the
+    download cache with a progress bar (each file's SHA-256 checked), or a sentence when this machine cannot."""
+    from vae.data import IDX_MIRRORS, download_idx
+    from vae.data.base import _cache_dir
+
+    if name not in IDX_MIRRORS or not st.button(f"Download {name} here", key="train_download",
+                                                icon=":material/download:"):  # fmt: skip
+        return
+    bar = st.progress(0.0, text=f"Downloading {name}…")
+    try:
+        download_idx(name, _cache_dir(), progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    except (ConnectionError, OSError, ValueError) as e:
+        bar.empty()
+        st.error(f"{name} could not be downloaded here ({e}). The command above fetches it from a terminal.")
+        return
+    bar.empty()
+    st.rerun()  # the dataset list, with this one now available
+
+
 def save_upload(upload) -> Path:
     """Store an uploaded file under the runs folder, named by content so a cached load stays valid.
 

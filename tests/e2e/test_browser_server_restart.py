@@ -34,7 +34,11 @@ def test_training_survives_a_server_restart(browser, runs_dir):
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, server)
         open_train(page, url)
-        set_field(page, "Epochs", "2000")
+        try:
+            set_field(page, "Epochs", "2000")
+        except Exception:
+            shot(page, "FAILED-restart-form")
+            raise
         set_field(page, "Run name", RUN)
         page.get_by_role("button", name="Start training").click()
         page.get_by_text(re.compile(r"Training · \d+ of 2000 epochs done")).wait_for()

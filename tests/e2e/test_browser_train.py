@@ -9,6 +9,7 @@ import time
 import pytest
 from browser import selected_run, shot, wait_idle
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from vae.runs import folder as rf
@@ -47,8 +48,15 @@ def open_train(page, app_url: str) -> None:
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     wait_idle(page)
     if page.get_by_role("button", name="New run", exact=True).count():  # runs exist: the form opens on request
-        page.get_by_role("button", name="New run", exact=True).click()
-        page.get_by_role("heading", name="New run", exact=True).wait_for()
+        for attempt in range(3):  # a click landing as the page reruns for its URL's run can be lost: click again
+            page.get_by_role("button", name="New run", exact=True).click()
+            try:
+                page.get_by_role("heading", name="New run", exact=True).wait_for(timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    raise
+                wait_idle(page)
         wait_idle(page)
         try:
             page.get_by_label("Epochs", exact=True).wait_for(timeout=60_000)  # the model part, once the data loaded

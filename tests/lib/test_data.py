@@ -680,3 +680,43 @@ def test_single_folder_of_images_has_no_labels(tmp_path):
     root = image_folder(tmp_path / "imgs", classes=("only",), per_class=4)
     ds = load_file(root)
     assert ds.y_train is None and ds.label_names is None and len(ds.x_train) == 3
+
+
+def test_the_train_page_offers_a_missing_dataset_as_a_download_and_then_shows_it(tmp_path, idx_server, monkeypatch,
+                                                                                  runs):  # fmt: skip
+    """MNIST not here: the Train page offers the download (from a local server standing in for the mirror, with its
+    progress), checks it and shows the data, where before it gave a terminal command only."""
+    from apptest import open_app
+
+    from ui.forms import NEW_FORM_KEY
+
+    url, digests = idx_server
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.download.IDX_MIRRORS, "mnist", url)
+    monkeypatch.setitem(data.download.IDX_SHA256, "mnist", digests)
+    at = open_app("train", state={NEW_FORM_KEY: True})
+    at.selectbox(key="train_dataset").set_value("mnist").run()
+    assert any("python -m vae datasets --download mnist" in w.value for w in at.warning)
+    at.button(key="train_download").click().run()
+    assert not at.exception and not at.error
+    assert any("30 training and 10 test images" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert sorted(p.name for p in (tmp_path / "cache" / "mnist").iterdir()) == sorted(digests)
+
+
+def test_a_download_that_cannot_reach_its_mirror_is_a_sentence_on_the_train_page(tmp_path, idx_server, monkeypatch,
+                                                                                   runs):  # fmt: skip
+    from apptest import open_app, shown
+
+    from ui.forms import NEW_FORM_KEY
+
+    url, digests = idx_server
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.download.IDX_MIRRORS, "mnist", url + "missing/")
+    monkeypatch.setitem(data.download.IDX_SHA256, "mnist", digests)
+    at = open_app("train", state={NEW_FORM_KEY: True})
+    at.selectbox(key="train_dataset").set_value("mnist").run()
+    at.button(key="train_download").click().run()
+    assert not at.exception
+    assert any("could not be downloaded here" in shown(e.value) for e in at.error)
