@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
+from vae.analysis.diagnose import run_alarm
 from vae.runs import folder as rf
 from vae.runs import jobs
 
@@ -13,6 +15,23 @@ from vae.runs import jobs
 def epochs_done(status: dict, epochs: int) -> str:
     """How far a run got, said the same way in the sidebar, the progress bar and the model pages."""
     return f"{min(status.get('epoch', 0), epochs)} of {epochs} epochs done"
+
+
+def alarm(run_dir: Path, status: dict) -> tuple[str, str] | None:
+    """("diverged" | "collapsed", the sentence) for a run whose loss diverged or whose latent space collapsed. The
+    sidebar asks on every rerun (a Decode slider step included): the metrics are read again only when they change."""
+    try:
+        st_ = os.lstat(Path(run_dir) / rf.METRICS_FILE)
+        stamp = (st_.st_mtime_ns, st_.st_size)
+    except OSError:
+        stamp = None
+    return _alarm(str(run_dir), stamp, status.get("state"), status.get("message") or "")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _alarm(run: str, stamp: tuple | None, state: str | None, message: str) -> tuple[str, str] | None:
+    epochs = [m for m in rf.read_metrics(Path(run)) if m["type"] == "epoch"]
+    return run_alarm({"state": state, "message": message}, epochs)
 
 
 def training_notice(run_dir: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from vae.analysis.diagnose import run_alarm
 from vae.runs import folder as rf
 from vae.runs import jobs
 from vae.runs.runzip import ZIP_FILES, import_run_zip, run_zip
 from vae.runs.schema import evaluation_problem
 
 from . import state
+from .notice import alarm
 from .runtime import runs_root
 
 MESSAGE_KEY = "runs_message_{}"  # (kind, text) a callback leaves for its section ("manage", "import")
@@ -60,12 +60,6 @@ KL_PARTS = {  # the KL split three ways (vae.analysis.decompose), nats on the te
 }
 
 
-def _alarm(r: dict) -> str:
-    """ "collapsed" or "diverged" for a run that did (a column of the table), else ""."""
-    flagged = run_alarm(r, [m for m in rf.read_metrics(Path(r["path"])) if m["type"] == "epoch"])
-    return flagged[0] if flagged else ""
-
-
 def run_rows(runs: list[dict]) -> pd.DataFrame:
     """One table row per run (``listing.list_runs``): what it is, how far it got, and how good it is."""
     rows = []
@@ -77,7 +71,7 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
             {
                 "run": r["name"],
                 "state": r["state"],
-                "alarm": _alarm(r) if ok else "",
+                "alarm": (alarm(Path(r["path"]), r) or ("",))[0] if ok else "",  # collapsed, diverged or ""
                 "data": r["dataset"],
                 "model": f"{r['arch'].upper()} {'-'.join(map(str, r['layers']))}".strip() if ok else None,
                 "latent": r["latent_dim"],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae.analysis.diagnose import collapse_warning, run_alarm
+from vae.analysis.diagnose import collapse_warning
 from vae.analysis.history import animation_gif
 from vae.runs import folder as rf
 from vae.runs import jobs
@@ -21,7 +21,7 @@ from .cache import dataset_for, history_view, load_data
 from .figures import chart, elbo_figure, history_figure, kl_heat_figure, loss_figure
 from .forms import ARCH_LABELS, NEW_FORM_KEY, data_config, model_configs
 from .maps import label_groups
-from .notice import epochs_done
+from .notice import alarm, epochs_done
 from .pictures import enlarged_png, label_name
 from .runtime import runs_root
 
@@ -93,11 +93,6 @@ def config_summary(run_dir: Path) -> str:
         f"{f' (warm-up {t.warmup_epochs:g} epochs)' if t.warmup_epochs else ''} · {t.epochs} epochs · "
         f"batch {t.batch_size} · learning rate {t.lr:g}"
     )
-
-
-def alarm(run_dir: Path, status: dict) -> tuple[str, str] | None:
-    """("diverged" | "collapsed", the sentence) for a run whose loss diverged or whose latent space collapsed."""
-    return run_alarm(status, [m for m in rf.read_metrics(run_dir) if m["type"] == "epoch"])
 
 
 def progress_bar(status: dict, epochs: int) -> None:

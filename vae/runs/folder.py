@@ -44,7 +44,7 @@ from .fileio import (
     save_tensors,
     write_json,
 )
-from .guard import MAX_JSON, MAX_PICTURE, MAX_PIXELS, UnsafeFile, read_bytes, real_folder, regular_file
+from .guard import MAX_JSON, MAX_LOG, MAX_PICTURE, MAX_PIXELS, UnsafeFile, read_bytes, real_folder, regular_file
 from .places import CONFIG_FILE, PROJECTIONS_DIR, default_root, is_run, projections_dir, run_folders  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
@@ -282,14 +282,10 @@ def log_path(run_dir: str | Path) -> Path:
 
 def read_log(run_dir: str | Path, max_bytes: int = 20_000) -> str:
     """The last ``max_bytes`` of the training process's output."""
-    path = log_path(run_dir)
     try:
-        st = regular_file(path)
-        if st is None:
-            return ""
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW | os.O_NONBLOCK)) as f:
-            f.seek(max(0, st.st_size - max_bytes))
-            return f.read(max_bytes).decode(errors="replace")
+        return read_bytes(log_path(run_dir), MAX_LOG, part=max_bytes, from_end=True).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
     except (OSError, UnsafeFile) as e:
         return f"(the training's log cannot be shown: {e})"
 
@@ -311,10 +307,7 @@ def write_picture(run_dir: str | Path, which: str, png: bytes) -> None:
 def picture_path(run_dir: str | Path, which: str) -> Path | None:
     path = Path(run_dir) / PICTURES[which]
     try:
-        if regular_file(path, MAX_PICTURE) is None:
-            return None
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW | os.O_NONBLOCK)) as f:
-            head = f.read(24)  # a PNG's signature and IHDR: width and height, big-endian
+        head = read_bytes(path, MAX_PICTURE, part=24)  # a PNG's signature and IHDR: width and height, big-endian
     except (OSError, UnsafeFile):
         return None
     if head[:8] != b"\x89PNG\r\n\x1a\n" or int.from_bytes(head[16:20]) * int.from_bytes(head[20:24]) > MAX_PIXELS:

@@ -18,6 +18,7 @@ MAX_JSON = 4 * 2**20  # bytes: config, status, control, evaluation (each a few k
 MAX_JSONL = 256 * 2**20  # metrics.jsonl (a line per 50 steps and per epoch: a few MB for long runs)
 MAX_TENSORS = 8 * 2**30  # a safetensors file: weights or resume state
 MAX_PICTURE = 64 * 2**20  # a PNG the app shows
+MAX_LOG = 2**40  # the training's log: only its tail is ever read, so any size
 MAX_PIXELS = 4096 * 4096  # its width × height
 
 
@@ -62,9 +63,10 @@ def real_folder(path: str | Path) -> bool:
     return True
 
 
-def read_bytes(path: str | Path, cap: int) -> bytes:
+def read_bytes(path: str | Path, cap: int, part: int | None = None, from_end: bool = False) -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes, opened without following a link or waiting on a pipe
-    (``FileNotFoundError`` when missing, ``UnsafeFile`` for anything else)."""
+    (``FileNotFoundError`` when missing, ``UnsafeFile`` for anything else); with ``part``, only its first (or, with
+    ``from_end``, its last) ``part`` bytes."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -81,6 +83,9 @@ def read_bytes(path: str | Path, cap: int) -> bytes:
         if st.st_size > cap:
             regular_file(path, cap)  # the sentence
         with os.fdopen(os.dup(fd), "rb") as f:
+            if part is not None:
+                f.seek(max(0, st.st_size - part) if from_end else 0)
+                return f.read(part)
             data = f.read(cap + 1)
         if len(data) > cap:
             raise UnsafeFile(f"{_where(path)} grew past {cap / 2**20:,.0f} MB while read; it is not read.")
