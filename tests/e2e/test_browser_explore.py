@@ -48,6 +48,18 @@ JS_EMPTY = """() => {
   const [gx, gy] = px(grid, pick);
   return {x: r.left + xa._offset + gx, y: r.top + ya._offset + gy, gap: best, dx: grid.x[pick], dy: grid.y[pick]};
 }"""
+
+
+def on_plot(page, js: str, arg=None):
+    """``js(arg)`` on the drawn chart, once there is one: Streamlit swaps the chart's element out for a moment
+    when the page reruns, and an evaluate landing then would find no plot."""
+    guarded = (
+        "(a) => { const gd = document.querySelector('.js-plotly-plot');"
+        f" return gd && gd._fullData && gd._fullLayout ? ({js})(a) : null; }}"
+    )
+    return page.wait_for_function(guarded, arg=arg).json_value()
+
+
 IMAGES_LOADED = """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
   .every(img => img.complete && img.naturalWidth > 0)"""
 # The chart shows a marker of this symbol at data position (dx, dy): the map has redrawn after a click.
@@ -102,11 +114,11 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
     page.get_by_text("PCA", exact=True).click()  # UMAP (the default) keeps fitting in the background
     wait_for_map(page, "PCA")
     shot(page, "explore-pca-map")
-    assert page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.length") == 11  # grid + 10
+    assert on_plot(page, "() => document.querySelector('.js-plotly-plot')._fullData.length") == 11  # grid + 10
 
     latencies = []
     for trace, label in ((1, "0"), (4, "3"), (8, "7")):
-        pos = page.evaluate(JS_CLEAR_POINT, trace)
+        pos = on_plot(page, JS_CLEAR_POINT, trace)
         assert pos["name"] == label
         latencies.append(click_and_wait(page, pos, f"Label: {label}", "circle-open"))
         page.get_by_text("reconstruction (decoded mean)").wait_for()
@@ -114,7 +126,7 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
     page.wait_for_function(IMAGES_LOADED)
     shot(page, "explore-point-selected")
 
-    empty = page.evaluate(JS_EMPTY)
+    empty = on_plot(page, JS_EMPTY)
     assert empty["gap"] > 10  # pixels from the nearest data point: a click there hits the grid
     latencies.append(click_and_wait(page, empty, "Decoded map point", "star"))
     page.wait_for_function(IMAGES_LOADED)
@@ -134,7 +146,7 @@ def test_umap_map_the_default_projection(page, app_url):
     wait_for_map(page, "UMAP", timeout=180_000)
     print(f"\nUMAP map shown after {time.perf_counter() - start:.1f} s")
     shot(page, "explore-umap-map")
-    empty = page.evaluate(JS_EMPTY)
+    empty = on_plot(page, JS_EMPTY)
     click_and_wait(page, empty, "Decoded map point", "star")
     display_toggle(page, "Decoded backdrop")
     page.wait_for_function(

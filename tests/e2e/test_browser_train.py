@@ -47,9 +47,12 @@ def open_train(page, app_url: str) -> None:
     page.get_by_role("link", name="Train", exact=True).first.click()
     page.get_by_role("heading", name="Train", exact=True).wait_for()
     wait_idle(page)
-    if page.get_by_role("button", name="New run", exact=True).count():  # runs exist: the form opens on request
+    new_run = page.get_by_role("button", name="New run", exact=True)
+    epochs = page.get_by_label("Epochs", exact=True)
+    new_run.or_(epochs).first.wait_for()  # one of them, once the page has drawn (idle can come before the draw)
+    if new_run.count():  # runs exist: the form opens on request
         for attempt in range(3):  # a click landing as the page reruns for its URL's run can be lost: click again
-            page.get_by_role("button", name="New run", exact=True).click()
+            new_run.click()
             try:
                 page.get_by_role("heading", name="New run", exact=True).wait_for(timeout=15_000)
                 break
@@ -59,7 +62,7 @@ def open_train(page, app_url: str) -> None:
                 wait_idle(page)
         wait_idle(page)
         try:
-            page.get_by_label("Epochs", exact=True).wait_for(timeout=60_000)  # the model part, once the data loaded
+            epochs.wait_for(timeout=60_000)  # the model part, once the data loaded
         except Exception:
             shot(page, "FAILED-open-train-form")
             raise

@@ -255,7 +255,7 @@ def test_job_limit_refuses_a_second_training(tmp_path, digits, monkeypatch):
 def test_killed_process_is_reported_interrupted_and_resumes(tmp_path, digits):
     run = make_run(tmp_path, digits, DataConfig(name="digits"), epochs=2000, log_every=1)
     pid = jobs.start(run)
-    assert wait_for(lambda: (run / rf.STATE_FILE).is_file())  # at least one epoch checkpoint
+    assert wait_for(lambda: rf.has_model(run))  # a whole checkpoint: the resume state is written first, then weights
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not jobs.pid_alive(pid))
     status = jobs.refresh_status(run)
