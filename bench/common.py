@@ -149,7 +149,6 @@ def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarra
 
     import torch
 
-    from vae.analysis.evaluate import encode
     from vae.config import LEGACY_ADAM_BETA2, DataConfig, TrainConfig
     from vae.runs.folder import new_run
     from vae.train import Trainer
@@ -164,8 +163,8 @@ def latent_codes(n_train: int | None = None, epochs: int = 3) -> tuple[np.ndarra
             raise RuntimeError(f"Training the model for latent codes failed: {status.get('message')}")
         model = trainer.model.eval()
         with torch.inference_mode():
-            mu_train, _ = encode(model, ds.x_train)
-            mu_test, _ = encode(model, ds.x_test)
+            mu_train, _ = model.embed(ds.x_train)
+            mu_test, _ = model.embed(ds.x_test)
     codes = np.concatenate([mu_train, mu_test]).astype(np.float32)  # (N, 20)
     labels = np.concatenate([ds.y_train.numpy(), ds.y_test.numpy()])
     return codes, labels

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 from PIL import Image
 
 from vae.data import Dataset
@@ -25,8 +24,7 @@ def enlargement(shape: Sequence[int] | int, pixels: int, at_least: int = 1) -> i
 
 def decode(model: VAE, z: np.ndarray) -> np.ndarray:
     """Decode latent rows (N, L) -> data space (N, *input_shape), without gradients."""
-    with torch.inference_mode():
-        return model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).numpy()
+    return model.decode_numpy(z)
 
 
 def picture(item: np.ndarray, scale: int = 8) -> bytes:

@@ -1,7 +1,8 @@
 """Encoders, decoders and the VAE module.
 
-The model surface is four verbs: ``encode(x) -> (mu, logvar)``, ``reparameterize``,
-``decode(z)`` (the mean of p(x|z), shaped like the data) and ``forward`` (what training needs).
+The model surface is four verbs on tensors: ``encode(x) -> (mu, logvar)``, ``reparameterize``,
+``decode(z)`` (the mean of p(x|z), shaped like the data) and ``forward`` (what training needs); and three on whole
+arrays, batched and without gradients, returning numpy: ``embed``, ``reconstruct``, ``decode_numpy``.
 ``decoder_params(z)`` gives the raw decoder output: logits for a Bernoulli likelihood, the mean
 for a Gaussian one.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,11 +134,47 @@ class VAE(nn.Module):
         out = self.decoder(z)
         return torch.sigmoid(out) if self.cfg.likelihood == "bernoulli" else out
 
+    # ---- the model's verbs on whole arrays: in batches, without gradients, on the model's device and in its
+    # precision; the results come back to the CPU as numpy (every page, analysis and command uses these)
+
+    def _batches(self, a: torch.Tensor | np.ndarray, batch: int):
+        p = next(self.parameters())
+        a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
+        for i in range(0, len(a), batch):
+            yield a[i : i + batch].to(device=p.device, dtype=p.dtype)
+
+    @torch.inference_mode()
+    def embed(self, x: torch.Tensor | np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior means and log-variances of every row of ``x`` (N, *input_shape): each (N, latent_dim)."""
+        parts = [self.encode(xb) for xb in self._batches(x, batch)]
+        if not parts:
+            empty = np.zeros((0, self.cfg.latent_dim), dtype=np.float32)
+            return empty, empty.copy()
+        return (torch.cat([m for m, _ in parts]).cpu().numpy(),
+                torch.cat([v for _, v in parts]).cpu().numpy())  # fmt: skip
+
+    @torch.inference_mode()
+    def decode_numpy(self, z: torch.Tensor | np.ndarray, batch: int = 1000) -> np.ndarray:
+        """The decoded means of latent rows ``z`` (N, latent_dim), or of one code (latent_dim,): (N, *input_shape)."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float32)) if not isinstance(z, torch.Tensor) else torch.atleast_2d(z)
+        out = [self.decode(zb).cpu() for zb in self._batches(z, batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, *self.cfg.input_shape), dtype=np.float32)
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor | np.ndarray, batch: int = 1000) -> np.ndarray:
+        """The decoded posterior means of the rows of ``x``: (N, *input_shape)."""
+        out = [self.decode(self.encode(xb)[0]).cpu() for xb in self._batches(x, batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, *self.cfg.input_shape), dtype=np.float32)
+
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input (noise ``eps`` if given)."""
+        """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input (noise ``eps`` if given);
+        with ``eps`` of shape (K, B, latent_dim), K samples per input: z (K, B, L), decoder_params (K * B, ...)."""
         mu, logvar = self.encode(x)
+        if eps is not None and eps.ndim == 3:
+            z = mu + torch.exp(0.5 * logvar) * eps
+            return self.decoder(z.reshape(-1, mu.shape[1])), mu, logvar, z
         z = self.reparameterize(mu, logvar, generator, eps)
         return self.decoder(z), mu, logvar, z
 

@@ -122,7 +122,6 @@ def test_embed_writes_codes_and_coordinates(trained, capsys):
 
 
 def test_embed_all_writes_every_item_with_its_split(trained, capsys):
-    from vae.analysis.evaluate import encode
     from vae.data import load_dataset
     from vae.runs import folder as rf
 
@@ -139,7 +138,7 @@ def test_embed_all_writes_every_item_with_its_split(trained, capsys):
     test_rows = table[table["split"] == "test"]
     assert (test_rows["index"].to_numpy() == np.arange(len(ds.x_test))).all()
     assert (test_rows["label"].to_numpy() == ds.y_test.numpy()).all()
-    mu, _ = encode(rf.load_model(root / "cli-run"), ds.x_test[:5])  # the rows carry that item's own code
+    mu, _ = rf.load_model(root / "cli-run").embed(ds.x_test[:5])  # the rows carry that item's own code
     np.testing.assert_allclose(test_rows[["z0", "z1", "z2", "z3"]].to_numpy()[:5], mu, atol=1e-5)
 
 
@@ -178,7 +177,6 @@ def test_errors_are_sentences_not_tracebacks(tmp_path):
 
 
 def test_posterior_prints_an_items_mu_sigma_and_samples(trained, capsys):
-    from vae.analysis.evaluate import encode
     from vae.data import load_dataset
     from vae.runs import folder as rf
 
@@ -186,7 +184,7 @@ def test_posterior_prints_an_items_mu_sigma_and_samples(trained, capsys):
     code, out = run_json(capsys, "--runs-dir", str(root), "posterior", "cli-run", "--item", "12", "--samples", "7",
                          "--json")  # fmt: skip
     ds = load_dataset(rf.load_data_config(root / "cli-run"))
-    mu, logvar = encode(rf.load_model(root / "cli-run"), ds.x_test[12:13])
+    mu, logvar = rf.load_model(root / "cli-run").embed(ds.x_test[12:13])
     assert code == 0 and out["item"] == 12 and out["label"] == int(ds.y_test[12])
     np.testing.assert_allclose(out["mu"], mu[0], atol=1e-6)
     np.testing.assert_allclose(out["sigma"], np.exp(0.5 * logvar[0]), rtol=1e-5)

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from vae.analysis.compare import compare_runs, config_diff, fit_linear_map, linear_cka, similarity
-from vae.analysis.evaluate import encode
 from vae.cli.main import main
 from vae.data import load_dataset
 from vae.runs import folder as rf
@@ -56,7 +55,7 @@ def test_the_same_model_in_permuted_signed_coordinates_is_recognised_and_carried
     assert out["cka"] == pytest.approx(1.0, abs=1e-6) and out["knn_jaccard"] == 1.0
     ds = load_dataset(rf.load_data_config(run_a))
     ma, mb = rf.load_model(run_a), rf.load_model(run_b)
-    a, b = encode(ma, ds.x_test.float())[0], encode(mb, ds.x_test.float())[0]
+    a, b = ma.embed(ds.x_test.float())[0], mb.embed(ds.x_test.float())[0]
     np.testing.assert_allclose(b, signs * a[:, perm], atol=1e-5)
     carry = fit_linear_map(a, b)
     expected = np.zeros((4, 4))

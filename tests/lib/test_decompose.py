@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vae.analysis.decompose import kl_decomposition
-from vae.analysis.evaluate import encode
 from vae.objectives import kl_per_dim
 
 
@@ -37,7 +36,7 @@ def test_the_three_parts_add_up_to_the_models_mean_kl(run_data):
     """On a real model (digits): MI + TC + dimension-wise KL is a Monte Carlo estimate of the mean KL(q(z|x) ‖ p(z)),
     equal to its closed form within a few standard errors."""
     _, model, ds = run_data
-    mu, logvar = encode(model, ds.x_test.float())
+    mu, logvar = model.embed(ds.x_test.float())
     parts = kl_decomposition(mu, logvar, seed=3)
     three = parts["index_code_mi"] + parts["total_correlation"] + parts["dimension_wise_kl"]
     assert parts["kl"] == pytest.approx(three)

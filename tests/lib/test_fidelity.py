@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from vae.analysis.evaluate import encode
 from vae.analysis.fidelity import map_fidelity, neighbour_preservation
 from vae.data import load_dataset
 from vae.projection import LatentProjector
@@ -15,7 +14,7 @@ from vae.runs import folder as rf
 def digit_codes(trained_runs) -> np.ndarray:
     run = trained_runs / "digits-small"
     ds = load_dataset(rf.load_data_config(run))
-    mu, _ = encode(rf.load_model(run), torch.cat([ds.x_train, ds.x_test]).float())
+    mu, _ = rf.load_model(run).embed(torch.cat([ds.x_train, ds.x_test]).float())
     return mu  # (1797, 4)
 
 

@@ -149,19 +149,17 @@ def test_moving_items_toward_a_class_makes_a_classifier_see_that_class(fashion_m
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from vae.analysis.evaluate import encode
-
     model, ds = fashion_model
-    train_codes, _ = encode(model, ds.x_train.float())
+    train_codes, _ = model.embed(ds.x_train.float())
     classifier = LogisticRegression(max_iter=2000).fit(train_codes, ds.y_train.numpy())
     direction = latent.attribute_vector(train_codes, np.flatnonzero(ds.y_train.numpy() == source),
                                         np.flatnonzero(ds.y_train.numpy() == target))  # fmt: skip
-    test_codes, _ = encode(model, ds.x_test.float())
+    test_codes, _ = model.embed(ds.x_test.float())
     items = np.flatnonzero(ds.y_test.numpy() == source)[:100]
     moved = np.stack([latent.along(test_codes[i], direction, [1.0])[0] for i in items])  # (100, L)
     with torch.no_grad():
         pictures = model.decode(torch.from_numpy(moved))  # what the user sees, encoded again
-    again, _ = encode(model, pictures)
+    again, _ = model.embed(pictures)
     column = list(classifier.classes_).index(target)
     before = classifier.predict_proba(test_codes[items])[:, column]
     after = classifier.predict_proba(again)[:, column]
@@ -170,5 +168,5 @@ def test_moving_items_toward_a_class_makes_a_classifier_see_that_class(fashion_m
     random = np.random.default_rng(0).normal(size=direction.shape).astype(np.float32)
     random *= np.linalg.norm(direction) / np.linalg.norm(random)  # the same length, another direction
     with torch.no_grad():
-        elsewhere, _ = encode(model, model.decode(torch.from_numpy(test_codes[items] + random)))
+        elsewhere, _ = model.embed(model.decode(torch.from_numpy(test_codes[items] + random)))
     assert classifier.predict_proba(elsewhere)[:, column].mean() < after.mean() / 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vae.analysis import posterior
-from vae.analysis.evaluate import encode, kl_per_dimension
+from vae.analysis.evaluate import kl_per_dimension
 from vae.config import DataConfig, TrainConfig
 from vae.data import load_dataset
 from vae.runs import folder as rf
@@ -19,7 +19,7 @@ def test_an_items_cloud_has_the_encoders_mean_and_spread(run_data):
     """On a real model's item: the sample mean and standard deviation of K samples lie within sampling error
     (4 standard errors, a fixed seed) of the encoder's μ and σ, dimension by dimension."""
     _, model, ds = run_data
-    mu, logvar = encode(model, ds.x_test[7:8])
+    mu, logvar = model.embed(ds.x_test[7:8])
     k = 4000
     cloud = posterior.sample_posterior(mu[0], logvar[0], k, seed=3).astype(np.float64)
     s = posterior.sigma(logvar[0]).astype(np.float64)
@@ -40,7 +40,7 @@ def test_with_sigma_forced_to_zero_the_cloud_is_the_mean_and_decodes_to_it(run_d
     with torch.no_grad():
         head.weight[latent:] = 0.0
         head.bias[latent:] = -200.0
-    mu, logvar = encode(model, ds.x_test[:1])
+    mu, logvar = model.embed(ds.x_test[:1])
     cloud = posterior.sample_posterior(mu[0], logvar[0], 50)
     np.testing.assert_array_equal(cloud, np.repeat(mu.astype(np.float32), 50, axis=0))
     with torch.inference_mode():
@@ -95,7 +95,7 @@ def test_inactive_dimensions_keep_the_prior_for_every_item(tmp_path):
     kl = kl_per_dimension(model, ds.x_test)
     silent = np.flatnonzero(kl < 0.01)
     assert len(silent) >= 3, kl  # the run has inactive units to check
-    mu, logvar = encode(model, ds.x_test)
+    mu, logvar = model.embed(ds.x_test)
     s = posterior.sigma(logvar)
     assert np.abs(mu[:, silent]).max() < 0.5
     assert 0.8 < s[:, silent].min() and s[:, silent].max() < 1.2

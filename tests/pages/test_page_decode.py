@@ -10,7 +10,6 @@ import torch
 from apptest import open_app
 from streamlit.testing.v1 import AppTest
 
-from vae.analysis.evaluate import encode
 from vae.config import DataConfig
 from vae.data import load_dataset
 from vae.runs import folder as rf
@@ -107,7 +106,7 @@ def test_data_item_start_fills_the_sliders_with_its_posterior_mean(open_decode, 
     at.number_input(key="decode_index").set_value(7).run()
     assert not at.exception
     ds = load_dataset(DataConfig(name="digits"))
-    mu, _ = encode(model, ds.x_test[7:8])
+    mu, _ = model.embed(ds.x_test[7:8])
     np.testing.assert_allclose(point(at), mu[0], atol=1e-6)
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, mu[0]), atol=1e-6)
     assert any(f"Label: **{int(ds.y_test[7])}**" in c.value for c in at.caption)

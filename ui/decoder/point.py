@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from vae.analysis.evaluate import encode
 from vae.data import Dataset
 from vae.models import VAE
 
@@ -65,7 +64,7 @@ def apply(z: Sequence[float], start: bool = False) -> None:
 def start_point(mode: str, index: int, model: VAE, ds: Dataset) -> list[float]:
     dim = model.cfg.latent_dim
     if mode == "item":
-        mu, _ = encode(model, ds.x_test[index : index + 1])  # (1, latent_dim)
+        mu, _ = model.embed(ds.x_test[index : index + 1])  # (1, latent_dim)
         return mu[0].tolist()
     if mode == "handoff":
         return handoff(dim) or [0.0] * dim

@@ -254,15 +254,14 @@ def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000,
     items and test on those (DCI's trees take about 10 s per 1,000 training codes here, most of it the 40
     rotation classes).
     """
-    from .evaluate import encode
 
     check_factors(dataset)
     rng = np.random.default_rng(seed)
     train = _subsample(len(dataset.x_train), max_train, rng)
     test = _subsample(len(dataset.x_test), max_test, rng)
     report(progress, 0.0, "encoding")
-    z_train = encode(model, dataset.x_train[torch.as_tensor(train)].float())[0]
-    z_test = encode(model, dataset.x_test[torch.as_tensor(test)].float())[0]
+    z_train = model.embed(dataset.x_train[torch.as_tensor(train)].float())[0]
+    z_test = model.embed(dataset.x_test[torch.as_tensor(test)].float())[0]
     f_train, f_test = dataset.factors_train[train], dataset.factors_test[test]
     out: dict = {"factors": list(dataset.factor_names or []), "n_train": len(train), "n_test": len(test)}
     report(progress, 0.1, "MIG")
@@ -278,7 +277,7 @@ def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000,
     else:
 
         def represent(x: torch.Tensor) -> np.ndarray:
-            return encode(model, x)[0]
+            return model.embed(x)[0]
 
         report(progress, 0.7, "β-VAE score")
         out["beta_vae"] = beta_vae_score(truth, represent, seed=seed)

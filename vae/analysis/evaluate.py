@@ -16,18 +16,7 @@ from ..objectives import elbo_terms, iwae_bound, kl_per_dim
 from ..progress import Progress, part, report
 from ..runs import folder as rf
 from .decompose import MAX_ITEMS, kl_decomposition
-
-
-@torch.inference_mode()
-def encode(model: VAE, x: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means and log-variances of every row of ``x``, each (N, latent_dim)."""
-    mus, logvars = [], []
-    device = device_of(model)
-    for i in range(0, len(x), batch):
-        mu, logvar = model.encode(x[i : i + batch].to(device))
-        mus.append(mu.cpu())
-        logvars.append(logvar.cpu())
-    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+from .disentanglement import check_factors, disentanglement_scores
 
 
 def device_of(model: VAE) -> torch.device:
@@ -93,7 +82,7 @@ def iwae_log_likelihood(
 @torch.inference_mode()
 def kl_per_dimension(model: VAE, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
     """Mean KL(q(z_d|x) || N(0,1)) of each latent dimension over ``x``, (latent_dim,)."""
-    mu, logvar = encode(model, x, batch)
+    mu, logvar = model.embed(x, batch)
     return kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
 
 
@@ -107,14 +96,19 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarr
 
 
 @torch.inference_mode()
+def reconstruction_errors(model: VAE, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """Each example's squared error between ``x`` and the decoded posterior mean, summed over dimensions (N,)."""
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch].to(device_of(model)).float()
+        mu, _ = model.encode(xb)
+        out.append((model.decode(mu) - xb).pow(2).flatten(1).sum(1).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def reconstruction_error(model: VAE, x: torch.Tensor, batch: int = 1000) -> float:
     """Mean squared error per example between ``x`` and the decoded posterior mean, summed over dimensions."""
-    total = 0.0
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch].to(device_of(model))
-        mu, _ = model.encode(xb)
-        total += float((model.decode(mu) - xb).pow(2).flatten(1).sum(1).sum())
-    return total / len(x)
+    return float(reconstruction_errors(model, x, batch).sum() / len(x))
 
 
 def knn_accuracy(
@@ -138,7 +132,7 @@ def evaluate_model(
     out: dict = {"n_test": len(x_test)}
     parts = elbo(model, x_test, seed=seed)
     out.update(test_elbo=parts["elbo"], test_recon=parts["recon"], test_kl=parts["kl"])
-    mu, logvar = encode(model, x_test)
+    mu, logvar = model.embed(x_test)
     out["kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
     n_active, variances = active_units(mu)
     out.update(active_units=n_active, latent_dim=int(mu.shape[1]), mean_variance=variances.tolist())
@@ -151,7 +145,7 @@ def evaluate_model(
         out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=part(progress, 0.1, 0.9))
     if dataset.y_train is not None and dataset.y_test is not None:
         report(progress, 0.9, "k-NN accuracy")
-        mu_train, _ = encode(model, dataset.x_train.float())
+        mu_train, _ = model.embed(dataset.x_train.float())
         out["knn_k"] = knn_k
         out["knn_accuracy"] = knn_accuracy(mu_train, dataset.y_train.numpy(), mu, dataset.y_test.numpy(), knn_k)
     out["seconds"] = time.perf_counter() - t0
@@ -176,7 +170,6 @@ def evaluate_run(
     """
     from ..data import load_dataset
     from ..distributed import resolve_device
-    from .disentanglement import check_factors, disentanglement_scores
 
     run_dir = Path(run_dir)
     model = rf.load_model(run_dir).to(resolve_device(device))

@@ -45,7 +45,6 @@ def add_latent_parsers(sub) -> None:
 def cmd_embed(args) -> dict:
     import numpy as np
 
-    from ..analysis.evaluate import encode
     from ..analysis.tables import codes_table, csv_bytes
     from ..data import load_dataset
     from ..distributed import resolve_device
@@ -62,7 +61,7 @@ def cmd_embed(args) -> dict:
     ds = load_dataset(rf.load_data_config(run_dir))
     n = ds.split_size(args.split)
     rows = np.arange(min(n, args.max_points or n))
-    mu, _ = encode(model, ds.split_items(args.split, rows).float())
+    mu, _ = model.embed(ds.split_items(args.split, rows).float())
     t0 = time.perf_counter()
     xy = LatentProjector(method=args.method).fit(mu).embedding_
     seconds = time.perf_counter() - t0
@@ -105,7 +104,6 @@ def cmd_history(args) -> dict:
 
 
 def cmd_posterior(args) -> dict:
-    from ..analysis.evaluate import encode
     from ..analysis.posterior import sample_posterior, sigma
     from ..data import load_dataset
 
@@ -114,7 +112,7 @@ def cmd_posterior(args) -> dict:
     n = ds.split_size(args.split)
     if not 0 <= args.item < n:
         raise ValueError(f"--item must be from 0 to {n - 1} ({n:,} {args.split} items); got {args.item}.")
-    mu, logvar = encode(rf.load_model(run_dir), ds.split_items(args.split, [args.item]).float())
+    mu, logvar = rf.load_model(run_dir).embed(ds.split_items(args.split, [args.item]).float())
     samples = sample_posterior(mu[0], logvar[0], args.samples, seed=args.seed)
     y = ds.split_labels(args.split)
     return {"run": run_dir.name, "split": args.split, "item": args.item,
@@ -124,7 +122,6 @@ def cmd_posterior(args) -> dict:
 
 def cmd_sample(args) -> dict:
     import numpy as np
-    import torch
 
     from ..analysis.posterior import sample_prior
     from ..images import make_grid, png_bytes
@@ -137,8 +134,7 @@ def cmd_sample(args) -> dict:
     if len(model.cfg.input_shape) != 3:
         raise ValueError(f"{run_dir.name} decodes table rows, not images: `posterior` prints codes instead.")
     z = sample_prior(args.n, model.cfg.latent_dim, args.temperature, args.seed)
-    with torch.inference_mode():
-        x = model.decode(torch.from_numpy(z)).numpy()  # (n, C, H, W)
+    x = model.decode_numpy(z)  # (n, C, H, W)
     grid = make_grid(x, int(np.ceil(np.sqrt(args.n))), pad=1, fill=1.0)
     atomic_write_bytes(Path(args.out), png_bytes(grid, scale=max(1, 224 // max(x.shape[-2:]))))
     return {"run": run_dir.name, "n": args.n, "temperature": args.temperature, "out": args.out}

@@ -19,7 +19,6 @@ import json
 import struct
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..models import VAE
@@ -138,6 +137,5 @@ def read_header(blob: bytes) -> dict:
 
 def expected_pixels(model: VAE, z: np.ndarray) -> np.ndarray:
     """What the browser should draw for latent rows ``z`` (N, L): uint8 (N, C, H, W), torch's answer."""
-    with torch.inference_mode():
-        x = model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).numpy()
+    x = model.decode_numpy(z)
     return np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
