@@ -10,11 +10,14 @@ background while its PCA map stands in (``ui.cache.fitted_projector``). Tests re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 
 from ui import attributes, cache, maps, mapview, posterior, state
 from ui.figures import chart, map_figure
+from ui.mapview import columns, gallery
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
 from ui.text import plain
@@ -27,14 +30,27 @@ LINKED = "query-params"  # these choices live in the page's URL: a copied link o
 METHODS = {"UMAP": "umap", "PCA": "pca"}
 SPLITS = {"test": "test", "train": "train", "all": "train + test"}  # "all": train then test, each row naming its own
 SIZES = (2_000, 5_000, 10_000)  # subsample sizes offered, plus "all"
-KEPT = ("explore_method", "explore_split", "explore_backdrop", "explore_kept", "explore_browser")
+KEPT = (
+    "explore_method",
+    "explore_split",
+    "explore_backdrop",
+    "explore_colour",
+    "explore_point_size",
+    "explore_opacity",
+    "explore_browser",
+)
 BROWSER_FAILED = "explore_browser_failed"  # why the browser could not draw the map (then the server does)
 BROWSER_HELP = (
     "Your browser decodes whatever lies under the pointer, on points and between them. Off: the server draws "
     "the map and decodes where you click."
 )
 MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
-KEPT_HELP = "Green: an item's 10 nearest latent neighbours are its 10 nearest on the map; red: the map tore them apart."
+POINT_SIZES = ["auto", *range(1, 13)]
+OPACITIES = ["auto", *(round(0.1 * k, 1) for k in range(1, 11))]
+COLOUR_HELP = (
+    "The label, the split, or a number per item (a colour bar shows its scale): how well it is reconstructed, "
+    "how far its posterior is from the prior, how sure the encoder is, how well the map kept its neighbours."
+)
 FIDELITY_HELP = (
     "Trustworthiness: are the map's neighbours true neighbours (1 = no false neighbours)? Continuity: are true "
     "neighbours kept close (1 = nothing torn apart)? Neighbourhoods kept: the share of each item's 10 nearest "
@@ -42,9 +58,19 @@ FIDELITY_HELP = (
 )  # choices that survive a visit to another page
 
 
-def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
-    """The widgets above the map: method, split, subsample size (None: all), the backdrop, colouring and
-    in-browser toggles."""
+@dataclass(frozen=True)
+class Display:
+    """The Display popover's choices: the decoded backdrop, what colours the points, their size and opacity
+    (None: chosen by the number of points), and whether the browser decodes under the pointer."""
+
+    backdrop: bool
+    colour: str
+    marker: tuple[int, float] | None
+    browser: bool
+
+
+def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
+    """The widgets above the map: method, split, subsample size (None: all) and the Display popover."""
     c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
     state.check_link("explore_method", list(METHODS), "the projection")
     state.check_link("explore_split", list(SPLITS.values()), "the split")
@@ -59,12 +85,24 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, bool, bool, bool]:
         "Points", sizes, index=min(1, len(sizes) - 1), key=f"explore_points_{split}",
         format_func=label, bind=LINKED,
     )  # fmt: skip
+    offered = columns.offered(ds, split, ds.split_labels(split) is not None, size, MAX_KEPT)
+    state.check_link("explore_colour", offered, "a colouring")
+    if st.session_state.get("explore_colour") not in (None, *offered):  # e.g. "split" after leaving train + test
+        del st.session_state["explore_colour"]
     with c4.popover("Display", icon=":material/tune:", width="stretch"):  # one compact bar above the map
+        colour = st.selectbox("Colour by", offered, key="explore_colour", help=COLOUR_HELP, bind=LINKED)
+        point = st.select_slider("Point size", POINT_SIZES, value="auto", key="explore_point_size",
+                                 help="In pixels; auto: smaller as the map holds more points.")  # fmt: skip
+        opacity = st.select_slider("Opacity", OPACITIES, value="auto", key="explore_opacity",
+                                   help="Auto: fainter as the map holds more points.")  # fmt: skip
         backdrop = st.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
-        kept = st.toggle("Colour by neighbourhood kept", key="explore_kept", help=KEPT_HELP)
         browser = st.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP,
                             bind=LINKED)  # fmt: skip
-    return method, split, None if size == n_split else size, backdrop, kept, browser
+    marker = None
+    if point != "auto" or opacity != "auto":
+        auto_size, auto_opacity = mapview.auto_marker(size)
+        marker = (auto_size if point == "auto" else int(point), auto_opacity if opacity == "auto" else float(opacity))
+    return method, split, None if size == n_split else size, Display(backdrop, colour, marker, browser)
 
 
 @st.fragment(run_every=0.5)  # the UMAP map replaces the PCA stand-in within half a second
@@ -132,7 +170,8 @@ st.title("Explore the latent map")
 run_dir, model = cache.require_model(current_run())
 ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
-method, split, size, backdrop_on, kept_on, in_browser = controls(ds)
+method, split, size, display = controls(ds)
+in_browser = display.browser
 codes, logvars, idx = cache.latent_params(str(run_dir), checkpoint, split, size)  # (N, L), (N, L), (N,) rows
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 try:
@@ -165,6 +204,8 @@ else:
 linked = state.link_point() if state.map_point(run_dir) is None else None  # a new session: a link may pin a point
 if pick is None and linked and not stand_in:
     pick = ("xy", linked)
+the_map = mapview.map_id(run_dir, checkpoint, key)
+clicked, pick = pick, gallery.adjust(pick, the_map)  # a neighbour pinned from the gallery, a cleared selection
 point = maps.marked_point(pick, proj, run_dir, key)
 if not stand_in:  # the link keeps the star of the map it asks for, not of its stand-in
     state.set_link_point(point["xy"] if point else None)
@@ -177,11 +218,15 @@ if proj.method == "pca":
 else:
     st.caption(f"UMAP of {len(codes):,} latent means: distances between far clusters mean little.")
 fidelity_caption(run_dir, key, codes, proj.embedding_)
-kept = None
-if kept_on and len(codes) > MAX_KEPT:
-    st.caption(f"Colouring by neighbourhood needs a map of at most {MAX_KEPT:,} points; choose fewer points.")
-elif kept_on and len(codes) > 2 * K:
+kept = None  # the share of each item's neighbours the map kept, when the points are coloured by it
+if display.colour == columns.KEPT and len(codes) > 2 * K:
     kept = cache.neighbourhoods_kept(str(run_dir), key, codes, proj.embedding_)  # (N,)
+column = None  # the label colours the points unless another column is chosen
+if display.colour != columns.LABEL and (display.colour != columns.KEPT or kept is not None):
+    column = columns.values(
+        display.colour, ds=ds, split=split, idx=idx, logvars=logvars, codes=codes,
+        recon=lambda: cache.reconstruction_errors_of(str(run_dir), checkpoint, split, size), kept=lambda: kept,
+    )  # fmt: skip
 cloud = None if item is None else posterior.item_cloud(proj, codes[item], logvars[item], seed=int(idx[item]))
 prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.get("explore_prior") else None
 extra = posterior.overlays(cloud, prior_xy)
@@ -189,13 +234,16 @@ extra += attributes.group_overlays(run_dir, checkpoint, split, idx, proj.embeddi
 map_col = st.container()  # the map takes the page's width; the pinned item's or spot's panel sits under it
 side = st.container()
 with side:  # filled first: its pictures reach the browser before the map's redraw
+    pictures = (lambda rows: ds.split_items(split, idx[rows]).numpy()) if ds.is_image else None  # noqa: E731
     if selection is not None:
-        attributes.selection_panel(run_dir, checkpoint, split, idx[selection], names,
-                                   None if labels is None else labels[selection])  # fmt: skip
+        attributes.selection_panel(run_dir, checkpoint, split, idx[selection])
+        gallery.selection(the_map, selection, clicked, pictures, None if labels is None else labels[selection], names)
     elif item is not None:
         item_panel(ds, model, split, int(idx[item]), codes[item], proj.embedding_[item])
         kl = cache.kl_by_dimension(str(run_dir), checkpoint)
         posterior.show_item_posterior(model, codes[item], logvars[item], cloud, kl)
+        caption = lambda r: f"#{idx[r]}" + (f" · {names[labels[r]]}" if labels is not None else "")  # noqa: E731
+        gallery.neighbours(the_map, codes, item, clicked, pictures, caption, ds.is_image)
     elif point:
         point_panel(ds, model, proj, point)
     elif browser:
@@ -209,21 +257,25 @@ with side:  # filled first: its pictures reach the browser before the map's redr
         file_name=f"{run_dir.name}-{key}.csv", mime="text/csv", icon=":material/download:",
     )  # fmt: skip
 with map_col:
-    backdrop = maps.backdrop_uri(proj, model, ds) if backdrop_on and ds.is_image else None
+    backdrop = maps.backdrop_uri(proj, model, ds) if display.backdrop and ds.is_image else None
     ring = None if item is None else proj.embedding_[item]
     if browser:
         mapview.show(
             run_dir, checkpoint, key, proj, idx, groups, lambda: ds.split_items(split, idx).numpy(),
             split=split, n_train=len(ds.x_train), labelled=labels is not None, axis=proj.method.upper(),
-            pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, kept=kept, overlays=extra,
-            panel_key=view_key,
+            pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, overlays=extra,
+            panel_key=view_key, column=column, marker=display.marker,
+            clears=st.session_state.get(gallery.CLEARS_KEY, 0),
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
         st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom; "
-                   "the box and lasso tools select groups of items.")  # fmt: skip
+                   "the box and lasso tools select groups of items. "
+                   f"Coloured by {display.colour}: {columns.help_text(display.colour)}")  # fmt: skip
     else:
         if in_browser and why_not:
             st.caption(f"Decoded on the server: {why_not}.")
+        if column is not None and kept is None:
+            st.caption(f"The server-drawn map colours by label or neighbourhood kept only, not by {display.colour}.")
         fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept, extra)
         chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
         st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")

@@ -47,12 +47,11 @@ SERVER_CHART = '[data-testid="stPlotlyChart"] .js-plotly-plot'
 SIDE_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
 POINT_HEADING = "Decoded map point"
 
-# The browser map: the id it shows (or "") and how many data points its label traces hold.
+# The browser map: the id it shows (or "") and how many data points its points trace holds.
 LEM_STATE = """() => {
   const gd = document.querySelector('.lem-plot'), root = document.querySelector('.lem');
   if (!gd || !gd._fullLayout || !gd._fullData || !root) return null;
-  let n = 0;
-  for (const t of gd._fullData) if (t.showlegend !== false) n += t.x.length;
+  const points = gd._fullData.find((t) => t.name === 'points'), n = points ? points.x.length : 0;
   return {map: root.dataset.map || '', n, title: gd._fullLayout.xaxis.title.text};
 }"""
 # The frame in which the browser map shows n points of a PCA map other than `old`.
@@ -81,7 +80,8 @@ GEOMETRY = """([sel, grid]) => {
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
   const px = (t) => Array.from(t.x, (v) => left + xa.l2p(v)), py = (t) => Array.from(t.y, (v) => top + ya.l2p(v));
-  const data = gd._fullData.slice(grid ? 1 : 0).filter((t) => t.showlegend !== false);
+  const data = grid ? gd._fullData.slice(1).filter((t) => t.showlegend !== false)
+                    : gd._fullData.filter((t) => t.name === 'points');  // the browser map: one trace of points
   const out = {left, top, width: xa._length, height: ya._length,
                px: data.flatMap(px), py: data.flatMap(py)};
   if (grid) { out.gx = px(gd._fullData[0]); out.gy = py(gd._fullData[0]); }
@@ -105,13 +105,13 @@ HOVER_RESULTS = """() => { const r = globalThis.__latentExplorerDecoders;
   return {events: window.__mv.events, items: window.__mv.items, times: r.drawTimes.slice(), ms: r.drawMs.slice()}; }"""
 DRAWS = "() => Number(document.querySelector('.lem').dataset.draws || 0)"
 ITEM = "() => document.querySelector('.lem').dataset.item || ''"
-# Bytes the parsed maps hold in typed arrays (each map's blob, one buffer, plus its per-label x / y copies): the
+# Bytes the parsed maps hold in typed arrays (each map's blob, one buffer, plus its x / y copies): the
 # map on screen, and all maps the page keeps.
 MAP_BYTES = """() => {
   const shown = document.querySelector('.lem')?.dataset.map;
   let mine = 0, total = 0;
   for (const m of (globalThis.__latentExplorerMaps?.maps ?? new Map()).values()) {
-    const k = m.grid.buffer.byteLength + m.groups.reduce((k, g) => k + g.x.byteLength + g.y.byteLength, 0);
+    const k = m.grid.buffer.byteLength + m.x.byteLength + m.y.byteLength;
     total += k;
     if (m.id === shown) mine = k;
   }

@@ -31,14 +31,9 @@ ss = st.session_state
 # ---------------------------------------------------------------- Explore: selections kept as groups
 
 
-def selection_panel(run_dir: Path, checkpoint: str, split: str, items: np.ndarray, names: list[str] | None,
-                    labels: np.ndarray | None) -> None:  # fmt: skip
+def selection_panel(run_dir: Path, checkpoint: str, split: str, items: np.ndarray) -> None:
     """A box or lasso selection of the map's items (``items``: indices into ``split``): keep it as group A or B."""
     st.markdown(f"**{len(items):,} items selected**")
-    if labels is not None and names is not None:
-        values, counts = np.unique(labels, return_counts=True)
-        top = sorted(zip(counts, values, strict=True), reverse=True)[:3]
-        st.caption("Mostly " + ", ".join(f"{names[int(v)]} ({c:,})" for c, v in top) + ".")
     left, right = st.columns(2)
     for column, name in ((left, "A"), (right, "B")):
         column.button(f"Keep as group {name}", key=f"explore_group_{name}", width="stretch",

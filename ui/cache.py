@@ -21,7 +21,7 @@ import numpy as np
 import streamlit as st
 
 from vae.analysis import history
-from vae.analysis.evaluate import encode, kl_per_dimension
+from vae.analysis.evaluate import kl_per_dimension, reconstruction_errors
 from vae.analysis.fidelity import map_fidelity, neighbour_preservation
 from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
@@ -109,8 +109,16 @@ def latent_params(
     idx = np.arange(n)
     if max_points and max_points < n:
         idx = np.sort(np.random.default_rng(0).permutation(n)[:max_points])
-    mu, logvar = encode(_load_model(path, checkpoint), ds.split_items(split, idx).float())
+    mu, logvar = _load_model(path, checkpoint).embed(ds.split_items(split, idx).float())
     return mu, logvar, idx
+
+
+@st.cache_data(max_entries=8, show_spinner="Reconstructing every item of the map…")
+def reconstruction_errors_of(path: str, checkpoint: str, split: str, max_points: int | None) -> np.ndarray:
+    """Each item of ``latent_params``'s map: its squared reconstruction error (N,), in the same rows."""
+    _, _, idx = latent_params(path, checkpoint, split, max_points)
+    x = dataset_for(Path(path)).split_items(split, idx).float()
+    return reconstruction_errors(_load_model(path, checkpoint), x).astype(np.float32)
 
 
 # ---------------------------------------------------------------- maps

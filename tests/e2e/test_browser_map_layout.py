@@ -50,3 +50,53 @@ def test_the_mode_bar_has_no_share_button_and_keeps_the_png_download(page, app_u
     titles = page.eval_on_selector_all(".lem-plot .modebar-btn", "bs => bs.map(b => b.getAttribute('data-title'))")
     assert titles and not any("share" in (t or "").lower() or "cloud" in (t or "").lower() for t in titles), titles
     assert any("png" in (t or "").lower() for t in titles), titles
+
+
+# The points trace's colours as drawn: each drawn point's row, its colour value, the scale and its range.
+POINTS = """() => {
+  const gd = document.querySelector('.lem-plot');
+  const t = gd && gd._fullData && gd._fullData.find((d) => d.name === 'points');
+  if (!t || !gd.__lem) return null;
+  const m = t.marker;
+  return {rows: Array.from(gd.__lem.rows), category: Array.from(gd.__lem.category), names: gd.__lem.names,
+          colour: Array.from(m.color), scale: m.colorscale, cmin: m.cmin, cmax: m.cmax, showscale: m.showscale,
+          legend: gd._fullData.filter((d) => d.legendgroup === 'category').map((d) => [d.name, d.marker.color]),
+          star: gd._fullData.at(-1).x.length};
+}"""
+
+
+def points(page, check: str = "(p) => true") -> dict:
+    page.wait_for_function(f"() => {{ const p = ({POINTS})(); return !!p && ({check})(p); }}", timeout=60_000)
+    return page.evaluate(POINTS)
+
+
+def test_a_legend_click_shows_only_that_label_over_the_others_in_grey_and_moves_no_star(page, app_url):
+    page.goto(f"{app_url}/explore?run={E2E_RUN}&explore_method=PCA")
+    map_area(page, 1440, 900)
+    before = points(page)
+    assert before["star"] == 0 and not before["showscale"]
+    grey = len(before["names"])  # the step scale's last colour: the points not shown
+    assert max(before["colour"]) < grey  # every point in its label's colour
+    page.locator(".lem-plot .legend .traces").nth(3).click()  # label "3"
+    only = points(page, "(p) => p.colour.includes(" + str(grey) + ")")
+    label3 = [c == 3 for c in only["category"]]
+    assert sum(label3) > 0 and all(label3[-sum(label3) :]), "label 3's points are drawn last, over the rest"
+    assert all((c == grey) != is3 for c, is3 in zip(only["colour"], label3, strict=True))
+    assert only["star"] == 0  # the click on the legend pinned nothing
+    assert [c for _, c in only["legend"]].count(only["legend"][3][1]) == 1  # its entry alone keeps its colour
+    shot(page, "explore-only-label-3")
+    page.locator(".lem-plot .legend .traces").nth(3).click()  # again: every label
+    again = points(page, f"(p) => !p.colour.includes({grey})")
+    assert sorted(again["rows"]) == sorted(before["rows"]) and again["star"] == 0
+
+
+def test_neighbourhood_kept_colours_an_item_with_every_neighbour_kept_as_the_colour_bar_says_for_1(page, app_url):
+    page.goto(f"{app_url}/explore?run={E2E_RUN}&explore_method=PCA&explore_colour=neighbourhood+kept")
+    map_area(page, 1440, 900)
+    p = points(page, "(p) => p.showscale")
+    assert p["cmin"] == 0 and p["cmax"] == 1.0 and p["scale"][-1] == [1, "#fde725"]  # a share: yellow at 1
+    assert page.get_by_text("yellow (1) all kept").count() == 1  # the help says what the bar shows
+    assert all(0 <= c <= 1 for c in p["colour"]) and len(set(p["colour"])) > 3
+    bar = page.locator(".lem-plot .colorbar")
+    assert bar.count() == 1 and "neighbourhood kept" in (bar.text_content() or "")
+    shot(page, "explore-colour-kept")

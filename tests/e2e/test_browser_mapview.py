@@ -23,16 +23,22 @@ from vae.web import decoder as webdecoder
 PLOT = ".lem-plot"
 READY = """() => { const gd = document.querySelector('.lem-plot');
   return !!(gd && gd._fullLayout && gd._fullData && document.querySelector('.lem').dataset.map); }"""
-# The plot area on screen and, for each label trace, its points' pixel positions (page coordinates).
+# The plot area on screen and, for each label, its points' pixel positions (page coordinates).
 GEOMETRY = """() => {
   const gd = document.querySelector('.lem-plot');
   gd.scrollIntoView({block: 'center', behavior: 'instant'});  // the map is taller than the view: bring it in
   const r = gd.getBoundingClientRect();
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
-  const traces = gd._fullData.filter(t => t.showlegend !== false && t.legendgroup !== 'overlay').map(t => ({
-    name: t.name, px: Array.from(t.x, v => left + xa.l2p(v)), py: Array.from(t.y, v => top + ya.l2p(v))}));
-  return {left, top, width: xa._length, height: ya._length, traces,
+  const t = gd._fullData[0], lem = gd.__lem;  // the points, one trace in a shuffled order, and each one's label
+  const traces = lem.names.map((name, c) => {
+    const mine = [...t.x.keys()].filter(p => lem.category[p] === c);
+    return {name, px: mine.map(p => left + xa.l2p(t.x[p])), py: mine.map(p => top + ya.l2p(t.y[p])),
+            rows: mine.map(p => lem.rows[p])};
+  });
+  const lg = gd.querySelector('.legend'), box = lg ? lg.getBoundingClientRect() : null;  // over the plot's corner
+  const legend = box ? [box.left, box.top, box.right, box.bottom] : null;
+  return {left, top, width: xa._length, height: ya._length, traces, legend,
           title: xa.title.text, map: document.querySelector('.lem').dataset.map};
 }"""
 # What the component shows: the decoded canvas's RGBA bytes, the position it decoded, the hovered item.
@@ -67,8 +73,7 @@ def wait_points(page, n: int) -> None:
     """Wait until the browser's map shows ``n`` data points (the new map, not the one it replaces)."""
     page.wait_for_function(
         "(n) => { const gd = document.querySelector('.lem-plot'); return !!(gd && gd._fullData) &&"
-        " gd._fullData.filter(t => t.showlegend !== false && t.legendgroup !== 'overlay')"
-        ".reduce((a, t) => a + t.x.length, 0) === n; }",
+        " gd._fullData[0].name === 'points' && gd._fullData[0].x.length === n; }",
         arg=n,
     )
     wait_idle(page)
@@ -80,12 +85,17 @@ def projector(runs_dir, geometry) -> LatentProjector:
 
 
 def empty_spots(geometry, n: int) -> list[tuple[float, float]]:
-    """``n`` pixel positions inside the plot, each far from every data point and from each other."""
+    """``n`` pixel positions inside the plot and off its legend, each far from every data point and from each
+    other."""
     pts = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
                            np.concatenate([t["py"] for t in geometry["traces"]])])  # fmt: skip
     xs = np.linspace(geometry["left"] + 30, geometry["left"] + geometry["width"] - 30, 40)
     ys = np.linspace(geometry["top"] + 30, geometry["top"] + geometry["height"] - 30, 40)
     cand = np.array([(x, y) for x in xs for y in ys])
+    if geometry["legend"]:  # a click on the legend is the legend's, not the map's
+        x0, y0, x1, y1 = geometry["legend"]
+        inside = (cand[:, 0] > x0 - 10) & (cand[:, 0] < x1 + 10) & (cand[:, 1] > y0 - 10) & (cand[:, 1] < y1 + 10)
+        cand = cand[~inside]
     gap = np.min(np.hypot(*(cand[:, None, :] - pts[None, :, :]).transpose(2, 0, 1)), axis=1)
     chosen: list[np.ndarray] = []
     for i in np.argsort(-gap):
@@ -98,13 +108,13 @@ def empty_spots(geometry, n: int) -> list[tuple[float, float]]:
 
 
 def isolated_point(geometry, name: str) -> tuple[float, float]:
-    """The pixel of trace ``name``'s point farthest from every other point (a click there picks exactly it)."""
+    """The pixel of label ``name``'s point farthest from every other point (a click there picks exactly it)."""
     _, x, y = isolated(geometry, name)
     return x, y
 
 
 def isolated(geometry, name: str) -> tuple[int, float, float]:
-    """Trace ``name``'s point farthest from every other point: its index in the trace and its pixel."""
+    """Label ``name``'s point farthest from every other point: its place among the label's points and its pixel."""
     trace = next(t for t in geometry["traces"] if t["name"] == name)
     pts = np.column_stack([trace["px"], trace["py"]])
     others = np.column_stack([np.concatenate([t["px"] for t in geometry["traces"]]),
@@ -147,10 +157,11 @@ def test_hover_decodes_empty_space_and_shows_the_item_under_the_pointer(page, ap
         assert shown["item"] in ("", None)  # empty space: no item shown
     shot(page, "mapview-hover-empty")
 
-    # an item: the most isolated point of the "0" trace, so Plotly's hover picks exactly it
+    # an item: the most isolated point of label 0, so Plotly's hover picks exactly it
     ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
     k, x, y = isolated(geometry, "0")
-    row = int(np.flatnonzero(ds.y_test.numpy() == 0)[k])  # trace "0" holds label 0's test items in order
+    row = next(t for t in geometry["traces"] if t["name"] == "0")["rows"][k]  # label 0's k-th point: this test item
+    assert ds.y_test[row] == 0
     page.mouse.move(x, y)
     page.wait_for_function("(r) => document.querySelector('.lem').dataset.item === String(r)", arg=row)
     item = page.evaluate(SHOWN, ".lem-item")

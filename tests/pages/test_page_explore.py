@@ -90,9 +90,10 @@ def test_selecting_a_point_shows_its_label_original_and_reconstruction(runs, run
     assert at.session_state["explore_selected"] == {"split": "test", "index": row, "label": "3"}
     assert int(ds.y_test[row]) == 3
     assert [h.value for h in at.subheader] == ["Label: 3"]
-    assert [img.captions for img in at.image] == [
+    assert [img.captions for img in at.image][:3] == [
         ["original"], ["reconstruction (decoded mean)"], ["decoded mean (top left), then 8 samples of q(z|x)"]
     ]  # fmt: skip
+    assert len(at.image) == 3 + 12  # then its 12 nearest latent neighbours
     with torch.inference_mode():
         mu, _ = model.encode(ds.x_test[row : row + 1])
     np.testing.assert_allclose(at.session_state["explore_decoded"], decode(model, mu), atol=1e-5)
@@ -190,10 +191,12 @@ def test_umap_map_the_default_after_its_pca_stand_in(runs, run_data):
 
 
 def mounts(at: AppTest) -> dict[str, object]:
-    """The map component's mounts by role (panel, plotly, weights, map): the panel's JSON, the others' bytes."""
+    """The map component's mounts by role (panel, plotly, weights, map, column): the panel's JSON, the others'
+    bytes."""
     out = {}
     for el in at.get("bidi_component"):
-        role = el.proto.id.rsplit("_", 1)[-1] if el.proto.id.endswith(("_plotly", "_weights", "_map")) else "panel"
+        ends = ("_plotly", "_weights", "_map", "_column")
+        role = el.proto.id.rsplit("_", 1)[-1] if el.proto.id.endswith(ends) else "panel"
         out[role] = json.loads(el.proto.json) if role == "panel" else el.proto.bytes
     return out
 
@@ -224,12 +227,15 @@ def test_the_browser_gets_plotly_the_decoder_and_the_map_in_bytes(runs, run_data
     header, arrays = webmap.read_map(m["map"])
     proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
     assert header["id"] == m["panel"]["map"] and header["n"] == len(ds.x_test)
-    assert [g["name"] for g in header["groups"]] == [str(d) for d in range(10)]
+    assert [c["name"] for c in header["categories"]] == [str(d) for d in range(10)]
     np.testing.assert_array_equal(arrays["xy"], proj.embedding_[arrays["rows"]])
     np.testing.assert_array_equal(arrays["index"], arrays["rows"])  # all test items: row k is item k
-    for g in header["groups"]:  # each trace holds its label's items
-        rows = arrays["rows"][g["start"] : g["start"] + g["count"]]
-        assert (ds.y_test.numpy()[rows] == int(g["name"])).all()
+    names = np.array([c["name"] for c in header["categories"]])
+    np.testing.assert_array_equal(names[arrays["category"]].astype(int), ds.y_test.numpy()[arrays["rows"]])
+    # drawn in a shuffled order, not label after label: no class paints over another
+    assert sorted(arrays["rows"].tolist()) == list(range(len(ds.x_test)))
+    runs_of_a_label = 1 + np.count_nonzero(np.diff(arrays["category"]))
+    assert runs_of_a_label > 200  # label after label would make 10
     np.testing.assert_array_equal(arrays["grid_codes"], proj.grid_codes_)
     np.testing.assert_allclose(arrays["grid_x"], proj.grid_x_, rtol=1e-6)
     want = np.round(ds.x_test.numpy()[arrays["rows"]].reshape(len(ds.x_test), -1) * 255)
@@ -320,7 +326,7 @@ def test_the_map_says_how_far_to_trust_it_and_colours_by_neighbourhood_kept(runs
     assert len(values) == 2 and all(0.5 < v <= 1.0 for v in values), line
     assert re.search(r"neighbourhoods kept \d+%", line)
     assert isinstance(figure(at)["data"][1]["marker"]["color"], str)  # one colour per label
-    at.toggle(key="explore_kept").set_value(True).run()
+    at.selectbox(key="explore_colour").set_value("neighbourhood kept").run()
     assert not at.exception
     shares = array(figure(at)["data"][1]["marker"]["color"])
     assert len(shares) == len(figure(at)["data"][1]["x"]) and ((shares >= 0) & (shares <= 1)).all()
@@ -382,3 +388,121 @@ def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):
     assert prior["name"] == "prior samples" and len(prior["xy"]) == 1000
     histograms = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert sum(t["type"] == "histogram" for t in histograms["data"]) == 4  # one per latent dimension
+
+
+# ---------------------------------------------------------------- colouring the browser's map (issue: the map)
+
+
+def column_of(at: AppTest) -> tuple[dict, np.ndarray]:
+    from vae.web import mapgrid as webmap
+
+    m = mounts(at)
+    header, arrays = webmap.read_map(m["column"], webmap.COLUMN_MAGIC)
+    assert m["panel"]["column"] == header["id"] and header["map"] == m["panel"]["map"]
+    return header, arrays["values"]
+
+
+def test_the_points_are_coloured_by_the_column_chosen_with_its_own_values(runs, run_data):
+    from vae.analysis.evaluate import reconstruction_errors
+
+    _, model, ds = run_data
+    at = open_explore("PCA", browser=True)
+    assert at.selectbox(key="explore_colour").value == "label" and "column" not in mounts(at)  # the default
+    offered = at.selectbox(key="explore_colour").options
+    assert offered == ["label", "reconstruction error", "KL of the item", "mean σ", "neighbourhood kept"]
+    x = ds.x_test  # the map of every test item: row k is item k
+    mu, logvar = model.embed(x)
+    want = {
+        "reconstruction error": reconstruction_errors(model, x),
+        "KL of the item": 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(1),
+        "mean σ": np.exp(0.5 * logvar).mean(1),
+    }
+    for name, expected in want.items():
+        at.selectbox(key="explore_colour").set_value(name).run()
+        assert not at.exception, at.exception
+        header, values = column_of(at)
+        assert header["name"] == name and header["kind"] == "number"
+        np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-5)
+        assert header["range"] == pytest.approx([values.min(), values.max()])
+        assert [c for _, c in header["scale"]][0] == "#440154"  # Viridis, from dark to light, with a colour bar
+        assert any(f"Coloured by {name}:" in c.value for c in at.caption)
+    at.selectbox(key="explore_colour").set_value("neighbourhood kept").run()
+    header, kept = column_of(at)
+    assert ((kept >= 0) & (kept <= 1)).all() and len(kept) == len(x)
+    assert header["range"] == [0.0, 1.0]  # a share: its scale runs 0 to 1 whatever this map's values
+    assert "yellow (1) all kept" in next(c.value for c in at.caption if "Coloured by" in c.value)
+
+
+def test_both_splits_can_be_coloured_by_split_and_the_choice_falls_back_when_the_split_changes(runs, run_data):
+    _, _, ds = run_data
+    at = open_explore("PCA", browser=True, explore_split="all")
+    at.selectbox(key="explore_colour").set_value("split").run()
+    header, values = column_of(at)
+    assert header["kind"] == "category" and [c["name"] for c in header["categories"]] == ["train", "test"]
+    size = len(ds.x_train) + len(ds.x_test)
+    n = at.session_state["explore_map"]["size"]
+    assert n <= size and values.sum() > 0 and (values < 1).sum() > 0  # some of each
+    at.radio(key="explore_split").set_value("test").run()  # no split to colour by on one split's map
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explore_colour").value == "label" and "column" not in mounts(at)
+
+
+def test_a_link_with_an_unknown_colouring_or_marker_gets_a_sentence_and_the_defaults(runs):
+    at = open_app("explore", query={"explore_colour": "favourite colour"},
+                  state={"explore_method": "PCA", "explore_browser": True})  # fmt: skip
+    assert not at.exception
+    assert any("favourite colour" in t.value and "label" in t.value for t in at.toast)
+    assert at.selectbox(key="explore_colour").value == "label"
+    panel = mounts(at)["panel"]
+    assert (panel["size"], panel["opacity"]) == (6, 0.84)  # chosen for 360 points
+
+
+def test_point_size_and_opacity_follow_the_number_of_points_unless_chosen(runs):
+    from ui.mapview import auto_marker
+
+    assert auto_marker(360) == (6, 0.84) and auto_marker(70_000) == (3, 0.57) and auto_marker(737_280) == (2, 0.45)
+    sizes = [auto_marker(n)[0] for n in (10, 1_000, 100_000, 10_000_000)]
+    assert sizes == sorted(sizes, reverse=True)
+    at = open_explore("PCA", browser=True)
+    at.select_slider(key="explore_point_size").set_value(9).run()
+    assert (mounts(at)["panel"]["size"], mounts(at)["panel"]["opacity"]) == (9, 0.84)
+    at.select_slider(key="explore_opacity").set_value(0.3).run()
+    assert (mounts(at)["panel"]["size"], mounts(at)["panel"]["opacity"]) == (9, 0.3)
+
+
+def test_a_pinned_item_shows_its_12_nearest_latent_neighbours_and_one_click_pins_one(runs, run_data):
+    from sklearn.neighbors import NearestNeighbors
+
+    _, model, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "item", "row": 7, "n": 1})
+    mu, _ = model.embed(ds.x_test)  # the map of every test item: row k is item k
+    rows = NearestNeighbors(n_neighbors=13).fit(mu).kneighbors(mu[7:8], return_distance=False)[0]
+    want = [int(r) for r in rows if r != 7][:12]
+    shown = [int(b.key.rsplit("_", 1)[1]) for b in at.button if (b.key or "").startswith("explore_neighbour_")]
+    assert shown == want
+    assert any(m.value == "**Its 12 nearest neighbours in the latent space**" for m in at.markdown)
+    at.button(key=f"explore_neighbour_{want[0]}").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore_selected"]["index"] == want[0]  # that neighbour is pinned now
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose(mounts(at)["panel"]["ring"], proj.embedding_[want[0]], atol=1e-5)
+    pick(at, {"kind": "item", "row": 30, "n": 2})  # the browser's next click wins over the gallery's pin
+    assert at.session_state["explore_selected"]["index"] == 30
+
+
+def test_a_selection_shows_every_label_count_a_sample_of_48_and_clears(runs, run_data):
+    _, _, ds = run_data
+    at = pick(open_explore("PCA", browser=True), {"kind": "selection", "rows": list(range(60)), "n": 1})
+    values, counts = np.unique(ds.y_test.numpy()[:60], return_counts=True)
+    line = next(c.value for c in at.caption if c.value.startswith("Label counts: "))
+    assert sorted(re.findall(r"(\d): (\d+)", line)) == sorted(
+        (str(v), str(c)) for v, c in zip(values, counts, strict=True)
+    )
+    assert "The selection: a sample of 48." in [c for image in at.image for c in image.captions]
+    at.button(key="explore_clear_selection").click().run()
+    assert not at.exception, at.exception
+    assert not any("items selected" in m.value for m in at.markdown)  # the selection went
+    assert mounts(at)["panel"]["clears"] == 1  # ... and the browser drops its box or lasso
+    pick(at, {"kind": "selection", "rows": [1, 2], "n": 2})  # selecting again works at once
+    assert "**2 items selected**" in [m.value for m in at.markdown]
+    assert "The selection: all of them." in [c for image in at.image for c in image.captions]

@@ -4,15 +4,20 @@
 //
 // ui/mapview/__init__.py mounts this component four times: three mounts carry bytes that never change for
 // a map, so Streamlit sends each once — Plotly itself ("LEPLOTJS" + plotly.min.js from the installed plotly
-// package), the decoder ("LEDECOD1", vae/web/decoder.py) and the map ("LEMAP001", vae/web/mapgrid.py: points by
-// label, the inverse grid, the items' pixels) — and the panel mount gets JSON (which map and decoder, the
-// pinned star, the ringed item, the backdrop). On every pointer move over the plot, the map position goes
+// package), the decoder ("LEDECOD1", vae/web/decoder.py) and the map ("LEMAP002", vae/web/mapgrid.py: the points
+// in a shuffled drawing order with their labels, the inverse grid, the items' pixels); a fifth carries the column
+// the points are coloured by ("LECOLS01", when it is not the label) — and the panel mount gets JSON (which map,
+// decoder and column, the point size and opacity, the pinned star, the ringed item, the backdrop). The points are
+// one trace, drawn in a shuffled order so that no class paints over another; clicking a label in the legend
+// shows only that label (the others turn grey and go underneath), clicking it again shows all. On every pointer move over the plot, the map position goes
 // through the inverse grid (bilinear, like LatentProjector.inverse_lookup) and the decoder, and the picture
 // beside the map is redrawn; hovering a point also shows that item. A click (pointer down and up without a
 // pan between; Plotly's own click event misses clicks on the star) sends the state value "pick":
 // {kind: "item", map, row, n} or {kind: "point", map, xy, z, n}; every mount keeps its key from map to map.
 
-const MAP_MAGIC = "LEMAP001";
+const MAP_MAGIC = "LEMAP002";
+const COLUMN_MAGIC = "LECOLS01";
+const GREY = "rgba(160, 160, 160, 0.35)";
 const PLOTLY_MAGIC = "LEPLOTJS";
 const KEEP_MAPS = 3;
 const PREVIEW_PX = 150;
@@ -25,6 +30,7 @@ function deferred() {
 
 const MAPS = (globalThis.__latentExplorerMaps ??= {
   maps: new Map(), // id -> parsed map
+  columns: new Map(), // column id -> parsed column
   waiting: new Map(), // id -> [callback(map)]
   plotly: deferred(), // resolves to window.Plotly once the bytes have run
 });
@@ -49,11 +55,10 @@ function loadPlotly(u8) {
 
 // ------------------------------------------------------------------ the map blob
 
-export function parseMap(bytes) {
+function parseBlob(bytes) {
   const u8 = bytes.slice(); // an aligned copy: typed views below need 4-byte alignment
   const n = new DataView(u8.buffer).getUint32(8, true);
   const header = JSON.parse(new TextDecoder().decode(u8.subarray(12, 12 + n)));
-  if (header.format !== 1) throw new Error(`map format ${header.format} is not supported`);
   const start = 12 + n;
   const view = (name) => {
     const spec = header.arrays[name];
@@ -62,22 +67,25 @@ export function parseMap(bytes) {
     const Kind = { f4: Float32Array, i4: Int32Array, u1: Uint8Array }[spec.dtype];
     return new Kind(u8.buffer, start + spec.offset, count);
   };
+  return { header, view };
+}
+
+export function parseMap(bytes) {
+  const { header, view } = parseBlob(bytes);
+  if (header.format !== 2) throw new Error(`map format ${header.format} is not supported`);
   const xy = view("xy");
-  const groups = header.groups.map((g) => {
-    const x = new Float32Array(g.count);
-    const y = new Float32Array(g.count);
-    for (let k = 0; k < g.count; k++) {
-      x[k] = xy[2 * (g.start + k)];
-      y[k] = xy[2 * (g.start + k) + 1];
-    }
-    return { ...g, x, y };
-  });
+  const x = new Float32Array(header.n);
+  const y = new Float32Array(header.n);
+  for (let k = 0; k < header.n; k++) [x[k], y[k]] = [xy[2 * k], xy[2 * k + 1]];
   return {
     id: header.id,
     n: header.n,
     latentDim: header.latent_dim,
     itemShape: header.item_shape,
-    groups,
+    categories: header.categories,
+    x,
+    y,
+    category: view("category"),
     rows: view("rows"),
     index: view("index"),
     gridX: view("grid_x"),
@@ -85,6 +93,12 @@ export function parseMap(bytes) {
     grid: view("grid_codes"),
     pixels: view("pixels"),
   };
+}
+
+function registerColumn(bytes) {
+  const { header, view } = parseBlob(bytes);
+  MAPS.columns.set(header.id, { ...header, values: view("values") });
+  while (MAPS.columns.size > KEEP_MAPS) MAPS.columns.delete(MAPS.columns.keys().next().value);
 }
 
 function registerMap(bytes) {
@@ -218,8 +232,7 @@ function showItem(s, k) {
     s.itemCaption.textContent = "";
     return;
   }
-  const g = s.map.groups.find((gr) => k >= gr.start && k < gr.start + gr.count);
-  s.itemHead.textContent = s.labelled ? `Item: ${g.name}` : "Item";
+  s.itemHead.textContent = s.labelled ? `Item: ${s.map.categories[s.map.category[k]].name}` : "Item";
   const i = s.map.index[k];
   const [part, index] = s.split !== "all" ? [s.split, i] : i < s.nTrain ? ["train", i] : ["test", i - s.nTrain];
   s.itemCaption.textContent = `${part} item #${index}`;
@@ -236,23 +249,84 @@ function showItem(s, k) {
   s.itemCanvas.hidden = false;
 }
 
+// ------------------------------------------------------------------ colours
+
+/** The categories the points are coloured by (the map's labels, or a category column), or null for numbers. */
+function categoriesOf(s) {
+  if (!s.column) return s.map.categories;
+  return s.column.kind === "category" ? s.column.categories : null;
+}
+
+/** Drawn point k's category (its label, or its value in a category column). */
+function categoryOf(s, k) {
+  return s.column ? s.column.values[s.map.rows[k]] : s.map.category[k];
+}
+
+/** A step colour scale: value c (0 .. K-1) is category c's colour, value K the grey of the points not shown. */
+function stepScale(colours) {
+  const all = [...colours, GREY];
+  const out = [];
+  all.forEach((c, i) => out.push([i / all.length, c], [(i + 1) / all.length, c]));
+  return out;
+}
+
+/** The drawing order (drawn point p is map point order[p]) and the marker of the points trace. With one category
+ * shown only, the others come first (underneath) in grey. */
+function pointsMarker(s, data) {
+  const map = s.map;
+  const n = map.n;
+  const cats = categoriesOf(s);
+  const only = cats && s.only !== null && s.only < cats.length ? s.only : null;
+  let order = s.identity && s.identity.length === n ? s.identity : (s.identity = Int32Array.from({ length: n }, (_, k) => k));
+  if (only !== null) {
+    const rest = [];
+    const shown = [];
+    for (let k = 0; k < n; k++) (categoryOf(s, k) === only ? shown : rest).push(k);
+    order = Int32Array.from([...rest, ...shown]);
+  }
+  const colour = new Float32Array(n);
+  const marker = { size: data.size, opacity: data.opacity, color: colour };
+  if (cats) {
+    for (let p = 0; p < n; p++) {
+      const c = categoryOf(s, order[p]);
+      colour[p] = only !== null && c !== only ? cats.length : c;
+    }
+    Object.assign(marker, { colorscale: stepScale(cats.map((c) => c.colour)), cmin: -0.5, cmax: cats.length + 0.5, showscale: false });
+  } else {
+    const [lo, hi] = s.column.range;
+    for (let p = 0; p < n; p++) {
+      const v = s.column.values[map.rows[order[p]]];
+      colour[p] = Number.isFinite(v) ? v : lo;
+    }
+    Object.assign(marker, {
+      colorscale: s.column.scale, cmin: lo, cmax: hi > lo ? hi : lo + 1, showscale: true,
+      colorbar: { title: { text: s.column.name, side: "right" }, len: 0.45, thickness: 12, x: 1.0, xpad: 4, y: 0.98, yanchor: "top" },
+    });
+  }
+  return { order, marker, only };
+}
+
 function traces(s, data) {
   const map = s.map;
-  const out = map.groups.map((g) => {
-    const colours = data.kept && map.rows ? Float32Array.from({ length: g.count }, (_, k) => data.kept[map.rows[g.start + k]]) : null;
-    return {
-      type: "scattergl",
-      mode: "markers",
-      x: g.x,
-      y: g.y,
-      name: g.name,
-      hovertemplate: `${g.name}<extra></extra>`,
-      marker: colours
-        ? { size: 6, color: colours, colorscale: "RdYlGn", cmin: 0, cmax: 1, opacity: 0.9, showscale: g === map.groups[0], colorbar: { title: { text: "kept" }, len: 0.5 } }
-        : { size: 6, color: g.colour, opacity: 0.8 },
-    };
+  const { order, marker, only } = pointsMarker(s, data);
+  s.order = order;
+  const x = new Float32Array(map.n);
+  const y = new Float32Array(map.n);
+  for (let p = 0; p < map.n; p++) [x[p], y[p]] = [map.x[order[p]], map.y[order[p]]];
+  s.plot.__lem = { // for tests and benchmarks: each drawn point's category and row
+    names: (categoriesOf(s) || []).map((c) => c.name),
+    category: Int32Array.from(order, (k) => categoryOf(s, k)),
+    rows: Int32Array.from(order, (k) => map.rows[k]),
+  };
+  const out = [{ type: "scattergl", mode: "markers", x, y, name: "points", showlegend: false, hoverinfo: "none", marker }];
+  const cats = categoriesOf(s);
+  (cats || []).forEach((c, i) => {
+    out.push({ // a legend entry only: clicking it shows only this category
+      type: "scattergl", mode: "markers", x: [null], y: [null], name: c.name, legendgroup: "category", hoverinfo: "skip",
+      marker: { size: 9, color: only === null || only === i ? c.colour : GREY },
+    });
   });
-  const marker = (xy, symbol, size, colour) => ({
+  const mark = (xy, symbol, size, colour) => ({
     type: "scattergl",
     mode: "markers",
     x: xy ? [xy[0]] : [],
@@ -275,7 +349,7 @@ function traces(s, data) {
       marker: { size: o.size || 5, color: o.colour },
     });
   }
-  out.push(marker(data.ring, "circle-open", 18, "black"), marker(data.pin, "star", 20, "gold"));
+  out.push(mark(data.ring, "circle-open", 18, "black"), mark(data.pin, "star", 20, "gold"));
   return out;
 }
 
@@ -288,27 +362,40 @@ function plotHeight(data) {
 // Under 900 px the map takes the column's whole width: tick labels inside the plot, no axis titles.
 const narrow = () => window.innerWidth < 900;
 
-function layout(data) {
+function layout(s, data) {
   const [x0, x1, y0, y1] = data.box;
+  const style = getComputedStyle(s.root); // Streamlit's theme (light or dark) reaches the map
+  const ink = style.color || "#31333f";
+  const paper = getComputedStyle(document.body).backgroundColor || "#ffffff";
+  const numbers = !categoriesOf(s);
+  const axis = (title) => ({
+    title: { text: narrow() ? "" : title }, zeroline: false, gridcolor: "rgba(128,128,128,0.2)",
+    ticklabelposition: narrow() ? "inside" : "outside", autorange: false,
+  });
   const out = {
     height: plotHeight(data),
-    margin: narrow() ? { l: 6, r: 6, t: 40, b: 24 } : { l: 50, r: 10, t: 40, b: 40 },
+    margin: narrow() ? { l: 6, r: numbers ? 60 : 6, t: 40, b: 24 } : { l: 50, r: numbers ? 80 : 10, t: 40, b: 40 },
     hovermode: "closest",
     hoveranywhere: true,
     clickanywhere: true,
     dragmode: "pan",
     uirevision: data.map,
-    showlegend: !data.kept,
+    selectionrevision: `${data.map}:${data.clears || 0}`, // "Clear selection" in the page drops the box or lasso
+    font: { color: ink },
+    showlegend: !numbers,
     // inside the plot's top-left corner (the preview floats at the bottom right): the plot keeps the whole width
-    legend: { title: { text: "label" }, x: 0.005, y: 0.995, xanchor: "left", yanchor: "top",
-              bgcolor: "rgba(255,255,255,0.75)", borderwidth: 0 },
-    xaxis: { range: [x0, x1], autorange: false, title: { text: narrow() ? "" : `${data.axis} 1` }, zeroline: false,
-             ticklabelposition: narrow() ? "inside" : "outside" },
-    yaxis: { range: [y0, y1], autorange: false, title: { text: narrow() ? "" : `${data.axis} 2` }, zeroline: false,
-             ticklabelposition: narrow() ? "inside" : "outside" },
+    legend: { title: { text: s.column ? s.column.name : "label" }, x: 0.005, y: 0.995, xanchor: "left", yanchor: "top",
+              bgcolor: paper.replace(/^rgb\((.*)\)$/, "rgba($1, 0.75)"), borderwidth: 0 },
+    xaxis: { ...axis(`${data.axis} 1`), range: [x0, x1] },
+    yaxis: { ...axis(`${data.axis} 2`), range: [y0, y1] },
     paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
     images: [],
   };
+  if (s.clears !== (data.clears || 0)) {
+    s.clears = data.clears || 0;
+    out.selections = []; // the drawn box or lasso goes with the selection
+  }
   if (data.backdrop) {
     out.xaxis.showgrid = out.yaxis.showgrid = false;
     out.images.push({ source: data.backdrop, xref: "x", yref: "y", x: x0, y: y1, sizex: x1 - x0, sizey: y1 - y0, sizing: "stretch", opacity: 0.6, layer: "below" });
@@ -320,22 +407,31 @@ function events(s, Plotly) {
   const gd = s.plot;
   gd.on("plotly_hover", (e) => {
     const p = e.points && e.points[0];
-    showItem(s, p && p.curveNumber < s.map.groups.length ? s.map.groups[p.curveNumber].start + p.pointNumber : null);
+    showItem(s, p && p.curveNumber === 0 ? s.order[p.pointNumber] : null);
   });
   gd.on("plotly_unhover", () => showItem(s, null));
   // box or lasso (the mode bar's select tools): the selected items go to Python as one group
   gd.on("plotly_selected", (e) => {
     if (!e || !e.points || !s.map) return;
-    const rows = e.points.filter((p) => p.curveNumber < s.map.groups.length)
-      .map((p) => s.map.rows[s.map.groups[p.curveNumber].start + p.pointNumber]);
+    const rows = e.points.filter((p) => p.curveNumber === 0).map((p) => s.map.rows[s.order[p.pointNumber]]);
     if (!rows.length) return;
     s.clicks += 1;
     s.setStateValue("pick", { kind: "selection", map: s.map.id, rows, n: s.clicks });
   });
+  // a legend entry: show only that category (the rest grey, underneath); again: show all
+  gd.on("plotly_legendclick", (e) => {
+    const c = e.curveNumber - 1;
+    if (c < 0 || !s.data) return false;
+    s.only = s.only === c ? null : c;
+    s.root.dataset.only = s.only === null ? "" : String(c);
+    Plotly.react(gd, traces(s, s.data), layout(s, s.data), CONFIG);
+    return false;
+  });
+  gd.on("plotly_legenddoubleclick", () => false);
 }
 
-/** The shown point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
- * from Plotly's hover event, which trails a fast pointer by up to 50 ms. Legend-hidden labels are skipped. */
+/** The drawn point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
+ * from Plotly's hover event, which trails a fast pointer by up to 50 ms. */
 function pointAt(s, e) {
   const layout = s.plot._fullLayout;
   const r = s.plot.getBoundingClientRect();
@@ -345,22 +441,22 @@ function pointAt(s, e) {
   const ey = e.clientY - r.top - ya._offset;
   let best = null;
   let bestD = 8 * 8;
-  s.map.groups.forEach((g, i) => {
-    if (s.plot._fullData[i] && s.plot._fullData[i].visible !== true) return;
-    for (let j = 0; j < g.count; j++) {
-      const dx = xa.l2p(g.x[j]) - ex;
-      const dy = ya.l2p(g.y[j]) - ey;
-      const d = dx * dx + dy * dy;
-      if (d <= bestD) [best, bestD] = [g.start + j, d];
-    }
-  });
+  const { x, y } = s.map;
+  for (let k = 0; k < s.map.n; k++) {
+    const dx = xa.l2p(x[k]) - ex;
+    const dy = ya.l2p(y[k]) - ey;
+    const d = dx * dx + dy * dy;
+    if (d <= bestD) [best, bestD] = [k, d];
+  }
   return best;
 }
 
 /** A click (not a drag) on the plot area: the item under the pointer, else that spot, goes to Python. */
 function clicks(s) {
   let down = null;
-  s.plot.addEventListener("pointerdown", (e) => (down = [e.clientX, e.clientY]), true);
+  // the legend, the colour bar and the mode bar lie over the plot area: a press on them is not a click on the map
+  const onMap = (e) => !(e.target instanceof Element && e.target.closest(".legend, .colorbar, .modebar"));
+  s.plot.addEventListener("pointerdown", (e) => (down = onMap(e) ? [e.clientX, e.clientY] : null), true);
   // Plotly covers the page with a drag layer on pointer down, so the pointer comes up over that, not the plot
   document.addEventListener("pointerup", (e) => {
     const at = mapPosition(s, e);
@@ -376,17 +472,29 @@ function clicks(s) {
   }, true);
 }
 
+const CONFIG = { displaylogo: false, showSendToCloud: false, scrollZoom: true, responsive: true }; // no "Share chart…" upload
+
 function render(s, data, Plotly) {
-  const config = { displaylogo: false, showSendToCloud: false, scrollZoom: true, responsive: true }; // no "Share chart…" upload
+  s.data = data;
   if (s.drawn === data.map) {
-    Plotly.react(s.plot, traces(s, data), layout(data), config); // the same map: keep the user's zoom
+    Plotly.react(s.plot, traces(s, data), layout(s, data), CONFIG); // the same map: keep the user's zoom
   } else {
+    s.only = null;
     Plotly.purge(s.plot); // another map: start afresh (react kept the old map's axis ranges)
-    Plotly.newPlot(s.plot, traces(s, data), layout(data), config);
+    Plotly.newPlot(s.plot, traces(s, data), layout(s, data), CONFIG);
     events(s, Plotly);
     s.drawn = data.map;
   }
   s.root.dataset.map = data.map;
+  s.root.dataset.column = s.column ? s.column.name : "";
+}
+
+function whenColumn(id, callback) {
+  if (!id) return callback(null);
+  const column = MAPS.columns.get(id);
+  if (column) return callback(column);
+  if (!MAPS.waiting.has(id)) MAPS.waiting.set(id, []);
+  MAPS.waiting.get(id).push(callback);
 }
 
 function panel({ data, parentElement, setStateValue, setTriggerValue }) {
@@ -401,19 +509,24 @@ function panel({ data, parentElement, setStateValue, setTriggerValue }) {
   });
   whenMap(data.map, (map) => {
     if (data.map !== map.id) return;
-    s.map = map;
-    s.z = new Float32Array(map.latentDim);
-    MAPS.plotly.promise.then(
-      (Plotly) => {
-        try {
-          render(s, data, Plotly);
-          s.status.textContent = "Decoded in your browser as you point; click to pin a spot or an item.";
-        } catch (e) {
-          fail(s, e.message);
-        }
-      },
-      (e) => fail(s, e.message),
-    );
+    whenColumn(data.column, (column) => {
+      if (column && column.map !== map.id) return;
+      if ((s.column ? s.column.id : null) !== (column ? column.id : null)) s.only = null;
+      s.map = map;
+      s.column = column;
+      s.z = new Float32Array(map.latentDim);
+      MAPS.plotly.promise.then(
+        (Plotly) => {
+          try {
+            render(s, data, Plotly);
+            s.status.textContent = "Decoded in your browser as you point; click to pin a spot or an item.";
+          } catch (e) {
+            fail(s, e.message);
+          }
+        },
+        (e) => fail(s, e.message),
+      );
+    });
   });
 }
 
@@ -423,6 +536,12 @@ export default function (component) {
     const kind = magic(data);
     if (kind === PLOTLY_MAGIC) return loadPlotly(data);
     if (kind === MAP_MAGIC) return registerMap(data);
+    if (kind === COLUMN_MAGIC) {
+      registerColumn(data);
+      const id = parseBlob(data).header.id;
+      (MAPS.waiting.get(id) || []).forEach((f) => f(MAPS.columns.get(id)));
+      return MAPS.waiting.delete(id);
+    }
     return register(data); // the decoder (core.js), or an error it reports
   }
   return panel(component);

@@ -1,23 +1,31 @@
-"""A latent map packed for the browser: one binary blob the Explore map component (ui/mapview/map.js) reads.
+"""A latent map packed for the browser: one binary blob the Explore map component (ui/mapview/map.js) reads,
+and the blobs of the columns that colour its points.
 
 The browser decodes whatever lies under the pointer: a map position goes through the projection's inverse
 grid (bilinear, as ``LatentProjector.inverse_lookup(..., method="grid")``) and the browser decoder. So the
-blob carries the points (grouped by label, one Plotly trace per group), the inverse grid, and for small
-maps the items' own pixels, all sent once per map.
+blob carries the points, the inverse grid, and for small maps the items' own pixels, all sent once per map.
+
+The points are in a shuffled order (a fixed seed), the order they are drawn in: no class paints over another.
+Each carries its label's category; the page colours them by label or by a column (``pack_column``).
 
 Layout, little-endian: 8 bytes ``MAGIC``, a uint32 header length ``n``, ``n`` bytes of UTF-8 JSON (padded
 with spaces to a multiple of 4), then the arrays the header lists, each starting on a 4-byte boundary::
 
-    {"format": 1, "id": ..., "n": N, "latent_dim": L, "item_shape": [C, H, W] | null,
-     "groups": [{"name": "0", "colour": "#636efa", "start": 0, "count": 36}, ...],
+    {"format": 2, "id": ..., "n": N, "latent_dim": L, "item_shape": [C, H, W] | null,
+     "categories": [{"name": "0", "colour": "#4e79a7", "count": 36}, ...],
      "arrays": {"xy": {"offset": bytes, "dtype": "f4", "shape": [N, 2]}, "rows": {... "i4", [N]},
-                "index": {... "i4", [N]},
+                "index": {... "i4", [N]}, "category": {... "i4", [N]},
                 "grid_x": {... "f4", [R]}, "grid_y": {... "f4", [R]}, "grid_codes": {... "f4", [R, R, L]},
                 "pixels": {... "u1", [N, C*H*W]} (only with item pixels)}}
 
-``xy`` and ``rows`` are in group order: trace g shows points ``start .. start + count - 1``, and ``rows[k]``
-is point k's row in the codes the map was fitted on, ``index[k]`` its item number in its split.
-``grid_codes[i, j]`` is the code at ``(grid_x[j], grid_y[i])``. Offsets count from the first byte after the header.
+``rows[k]`` is drawn point k's row in the codes the map was fitted on, ``index[k]`` its item number in its
+split, ``category[k]`` its label's place in ``categories``. ``grid_codes[i, j]`` is the code at
+``(grid_x[j], grid_y[i])``. Offsets count from the first byte after the header.
+
+A column blob (``COLUMN_MAGIC``) has the same layout: a header {"format": 1, "map": map id, "id": column id,
+"name", "kind": "category" | "number", "categories": [...] (category columns), "scale": [[0, colour], ...,
+[1, colour]] and "range": [min, max] (number columns)} and one array "values" (f4, [N]) in the rows' order
+(not the drawn order): a category's place, or the number.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MAGIC = b"LEMAP001"
-FORMAT = 1
+MAGIC = b"LEMAP002"
+FORMAT = 2
+COLUMN_MAGIC = b"LECOLS01"
+SEED = 0  # the drawing order's shuffle
 MAX_PIXEL_ITEMS = 10_000  # above this the items' pixels are not sent (the page shows an item on click)
 _DTYPES = {"f4": "<f4", "i4": "<i4", "u1": "u1"}
 
@@ -53,16 +63,21 @@ def pack_map(
     """
     embedding = np.asarray(embedding, dtype=np.float32)
     n = len(embedding)
-    order = np.concatenate([np.asarray(rows, dtype=np.int64) for rows, _, _ in groups]) if groups else np.zeros(0)
-    if len(order) != n or (n and not np.array_equal(np.sort(order), np.arange(n))):
+    member = np.concatenate([np.asarray(rows, dtype=np.int64) for rows, _, _ in groups]) if groups else np.zeros(0)
+    if len(member) != n or (n and not np.array_equal(np.sort(member), np.arange(n))):
         raise ValueError("The label groups must cover every point of the map exactly once.")
+    category = np.zeros(n, dtype=np.int32)
+    for g, (rows, _, _) in enumerate(groups):
+        category[np.asarray(rows, dtype=np.int64)] = g
     grid_codes = np.asarray(grid_codes, dtype=np.float32)
     if grid_codes.shape[:2] != (len(grid_y), len(grid_x)):
         raise ValueError(f"The inverse grid is {grid_codes.shape[:2]}, not {len(grid_y)} x {len(grid_x)}.")
+    order = drawing_order(n)
     arrays = {
         "xy": embedding[order],
         "rows": order.astype(np.int32),
         "index": np.asarray(index, dtype=np.int64)[order].astype(np.int32),
+        "category": category[order],
         "grid_x": np.asarray(grid_x, dtype=np.float32),
         "grid_y": np.asarray(grid_y, dtype=np.float32),
         "grid_codes": grid_codes,
@@ -74,19 +89,52 @@ def pack_map(
             raise ValueError(f"Item pixels must be (N, C, H, W) with N = {n}; got {pixels.shape}.")
         item_shape = [int(v) for v in pixels.shape[1:]]
         arrays["pixels"] = np.round(np.clip(pixels[order], 0.0, 1.0) * 255).astype(np.uint8).reshape(n, -1)
-    starts = np.cumsum([0] + [len(rows) for rows, _, _ in groups])
     header = {
         "format": FORMAT,
         "id": map_id,
         "n": n,
         "latent_dim": int(grid_codes.shape[2]),
         "item_shape": item_shape,
-        "groups": [
-            {"name": name, "colour": colour, "start": int(starts[g]), "count": len(rows)}
-            for g, (rows, name, colour) in enumerate(groups)
-        ],
-        "arrays": {},
+        "categories": [{"name": name, "colour": colour, "count": len(rows)} for rows, name, colour in groups],
     }
+    return _pack(MAGIC, header, arrays)
+
+
+def drawing_order(n: int) -> np.ndarray:
+    """The order the browser draws a map's n points in: shuffled (fixed seed), so that no class is drawn
+    entirely over another; (n,) rows."""
+    return np.random.default_rng(SEED).permutation(n)
+
+
+def pack_column(
+    map_id: str,
+    column_id: str,
+    name: str,
+    values: np.ndarray,
+    *,
+    categories: Sequence[tuple[str, str]] | None = None,
+    scale: Sequence[tuple[float, str]] | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> bytes:
+    """The blob of one colouring column of map ``map_id``: ``values`` (N,) in the map's row order, either the
+    place of each row's category in ``categories`` ((name, colour) pairs), or numbers drawn on the colour
+    ``scale`` ((0, colour) ... (1, colour)) from ``value_range``'s low to its high (default: their finite
+    minimum and maximum)."""
+    values = np.asarray(values, dtype=np.float32)
+    header: dict = {"format": 1, "map": map_id, "id": column_id, "name": name}
+    if categories is not None:
+        header.update(kind="category", categories=[{"name": n, "colour": c} for n, c in categories])
+    else:
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        if value_range is not None:
+            lo, hi = float(value_range[0]), float(value_range[1])
+        header.update(kind="number", scale=[[float(t), c] for t, c in scale or ()], range=[lo, hi])
+    return _pack(COLUMN_MAGIC, header, {"values": values})
+
+
+def _pack(magic: bytes, header: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    header = {**header, "arrays": {}}
     body, offset = [], 0
     for name, a in arrays.items():
         kind = {np.dtype("float32"): "f4", np.dtype("int32"): "i4", np.dtype("uint8"): "u1"}[a.dtype]
@@ -96,17 +144,18 @@ def pack_map(
         body.append(raw)
         offset += len(raw)
     text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-(len(MAGIC) + 4 + len(text)) % 4)  # the arrays start on a 4-byte boundary
-    return MAGIC + struct.pack("<I", len(text)) + text + b"".join(body)
+    text += b" " * (-(len(magic) + 4 + len(text)) % 4)  # the arrays start on a 4-byte boundary
+    return magic + struct.pack("<I", len(text)) + text + b"".join(body)
 
 
-def read_map(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The header and arrays of a blob made by :func:`pack_map` (a ValueError if it is not one)."""
-    if blob[: len(MAGIC)] != MAGIC or len(blob) < len(MAGIC) + 4:
+def read_map(blob: bytes, magic: bytes = MAGIC) -> tuple[dict, dict[str, np.ndarray]]:
+    """The header and arrays of a blob made by :func:`pack_map` (or, with ``COLUMN_MAGIC``, :func:`pack_column`);
+    a ValueError if it is not one."""
+    if blob[: len(magic)] != magic or len(blob) < len(magic) + 4:
         raise ValueError("Not a Latent Explorer browser map.")
-    (n,) = struct.unpack_from("<I", blob, len(MAGIC))
-    header = json.loads(blob[len(MAGIC) + 4 : len(MAGIC) + 4 + n])
-    start = len(MAGIC) + 4 + n
+    (n,) = struct.unpack_from("<I", blob, len(magic))
+    header = json.loads(blob[len(magic) + 4 : len(magic) + 4 + n])
+    start = len(magic) + 4 + n
     arrays = {}
     for name, spec in header["arrays"].items():
         dtype = np.dtype(_DTYPES[spec["dtype"]])
