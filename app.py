@@ -27,6 +27,7 @@ PAGES = [
     st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
     st.Page("app_pages/decode.py", title="Decode", icon=":material/tune:"),
     st.Page("app_pages/interpolate.py", title="Interpolate", icon=":material/timeline:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
 ]
 

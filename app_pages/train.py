@@ -18,7 +18,7 @@ from ui.pictures import enlargement, grid_picture
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.text import plain
-from vae.config import CONV_SIZES, MAX_LATENT
+from vae.config import CONV_SIZES, FAMILIES, FAMILY_TEXT, MAX_LATENT
 from vae.data import Dataset, available_datasets
 from vae.distributed import native_bf16
 from vae.models import build_model, count_parameters
@@ -113,17 +113,24 @@ def model_section(ds: Dataset) -> bool:
     if len(archs) == 1:
         sides = f"{', '.join(map(str, CONV_SIZES[:-1]))} or {CONV_SIZES[-1]}"
         st.caption(f"A convolutional model needs square images of side {sides}; these are {forms.shape_text(ds)}.")
+    family = st.radio("Model family", FAMILIES, format_func=forms.FAMILY_LABELS.get, horizontal=True,
+                      key="train_family")  # fmt: skip
+    st.caption(FAMILY_TEXT[family])
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.number_input("Latent dimensions", 1, MAX_LATENT, key="train_latent")
     if arch == "mlp":
         c2.text_input("Hidden layer widths", key="train_hidden", help="Comma-separated, e.g. 512, 256.")
     else:
         c2.text_input("Conv channels", key="train_channels", help="One stride-2 layer per entry.")
-    c3.number_input("β (weight of the KL term)", 0.0, 1000.0, step=0.5, key="train_beta")
-    c4.number_input(
-        "KL warm-up (epochs)", 0.0, 10_000.0, step=1.0, key="train_warmup", help="β grows from 0 over these epochs."
-    )
-    c5.number_input("Free bits (nats)", 0.0, 10.0, step=0.25, key="train_free_bits", help=forms.FREE_BITS_HELP)
+    if family == "iwae":
+        c3.number_input("Importance samples K", 1, 1000, key="train_iwae_k", help=forms.IWAE_K_HELP)
+    else:
+        beta = "β (weight of the total correlation)" if family == "beta-tcvae" else "β (weight of the KL term)"
+        c3.number_input(beta, 0.0, 1000.0, step=0.5, key="train_beta")
+        c4.number_input("KL warm-up (epochs)", 0.0, 10_000.0, step=1.0, key="train_warmup",
+                        help="β grows from 0 over these epochs.")  # fmt: skip
+    if family == "vae":
+        c5.number_input("Free bits (nats)", 0.0, 10.0, step=0.25, key="train_free_bits", help=forms.FREE_BITS_HELP)
     c1, c2, c3, c4 = st.columns(4)
     c1.number_input("Epochs", 1, 10_000, key="train_epochs")
     c2.number_input("Batch size", 1, 65_536, step=16, key="train_batch")

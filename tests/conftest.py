@@ -20,11 +20,15 @@ os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder."""
+    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. Under pytest-xdist
+    (``-n 2 --dist loadgroup``, what README's whole-suite command runs) the browser tests form one group, run one
+    after the other by one worker against one app server, while the other worker takes the rest."""
     e2e = Path(__file__).parent / "e2e"
     for item in items:
         if e2e in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")

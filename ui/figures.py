@@ -55,6 +55,20 @@ def loss_figure(steps: list[dict]) -> go.Figure:
     return _layout(fig, "Training objective")
 
 
+KL_PARTS = (("index_code_mi", "index-code mutual information"), ("total_correlation", "total correlation"),
+            ("dimension_wise_kl", "dimension-wise KL"))  # fmt: skip
+
+
+def kl_parts_figure(steps: list[dict]) -> go.Figure:
+    """β-TCVAE's KL split three ways per logging window (its training batches' estimates), against epochs."""
+    fig = go.Figure()
+    x = [m["epoch"] for m in steps]
+    for key, name in KL_PARTS:
+        fig.add_trace(go.Scatter(x=x, y=[m.get(key) for m in steps], name=name, mode="lines"))
+    fig.update_yaxes(title_text="nats per item", rangemode="tozero")
+    return _layout(fig, "The KL's three parts (β weighs the total correlation)")
+
+
 def elbo_figure(epochs: list[dict]) -> go.Figure:
     """Train and test ELBO after each epoch (higher is better)."""
     fig = go.Figure()

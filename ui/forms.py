@@ -32,8 +32,14 @@ LABEL_NAMES = ("label", "labels", "class", "target", "y")
 FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
-    "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16", "train_procs",
+    "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16", "train_procs", "train_family",
+    "train_iwae_k",
 )  # fmt: skip
+FAMILY_LABELS = {"vae": "VAE", "beta-tcvae": "β-TCVAE", "iwae": "IWAE"}
+IWAE_K_HELP = (
+    "Samples of z per item in the training bound: more is tighter and slower (each step decodes K times); "
+    "K = 1 is the ELBO."
+)
 MIN_CORES_FOR_PROCS = 4  # below this, one process with every core's thread was fastest (2 x 1 thread: 0.37x)
 PROCS_HELP = (
     "Train one model in several processes (DistributedDataParallel over 127.0.0.1): each takes its share of every "
@@ -67,6 +73,8 @@ def apply_defaults(name: str, force: bool = True) -> None:
         "train_lr": p.train.lr,
         "train_bf16": native_bf16(),  # faster at the same ELBO where the CPU has bfloat16 in hardware
         "train_procs": 1,
+        "train_family": m.family,
+        "train_iwae_k": TrainConfig.iwae_k,
     }
     for key, value in values.items():
         if force or key not in st.session_state:
@@ -99,7 +107,8 @@ def copy_settings(run_dir: str) -> None:
         "train_channels": widths_text(model.channels), "train_beta": train.beta,
         "train_warmup": train.warmup_epochs, "train_free_bits": train.free_bits, "train_epochs": train.epochs,
         "train_batch": train.batch_size, "train_lr": min(LEARNING_RATES, key=lambda r: abs(r - train.lr)),
-        "train_bf16": train.precision == "bf16", "train_name": "",
+        "train_bf16": train.precision == "bf16", "train_name": "", "train_family": model.family,
+        "train_iwae_k": train.iwae_k,
     }  # fmt: skip
     if built_in:
         values["train_dataset"] = data.name
@@ -206,6 +215,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         hidden=widths if arch == "mlp" else (400,),
         channels=widths if arch == "conv" else (32, 64),
         likelihood=ds.likelihood,
+        family=state.get("train_family", "vae"),
     )
     built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
     base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()
@@ -217,7 +227,12 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         warmup_epochs=float(state.get("train_warmup", 0.0)),
         free_bits=float(state.get("train_free_bits", 0.0)),
         precision="bf16" if state.get("train_bf16") else "fp32",
+        iwae_k=int(state.get("train_iwae_k", base.iwae_k)),
     )
+    if model_cfg.family != "vae":  # only the ELBO takes free bits; IWAE's bound takes no β or warm-up either
+        train_cfg = train_cfg.replace(free_bits=0.0)
+    if model_cfg.family == "iwae":
+        train_cfg = train_cfg.replace(beta=1.0, warmup_epochs=0.0)
     procs = int(state.get("train_procs") or 1)
     if procs > 1:  # the cores shared out among the processes
         train_cfg = train_cfg.replace(threads=max(1, (os.cpu_count() or 1) // procs))

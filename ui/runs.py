@@ -16,6 +16,7 @@ from vae.runs.runzip import ZIP_FILES, import_run_zip, run_zip
 from vae.runs.schema import evaluation_problem
 
 from . import state
+from .forms import FAMILY_LABELS
 from .notice import alarm
 from .runtime import runs_root
 
@@ -73,6 +74,7 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
                 "state": r["state"],
                 "alarm": (alarm(Path(r["path"]), r) or ("",))[0] if ok else "",  # collapsed, diverged or ""
                 "data": r["dataset"],
+                "family": FAMILY_LABELS.get(r.get("family") or "", r.get("family")) if ok else None,
                 "model": f"{r['arch'].upper()} {'-'.join(map(str, r['layers']))}".strip() if ok else None,
                 "latent": r["latent_dim"],
                 "β": r["beta"],

@@ -18,8 +18,8 @@ from vae.runs import jobs
 
 from . import state
 from .cache import dataset_for, history_view, load_data
-from .figures import chart, elbo_figure, history_figure, kl_heat_figure, loss_figure
-from .forms import ARCH_LABELS, NEW_FORM_KEY, data_config, model_configs
+from .figures import chart, elbo_figure, history_figure, kl_heat_figure, kl_parts_figure, loss_figure
+from .forms import ARCH_LABELS, FAMILY_LABELS, NEW_FORM_KEY, data_config, model_configs
 from .maps import label_groups
 from .notice import alarm, epochs_done
 from .pictures import enlarged_png, label_name
@@ -88,9 +88,10 @@ def config_summary(run_dir: Path) -> str:
     except (ValueError, FileNotFoundError) as e:
         return str(e)
     layers = ", ".join(map(str, m.hidden if m.arch == "mlp" else m.channels))
+    weight = f"K {t.iwae_k}" if m.family == "iwae" else f"β {t.beta:g}"
     return (
-        f"{rf.data_label(d)} · {ARCH_LABELS[m.arch]} ({layers}) · latent {m.latent_dim} · β {t.beta:g}"
-        f"{f' (warm-up {t.warmup_epochs:g} epochs)' if t.warmup_epochs else ''} · {t.epochs} epochs · "
+        f"{rf.data_label(d)} · {FAMILY_LABELS[m.family]} · {ARCH_LABELS[m.arch]} ({layers}) · latent {m.latent_dim}"
+        f" · {weight}{f' (warm-up {t.warmup_epochs:g} epochs)' if t.warmup_epochs else ''} · {t.epochs} epochs · "
         f"batch {t.batch_size} · learning rate {t.lr:g}"
     )
 
@@ -128,6 +129,8 @@ def curves_and_pictures(run_dir: Path, warn: bool = True) -> None:
             chart(elbo_figure(epochs), key="train_elbo_chart")
         else:
             st.caption("The ELBO curve appears after the first epoch.")
+    if any("total_correlation" in m for m in steps):  # β-TCVAE: the three terms it weighs apart
+        chart(kl_parts_figure(steps), key="train_kl_parts_chart")
     left, right = st.columns(2)
     for col, file, caption in (
         (left, "recon", "Test items (top row) and their reconstructions (bottom row)"),

@@ -16,6 +16,16 @@ CONFIG_VERSION = 1
 
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
+# the model families: the objective (and, for some, the prior or what the decoder takes) on the same networks
+FAMILIES = ("vae", "beta-tcvae", "iwae")
+FAMILY_TEXT = {
+    "vae": "The ELBO: reconstruction plus β times the KL to the prior (β-VAE for β ≠ 1).",
+    "beta-tcvae": "β-TCVAE: the KL split into index-code information, total correlation and dimension-wise KL, "
+    "with β weighting only the total correlation (Chen et al. 2018).",
+    "iwae": "IWAE: trains on the K-sample importance-weighted bound, tighter than the ELBO (Burda et al. 2016); "
+    "β, warm-up and free bits do not apply.",
+}
+TRAIN_IWAE_K = 5  # importance samples of the IWAE family's training bound
 PRECISIONS = ("fp32", "bf16", "fp64")  # TrainConfig.precision
 CONV_SIZES = (28, 32, 64)
 MAX_INPUT = 4 * 1024 * 1024  # values per item (a 3×1024×1024 image is 3.1 M)
@@ -95,6 +105,7 @@ class ModelConfig(_Serialisable):
     likelihood: str = "bernoulli"
     learn_variance: bool = False
     sigma: float = 1.0
+    family: str = "vae"  # FAMILIES; runs recorded before families existed read as "vae"
 
     def mlp_parameters(self) -> int:
         """About how many weights the MLP has (encoder and mirrored decoder), from the config alone."""
@@ -128,6 +139,8 @@ class ModelConfig(_Serialisable):
         if not isinstance(self.learn_variance, bool):
             _fail(n, "learn_variance", "true or false", self.learn_variance)
         _check_float(n, "sigma", self.sigma, 0.0, 100.0, open_lo=True)
+        if self.family not in FAMILIES:
+            _fail(n, "family", f"one of {', '.join(FAMILIES)}", self.family)
         if self.arch == "conv":
             if len(shape) != 3:
                 _fail(n, "input_shape", "an image shape (C, H, W) for the conv architecture", shape)
@@ -220,6 +233,7 @@ class TrainConfig(_Serialisable):
     lr_schedule: str = "constant"  # "cosine": linear warm-up over lr_warmup_epochs, then cosine decay to 0
     lr_warmup_epochs: float = 0.0
     adam_beta2: float = 0.95  # Adam's second-moment decay; runs recorded before this field trained with 0.999
+    iwae_k: int = TRAIN_IWAE_K  # importance samples per item of the IWAE family's training bound
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
@@ -266,6 +280,7 @@ class TrainConfig(_Serialisable):
         _check_float(n, "free_bits", self.free_bits, 0.0, 10.0)
         _check_float(n, "lr_warmup_epochs", self.lr_warmup_epochs, 0.0, 10_000.0)
         _check_float(n, "adam_beta2", self.adam_beta2, 0.0, 1.0, open_hi=True)
+        _check_int(n, "iwae_k", self.iwae_k, 1, 1000)
 
 
 # ---------------------------------------------------------------- presets

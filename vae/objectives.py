@@ -1,4 +1,4 @@
-"""ELBO terms and the importance-weighted bound: pure functions of tensors.
+"""ELBO terms, the importance-weighted bound and each model family's training objective: pure functions of tensors.
 
 All quantities are in nats per example: summed over data and latent dimensions, one value per
 row of the batch (callers average over examples).
@@ -97,6 +97,81 @@ def iwae_bound(
         parts.append(log_px + log_pz - log_qz)
     log_w = torch.cat(parts, 0)  # (K, B)
     return torch.logsumexp(log_w, 0) - math.log(k)
+
+
+def aggregate_log_densities(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log q(z_i) and log q(z_i,d) per dimension, (M,) and (M, D), of the aggregate posterior q(z) = E_n q(z|n) at
+    samples ``z`` (M, D) drawn one per item from posteriors (``mu``, ``logvar``) of M items of a dataset of
+    ``dataset_size``: minibatch stratified sampling (Chen et al. 2018) weights the item's own posterior 1/N and each
+    of the others (N-1)/(N(M-1)); exact when the M items are the whole dataset. Differentiable."""
+    m = len(z)
+    n = max(int(dataset_size), m)
+    log_own = -math.log(n)
+    log_other = math.log(n - 1) - math.log(n) - math.log(m - 1) if m > 1 else -math.inf
+    log_qz, log_qzd = [], []
+    for start in range(0, m, chunk):
+        rows = torch.arange(start, min(m, start + chunk), device=z.device)
+        per_dim = -0.5 * (LOG_2PI + logvar[None] + (z[rows, None, :] - mu[None]) ** 2 * torch.exp(-logvar[None]))
+        weight = torch.full((len(rows), m), log_other, dtype=z.dtype, device=z.device)
+        weight[torch.arange(len(rows), device=z.device), rows] = log_own
+        log_qz.append(torch.logsumexp(weight + per_dim.sum(2), dim=1))  # (C,)
+        log_qzd.append(torch.logsumexp(weight[:, :, None] + per_dim, dim=1))  # (C, D)
+    return torch.cat(log_qz), torch.cat(log_qzd)
+
+
+def kl_parts(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int, chunk: int = 256) -> dict:
+    """The KL term split three ways at samples ``z`` (Chen et al. 2018), each (M,) per item, in nats:
+    ``mi`` (index-code mutual information), ``tc`` (total correlation), ``dwkl`` (dimension-wise KL); they sum to
+    log q(z|n) - log p(z), the one-sample estimate of KL(q(z|n) ‖ N(0, I))."""
+    log_qz, log_qzd = aggregate_log_densities(z, mu, logvar, dataset_size, chunk)
+    log_qz_n = log_normal_diag(z, mu, logvar)
+    log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    return {"mi": log_qz_n - log_qz, "tc": log_qz - log_qzd.sum(1), "dwkl": log_qzd.sum(1) - log_pz}
+
+
+def family_terms(
+    model,
+    x: torch.Tensor,
+    family: str,
+    beta: float = 1.0,
+    free_bits: float = 0.0,
+    eps: torch.Tensor | None = None,
+    dataset_size: int | None = None,
+) -> dict:
+    """One training step's terms for a model family (``vae.config.FAMILIES``): what ``elbo_terms`` returns
+    (``recon``, ``kl``, ``elbo`` per item from the first sample, and the scalar ``loss``), and for ``beta-tcvae``
+    the KL's three parts ``mi``, ``tc``, ``dwkl`` per item.
+
+    ``vae``: the ELBO with β and free bits. ``beta-tcvae``: recon + MI + β·TC + dimension-wise KL, estimated on
+    the batch as a sample of ``dataset_size`` items. ``iwae``: minus the importance-weighted bound of the K
+    samples whose noise ``eps`` (K, B, latent_dim) holds (with K = 1 exactly the one-sample ELBO, its KL taken at
+    the sample: the ELBO's loss at β = 1 in expectation).
+    """
+    if family == "vae":
+        return elbo_terms(model, x, beta, None, free_bits, eps=eps)
+    inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
+    if family == "beta-tcvae":
+        params, mu, logvar, z = model(x, None, eps=eps)
+        recon = -log_likelihood(x, params, inner.cfg.likelihood, inner.log_sigma)
+        kl = kl_divergence(mu, logvar)
+        parts = kl_parts(z, mu, logvar, dataset_size or len(x))
+        loss = recon.mean() + parts["mi"].mean() + beta * parts["tc"].mean() + parts["dwkl"].mean()
+        return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": loss, **parts}
+    if family == "iwae":
+        if eps is None or eps.ndim != 3:
+            raise ValueError("The IWAE family needs its samples' noise as (K, batch, latent_dim).")
+        k = eps.shape[0]
+        params, mu, logvar, z = model(x, None, eps=eps)  # K samples per item through the (DDP-wrapped) forward
+        x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
+        log_px = log_likelihood(x_rep, params, inner.cfg.likelihood, inner.log_sigma).view(k, -1)  # (K, B)
+        log_w = log_px + log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z)) - log_normal_diag(z, mu, logvar)
+        bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
+        recon = -log_px[0]
+        kl = kl_divergence(mu, logvar)
+        return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": -bound.mean(), "iwae": bound}
+    raise ValueError(f"Unknown model family {family!r}.")
 
 
 def divergence_message(model_cfg: ModelConfig, cfg: TrainConfig, epoch: int, step: int) -> str:

@@ -22,16 +22,17 @@ from pathlib import Path
 import torch
 
 from .analysis import history
-from .analysis.evaluate import active_units, elbo, encode
+from .analysis.evaluate import active_units, elbo
 from .data import Dataset, load_dataset
 from .distributed import Ranks, resolve_device
 from .images import make_grid, png_bytes
 from .models import VAE, build_model
-from .objectives import divergence_message, elbo_terms, kl_per_dim
+from .objectives import divergence_message, family_terms, kl_per_dim
 from .runs import folder as rf
 from .runs import resume_state
 
 EVAL_BATCH = 1000
+KL_PARTS = {"mi": "index_code_mi", "tc": "total_correlation", "dwkl": "dimension_wise_kl"}  # β-TCVAE's, as recorded
 CONTROL_EVERY = 16  # steps between agreeing on the control command when several processes train
 Callback = Callable[[str, dict], None]
 
@@ -152,6 +153,11 @@ class Trainer:
         if self.x_probe is not None and not any(f.step == step for f in history.frames(self.run_dir)):
             self.record_frame()
 
+    def _empty_sums(self) -> dict:
+        """An epoch's or a log window's running sums, with the family's own terms (the same keys on every rank)."""
+        parts = dict.fromkeys(KL_PARTS, 0.0) if self.model_cfg.family == "beta-tcvae" else {}
+        return {"loss": 0.0, "recon": 0.0, "kl": 0.0, **parts, "n": 0}
+
     def _save_state(self) -> None:
         """Checkpoint (rank 0 only): the full resume state first, then the weights the UI loads (each atomic)."""
         if self.ranks.main:
@@ -160,7 +166,7 @@ class Trainer:
     def _load_state(self) -> None:
         self.state = resume_state.load(self.run_dir, self.model, self.opt, self.gen, self.ranks.world, self.ranks.main)
         if not self.ranks.main:  # the partial epoch sums are rank 0's share: the others start theirs at zero
-            self.state.sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+            self.state.sums = self._empty_sums()
 
     # ------------------------------------------------------------ evaluation and pictures
 
@@ -175,7 +181,7 @@ class Trainer:
             return {}
         m = self._cpu_model().eval()
         parts = {f"test_{k}": v for k, v in elbo(m, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2).items()}
-        mu, logvar = encode(m, self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
+        mu, logvar = m.embed(self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
         parts["test_kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
         parts["active_units"] = active_units(mu)[0]
         self.model.train()
@@ -235,9 +241,10 @@ class Trainer:
 
     def _run_epoch(self, steps_per_epoch: int, total_steps: int, t_session: float, steps_session: list) -> None:
         s, bs, n = self.state, self.global_batch, len(self.x_train)
+        family = self.model_cfg.family
         if s.perm is None:
             s.perm = torch.randperm(n, generator=self.gen)  # the same on every rank: one seed
-        window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+        window = self._empty_sums()
         t_epoch = time.perf_counter()
         while s.pos < steps_per_epoch:
             command = self._agreed_command(now=False)
@@ -247,12 +254,14 @@ class Trainer:
                 self._wait_while_paused()
             t0 = time.perf_counter()
             rows = s.perm[s.pos * bs : (s.pos + 1) * bs]  # the global batch, (G,)
-            eps = torch.randn((len(rows), self.model_cfg.latent_dim), generator=self.gen).to(self.dtype)  # every rank
-            mine = self.ranks.shard(len(rows))  # this rank's rows of it
+            samples = (self.cfg.iwae_k,) if family == "iwae" else ()  # the IWAE family: K samples per item
+            eps = torch.randn((*samples, len(rows), self.model_cfg.latent_dim), generator=self.gen).to(self.dtype)
+            mine = self.ranks.shard(len(rows))  # this rank's rows of it (every rank draws the global batch's noise)
             xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
             beta = self.cfg.beta_at(s.epoch + s.pos / steps_per_epoch)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-                terms = elbo_terms(self.train_model, xb, beta, None, self.cfg.free_bits, eps=eps[mine].to(self.device))
+                terms = family_terms(self.train_model, xb, family, beta, self.cfg.free_bits,
+                                     eps=eps[..., mine, :].to(self.device), dataset_size=n)  # fmt: skip
             # each rank's mean, weighted by its share: DDP's average of the gradients is the global batch's
             loss = terms["loss"] * (len(xb) * self.ranks.world / len(rows)) if self.ranks.world > 1 else terms["loss"]
             if not torch.isfinite(loss):
@@ -269,16 +278,17 @@ class Trainer:
             b = len(xb)
             with torch.no_grad():
                 values = {"loss": float(loss) * b, "recon": float(terms["recon"].sum()), "kl": float(terms["kl"].sum())}
+                values.update({k: float(terms[k].sum()) for k in KL_PARTS if k in terms})  # β-TCVAE's three parts
             for d in (window, s.sums):
                 for k, v in values.items():
-                    d[k] += v
+                    d[k] = d.get(k, 0.0) + v
                 d["n"] += b
             if s.elapsed - self._frame_elapsed >= history.FRAME_SECONDS and s.pos < steps_per_epoch:
                 self.record_frame()  # a long epoch: a frame every FRAME_SECONDS of training too
             if s.step % self._log_every == 0:
                 rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
                 eta = (total_steps - s.step) / max(rate, 1e-9)
-                window = self.ranks.sums(window)  # every rank's share of the window
+                window = self.ranks.sums({**self._empty_sums(), **window})  # every rank's share of the window
                 w = window["n"]
                 self.log(
                     {
@@ -288,6 +298,7 @@ class Trainer:
                         "loss": window["loss"] / w,
                         "recon": window["recon"] / w,
                         "kl": window["kl"] / w,
+                        **{KL_PARTS[k]: window[k] / w for k in KL_PARTS if k in window},
                         "beta": beta,
                         "lr": self.opt.param_groups[0]["lr"],
                         "examples_per_s": rate * bs,
@@ -295,16 +306,17 @@ class Trainer:
                     }
                 )
                 self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
-                window = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+                window = self._empty_sums()
         self._finish_epoch(time.perf_counter() - t_epoch, total_steps, t_session, steps_session)
 
     def _finish_epoch(self, seconds: float, total_steps: int, t_session: float, steps_session: list) -> None:
         s = self.state
-        sums = self.ranks.sums(s.sums)  # every rank's share of the epoch
+        sums = self.ranks.sums({**self._empty_sums(), **s.sums})  # every rank's share of the epoch (same keys)
         n = max(1, sums["n"])
         train = {f"train_{k}": sums[k] / n for k in ("loss", "recon", "kl")}
+        train.update({f"train_{KL_PARTS[k]}": sums[k] / n for k in KL_PARTS if k in sums})
         s.epoch, s.pos, s.perm = s.epoch + 1, 0, None
-        s.sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "n": 0}
+        s.sums = self._empty_sums()
         rate = steps_session[0] / max(1e-9, time.perf_counter() - t_session)
         eta = (total_steps - s.step) / max(rate, 1e-9)
         record = {

@@ -12,18 +12,12 @@ runs can be compared on them (``evaluate`` reports them in nats on the test spli
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-LOG_2PI = math.log(2 * math.pi)
+from ..objectives import kl_parts
+
 MAX_ITEMS = 2000  # items the estimate uses: its cost grows with their square
-
-
-def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, exp(logvar)) per dimension, broadcast."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar))
 
 
 def kl_decomposition(
@@ -41,19 +35,6 @@ def kl_decomposition(
     n = max(int(dataset_size or m), m)
     g = torch.Generator().manual_seed(seed)
     z = mu_t + torch.exp(0.5 * lv_t) * torch.randn(mu_t.shape, generator=g, dtype=torch.float64)  # (M, D)
-    # stratified weights: the item's own posterior counts 1/N, each of the others (N-1)/(N(M-1)) (1/M when N = M)
-    log_own, log_other = -math.log(n), math.log(n - 1) - math.log(n) - math.log(m - 1)
-    log_qz, log_qzd = torch.empty(m, dtype=torch.float64), torch.empty_like(mu_t)
-    for start in range(0, m, chunk):
-        rows = slice(start, min(m, start + chunk))
-        per_dim = _log_normal(z[rows, None, :], mu_t[None], lv_t[None])  # (C, M, D): log q(z_i,d | n_j)
-        weight = torch.full((per_dim.shape[0], m), log_other, dtype=torch.float64)
-        weight[torch.arange(per_dim.shape[0]), torch.arange(rows.start, rows.stop)] = log_own
-        log_qz[rows] = torch.logsumexp(weight + per_dim.sum(2), dim=1)
-        log_qzd[rows] = torch.logsumexp(weight[:, :, None] + per_dim, dim=1)
-    log_qz_n = _log_normal(z, mu_t, lv_t).sum(1)
-    log_pz = _log_normal(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
-    mi = float((log_qz_n - log_qz).mean())
-    tc = float((log_qz - log_qzd.sum(1)).mean())
-    dwkl = float((log_qzd.sum(1) - log_pz).mean())
+    parts = {k: float(v.mean()) for k, v in kl_parts(z, mu_t, lv_t, n, chunk).items()}
+    mi, tc, dwkl = parts["mi"], parts["tc"], parts["dwkl"]
     return {"index_code_mi": mi, "total_correlation": tc, "dimension_wise_kl": dwkl, "kl": mi + tc + dwkl}

@@ -39,7 +39,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..config import ARCHS, IWAE_K, MAX_LATENT, PRECISIONS
+    from ..config import ARCHS, FAMILIES, IWAE_K, MAX_LATENT, PRECISIONS
     from ..config import ModelConfig as M  # the defaults of the command line are the configs' own
     from ..config import TrainConfig as T
 
@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, nargs="+", default=list(M.channels), help="conv channels")
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="default: the dataset's suggestion")
     t.add_argument("--learn-variance", action="store_true", help="learn the Gaussian variance")
+    t.add_argument("--family", default=M.family, choices=list(FAMILIES),
+                   help="vae: the ELBO (β-VAE with --beta); beta-tcvae: --beta weights the total correlation only; "
+                        "iwae: the K-sample importance-weighted bound (--iwae-k)")  # fmt: skip
+    t.add_argument("--iwae-k", type=int, default=T.iwae_k, help="importance samples per item for --family iwae")
     t.add_argument("--beta", type=float, default=T.beta)
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
@@ -210,6 +214,7 @@ def cmd_train(args) -> dict | None:
             lr_schedule=args.lr_schedule,
             lr_warmup_epochs=args.lr_warmup,
             adam_beta2=args.adam_beta2,
+            iwae_k=args.iwae_k,
         )
         dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
         data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name
@@ -217,7 +222,8 @@ def cmd_train(args) -> dict | None:
         if ranks.main:  # rank 0 makes the run folder and tells the others its name
             name = new_run(_root(args), name, dataset, data_cfg, arch=args.arch, latent_dim=args.latent,
                            hidden=tuple(args.hidden), channels=tuple(args.channels), likelihood=args.likelihood,
-                           learn_variance=args.learn_variance, train_cfg=train_cfg).name  # fmt: skip
+                           learn_variance=args.learn_variance, family=args.family,
+                           train_cfg=train_cfg).name  # fmt: skip
         run_dir = rf.run_path(_root(args), ranks.broadcast_text(name))
     if args.background:
         try:

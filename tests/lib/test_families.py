@@ -1,0 +1,143 @@
+"""The model families' training objectives (β-TCVAE, IWAE training) beside the plain VAE: their maths on tensors,
+then each trained on the real digits, recorded, resumed exactly, and through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vae.config import DataConfig, ModelConfig, TrainConfig
+from vae.data import load_dataset
+from vae.models import build_model
+from vae.objectives import family_terms, kl_divergence, log_likelihood, log_normal_diag
+from vae.runs import folder as rf
+from vae.runs.folder import new_run, write_control
+from vae.train import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"))
+
+
+@pytest.fixture(scope="module")
+def batch(digits) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A small float64 model (one epoch would not change the maths) and 64 real digits."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent_dim=4, hidden=(32,))).double().requires_grad_(False)
+    return model, digits.x_train[:64].double()
+
+
+def test_iwae_training_with_one_sample_is_the_one_sample_elbo_and_the_elbo_in_expectation(batch):
+    model, x = batch
+    eps = torch.randn((1, len(x), 4), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    terms = family_terms(model, x, "iwae", eps=eps)
+    params, mu, logvar, z = model(x, None, eps=eps[0])
+    log_w = (
+        log_likelihood(x, params, "bernoulli", model.log_sigma)
+        + log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+        - log_normal_diag(z, mu, logvar)
+    )
+    torch.testing.assert_close(terms["loss"], -log_w.mean(), rtol=1e-12, atol=1e-12)  # K = 1: the ELBO at z
+    # over many draws its KL part, log q(z|x) - log p(z) at the sample, averages to the ELBO's closed-form KL
+    many = torch.randn((2000, len(x), 4), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z = mu + torch.exp(0.5 * logvar) * many  # (draws, B, L)
+    kl_at = (log_normal_diag(z, mu, logvar) - log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))).mean(1)
+    closed = kl_divergence(mu, logvar).mean()
+    assert abs(float(kl_at.mean() - closed)) < 4 * float(kl_at.std()) / len(kl_at) ** 0.5
+
+
+def test_the_iwae_training_bound_rises_with_k(trained_runs, digits):
+    model = rf.load_model(trained_runs / "digits-small").double().requires_grad_(False)  # a trained model
+    x = digits.x_test[:200].double()
+    g = torch.Generator().manual_seed(3)
+    bounds = [-float(family_terms(model, x, "iwae", eps=torch.randn((k, len(x), 4), generator=g,
+                                                                     dtype=torch.float64))["loss"])
+              for k in (1, 10, 200)]  # fmt: skip
+    assert bounds[0] < bounds[1] < bounds[2], bounds
+
+
+def test_beta_tcvae_weights_only_the_total_correlation_and_its_parts_sum_to_the_kl_at_the_sample(batch):
+    model, x = batch
+    eps = torch.randn((len(x), 4), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    one = family_terms(model, x, "beta-tcvae", beta=1.0, eps=eps, dataset_size=len(x))
+    six = family_terms(model, x, "beta-tcvae", beta=6.0, eps=eps, dataset_size=len(x))
+    parts = one["mi"].mean() + one["tc"].mean() + one["dwkl"].mean()
+    torch.testing.assert_close(one["loss"], one["recon"].mean() + parts)
+    torch.testing.assert_close(six["loss"] - one["loss"], 5.0 * one["tc"].mean())
+    _, mu, logvar, z = model(x, None, eps=eps)
+    at_sample = log_normal_diag(z, mu, logvar) - log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    torch.testing.assert_close(one["mi"] + one["tc"] + one["dwkl"], at_sample)  # log q(z|x) - log p(z), per item
+    torch.testing.assert_close(one["kl"], kl_divergence(mu, logvar))  # the recorded KL is the true one
+
+
+def make(root, digits, name, family, **train_kw):
+    kw = {"epochs": 2, "batch_size": 64, "threads": 1, "log_every": 5, "grid_size": 4, "precision": "fp64"}
+    return new_run(root, name, digits, DataConfig(name="digits"), latent_dim=4, hidden=(32,), family=family,
+                   train_cfg=TrainConfig(**kw | train_kw))  # fmt: skip
+
+
+@pytest.mark.parametrize("family", ["beta-tcvae", "iwae"])
+def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digits, family):
+    full = make(tmp_path, digits, "full", family, beta=6.0)
+    assert train(full, dataset=digits)["state"] == "finished"
+    assert rf.load_config(full)[0].family == family
+    epochs = [m for m in rf.read_metrics(full) if m["type"] == "epoch"]
+    steps = [m for m in rf.read_metrics(full) if m["type"] == "step"]
+    for record in epochs:
+        assert record["test_elbo"] < 0 and record["train_loss"] > 0
+    tc_keys = ("train_index_code_mi", "train_total_correlation", "train_dimension_wise_kl")
+    if family == "beta-tcvae":  # its three terms, per epoch and per logged window
+        assert all(all(k in r for k in tc_keys) for r in epochs)
+        assert all("total_correlation" in r for r in steps)
+        r = epochs[-1]
+        assert r["train_index_code_mi"] + r["train_total_correlation"] + r["train_dimension_wise_kl"] == pytest.approx(
+            r["train_kl"], abs=3.0
+        )  # the estimate of the batch's KL at its samples against the closed form
+    else:
+        assert not any(k in epochs[-1] for k in tc_keys)
+    part = make(tmp_path, digits, "part", family, beta=6.0)
+
+    def stop_mid_way(kind, rec):
+        if kind == "step" and rec["step"] >= 30:
+            write_control(part, "stop")
+
+    assert train(part, dataset=digits, callback=stop_mid_way)["state"] == "stopped"
+    write_control(part, "resume")
+    assert train(part, dataset=digits, resume=True)["state"] == "finished"
+    a, b = rf.load_state(full)[0], rf.load_state(part)[0]
+    for k in a:
+        if k.startswith("model."):
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_a_run_recorded_before_families_reads_as_a_vae(tmp_path, digits):
+    run = make(tmp_path, digits, "old", "vae", epochs=1)
+    path = run / rf.CONFIG_FILE
+    config = json.loads(path.read_text())
+    del config["model"]["family"]
+    path.write_text(json.dumps(config))
+    assert rf.load_config(run)[0].family == "vae"
+
+
+def test_the_command_line_trains_a_family_and_refuses_an_unknown_one(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "vae", "train", "--data", "digits", "--family", "iwae", "--iwae-k", "3", "--epochs",
+         "1", "--latent", "3", "--hidden", "16", "--name", "cli-iwae", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "LATENT_EXPLORER_RUNS": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "cli-iwae" / rf.CONFIG_FILE).read_text())
+    assert config["model"]["family"] == "iwae" and config["train"]["iwae_k"] == 3
+    bad = subprocess.run([sys.executable, "-m", "vae", "train", "--family", "gan"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
