@@ -130,10 +130,10 @@ def test_a_tab_whose_run_was_deleted_elsewhere_falls_back_with_a_note(runs):
 
 
 RACER = """
-import sys, time
+import sys
 from vae.runs import jobs
-go = float(sys.argv[2])
-time.sleep(max(0.0, go - time.time()))  # every racer clicks Start at the same instant
+print("ready", flush=True)
+sys.stdin.readline()  # every racer clicks Start at the same instant: when the test says go
 try:
     jobs.start(sys.argv[1])
     print("started")
@@ -146,19 +146,24 @@ except ValueError as e:
 def test_three_simultaneous_starts_admit_only_one_when_the_limit_is_one(runs):
     import subprocess
     import sys
-    import time
 
     names = []
     for i in range(3):
         shutil.copytree(runs / RUN, runs / f"race-{i}")
         names.append(str(runs / f"race-{i}"))
     env = {**os.environ, "LATENT_EXPLORER_MAX_JOBS": "1", "PYTHONPATH": str(ROOT)}
-    go = str(time.time() + 8.0)  # time enough for the three to import torch
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, n, go], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, n], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )  # fmt: skip
         for n in names
     ]
     try:
+        assert [p.stdout.readline().strip() for p in racers] == ["ready"] * 3  # each has imported what it needs
+        for p in racers:
+            p.stdin.write("go\n")
+        for p in racers:
+            p.stdin.flush()
         results = [p.communicate(timeout=120)[0].strip() for p in racers]
         assert results.count("started") == 1, results
         assert all("this machine allows 1 at once" in r for r in results if r != "started"), results
