@@ -46,6 +46,10 @@ BROWSER_HELP = (
 )
 MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
 POINT_SIZES = ["auto", *range(1, 13)]
+FIND_HELP = (
+    "An item's number pins it (#12; a plain 12 where no label is called 12); a label's name shows only that label, "
+    "the others in grey."
+)
 OPACITIES = ["auto", *(round(0.1 * k, 1) for k in range(1, 11))]
 COLOUR_HELP = (
     "The label, the split, or a number per item (a colour bar shows its scale): how well it is reconstructed, "
@@ -71,7 +75,7 @@ class Display:
 
 def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
     """The widgets above the map: method, split, subsample size (None: all) and the Display popover."""
-    c1, c2, c3, c4 = st.columns([1.2, 1, 1.2, 1.4])
+    c1, c2, c3, c5, c4 = st.columns([1.2, 1, 1.1, 1.1, 1.1])
     state.check_link("explore_method", list(METHODS), "the projection")
     state.check_link("explore_split", list(SPLITS.values()), "the split")
     method = METHODS[c1.radio("Projection", list(METHODS), key="explore_method", horizontal=True, bind=LINKED)]
@@ -85,6 +89,7 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
         "Points", sizes, index=min(1, len(sizes) - 1), key=f"explore_points_{split}",
         format_func=label, bind=LINKED,
     )  # fmt: skip
+    c5.text_input("Find", key=gallery.FIND_KEY, placeholder="item # or label", help=FIND_HELP)
     offered = columns.offered(ds, split, ds.split_labels(split) is not None, size, MAX_KEPT)
     state.check_link("explore_colour", offered, "a colouring")
     if st.session_state.get("explore_colour") not in (None, *offered):  # e.g. "split" after leaving train + test
@@ -201,15 +206,24 @@ if browser:
     pick = mapview.pick(view_key, mapview.map_id(run_dir, checkpoint, key), len(codes))
 else:
     pick = maps.last_pick(st.session_state.get(chart_key), [None] + [rows for rows, _, _ in groups])
-linked = state.link_point() if state.map_point(run_dir) is None else None  # a new session: a link may pin a point
+new_session = state.map_point(run_dir) is None
+linked = state.link_point() if new_session else None  # a new session: a link may pin a point
 if pick is None and linked and not stand_in:
     pick = ("xy", linked)
+linked_row = gallery.linked_item(idx) if new_session and pick is None and not stand_in else None
+if linked_row is not None:  # ... or an item
+    pick = ("item", linked_row)
 the_map = mapview.map_id(run_dir, checkpoint, key)
-clicked, pick = pick, gallery.adjust(pick, the_map)  # a neighbour pinned from the gallery, a cleared selection
+found = gallery.find(st.session_state.get(gallery.FIND_KEY, ""), idx, ds.split_size(split),
+                     [name for _, name, _ in groups] if labels is not None else None)  # fmt: skip
+gallery.pin_found(the_map, found, pick)
+clicked, pick = pick, gallery.adjust(pick, the_map)  # a neighbour pinned from the gallery or found, a cleared selection
 point = maps.marked_point(pick, proj, run_dir, key)
 if not stand_in:  # the link keeps the star of the map it asks for, not of its stand-in
     state.set_link_point(point["xy"] if point else None)
 item = pick[1] if pick and pick[0] == "item" else None  # a row of codes / idx
+if not stand_in:
+    gallery.set_linked_item(None if item is None else int(idx[item]))
 selection = pick[1] if pick and pick[0] == "selection" else None  # rows of codes / idx (box or lasso)
 
 if proj.method == "pca":
@@ -265,6 +279,7 @@ with map_col:
             split=split, n_train=len(ds.x_train), labelled=labels is not None, axis=proj.method.upper(),
             pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, overlays=extra,
             panel_key=view_key, column=column, marker=display.marker,
+            only=found[1] if found and found[0] == "label" and column is None else None,
             clears=st.session_state.get(gallery.CLEARS_KEY, 0),
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip

@@ -122,7 +122,8 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
         assert pos["name"] == label
         latencies.append(click_and_wait(page, pos, f"Label: {label}", "circle-open"))
         page.get_by_text("reconstruction (decoded mean)").wait_for()
-    assert page.locator('[data-testid="stImage"] img').count() == 3  # original, reconstruction, q(z|x) samples
+    # original, reconstruction, q(z|x) samples, then the 12 nearest neighbours
+    assert page.locator('[data-testid="stImage"] img').count() == 3 + 12
     page.wait_for_function(IMAGES_LOADED)
     shot(page, "explore-point-selected")
 

@@ -506,3 +506,31 @@ def test_a_selection_shows_every_label_count_a_sample_of_48_and_clears(runs, run
     pick(at, {"kind": "selection", "rows": [1, 2], "n": 2})  # selecting again works at once
     assert "**2 items selected**" in [m.value for m in at.markdown]
     assert "The selection: all of them." in [c for image in at.image for c in image.captions]
+
+
+def test_find_pins_an_item_by_number_keeps_it_in_the_url_and_shows_only_a_label_by_name(runs, run_data):
+    run, _, ds = run_data
+    at = open_explore("PCA", browser=True)
+    at.text_input(key="explore_find").set_value("#7").run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore_selected"]["index"] == 7
+    assert at.query_params["item"] == "7"  # a copied link reopens it
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    np.testing.assert_allclose(mounts(at)["panel"]["ring"], proj.embedding_[7], atol=1e-5)
+    pick(at, {"kind": "item", "row": 30, "n": 1})  # a click on the map takes over from the Find box
+    assert at.session_state["explore_selected"]["index"] == 30 and at.query_params["item"] == "30"
+    at.text_input(key="explore_find").set_value("4").run()  # a label's name: only its points, the rest grey
+    assert mounts(at)["panel"]["only"] == 4
+    at.text_input(key="explore_find").set_value("#5000").run()
+    assert any("There is no item #5000" in c.value for c in at.caption)
+    at.text_input(key="explore_find").set_value("sandal").run()
+    assert any("Nothing is called “sandal”" in c.value for c in at.caption) and not at.exception
+
+
+def test_a_link_with_a_pinned_item_opens_with_it_pinned_and_a_bad_one_gets_a_sentence(runs, run_data):
+    at = open_app("explore", query={"item": "12"}, state={"explore_method": "PCA", "explore_browser": True})
+    assert not at.exception, at.exception
+    assert at.session_state["explore_selected"]["index"] == 12
+    bad = open_app("explore", query={"item": "ninety"}, state={"explore_method": "PCA", "explore_browser": True})
+    assert not bad.exception and any("ninety" in t.value for t in bad.toast)
+    assert "explore_selected" not in bad.session_state

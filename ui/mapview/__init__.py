@@ -103,12 +103,14 @@ def show(
     column: Column | None = None,
     marker: tuple[int, float] | None = None,
     clears: int = 0,
+    only: int | None = None,
     height: int | str = "auto",
 ) -> None:
     """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only). The
     map takes the whole width; its ``height`` (px) "auto" fills most of the window. ``column`` colours the points
     (None: by label); ``marker`` is their size and opacity (None: ``auto_marker``); a new ``clears`` count drops
-    the browser's box or lasso selection (the page's "Clear selection").
+    the browser's box or lasso selection (the page's "Clear selection"); ``only`` shows one label's points over
+    the others in grey (as a click on its legend entry does), when it changes.
 
     Every mount keeps its key from map to map, so the browser keeps its Plotly and its decoder: Streamlit
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).
@@ -134,6 +136,7 @@ def show(
             "size": size,
             "opacity": opacity,
             "clears": clears,
+            "only": only,
             "height": height,
         },
         key=panel_key,

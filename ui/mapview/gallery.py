@@ -1,5 +1,6 @@
 """Galleries under the Explore map: a pinned item's nearest latent neighbours (click one to pin it), and a sample of
-what a box or lasso selection holds, with its label counts; the pins and the clearing they ask for.
+what a box or lasso selection holds, with its label counts; the pins and the clearing they ask for; finding an item
+by its number or a label by its name (``find``), and the pinned item kept in the page's URL (``?item=``).
 
 A click in a gallery, or on "Clear selection", cannot set the map component's own value (the browser owns it):
 it is kept here against the map's last pick, and holds until the browser sends a newer one.
@@ -106,3 +107,66 @@ def selection(map_id: str, rows: Sequence[int], pick: tuple | None, items: Calla
     st.button("Clear selection", key="explore_clear_selection", icon=":material/deselect:", on_click=_clear,
               args=(map_id, pick))  # fmt: skip
     return sample
+
+
+FIND_KEY = "explore_find"  # the Find box's text
+FOUND_KEY = "explore_found"  # the text last acted on (a pin is made once per text, then clicks take over)
+ITEM_LINK = "item"  # the pinned item's number in the URL
+
+
+def find(text: str, idx: np.ndarray, split_size: int, names: Sequence[str] | None) -> tuple[str, int] | None:
+    """What the Find box asks for: ("label", place among ``names``) for a label's name (any case), ("item", row of
+    the map) for an item number among the map's items ``idx`` (``#3``: item 3 even where a label is called "3"), or
+    None after saying why not."""
+    text = text.strip()
+    numbered = text.startswith("#")  # "#3" is item 3 even where "3" is also a label's name
+    text = text.lstrip("#").strip()
+    if not text:
+        return None
+    if names and not numbered:
+        lowered = [n.lower() for n in names]
+        if text.lower() in lowered:
+            return "label", lowered.index(text.lower())
+    if text.isdigit():
+        number = int(text)
+        if number >= split_size:
+            st.caption(f"There is no item #{number}: this split has {split_size:,} items (0 to {split_size - 1:,}).")
+            return None
+        rows = np.flatnonzero(np.asarray(idx) == number)
+        if not len(rows):
+            st.caption(f"Item #{number} is not among the {len(idx):,} points this map shows: choose all the points.")
+            return None
+        return "item", int(rows[0])
+    known = f" or a label ({', '.join(names[:12])}{', …' if len(names) > 12 else ''})" if names else ""
+    st.caption(f"Nothing is called “{text[:40]}”: type an item number{known}.")
+    return None
+
+
+def pin_found(the_map: str, found: tuple[str, int] | None, base: tuple | None) -> None:
+    """Pin the item the Find box names, once per new text (the map's clicks take over after that)."""
+    text = st.session_state.get(FIND_KEY, "")
+    if found and found[0] == "item" and st.session_state.get(FOUND_KEY) != (the_map, text):
+        _pin(the_map, found[1], base)
+    st.session_state[FOUND_KEY] = (the_map, text)
+
+
+def linked_item(idx: np.ndarray) -> int | None:
+    """The row of the item a link pins (``?item=N``), or None; a value that names no item shown is dropped with a
+    sentence."""
+    raw = st.query_params.get(ITEM_LINK)
+    if raw is None:
+        return None
+    rows = np.flatnonzero(np.asarray(idx) == int(raw)) if raw.isdigit() else []
+    if len(rows):
+        return int(rows[0])
+    st.toast(f"The link's pinned item “{raw[:40]}” is not on this map; nothing is pinned.")
+    del st.query_params[ITEM_LINK]
+    return None
+
+
+def set_linked_item(number: int | None) -> None:
+    """Keep the pinned item's number in the page's URL (or take it out)."""
+    if number is None:
+        st.query_params.pop(ITEM_LINK, None)
+    elif st.query_params.get(ITEM_LINK) != str(number):
+        st.query_params[ITEM_LINK] = str(number)

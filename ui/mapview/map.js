@@ -486,6 +486,7 @@ function render(s, data, Plotly) {
     s.drawn = data.map;
   }
   s.root.dataset.map = data.map;
+  s.root.dataset.only = s.only === null || s.only === undefined ? "" : String(s.only);
   s.root.dataset.column = s.column ? s.column.name : "";
 }
 
@@ -512,6 +513,7 @@ function panel({ data, parentElement, setStateValue, setTriggerValue }) {
     whenColumn(data.column, (column) => {
       if (column && column.map !== map.id) return;
       if ((s.column ? s.column.id : null) !== (column ? column.id : null)) s.only = null;
+      if ((data.only ?? null) !== (s.onlyAsked ?? null)) s.only = s.onlyAsked = data.only ?? null; // the Find box
       s.map = map;
       s.column = column;
       s.z = new Float32Array(map.latentDim);
