@@ -97,9 +97,9 @@ def measure(model_cfg: ModelConfig, state: dict, ds, subset: np.ndarray, s: Sett
     x_sub = x_test[torch.from_numpy(subset)]
     out["neg_elbo_sub"] = -evaluate.elbo(model, x_sub, seed=0)["elbo"]
     out["neg_iwae"] = -evaluate.iwae_log_likelihood(model, x_sub, k=s.iwae_k, seed=0)  # batches sized by memory
-    mu_test, _ = evaluate.encode(model, x_test)
+    mu_test, _ = model.embed(x_test)
     out["active"] = evaluate.active_units(mu_test)[0]
-    mu_train, _ = evaluate.encode(model, ds.x_train.float())
+    mu_train, _ = model.embed(ds.x_train.float())
     out["knn"] = evaluate.knn_accuracy(mu_train, ds.y_train.numpy(), mu_test, ds.y_test.numpy(), s.knn_k)
     out["eval_s"] = time.perf_counter() - t
     return out

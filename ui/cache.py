@@ -278,23 +278,73 @@ def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
 # ---------------------------------------------------------------- the latent map's history
 
 
-def history_view(run_dir: Path) -> dict | None:
-    """The run's recorded frames aligned for replay (recomputed only when a frame is added); None without any."""
+def history_view(run_dir: Path, method: str = "pca") -> dict | None:
+    """The run's recorded frames aligned for replay (recomputed only when a frame is added); None without any.
+
+    ``method`` "umap": each frame's UMAP started from the previous one's (``history.umap_layouts``), fitted in
+    the background by the map worker; until every frame has one, the PCA frames stand in and ``umap_missing``
+    says how many frames wait (``umap_progress``: how far the fit got)."""
     paths = history.frame_paths(run_dir)  # a folder listing: the live panel asks every second
     if not paths:
         return None
-    return _history_view(str(run_dir), (len(paths), paths[-1].stat().st_mtime_ns))
+    stamp = (len(paths), paths[-1].stat().st_mtime_ns)
+    if method != "umap":
+        return _history_view(str(run_dir), stamp)
+    umap_file = history_dir_file(run_dir, history.UMAP_FILE)
+    umap_stamp = umap_file.stat().st_mtime_ns if umap_file.is_file() else 0
+    view = _history_view(str(run_dir), stamp, "umap", umap_stamp)
+    if view is not None and view["umap_missing"]:
+        view = {**view, "umap_progress": _start_history_umap(run_dir, stamp)}
+    return view
+
+
+def history_dir_file(run_dir: Path, name: str) -> Path:
+    return rf.history_dir(run_dir) / name
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _history_view(path: str, stamp: tuple) -> dict | None:
+def _history_view(path: str, stamp: tuple, method: str = "pca", umap_stamp: int = 0) -> dict | None:
     frames, probe = history.frames(Path(path)), history.read_probe(Path(path))
     if not frames or probe is None:
         return None
     indices, labels, split = probe
     layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
-    return {"layouts": layouts, "labels": labels, "indices": indices, "split": split, "stamp": stamp,
-            "captions": [history.caption(f) for f in frames], "pictures": history_pictures(frames)}  # fmt: skip
+    missing = 0
+    if method == "umap":
+        umap = history.umap_layouts(Path(path), fit_missing=False)  # the ones fitted so far (never fits here)
+        missing = sum(layout is None for layout in umap)
+        layouts = layouts if missing else umap
+    return {"layouts": layouts, "labels": labels, "indices": indices, "split": split, "stamp": (stamp, umap_stamp),
+            "captions": [history.caption(f) for f in frames], "pictures": history_pictures(frames),
+            "method": "umap" if method == "umap" and not missing else "pca", "umap_missing": missing}  # fmt: skip
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _history_umap_slot(run_path: str) -> dict:
+    """One run's background UMAP fit of its history, shared by sessions: its job, progress and frame stamp."""
+    return {"lock": threading.Lock(), "progress": (0.0, "starting")}
+
+
+def _fit_history_umap(run_dir: Path, progress) -> None:
+    try:
+        history.umap_layouts(run_dir, progress=progress, fitter=map_worker().sequence)
+    except WorkerGone:  # no worker could start: fitted here instead
+        history.umap_layouts(run_dir, progress=progress)
+
+
+def _start_history_umap(run_dir: Path, stamp: tuple) -> tuple[float, str]:
+    """Start fitting the run's missing UMAP frames in the background (once per new frame; a failure is said and
+    tried again when a frame is added); returns (fraction, message) of the fit under way."""
+    slot = _history_umap_slot(str(run_dir))
+    with slot["lock"]:
+        job = slot.get("job")
+        if job is not None and job.done() and job.exception() is not None:
+            slot["progress"] = (0.0, f"failed: {job.exception()}")
+        if job is None or (job.done() and slot.get("stamp") != stamp):
+            slot.update(stamp=stamp, progress=(0.0, "starting"))
+            report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
+            slot["job"] = _fitting_thread().submit(_fit_history_umap, run_dir, report)
+    return slot["progress"]
 
 
 def history_pictures(frames: list) -> list[str] | None:

@@ -287,7 +287,7 @@ def path_figure(proj: LatentProjector, positions: np.ndarray, extra: list | None
 
 def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str, str]], captions: list[str],
                    ids: np.ndarray, pictures: list[str] | None = None,
-                   follow: int | None = None) -> go.Figure:  # fmt: skip
+                   follow: int | None = None, axis: str = "aligned PCA") -> go.Figure:  # fmt: skip
     """The aligned frames as a Plotly animation: one trace per label group, the last frame shown, a slider over
     the frames and a play button (both run in the browser); items keep their ``ids``, so they glide.
 
@@ -332,8 +332,8 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
     play = {"frame": {"duration": 500, "redraw": redraw}, "fromcurrent": True, "transition": {"duration": 400}}
     fig.update_layout(
         height=500, margin={"l": 10, "r": 10, "t": 30, "b": 10}, uirevision="history", legend_title_text="label",
-        xaxis=dict(range=[lo[0], hi[0]], title="aligned PCA 1", zeroline=False),
-        yaxis=dict(range=[lo[1], hi[1]], title="aligned PCA 2", zeroline=False),
+        xaxis=dict(range=[lo[0], hi[0]], title=f"{axis} 1", zeroline=False),
+        yaxis=dict(range=[lo[1], hi[1]], title=f"{axis} 2", zeroline=False),
         sliders=[dict(active=last, x=0.2, len=0.8, y=0, yanchor="top", pad={"t": 45}, currentvalue={"prefix": ""},
                       steps=[dict(method="animate", label=c.split(" · test")[0], args=go_to(k, 300))
                              for k, c in enumerate(captions)])],

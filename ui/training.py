@@ -114,7 +114,7 @@ def progress_bar(status: dict, epochs: int) -> None:
     st.progress(min(1.0, step / total), text=text)
 
 
-def curves_and_pictures(run_dir: Path, warn: bool = True) -> None:
+def curves_and_pictures(run_dir: Path, warn: bool = True, live: bool = False) -> None:
     metrics = rf.read_metrics(run_dir)
     steps = [m for m in metrics if m.get("type") == "step"]
     epochs = [m for m in metrics if m.get("type") == "epoch"]
@@ -140,7 +140,7 @@ def curves_and_pictures(run_dir: Path, warn: bool = True) -> None:
         if png:
             col.image(png, caption=caption, output_format="PNG")
     collapse_section(run_dir, epochs, warn)
-    history_section(run_dir)
+    history_section(run_dir, live)
 
 
 def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> None:
@@ -180,14 +180,19 @@ def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _vi
     building 15 frames' figure took 160 ms each time."""
     labels = _view["labels"]
     groups = label_groups(labels, list(names) or None, len(_view["indices"]))
+    axis = "UMAP" if _view["method"] == "umap" else "aligned PCA"
     return history_figure(_view["layouts"], groups, _view["captions"], _view["indices"], pictures=_view["pictures"],
-                          follow=follow)  # fmt: skip
+                          follow=follow, axis=axis)  # fmt: skip
 
 
-def history_section(run_dir: Path) -> None:
-    """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after."""
+def history_section(run_dir: Path, live: bool = False) -> None:
+    """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after. Outside
+    the ``live`` panel (which reruns every second anyway), a wait for the UMAP frames polls on its own."""
     st.subheader("Latent map as it trains")
-    view = history_view(run_dir)
+    method = st.radio("Map", ["PCA", "UMAP"], key="train_history_method", horizontal=True,
+                      help="PCA: each frame's principal plane, turned to match the frame before (milliseconds). UMAP: "
+                           "each frame's UMAP started from the frame before, fitted in the background.")  # fmt: skip
+    view = history_view(run_dir, method.lower())
     if view is None:
         st.caption("This run has no recorded latent history (runs trained before it was recorded have none).")
         return
@@ -199,23 +204,43 @@ def history_section(run_dir: Path) -> None:
             names = [label_name(ds, y) for y in range(int(labels.max()) + 1)]
         except (ValueError, FileNotFoundError):
             names = [str(y) for y in range(int(labels.max()) + 1)]
+    if view["umap_missing"]:
+        (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, view)
     follow = followed_item(view["indices"])
     fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
     chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
     frames = len(view["layouts"])
     st.caption(
         f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
-        "10 s of long epochs). Each frame is a PCA of the items' latent means, turned to match the frame before "
-        "(orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider; "
+        "10 s of long epochs). "
+        + ("Each frame is a UMAP of the items' latent means started from the frame before's layout and turned to "
+           "match it" if view["method"] == "umap" else "Each frame is a PCA of the items' latent means, turned to "
+           "match the frame before")
+        + " (orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider; "
         + (f"the ring follows item #{follow} (click another to follow it). " if follow is not None
            else "click an item to follow it across the frames. ")
         + ("Beside the map, the same prior samples decoded at each frame." if view["pictures"] else "")
     )  # fmt: skip
     st.download_button(
         "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"], names=names),
-        file_name=f"{run_dir.name}-latent-history.gif", mime="image/gif", icon=":material/download:",
+        file_name=f"{run_dir.name}-latent-history-{view['method']}.gif", mime="image/gif", icon=":material/download:",
         key="train_history_gif",
     )  # fmt: skip
+
+
+def umap_note(run_dir: Path, view: dict) -> None:
+    _, message = view.get("umap_progress", (0.0, "starting"))
+    st.info(f"UMAP frames: {len(view['layouts']) - view['umap_missing']} of {len(view['layouts'])} fitted; the rest "
+            f"are being fitted in the background ({message}), and the PCA frames stand in meanwhile.",
+            icon=":material/hourglass_top:")  # fmt: skip
+
+
+def umap_waiting(run_dir: Path, view: dict) -> None:
+    """(A fragment, every second.) The UMAP frames' progress; the page reruns once they are all fitted."""
+    now = history_view(run_dir, "umap")
+    if now is None or not now["umap_missing"]:
+        st.rerun()
+    umap_note(run_dir, now)
 
 
 @st.fragment(run_every=1.0)
@@ -235,7 +260,7 @@ def live_panel(run: str, epochs: int) -> None:
     c2.button("Stop", key="train_stop", icon=":material/stop:", on_click=control, args=(run, "stop"))
     if msg := st.session_state.pop(RUN_ERROR_KEY, None):
         st.error(msg)
-    curves_and_pictures(run_dir)
+    curves_and_pictures(run_dir, live=True)
 
 
 def final_panel(run_dir: Path, status: dict, epochs: int) -> None:

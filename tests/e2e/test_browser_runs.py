@@ -45,8 +45,15 @@ def test_runs_table_compare_two_runs_and_evaluate(page, app_url, runs_dir, secon
     page.locator('[data-testid="stDataFrame"] td').first.wait_for(state="attached")
     rows = table_rows(page)
     assert {E2E_RUN, SECOND} <= set(rows)
-    assert rows[E2E_RUN][1:6] == ["finished", "", "digits", "MLP 64", "4"]  # state, alarm (none), data, model, latent
-    assert rows[SECOND][1:6] == ["finished", "", "digits", "MLP 32", "2"]
+    assert rows[E2E_RUN][1:7] == [
+        "finished",
+        "",
+        "digits",
+        "VAE",
+        "MLP 64",
+        "4",
+    ]  # state, alarm, data, family, model, latent
+    assert rows[SECOND][1:7] == ["finished", "", "digits", "VAE", "MLP 32", "2"]
     shot(page, "runs-table")
 
     # compare: the two runs' test ELBO curves in one figure, then another curve

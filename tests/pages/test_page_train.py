@@ -10,6 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apptest import open_app, shown
 from PIL import Image
@@ -388,3 +389,30 @@ def test_processes_are_offered_only_where_the_machine_has_the_cores(runs, monkey
     at.run()
     at.number_input(key="train_procs").set_value(7).run()
     assert any("fewer processes may train faster" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_the_replay_in_umap_fits_its_frames_in_the_background_with_pca_standing_in(runs):
+    """The UMAP frames are fitted by the map worker (a process of its own) from the previous frame's layout; until
+    every frame has one the PCA frames stand in, with a note; then the replay shows the UMAP frames."""
+    import time
+
+    from vae.analysis import history
+
+    at = open_train(runs)
+    at.radio(key="train_history_method").set_value("UMAP").run()
+    assert not at.exception, at.exception
+    n = len(history.frames(runs / "digits-small"))
+    deadline = time.monotonic() + 240
+    while any(i.value.startswith("UMAP frames:") for i in at.info):  # the PCA frames stand in meanwhile
+        assert any("Each frame is a PCA" in c.value for c in at.caption)
+        assert time.monotonic() < deadline, [i.value for i in at.info]
+        time.sleep(1.0)
+        at.run()
+    assert any("Each frame is a UMAP" in c.value for c in at.caption)
+    layouts = history.umap_layouts(runs / "digits-small", fit_missing=False)
+    assert len(layouts) == n and all(lay is not None for lay in layouts)  # every frame kept with the run
+    spec = history_spec(at)
+    first = spec["frames"][0]["data"]  # the first frame's points: the stored UMAP layout, label by label
+    shown = np.concatenate([np.column_stack([values(t["x"]), values(t["y"])]) for t in first[:10]])
+    assert np.allclose(np.sort(shown[:, 0]), np.sort(layouts[0][:, 0]), atol=1e-4)

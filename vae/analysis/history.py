@@ -9,10 +9,13 @@ history folder (``vae.runs.folder.history_dir``)::
     frame-000000.safetensors     mu (P, L) float16, samples (S, C, H, W) uint8 for images;
                                  metadata: epoch (fractional), step, elapsed, time, test_elbo (epoch frames)
 
+    umap-layouts.npz             each frame's UMAP layout by step (``umap_layouts``), with its codes' fingerprint
+
 Each file is written atomically; a resume drops frames past its checkpoint and writes the one it resumes at,
 so no step is recorded twice or missed. Frames are aligned for display by PCA per frame and an orthogonal
 Procrustes fit to the previous frame (``aligned_layouts``): milliseconds per frame, and an item stays where it
-was unless the model moved it.
+was unless the model moved it. In UMAP (``umap_layouts``), each frame's map starts from the previous frame's
+layout and is turned onto it: seconds per frame, fitted by the map worker for the app and kept in the folder.
 """
 
 from __future__ import annotations
@@ -179,11 +182,9 @@ def drop_frames_after(run_dir: str | Path, step: int) -> None:
 
 
 def _pca2(codes: np.ndarray) -> np.ndarray:
-    """The two leading principal coordinates of ``codes`` (P, L) -> (P, 2), centred."""
-    centred = codes - codes.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    out = centred @ vt[:2].T
-    return out if out.shape[1] == 2 else np.column_stack([out, np.zeros(len(out))])
+    from ..projection.sequence import pca2
+
+    return pca2(codes)
 
 
 def independent_layouts(all_codes: list[np.ndarray]) -> list[np.ndarray]:
@@ -202,6 +203,81 @@ def aligned_layouts(all_codes: list[np.ndarray]) -> list[np.ndarray]:
             layout = layout @ rotation
         out.append(layout)
     return out
+
+
+UMAP_FILE = "umap-layouts.npz"  # in the history folder: each frame's UMAP layout, fitted from the previous one's
+
+
+def _fingerprint(codes: np.ndarray) -> float:
+    return float(np.asarray(codes, dtype=np.float64).sum())
+
+
+def cached_umap_layouts(run_dir: str | Path, seed: int = 0) -> dict[int, tuple[float, np.ndarray]]:
+    """The UMAP layouts fitted so far, by frame step: (the codes' fingerprint, layout (P, 2)); {} when none (or
+    when the file is damaged or not a regular file: it is refitted)."""
+    from ..runs.guard import read_bytes
+
+    path = rf.history_dir(run_dir) / UMAP_FILE
+    try:
+        data = np.load(io.BytesIO(read_bytes(path, MAX_TENSORS)), allow_pickle=False)
+        if int(data["seed"]) != seed:
+            return {}
+        steps, prints, layouts = data["steps"], data["fingerprints"], data["layouts"]
+        return {int(k): (float(f), layouts[i]) for i, (k, f) in enumerate(zip(steps, prints, strict=True))}
+    except (OSError, ValueError, KeyError, UnsafeFile, EOFError):
+        return {}
+
+
+def _save_umap_layouts(run_dir: str | Path, seed: int, fitted: dict[int, tuple[float, np.ndarray]]) -> None:
+    from ..runs.fileio import atomic_write_bytes
+
+    steps = sorted(fitted)
+    buf = io.BytesIO()
+    np.savez(buf, seed=seed, steps=np.array(steps, dtype=np.int64),
+             fingerprints=np.array([fitted[k][0] for k in steps]),
+             layouts=np.stack([fitted[k][1] for k in steps]))  # fmt: skip
+    atomic_write_bytes(rf.history_dir(run_dir) / UMAP_FILE, buf.getvalue())
+
+
+def umap_layouts(
+    run_dir: str | Path, seed: int = 0, progress=None, fit_missing: bool = True, fitter=None
+) -> list[np.ndarray | None]:
+    """Each frame's UMAP layout, in order (``vae.projection.sequence``): the first started from its PCA, each next
+    one from the previous frame's layout and turned onto it, so items glide rather than jump. Fitted frames are kept
+    in the history folder (``UMAP_FILE``) as each is done, so a killed fit resumes where it stopped; with
+    ``fit_missing`` False a frame not fitted yet is None (and so is every frame after it). ``fitter`` has
+    ``umap_sequence``'s signature (the map worker's, for the app); by default the fit runs in this process."""
+    from ..projection.sequence import umap_sequence
+
+    every = frames(run_dir)
+    codes = [f.codes() for f in every]
+    fitted = cached_umap_layouts(run_dir, seed)
+    out: list[np.ndarray | None] = []
+    for frame, c in zip(every, codes, strict=True):  # the kept layouts, up to the first frame missing one
+        have = fitted.get(frame.step)
+        if have is None or have[1].shape != (len(c), 2) or not math.isclose(have[0], _fingerprint(c), rel_tol=1e-9):
+            break
+        out.append(have[1])
+    first = len(out)
+    if first == len(every) or not fit_missing:
+        return out + [None] * (len(every) - first)
+
+    def keep(i: int, layout: np.ndarray) -> None:
+        fitted[every[first + i].step] = (_fingerprint(codes[first + i]), layout)
+        _save_umap_layouts(run_dir, seed, fitted)
+
+    fit = fitter or umap_sequence
+    fit(codes[first:], start=out[-1] if out else None, seed=seed, progress=progress, on_layout=keep)
+    kept = cached_umap_layouts(run_dir, seed)
+    return out + [kept[f.step][1] for f in every[first:]]
+
+
+def stability(layouts: list[np.ndarray]) -> list[float | None]:
+    """Each layout's Procrustes disparity against the previous one (None for the first): 0 when a frame is the
+    previous one turned and scaled."""
+    from scipy.spatial import procrustes
+
+    return [None] + [float(procrustes(a, b)[2]) for a, b in zip(layouts, layouts[1:], strict=False)]
 
 
 def mean_displacement(layouts: list[np.ndarray]) -> float:

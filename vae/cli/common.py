@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..runs import folder as rf
@@ -22,3 +24,24 @@ def resolve_run(args, name: str) -> Path:
     if not rf.is_run(path):
         raise FileNotFoundError(f"There is no run {name!r} in {runs_root(args)}; `python -m vae runs` lists them.")
     return path
+
+
+@contextmanager
+def progress_bar(show: bool) -> Iterator:
+    """A percent bar (tqdm, on stderr) while the block runs when ``show``: yields a ``progress(fraction, message)``
+    callback for ``vae.progress``, or None."""
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, unit="%", dynamic_ncols=True)
+
+    def progress(frac: float, msg: str) -> None:
+        bar.update(int(frac * 100) - bar.n)
+        bar.set_description(msg)
+
+    try:
+        yield progress
+    finally:
+        bar.close()

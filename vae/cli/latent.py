@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..runs import folder as rf
+from .common import progress_bar
 from .common import resolve_run as _resolve_run
 
 
@@ -23,6 +24,9 @@ def add_latent_parsers(sub) -> None:
     h = sub.add_parser("history", help="the latent map's recorded frames (epoch, step, test ELBO); --gif animates")
     h.add_argument("run")
     h.add_argument("--gif", default=None, metavar="OUT.gif", help="write the aligned map's animation here")
+    h.add_argument("--method", default="pca", choices=["pca", "umap"],
+                   help="pca: each frame's PCA turned onto the previous (milliseconds); umap: each frame's UMAP "
+                        "started from the previous frame's (seconds per frame, kept with the run)")  # fmt: skip
     h.add_argument("--json", action="store_true")
 
     q = sub.add_parser("posterior", help="one item's q(z|x): μ, σ and samples of it")
@@ -93,10 +97,16 @@ def cmd_history(args) -> dict:
     frames, probe = history.frames(run_dir), history.read_probe(run_dir)
     if not frames or probe is None:
         raise ValueError(f"{run_dir.name} has no latent history: it was trained before runs recorded one.")
-    out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2]}
-    out["frames"] = [{"epoch": f.epoch, "step": f.step, "test_elbo": f.test_elbo} for f in frames]
-    if args.gif:
+    out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2], "method": args.method}
+    if args.method == "umap":
+        with progress_bar(not args.json) as progress:
+            layouts = history.umap_layouts(run_dir, progress=progress)
+    else:
         layouts = history.aligned_layouts([f.codes() for f in frames])
+    stable = history.stability(layouts)
+    out["frames"] = [{"epoch": f.epoch, "step": f.step, "test_elbo": f.test_elbo, "disparity": d}
+                     for f, d in zip(frames, stable, strict=True)]  # fmt: skip
+    if args.gif:
         gif = history.animation_gif(layouts, probe[1], [history.caption(f) for f in frames])
         atomic_write_bytes(Path(args.gif), gif)
         out["gif"] = args.gif

@@ -20,6 +20,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from ..runs import folder as rf  # noqa: E402
 from ..runs import listing  # noqa: E402
+from .common import progress_bar  # noqa: E402
 from .common import resolve_run as _resolve_run  # noqa: E402
 from .common import runs_root as _root  # noqa: E402
 from .compare import COMPARE_COMMANDS, add_compare_parser  # noqa: E402
@@ -282,22 +283,10 @@ def cmd_evaluate(args) -> dict:
     if not 0 <= args.iwae <= MAX_IWAE_K:
         raise ValueError(f"--iwae must be from 0 (skip) to {MAX_IWAE_K:,} importance samples; got {args.iwae}.")
     run_dir = _resolve_run(args, args.run)
-    bar = None
-    if not args.json:
-        from tqdm import tqdm
-
-        bar = tqdm(total=100, unit="%", dynamic_ncols=True)
-
-    def progress(frac: float, msg: str) -> None:
-        if bar is not None:
-            bar.update(int(frac * 100) - bar.n)
-            bar.set_description(msg)
-
-    out = evaluate_run(
-        run_dir, iwae_k=args.iwae, progress=progress, disentanglement=args.disentanglement, device=args.device
-    )
-    if bar is not None:
-        bar.close()
+    with progress_bar(not args.json) as progress:
+        out = evaluate_run(
+            run_dir, iwae_k=args.iwae, progress=progress, disentanglement=args.disentanglement, device=args.device
+        )
     return {"run": run_dir.name, **out}
 
 

@@ -33,10 +33,12 @@ def print_human(command: str, out) -> None:
             print(f"{d['name']:<14} {mark}  {d['description']}")
             print(f"{'':<14}      {d['where'] if d['available'] else d.get('how_to_get', '')}")
     elif command == "history":
-        print(f"{out['run']}: {len(out['frames'])} frames of {out['probe_items']:,} {out['split']} items")
+        print(f"{out['run']}: {len(out['frames'])} frames of {out['probe_items']:,} {out['split']} items "
+              f"({out['method'].upper()} layouts; disparity: against the previous frame, 0 = only turned)")  # fmt: skip
         for f in out["frames"]:
             elbo = f"{f['test_elbo']:.2f}" if f["test_elbo"] is not None else "—"
-            print(f"  epoch {f['epoch']:7.2f}  step {f['step']:>8,}  test ELBO {elbo}")
+            moved = f"{f['disparity']:.4f}" if f.get("disparity") is not None else "—"
+            print(f"  epoch {f['epoch']:7.2f}  step {f['step']:>8,}  test ELBO {elbo}  disparity {moved}")
         if out.get("gif"):
             print(f"animation written to {out['gif']}")
     elif command == "posterior":

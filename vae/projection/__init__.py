@@ -8,6 +8,7 @@ into codes, and ``fit_inverse_grid`` + ``inverse_lookup`` answer clicks in micro
     umap_runtime   numba's on-disk cache, importing umap once, ``warm_up``
     store          the projector's ``.npz`` file (versioned; read with ``allow_pickle=False``)
     cache          a run's cached maps: ``projection_key``, ``map_path``, ``cached_projection``, ``find_map``
+    sequence       UMAP maps of successive frames, each started from the previous layout (``umap_sequence``)
 
 The names below are imported on first use, so ``import vae.projection`` stays light (no umap, numba,
 scikit-learn or torch) and ``configure_numba_cache`` can run before any of them loads.

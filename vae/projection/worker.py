@@ -9,6 +9,8 @@ large-map path into the disk cache (beside a fit, that child slowed the demo's f
 line on its stdin naming a ``.npy`` file of codes and where the map goes (``cache.cached_projection``'s
 arguments); it answers with JSON lines on its stdout: ``{"progress": f, "message": m}`` while it works, then
 ``{"done": true}`` or ``{"error": sentence}``. The server reads the finished map from the run's map cache.
+A ``sequence`` job (``MapWorker.sequence``) fits frames that glide (``sequence.umap_sequence``: a run's latent
+history in UMAP), writing the layouts finished so far into the file the job names after each frame.
 The worker ends when its stdin closes (the server went away), and takes its compiling child with it.
 
 On a new machine the demo's first UMAP map needed the compile twice over before: a child compiled into the disk
@@ -84,22 +86,45 @@ class MapWorker:
             f.flush()
             job = {"codes": f.name, "cache_dir": str(cache_dir), "key": key, "params": params,
                    "grid_resolution": grid_resolution, "checkpoint": checkpoint, "split": split}  # fmt: skip
-            proc = self._started()
+            self._run(job, progress)
+
+    def sequence(
+        self, codes: list[np.ndarray], start: np.ndarray | None = None, seed: int = 0,
+        progress: Progress | None = None, on_layout=None,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """``sequence.umap_sequence`` fitted by the worker: each layout reaches ``on_layout`` (in this process) once
+        the worker is done, or has ended; the ones it finished are kept either way. Errors as for ``fit``."""
+        with self._lock, tempfile.TemporaryDirectory(prefix="umap-sequence-") as tmp:
+            job_file, out_file = Path(tmp) / "codes.npz", Path(tmp) / "layouts.npy"
+            extra = {} if start is None else {"start": np.asarray(start)}
+            np.savez(job_file, codes=np.stack([np.asarray(c) for c in codes]), **extra)
             try:
-                proc.stdin.write(json.dumps(job) + "\n")
-                proc.stdin.flush()
-            except (OSError, ValueError) as e:
-                raise WorkerGone(f"the map worker ended: {e}") from e
-            for line in proc.stdout:
-                said = _parse(line)
-                if "progress" in said:
-                    report(progress, float(said["progress"]), str(said["message"]))
-                elif "error" in said:
-                    raise ValueError(str(said["error"]))
-                elif said.get("done"):
-                    self.fitted = True
-                    return
-            raise ValueError(ENDED)  # not fitted here instead: what ended it could end the server too
+                self._run({"sequence": str(job_file), "out": str(out_file), "seed": seed}, progress)
+            finally:
+                done = np.load(out_file, allow_pickle=False) if out_file.is_file() else np.zeros((0, 0, 2))
+                for i, layout in enumerate(done):
+                    if on_layout is not None:
+                        on_layout(i, layout)
+            return list(done)
+
+    def _run(self, job: dict, progress: Progress | None) -> None:
+        """Send ``job`` to the worker and relay its progress until it is done (the caller holds the lock)."""
+        proc = self._started()
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+        except (OSError, ValueError) as e:
+            raise WorkerGone(f"the map worker ended: {e}") from e
+        for line in proc.stdout:
+            said = _parse(line)
+            if "progress" in said:
+                report(progress, float(said["progress"]), str(said["message"]))
+            elif "error" in said:
+                raise ValueError(str(said["error"]))
+            elif said.get("done"):
+                self.fitted = True
+                return
+        raise ValueError(ENDED)  # not fitted here instead: what ended it could end the server too
 
     def stop(self) -> None:
         """End the worker (it ends by itself when this process does)."""
@@ -155,6 +180,10 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
                 break
             try:
                 job = json.loads(line)
+                if "sequence" in job:  # frames that glide (a run's latent history in UMAP)
+                    _fit_sequence(job, lambda f, m: say(progress=f, message=m))
+                    say(done=True)
+                    continue
                 codes = np.load(job["codes"], allow_pickle=False)
                 cached_projection(
                     job["cache_dir"], job["key"], codes, job["params"], lambda f, m: say(progress=f, message=m),
@@ -167,6 +196,24 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
     finally:
         if large is not None and large.poll() is None:
             large.kill()
+
+
+def _fit_sequence(job: dict, progress: Progress) -> None:
+    """A ``sequence`` job: the frames' layouts into ``job["out"]`` (an .npy of (F, P, 2)), rewritten whole after
+    each frame, so the server keeps every frame finished before an end."""
+    from .sequence import umap_sequence
+
+    data = np.load(job["sequence"], allow_pickle=False)
+    done: list[np.ndarray] = []
+
+    def keep(_: int, layout: np.ndarray) -> None:
+        done.append(layout)
+        tmp = job["out"] + ".tmp.npy"
+        np.save(tmp, np.stack(done))
+        os.replace(tmp, job["out"])
+
+    umap_sequence(list(data["codes"]), data["start"] if "start" in data else None, int(job.get("seed", 0)),
+                  progress, keep)  # fmt: skip
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""A sequence of UMAP maps that glide: each map of a frame's codes is started from the previous frame's layout and
+then turned onto it (orthogonal Procrustes about the centre), so an item stays where it was unless the model moved
+it. The latent history's UMAP frames (``vae.analysis.history.umap_layouts``) are fitted here, in the process that
+asks or in the map worker (``worker.MapWorker.sequence``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..progress import Progress, report
+
+EPOCHS = 200  # optimisation epochs per frame (umap's own default for maps under 10,000 points)
+
+
+def pca2(codes: np.ndarray) -> np.ndarray:
+    """The two leading principal coordinates of ``codes`` (P, L) -> (P, 2), centred."""
+    codes = np.asarray(codes)
+    centred = codes - codes.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    out = centred @ vt[:2].T
+    return out if out.shape[1] == 2 else np.column_stack([out, np.zeros(len(out))])
+
+
+def umap_layout(codes: np.ndarray, init: np.ndarray, seed: int = 0, n_epochs: int = EPOCHS) -> np.ndarray:
+    """One UMAP map (15 neighbours, min_dist 0.1) of ``codes`` (P, L), started from layout ``init`` (P, 2)."""
+    from .umap_runtime import import_umap, quiet_umap
+
+    umap = import_umap()
+    fit = umap.UMAP(n_components=2, init=np.asarray(init, dtype=np.float64), random_state=seed, n_epochs=n_epochs,
+                    n_jobs=1)  # fmt: skip
+    with quiet_umap():
+        return fit.fit_transform(np.asarray(codes, dtype=np.float32)).astype(np.float64)
+
+
+def turned_onto(layout: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """``layout`` centred, turned (or reflected) onto ``previous`` by orthogonal Procrustes, at its centre."""
+    from scipy.linalg import orthogonal_procrustes
+
+    layout = layout - layout.mean(0)
+    rotation, _ = orthogonal_procrustes(layout, previous - previous.mean(0))
+    return layout @ rotation + previous.mean(0)
+
+
+def umap_sequence(
+    codes: Sequence[np.ndarray],
+    start: np.ndarray | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    on_layout: Callable[[int, np.ndarray], None] | None = None,
+) -> list[np.ndarray]:
+    """The layouts of ``codes`` (frames of the same P items, in order): frame 0 starts from ``start`` (the layout of
+    the frame before it) or, without one, from its own PCA; each next frame from the layout before it. Each layout
+    is given to ``on_layout(i, layout)`` as soon as it is fitted (so a killed fit keeps what it had done)."""
+    out: list[np.ndarray] = []
+    previous = start
+    for i, c in enumerate(codes):
+        report(progress, i / max(1, len(codes)), f"UMAP of frame {i + 1} of {len(codes)}")
+        layout = umap_layout(c, pca2(c) if previous is None else previous, seed)
+        layout = layout - layout.mean(0) if previous is None else turned_onto(layout, previous)
+        if on_layout is not None:
+            on_layout(i, layout)
+        out.append(layout)
+        previous = layout
+    report(progress, 1.0, "done")
+    return out
