@@ -143,7 +143,9 @@ def test_the_stamp_names_the_machine_versions_and_commit():
 def test_history_section():
     s = bench_history.Settings(epochs=1, repeats=1, n_train=2_000, probe_size=300)
     md = bench_history.run(quick=True, settings=s)
-    check_section(md, bench_history.TITLE, ["history off", "history on", "PCA per frame, aligned"])
+    check_section(
+        md, bench_history.TITLE, ["history off", "history on", "PCA per frame, aligned", "UMAP per frame, started"]
+    )
 
 
 @pytest.mark.slow
