@@ -46,6 +46,10 @@ BROWSER_HELP = (
 )
 MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
 POINT_SIZES = ["auto", *range(1, 13)]
+DENSITY_HELP = (
+    "Contours of where the points lie thickest, under them: on a large map, where the mass is (dots drawn over "
+    "one another hide it)."
+)
 FIND_HELP = (
     "An item's number pins it (#12; a plain 12 where no label is called 12); a label's name shows only that label, "
     "the others in grey."
@@ -71,6 +75,7 @@ class Display:
     colour: str
     marker: tuple[int, float] | None
     browser: bool
+    density: bool = False
 
 
 def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
@@ -100,6 +105,7 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
                                  help="In pixels; auto: smaller as the map holds more points.")  # fmt: skip
         opacity = st.select_slider("Opacity", OPACITIES, value="auto", key="explore_opacity",
                                    help="Auto: fainter as the map holds more points.")  # fmt: skip
+        density = st.toggle("Density", key="explore_density", help=DENSITY_HELP)
         backdrop = st.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
         browser = st.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP,
                             bind=LINKED)  # fmt: skip
@@ -107,7 +113,7 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
     if point != "auto" or opacity != "auto":
         auto_size, auto_opacity = mapview.auto_marker(size)
         marker = (auto_size if point == "auto" else int(point), auto_opacity if opacity == "auto" else float(opacity))
-    return method, split, None if size == n_split else size, Display(backdrop, colour, marker, browser)
+    return method, split, None if size == n_split else size, Display(backdrop, colour, marker, browser, density)
 
 
 @st.fragment(run_every=0.5)  # the UMAP map replaces the PCA stand-in within half a second
@@ -280,7 +286,7 @@ with map_col:
             pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, overlays=extra,
             panel_key=view_key, column=column, marker=display.marker,
             only=found[1] if found and found[0] == "label" and column is None else None,
-            clears=st.session_state.get(gallery.CLEARS_KEY, 0),
+            clears=st.session_state.get(gallery.CLEARS_KEY, 0), density=display.density,
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
         st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom; "

@@ -534,3 +534,10 @@ def test_a_link_with_a_pinned_item_opens_with_it_pinned_and_a_bad_one_gets_a_sen
     bad = open_app("explore", query={"item": "ninety"}, state={"explore_method": "PCA", "explore_browser": True})
     assert not bad.exception and any("ninety" in t.value for t in bad.toast)
     assert "explore_selected" not in bad.session_state
+
+
+def test_the_density_toggle_asks_the_browser_for_contours_under_the_points(runs):
+    at = open_explore("PCA", browser=True)
+    assert mounts(at)["panel"]["density"] is False
+    at.toggle(key="explore_density").set_value(True).run()
+    assert not at.exception and mounts(at)["panel"]["density"] is True

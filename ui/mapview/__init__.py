@@ -104,13 +104,15 @@ def show(
     marker: tuple[int, float] | None = None,
     clears: int = 0,
     only: int | None = None,
+    density: bool = False,
     height: int | str = "auto",
 ) -> None:
     """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only). The
     map takes the whole width; its ``height`` (px) "auto" fills most of the window. ``column`` colours the points
     (None: by label); ``marker`` is their size and opacity (None: ``auto_marker``); a new ``clears`` count drops
     the browser's box or lasso selection (the page's "Clear selection"); ``only`` shows one label's points over
-    the others in grey (as a click on its legend entry does), when it changes.
+    the others in grey (as a click on its legend entry does), when it changes; ``density`` draws the points'
+    density as contours under them.
 
     Every mount keeps its key from map to map, so the browser keeps its Plotly and its decoder: Streamlit
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).
@@ -137,6 +139,7 @@ def show(
             "opacity": opacity,
             "clears": clears,
             "only": only,
+            "density": density,
             "height": height,
         },
         key=panel_key,

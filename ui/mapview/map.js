@@ -319,7 +319,16 @@ function traces(s, data) {
     rows: Int32Array.from(order, (k) => map.rows[k]),
   };
   const out = [{ type: "scattergl", mode: "markers", x, y, name: "points", showlegend: false, hoverinfo: "none", marker }];
+  if (data.density) { // where the points lie thickest, as contours (SVG, under the WebGL points; Plotly bins them)
+    const bins = Math.min(80, Math.max(10, Math.round(Math.sqrt(map.n) / 2))); // coarser for fewer points
+    out.push({
+      type: "histogram2dcontour", x: map.x, y: map.y, name: "density", showlegend: false, hoverinfo: "skip",
+      ncontours: 10, nbinsx: bins, nbinsy: bins, showscale: false, contours: { coloring: "fill", showlines: false },
+      colorscale: [[0, "rgba(128,128,128,0)"], [1, "rgba(90,90,90,0.55)"]],
+    });
+  }
   const cats = categoriesOf(s);
+  s.legendStart = out.length; // the legend entries' first trace
   (cats || []).forEach((c, i) => {
     out.push({ // a legend entry only: clicking it shows only this category
       type: "scattergl", mode: "markers", x: [null], y: [null], name: c.name, legendgroup: "category", hoverinfo: "skip",
@@ -420,7 +429,7 @@ function events(s, Plotly) {
   });
   // a legend entry: show only that category (the rest grey, underneath); again: show all
   gd.on("plotly_legendclick", (e) => {
-    const c = e.curveNumber - 1;
+    const c = e.curveNumber - s.legendStart;
     if (c < 0 || !s.data) return false;
     s.only = s.only === c ? null : c;
     s.root.dataset.only = s.only === null ? "" : String(c);
