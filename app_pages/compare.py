@@ -99,6 +99,36 @@ def map_figure(layout: np.ndarray, labels, names, colour, title: str, chosen: li
     return fig
 
 
+OVERLAY_LINES = 300  # items whose move from A's place to B's is drawn in the overlay
+
+
+def overlay_figure(la: np.ndarray, lb: np.ndarray, labels, names, name_a: str, name_b: str):
+    """Both maps in one: A's items as dots, B's as rings, and a line from each of a sample of items' place in A to
+    its place in B (the shorter the lines, the more the spaces agree)."""
+    import plotly.graph_objects as go
+
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(la), min(OVERLAY_LINES, len(la)), replace=False)
+    xs = np.column_stack([la[sample, 0], lb[sample, 0], np.full(len(sample), np.nan)]).ravel()
+    ys = np.column_stack([la[sample, 1], lb[sample, 1], np.full(len(sample), np.nan)]).ravel()
+    colours = np.array(["#888888"] * len(la), dtype=object)
+    for rows, _, c in maps.label_groups(labels, names, len(la)):
+        colours[rows] = c
+    fig = go.Figure([
+        go.Scattergl(x=xs, y=ys, mode="lines", name=f"moves ({len(sample)} items)", hoverinfo="skip",
+                     line={"color": "rgba(120,120,120,0.45)", "width": 1}),
+        go.Scattergl(x=la[:, 0], y=la[:, 1], mode="markers", name=f"A: {name_a}", customdata=np.arange(len(la)),
+                     marker={"size": 5, "color": list(colours)}),
+        go.Scattergl(x=lb[:, 0], y=lb[:, 1], mode="markers", name=f"B: {name_b}", customdata=np.arange(len(lb)),
+                     marker={"size": 7, "color": "rgba(0,0,0,0)", "line": {"width": 1, "color": list(colours)}}),
+    ])  # fmt: skip
+    fig.update_layout(title="A and B on one map: a line from each item's place in A to its place in B", height=620,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.05})  # fmt: skip
+    fig.update_xaxes(title_text="PCA 1")
+    fig.update_yaxes(title_text="PCA 2")
+    return fig
+
+
 def picked(event) -> list[int]:
     """The items (rows of the codes) a chart event picked: a click or a box or lasso selection."""
     try:
@@ -110,7 +140,7 @@ def picked(event) -> list[int]:
 
 # ---------------------------------------------------------------- the page
 
-state.keep_widgets(("compare_b", "compare_split", "compare_points", "compare_colour", "compare_carry"))
+state.keep_widgets(("compare_b", "compare_split", "compare_points", "compare_colour", "compare_carry", "compare_view"))
 st.title("Compare two runs")
 run_a, model_a = cache.require_model(current_run())
 ds = cache.require_data(run_a)
@@ -129,6 +159,13 @@ n_split = ds.split_size(split)
 sizes = [n for n in SIZES if n < n_split] + [n_split]
 size = c3.selectbox("Points", sizes, index=min(1, len(sizes) - 1), key="compare_points",
                     format_func=lambda n: f"all ({n:,})" if n == n_split else f"{n:,}")  # fmt: skip
+view = c2.radio(
+    "View",
+    ["side by side", "overlay"],
+    key="compare_view",
+    horizontal=True,
+    help="Overlay: both maps in one, with a line from each of 300 items' place in A to its place in B.",
+)
 colour = c4.radio("Colour", ["label", "neighbours shared"], key="compare_colour", horizontal=True,
                   help="Neighbours shared: the share (Jaccard) of each item's 10 nearest latent neighbours the two "
                        "runs agree on.")  # fmt: skip
@@ -165,12 +202,15 @@ events = {side: st.session_state.get(f"compare_chart_{side}") for side in ("A", 
 last = st.session_state.get("compare_last")  # the map selected on last (each keeps its own selection)
 chosen = picked(events[last]) if last in events else picked(events["A"]) or picked(events["B"])
 ring = chosen[0] if len(chosen) == 1 else None
-left, right = st.columns(2)
-for column, side, layout, name in ((left, "A", la, run_a.name), (right, "B", lb, run_b.name)):
-    with column:
-        fig = map_figure(layout, labels, label_names, agreement, f"{side}: {name}", chosen or None, ring)
-        chart(fig, key=f"compare_chart_{side}", selection_mode=("points", "box", "lasso"),
-              on_select=lambda side=side: st.session_state.__setitem__("compare_last", side))  # fmt: skip
+if view == "overlay":
+    chart(overlay_figure(la, lb, labels, label_names, run_a.name, run_b.name), key="compare_overlay")
+else:
+    left, right = st.columns(2)
+    for column, side, layout, name in ((left, "A", la, run_a.name), (right, "B", lb, run_b.name)):
+        with column:
+            fig = map_figure(layout, labels, label_names, agreement, f"{side}: {name}", chosen or None, ring)
+            chart(fig, key=f"compare_chart_{side}", selection_mode=("points", "box", "lasso"),
+                  on_select=lambda side=side: st.session_state.__setitem__("compare_last", side))  # fmt: skip
 st.caption("B's map is turned onto A's (orthogonal Procrustes), so the same items sit in the same places where the "
            "spaces agree. Select with the box or lasso on either map to see those items on both; click an item to "
            "decode it through both models.")  # fmt: skip

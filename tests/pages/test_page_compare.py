@@ -91,3 +91,21 @@ def test_only_runs_on_the_same_data_are_offered_and_a_lone_run_gets_a_sentence(r
     at = open_compare()
     assert any("No other run on digits" in i.value for i in at.info)  # the sprites run is not offered
     assert not at.metric
+
+
+def test_the_overlay_draws_each_items_move_from_a_to_b_and_the_twins_do_not_move(runs, twin):
+    import json as _json
+
+    at = open_compare()
+    at.radio(key="compare_view").set_value("overlay").run()
+    assert not at.exception, at.exception
+    (spec,) = [_json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    from specs import array
+
+    lines, a, b = spec["data"][:3]
+    assert a["name"] == "A: digits-small" and b["name"] == "B: digits-twin"
+    xs, ys = array(lines["x"]).reshape(-1, 3), array(lines["y"]).reshape(-1, 3)  # from, to, gap
+    assert len(xs) == 300  # a sample of the 360 test items
+    moves = np.hypot(xs[:, 1] - xs[:, 0], ys[:, 1] - ys[:, 0])
+    diameter = np.ptp(array(a["x"]))
+    assert moves.max() < 1e-4 * diameter  # the same space: B's map turned onto A's puts every item in place
