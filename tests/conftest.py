@@ -109,3 +109,22 @@ def run_data(runs):
     model = rf.load_model(run)
     model.requires_grad_(False)
     return run, model, load_dataset(rf.load_config(run)[2])
+
+
+@pytest.fixture
+def stop_and_resume():
+    """``f(run, dataset, at_step)``: train ``run`` until a logged step reaches ``at_step``, stop it there (as the app's
+    Stop does), then resume it to the end; asserts each part ended as it should."""
+    from vae.runs.folder import write_control
+    from vae.train import train
+
+    def go(run, dataset, at_step: int) -> None:
+        def stop_there(kind, rec):
+            if kind == "step" and rec["step"] >= at_step:
+                write_control(run, "stop")
+
+        assert train(run, dataset=dataset, callback=stop_there)["state"] == "stopped"
+        write_control(run, "resume")
+        assert train(run, dataset=dataset, resume=True)["state"] == "finished"
+
+    return go

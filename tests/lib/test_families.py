@@ -17,7 +17,7 @@ from vae.data import load_dataset
 from vae.models import build_model
 from vae.objectives import family_terms, kl_divergence, log_likelihood, log_normal_diag
 from vae.runs import folder as rf
-from vae.runs.folder import new_run, write_control
+from vae.runs.folder import new_run
 from vae.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def make(root, digits, name, family, **train_kw):
 
 
 @pytest.mark.parametrize("family", ["beta-tcvae", "iwae"])
-def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digits, family):
+def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digits, family, stop_and_resume):
     full = make(tmp_path, digits, "full", family, beta=6.0)
     assert train(full, dataset=digits)["state"] == "finished"
     assert rf.load_config(full)[0].family == family
@@ -105,14 +105,7 @@ def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digi
     else:
         assert not any(k in epochs[-1] for k in tc_keys)
     part = make(tmp_path, digits, "part", family, beta=6.0)
-
-    def stop_mid_way(kind, rec):
-        if kind == "step" and rec["step"] >= 30:
-            write_control(part, "stop")
-
-    assert train(part, dataset=digits, callback=stop_mid_way)["state"] == "stopped"
-    write_control(part, "resume")
-    assert train(part, dataset=digits, resume=True)["state"] == "finished"
+    stop_and_resume(part, digits, at_step=30)
     a, b = rf.load_state(full)[0], rf.load_state(part)[0]
     for k in a:
         if k.startswith("model."):

@@ -79,7 +79,7 @@ def test_bfloat16_autocast_trains_to_nearly_the_same_elbo_and_keeps_float32_weig
         TrainConfig(precision="fp16")
 
 
-def test_float64_training_resumes_exactly_in_float64_and_gives_the_app_float32(tmp_path, digits):
+def test_float64_training_resumes_exactly_in_float64_and_gives_the_app_float32(tmp_path, digits, stop_and_resume):
     """precision="fp64" (exactness checks) trains in float64 throughout; stopped and resumed, it ends bit for bit
     where an uninterrupted run does; the weights the app loads are the same values in float32."""
     cfg = DataConfig(name="digits")
@@ -91,14 +91,7 @@ def test_float64_training_resumes_exactly_in_float64_and_gives_the_app_float32(t
     full = make_run(tmp_path, digits, cfg, name="full", epochs=2, precision="fp64")
     assert train(full, dataset=digits)["state"] == "finished"
     part = make_run(tmp_path, digits, cfg, name="part", epochs=2, precision="fp64")
-
-    def stop_mid_way(kind, rec):
-        if kind == "step" and rec["step"] >= 5:
-            write_control(part, "stop")
-
-    assert train(part, dataset=digits, callback=stop_mid_way)["state"] == "stopped"
-    write_control(part, "resume")
-    assert train(part, dataset=digits, resume=True)["state"] == "finished"
+    stop_and_resume(part, digits, at_step=5)
     a, b = float64_weights(full), float64_weights(part)
     assert a and all(v.dtype == torch.float64 for v in a.values())
     for k in a:
