@@ -21,6 +21,7 @@ BENCHMARKS = (
     Benchmark("scaling", "bench.bench_scaling", "epoch time and map time against the number of examples"),
     Benchmark("history", "bench.bench_history", "the latent history's cost to training; aligned frames"),
     Benchmark("disentanglement", "bench.bench_disentanglement", "MIG, DCI, β-VAE and FactorVAE scores on sprites"),
+    Benchmark("families", "bench.bench_families", "VAE, IWAE training and β-TCVAE: likelihood and training time"),
     Benchmark("ddp", "bench.bench_ddp", "torchrun × 1 thread against 1 process × 2 threads"),
     Benchmark("interaction", "bench.bench_interaction", "clicks and sliders in Chromium; 8 sessions", True),
     Benchmark("rerun_floor", "bench.bench_rerun_floor", "the browser's CPU per Streamlit rerun", True),

@@ -17,6 +17,7 @@ import pytest
 import bench.__main__ as runner
 from bench import (
     bench_disentanglement,
+    bench_families,
     bench_history,
     bench_projection,
     bench_quality,
@@ -155,3 +156,13 @@ def test_disentanglement_section():
     rows = check_section(md, bench_disentanglement.TITLE, ["β = 4", "the factors themselves", "the factors, randomly"])
     exact = next(r for r in rows if r[0].startswith("the factors themselves"))
     assert float(exact[-2]) > 0.9  # DCI informativeness of the factors themselves
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fashion_mnist")
+def test_families_section():
+    s = bench_families.Settings(epochs=1, seeds=(0,), n_train=2_000, subset=100, eval_k=10)
+    md = bench_families.run(settings=s)
+    rows = check_section(md, bench_families.TITLE, ["VAE (baseline)", "IWAE training, K = 5", "β-TCVAE, β = 6"])
+    iwae_bound, elbo = (float(v) for v in rows[0][1:3])
+    assert iwae_bound <= elbo + 1e-6  # the K-sample bound is at least as tight as the ELBO on the same model
