@@ -90,13 +90,20 @@ def iwae_bound(
         eps = torch.randn((n, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps  # (n, B, L)
         params = model.decoder_params(z.reshape(-1, mu.shape[1]))  # (n * B, *input_shape)
-        x_rep = x.unsqueeze(0).expand(n, *x.shape).reshape(-1, *x.shape[1:])
-        log_px = log_likelihood(x_rep, params, model.cfg.likelihood, model.log_sigma).view(n, -1)  # (n, B)
-        log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))  # (n, B)
-        log_qz = log_normal_diag(z, mu, logvar)  # (n, B)
-        parts.append(log_px + log_pz - log_qz)
+        parts.append(log_weights(model, x, params, mu, logvar, z)[0])
     log_w = torch.cat(parts, 0)  # (K, B)
     return torch.logsumexp(log_w, 0) - math.log(k)
+
+
+def log_weights(model, x: torch.Tensor, params: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Importance log-weights log p(x, z_k) - log q(z_k|x), (K, B), of samples ``z`` (K, B, L) whose decoder outputs
+    are ``params`` (K * B, *input_shape); and log p(x|z_k) alone, (K, B). ``model`` is the (unwrapped) VAE."""
+    k = z.shape[0]
+    x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
+    log_px = log_likelihood(x_rep, params, model.cfg.likelihood, model.log_sigma).view(k, -1)  # (K, B)
+    log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
+    return log_px + log_pz - log_normal_diag(z, mu, logvar), log_px
 
 
 def aggregate_log_densities(
@@ -164,9 +171,7 @@ def family_terms(
             raise ValueError("The IWAE family needs its samples' noise as (K, batch, latent_dim).")
         k = eps.shape[0]
         params, mu, logvar, z = model(x, None, eps=eps)  # K samples per item through the (DDP-wrapped) forward
-        x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
-        log_px = log_likelihood(x_rep, params, inner.cfg.likelihood, inner.log_sigma).view(k, -1)  # (K, B)
-        log_w = log_px + log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z)) - log_normal_diag(z, mu, logvar)
+        log_w, log_px = log_weights(inner, x, params, mu, logvar, z)  # (K, B) each
         bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
         recon = -log_px[0]
         kl = kl_divergence(mu, logvar)
