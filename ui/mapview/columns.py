@@ -11,8 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from vae.analysis.posterior import sigma
 from vae.data import Dataset
+from vae.objectives import kl_divergence
 
 LABEL = "label"
 SPLIT = "split"
@@ -83,10 +86,10 @@ def values(
     if name == RECON:
         return Column(name, np.asarray(recon(), dtype=np.float32))
     if name == KL:
-        kl = 0.5 * (np.square(codes) + np.exp(logvars) - 1.0 - logvars).sum(axis=1)
+        kl = kl_divergence(torch.as_tensor(codes), torch.as_tensor(logvars)).numpy()  # the closed form, per item
         return Column(name, kl.astype(np.float32))
     if name == SIGMA:
-        return Column(name, np.exp(0.5 * logvars).mean(axis=1).astype(np.float32))
+        return Column(name, sigma(logvars).mean(axis=1).astype(np.float32))
     if name == KEPT:
         return Column(name, np.asarray(kept(), dtype=np.float32), range=(0.0, 1.0))  # a share: 1 at the top
     if name.startswith(FACTOR):
