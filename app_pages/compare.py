@@ -20,8 +20,17 @@ from ui.pictures import decode, label_name, show_item
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.text import plain
-from vae.analysis.compare import MAP_ITEMS, check_comparable, config_diff, fit_linear_map, knn_jaccard, similarity
+from vae.analysis.compare import (
+    MAP_ITEMS,
+    check_comparable,
+    config_diff,
+    fit_linear_map,
+    knn_jaccard,
+    linear_cka,
+    procrustes_disparity,
+)
 from vae.analysis.evaluate import active_units
+from vae.projection.sequence import pca2, turned_onto
 from vae.runs import folder as rf
 from vae.runs import listing
 
@@ -54,15 +63,31 @@ def same_data_runs(run_a) -> list[dict]:
     return sorted(out, key=lambda r: -r["updated"])
 
 
-def aligned_pca(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2-D PCA layouts of both codes, B's turned (and reflected if need be) onto A's by orthogonal Procrustes."""
-    from scipy.linalg import orthogonal_procrustes
-    from sklearn.decomposition import PCA
+@st.cache_data(max_entries=4, show_spinner="Comparing the two latent spaces…")
+def comparison(path_a: str, ckpt_a: str, path_b: str, ckpt_b: str, split: str, max_points: int | None) -> dict:
+    """Everything the page shows of two runs' codes of the same items, computed once per (runs, checkpoints,
+    items): the codes, the four numbers, each item's neighbours shared, both PCA layouts (B's turned onto A's) and
+    the two linear maps from A's space to B's (fitted on up to ``MAP_ITEMS`` training items)."""
+    a, idx = cache.latent_means(path_a, ckpt_a, split, max_points)  # the same items: one seeded sample of the split
+    b, _ = cache.latent_means(path_b, ckpt_b, split, max_points)
+    fit_a, _ = cache.latent_means(path_a, ckpt_a, "train", MAP_ITEMS)  # the linear maps' training items
+    fit_b, _ = cache.latent_means(path_b, ckpt_b, "train", MAP_ITEMS)
+    carry = {"linear map": fit_linear_map(fit_a, fit_b), "orthogonal map": fit_linear_map(fit_a, fit_b, True)}
+    agreement = knn_jaccard(a, b)  # (N,)
+    numbers = {"cka": linear_cka(a, b), "knn_jaccard": float(agreement.mean()),
+               "procrustes_disparity": procrustes_disparity(a, b),
+               "linear_map_r2": carry["linear map"].r2}  # on training items, as the carried decodes use it  # fmt: skip
+    la = pca2(a)
+    return {"a": a, "b": b, "idx": idx, "numbers": numbers, "agreement": agreement, "carry": carry,
+            "la": la, "lb": turned_onto(pca2(b), la)}  # fmt: skip
 
-    la = PCA(2, random_state=0).fit_transform(a)
-    lb = PCA(2, random_state=0).fit_transform(b)
-    rotation, _ = orthogonal_procrustes(lb, la)
-    return la, lb @ rotation
+
+def label_colours(labels, names, n: int) -> np.ndarray:
+    """Each item's label colour (one colour for unlabelled data), as the maps' legend gives them."""
+    colours = np.full(n, maps.COLOURS[0], dtype=object)
+    for rows, _, c in maps.label_groups(labels, names, n):
+        colours[rows] = c
+    return colours
 
 
 def map_figure(layout: np.ndarray, labels, names, colour, title: str, chosen: list[int] | None, ring: int | None):
@@ -74,15 +99,12 @@ def map_figure(layout: np.ndarray, labels, names, colour, title: str, chosen: li
                                    marker={"size": 5, "color": colour, "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                            "colorbar": {"title": {"text": "neighbours shared"}}}))  # fmt: skip
     else:
-        groups = maps.label_groups(labels, names, len(layout))
         order = np.random.default_rng(0).permutation(len(layout))  # drawn shuffled: no class paints over another
-        colours = np.empty(len(layout), dtype=object)
-        for rows, _, c in groups:
-            colours[rows] = c
+        colours = label_colours(labels, names, len(layout))
         fig.add_trace(go.Scattergl(x=layout[order, 0], y=layout[order, 1], mode="markers", name="items",
                                    customdata=order, marker={"size": 5, "color": list(colours[order])},
                                    showlegend=False))  # fmt: skip
-        for _, name, c in groups:  # the legend
+        for _, name, c in maps.label_groups(labels, names, len(layout)):  # the legend
             fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name, marker={"color": c}))
     if colour is not None:
         fig.data[0].customdata = np.arange(len(layout))
@@ -111,9 +133,7 @@ def overlay_figure(la: np.ndarray, lb: np.ndarray, labels, names, name_a: str, n
     sample = rng.choice(len(la), min(OVERLAY_LINES, len(la)), replace=False)
     xs = np.column_stack([la[sample, 0], lb[sample, 0], np.full(len(sample), np.nan)]).ravel()
     ys = np.column_stack([la[sample, 1], lb[sample, 1], np.full(len(sample), np.nan)]).ravel()
-    colours = np.array(["#888888"] * len(la), dtype=object)
-    for rows, _, c in maps.label_groups(labels, names, len(la)):
-        colours[rows] = c
+    colours = label_colours(labels, names, len(la))
     fig = go.Figure([
         go.Scattergl(x=xs, y=ys, mode="lines", name=f"moves ({len(sample)} items)", hoverinfo="skip",
                      line={"color": "rgba(120,120,120,0.45)", "width": 1}),
@@ -179,13 +199,8 @@ except (ValueError, FileNotFoundError) as e:
 st.session_state["compare_pair"] = (run_a.name, run_b.name)
 ckpt_a, ckpt_b = rf.checkpoint_id(run_a), rf.checkpoint_id(run_b)
 max_points = None if size == n_split else size
-a, idx = cache.latent_means(str(run_a), ckpt_a, split, max_points)  # the same items: one seeded sample of the split
-b, _ = cache.latent_means(str(run_b), ckpt_b, split, max_points)
-fit_a, _ = cache.latent_means(str(run_a), ckpt_a, "train", MAP_ITEMS)  # the linear map's training items
-fit_b, _ = cache.latent_means(str(run_b), ckpt_b, "train", MAP_ITEMS)
-
-numbers = similarity(a, b)
-numbers["linear_map_r2"] = fit_linear_map(fit_a, fit_b).r2  # on training items, as the carried decodes use it
+shown = comparison(str(run_a), ckpt_a, str(run_b), ckpt_b, split, max_points)
+a, b, idx, numbers, la, lb = (shown[k] for k in ("a", "b", "idx", "numbers", "la", "lb"))
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Linear CKA", f"{numbers['cka']:.2f}", help="1: the same up to rotation and scale (Kornblith et al. 2019).")
 m2.metric("10 neighbours shared", f"{numbers['knn_jaccard']:.0%}", help="Mean Jaccard of each item's neighbours.")
@@ -196,8 +211,7 @@ st.caption(f"On the same {len(idx):,} {split} items. {ARBITRARY}")
 labels_all = ds.split_labels(split)
 labels = None if labels_all is None else labels_all[idx]
 label_names = [label_name(ds, y) for y in range(int(labels.max()) + 1)] if labels is not None else None
-la, lb = aligned_pca(a, b)
-agreement = knn_jaccard(a, b) if colour != "label" else None
+agreement = shown["agreement"] if colour != "label" else None
 events = {side: st.session_state.get(f"compare_chart_{side}") for side in ("A", "B")}
 last = st.session_state.get("compare_last")  # the map selected on last (each keeps its own selection)
 chosen = picked(events[last]) if last in events else picked(events["A"]) or picked(events["B"])
@@ -221,7 +235,7 @@ if ring is not None:
                      key="compare_carry", horizontal=True, help=ARBITRARY)  # fmt: skip
     st.caption(CARRY[carry])
     z_a = a[row]
-    z_b = z_a if carry == "same raw z" else fit_linear_map(fit_a, fit_b, orthogonal=carry == "orthogonal map")(z_a)
+    z_b = z_a if carry == "same raw z" else shown["carry"][carry](z_a)
     x = ds.split_items(split, [int(idx[row])])[0].numpy()
     pictures = {"original": x, "A's decode": decode(model_a, z_a)[0], f"B's decode ({carry})": decode(model_b, z_b)[0],
                 "B's own reconstruction": decode(model_b, b[row])[0]}  # fmt: skip
