@@ -77,13 +77,11 @@ def mean_spread(values: list[float], digits: int = 2) -> str:
 
 
 def run(quick: bool = False, settings: Settings | None = None) -> str:
-    from vae.config import DataConfig
 
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
         return common.no_fashion(TITLE)
-    ds = common.load_fashion(s.n_train)
-    data_cfg = DataConfig(name=common.FASHION, max_train=s.n_train)
+    ds, data_cfg = common.fashion(s.n_train)
     subset = np.sort(np.random.default_rng(0).choice(len(ds.x_test), min(s.subset, len(ds.x_test)), replace=False))
     x = ds.x_test[torch.from_numpy(subset)].float()
     results: dict[str, dict[str, list[float]]] = {}

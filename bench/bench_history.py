@@ -74,13 +74,11 @@ def umap_rows(run_dir: Path, codes: list, moves: dict, seconds: dict) -> None:
 def run(quick: bool = False, settings: Settings | None = None) -> str:
     """The section as markdown."""
     from vae.analysis import history
-    from vae.config import DataConfig
 
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
         return common.no_fashion(TITLE)
-    ds = common.load_fashion(s.n_train)
-    data_cfg = DataConfig(name=common.FASHION, max_train=s.n_train)
+    ds, data_cfg = common.fashion(s.n_train)
     rates: dict[str, list[float]] = {"on": [], "off": []}
     walls: dict[str, list[float]] = {"on": [], "off": []}
     moves = {"aligned": [], "independent": [], "umap": [], "umap independent": []}

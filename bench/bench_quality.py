@@ -124,8 +124,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
         return common.no_fashion(TITLE)
-    ds = common.load_fashion(s.n_train, s.n_test)
-    data_cfg = DataConfig(name=common.FASHION, max_train=s.n_train, max_test=s.n_test)
+    ds, data_cfg = common.fashion(s.n_train, s.n_test)
     subset = np.sort(np.random.default_rng(0).choice(len(ds.x_test), min(s.iwae_n, len(ds.x_test)), replace=False))
     rows = []
     for arch in s.archs:

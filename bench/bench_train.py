@@ -149,8 +149,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
     s = settings or (QUICK if quick else FULL)
     if not common.fashion_available():
         return common.no_fashion(TITLE)
-    ds = common.load_fashion(s.n_train, s.n_test)
-    data_cfg = DataConfig(name=common.FASHION, max_train=s.n_train, max_test=s.n_test)
+    ds, data_cfg = common.fashion(s.n_train, s.n_test)
     train_u8 = (ds.x_train[:, 0].numpy() * 255).round().astype(np.uint8)
     n = len(ds.x_train)
     rows: dict[str, dict[str, list]] = {}

@@ -131,10 +131,16 @@ def fashion_available() -> bool:
 @functools.lru_cache(maxsize=4)
 def load_fashion(max_train: int | None = None, max_test: int | None = None):
     """Fashion-MNIST through ``vae.data`` (a fixed-seed subset when limits are given); cached per process."""
+    return fashion(max_train, max_test)[0]
+
+
+def fashion(max_train: int | None = None, max_test: int | None = None):
+    """(the dataset, its ``DataConfig``) of Fashion-MNIST, as ``load_fashion``: what a benchmark's runs train on."""
     from vae.config import DataConfig
     from vae.data import load_dataset
 
-    return load_dataset(DataConfig(name=FASHION, max_train=max_train, max_test=max_test))
+    cfg = DataConfig(name=FASHION, max_train=max_train, max_test=max_test)
+    return load_dataset(cfg), cfg
 
 
 @functools.lru_cache(maxsize=2)
