@@ -255,3 +255,19 @@ def test_a_map_is_fitted_in_the_server_when_no_worker_can_start(tmp_path, codes)
     proj = cache._fit(tmp_path, "epoch-1", "test", "pca-k", codes, "pca", worker=gone)
     assert gone.fits == ["pca-k"] and isinstance(proj, LatentProjector) and proj.method == "pca"
     assert (tmp_path / "projections" / "pca-k.npz").is_file()
+
+
+def test_a_ctrl_c_wrapped_by_python_during_an_import_counts_as_ctrl_c():
+    """Ctrl+C landing while a class is created (numba's, as umap imports) reaches the worker as a RuntimeError
+    caused by the KeyboardInterrupt: still a Ctrl+C, ended quietly; any other error is not."""
+    from vae.projection.worker import interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'cached_property' instance") from e
+    except RuntimeError as wrapped:
+        assert interrupted(wrapped)
+    assert not interrupted(RuntimeError("a real failure"))
+    assert not interrupted(ValueError("bad codes"))

@@ -223,6 +223,21 @@ def main() -> None:
         serve(sys.stdin, out)
     except KeyboardInterrupt:  # Ctrl+C in the server's terminal reaches this process too: end quietly
         pass
+    except Exception as e:  # noqa: BLE001 - re-raised unless it is a Ctrl+C in disguise
+        if not interrupted(e):
+            raise
+
+
+def interrupted(error: BaseException) -> bool:
+    """True when ``error`` is a Ctrl+C wrapped by Python: one landing while a class is created (importing umap's
+    numba, say) reaches us as ``RuntimeError("Error calling __set_name__ ...")`` caused by the KeyboardInterrupt."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 if __name__ == "__main__":
