@@ -69,11 +69,11 @@ def make_plan(quick: bool, interactions: int | None, contexts: int | None) -> Pl
     if quick or not common.fashion_available():
         plan = Plan(
             data="digits",
-            epochs=3 if quick else 10,
+            epochs=(1 if n < 3 else 3) if quick else 10,  # a smoke run (an interaction or two): one epoch
             default_view=View("test", "all (360)", 360, None, "UMAP"),
             views=(View("test", "all (360)", 360, None), View("train", "all (1,437)", 1437, None)),
             maps=(("UMAP", "test", None), ("PCA", "test", None), ("PCA", "train", None)),
-            solo_s=4.0 if quick else 10.0,
+            solo_s=(1.0 if n < 3 else 4.0) if quick else 10.0,
             **counts,
         )
         if not quick:

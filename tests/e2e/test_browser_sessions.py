@@ -26,7 +26,7 @@ from vae.runs import folder as rf
 from vae.runs import jobs
 
 SESSIONS = 8
-ROUNDS = 4  # the first press jumps to an end of the slider, the next ones step back from it
+ROUNDS = 3  # the first press jumps to an end of the slider, the next ones step back from it
 RUN = "e2e-sessions-training"
 DECODED = 'img[alt="decoded image"]'
 SLIDER_BOXES = '[data-testid="stMain"] [class*="st-key-decode_dim_"] [data-testid="stSlider"]'

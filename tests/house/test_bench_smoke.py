@@ -151,7 +151,9 @@ def test_history_section():
 
 @pytest.mark.slow
 def test_disentanglement_section():
-    s = bench_disentanglement.Settings(count=1200, epochs=1, arms=(("β = 4", 4.0, 0.0),), max_train=200, max_test=150)
+    s = bench_disentanglement.Settings(
+        count=1200, epochs=1, arms=(("β = 4", 4.0, 0.0),), max_train=200, max_test=150, dci_trees=10
+    )
     md = bench_disentanglement.run(settings=s)
     rows = check_section(md, bench_disentanglement.TITLE, ["β = 4", "the factors themselves", "the factors, randomly"])
     exact = next(r for r in rows if r[0].startswith("the factors themselves"))

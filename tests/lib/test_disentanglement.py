@@ -67,8 +67,8 @@ def test_mig_is_high_for_the_factors_themselves_and_clearly_lower_rotated(factor
 @pytest.mark.slow
 def test_dci_and_sap_are_high_for_the_factors_and_lower_rotated(factors):
     train, test = factors[0][:200], factors[1]
-    exact = dci(standardised(train), train, standardised(test), test)
-    rotated = dci(standardised(train) @ ROTATION, train, standardised(test) @ ROTATION, test)
+    exact = dci(standardised(train), train, standardised(test), test, trees=25)
+    rotated = dci(standardised(train) @ ROTATION, train, standardised(test) @ ROTATION, test, trees=25)
     assert exact["dci_disentanglement"] > 0.9 and exact["dci_completeness"] > 0.9, exact
     assert rotated["dci_disentanglement"] < exact["dci_disentanglement"] - 0.3, (exact, rotated)
     assert exact["dci_informativeness"] > rotated["dci_informativeness"] - 0.05

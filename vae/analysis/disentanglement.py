@@ -93,8 +93,12 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> float:
     return float(np.mean(_top_two_gap(info)[kept] / entropy[kept])) if kept.any() else 0.0
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0) -> dict:
-    """DCI disentanglement, completeness and informativeness (gradient-boosted trees, scikit-learn defaults)."""
+DCI_TREES = 100  # boosting stages of DCI's trees: scikit-learn's default, as disentanglement_lib uses
+
+
+def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0, trees: int = DCI_TREES) -> dict:
+    """DCI disentanglement, completeness and informativeness (gradient-boosted trees, scikit-learn's defaults;
+    ``trees`` boosting stages)."""
     if not (np.isfinite(codes_train).all() and np.isfinite(codes_test).all()):
         raise ValueError("The codes hold values that are not finite numbers, so DCI cannot be scored.")
     y_train, y_test = factor_classes(factors_train), _classes_like(factors_train, factors_test)
@@ -104,7 +108,7 @@ def dci(codes_train, factors_train, codes_test, factors_test, seed: int = 0) -> 
         # thousands of small trees (one per class and stage): scikit-learn's per-tree argument checks cost a
         # fifth of the time; the inputs are checked once here, and the scores are the same without them
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            model = GradientBoostingClassifier(random_state=seed).fit(codes_train, y_train[:, k])
+            model = GradientBoostingClassifier(n_estimators=trees, random_state=seed).fit(codes_train, y_train[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
         accuracy.append(float(np.mean(model.predict(codes_test) == y_test[:, k])))
     return {
@@ -246,13 +250,13 @@ def _subsample(n: int, most: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000, max_test: int = 1000,
-                           progress: Progress | None = None) -> dict:  # fmt: skip
+                           progress: Progress | None = None, dci_trees: int = DCI_TREES) -> dict:  # fmt: skip
     """Every score of this module for a model on a dataset with factors (``KEYS``; None where one cannot be
     computed, with the reason under ``notes``). Raises ValueError, in a sentence, for data without factors.
 
     MIG reads the means of at most ``max_test`` test items; DCI and SAP train on at most ``max_train`` training
     items and test on those (DCI's trees take about 10 s per 1,000 training codes here, most of it the 40
-    rotation classes).
+    rotation classes; ``dci_trees`` boosting stages).
     """
 
     check_factors(dataset)
@@ -269,7 +273,7 @@ def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000,
     report(progress, 0.15, "SAP")
     out["sap"] = sap(z_train, f_train, z_test, f_test)
     report(progress, 0.3, "DCI")
-    out.update(dci(z_train, f_train, z_test, f_test, seed=seed))
+    out.update(dci(z_train, f_train, z_test, f_test, seed=seed, trees=dci_trees))
     truth = ground_truth(dataset)
     if truth is None:
         out.update(beta_vae=None, factor_vae=None)
