@@ -248,8 +248,9 @@ if display.colour != columns.LABEL and (display.colour != columns.KEPT or kept i
         recon=lambda: cache.reconstruction_errors_of(str(run_dir), checkpoint, split, size), kept=lambda: kept,
     )  # fmt: skip
 cloud = None if item is None else posterior.item_cloud(proj, codes[item], logvars[item], seed=int(idx[item]))
-prior_xy = posterior.prior_positions(proj, codes.shape[1]) if st.session_state.get("explore_prior") else None
-extra = posterior.overlays(cloud, prior_xy)
+prior_xy = posterior.prior_positions(proj, model) if st.session_state.get("explore_prior") else None
+components_xy = posterior.component_positions(proj, model) if st.session_state.get("explore_components") else None
+extra = posterior.overlays(cloud, prior_xy, components_xy)
 extra += attributes.group_overlays(run_dir, checkpoint, split, idx, proj.embedding_)  # the kept groups A and B
 map_col = st.container()  # the map takes the page's width; the pinned item's or spot's panel sits under it
 side = st.container()
@@ -300,4 +301,4 @@ with map_col:
         fig = map_figure(proj, groups, point["xy"] if point else None, ring, backdrop, proj.method.upper(), kept, extra)
         chart(fig, on_select="rerun", selection_mode="points", key=chart_key)
         st.caption("Click a point to see that item; click empty space to decode that spot (★). Drag to pan.")
-posterior.prior_section(run_dir, key, codes, logvars, proj)
+posterior.prior_section(run_dir, key, codes, logvars, proj, model)

@@ -18,7 +18,7 @@ from ui.pictures import enlargement, grid_picture
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.text import plain
-from vae.config import CONV_SIZES, FAMILIES, FAMILY_TEXT, MAX_LATENT
+from vae.config import CONV_SIZES, FAMILIES, FAMILY_TEXT, MAX_LATENT, MAX_PSEUDO_INPUTS
 from vae.data import Dataset, available_datasets
 from vae.distributed import native_bf16
 from vae.models import build_model, count_parameters
@@ -129,6 +129,8 @@ def model_section(ds: Dataset) -> bool:
         c3.number_input(beta, 0.0, 1000.0, step=0.5, key="train_beta")
         c4.number_input("KL warm-up (epochs)", 0.0, 10_000.0, step=1.0, key="train_warmup",
                         help="β grows from 0 over these epochs.")  # fmt: skip
+    if family == "vampprior":
+        c5.number_input("Pseudo-inputs K", 1, MAX_PSEUDO_INPUTS, key="train_pseudo", help=forms.PSEUDO_HELP)
     if family == "vae":
         c5.number_input("Free bits (nats)", 0.0, 10.0, step=0.25, key="train_free_bits", help=forms.FREE_BITS_HELP)
     c1, c2, c3, c4 = st.columns(4)

@@ -230,21 +230,28 @@ def sigma_figure(mu: np.ndarray, sigma: np.ndarray, kl: np.ndarray | None = None
     return fig
 
 
-def prior_histograms(codes: np.ndarray, columns: int = 4) -> go.Figure:
-    """One panel per latent dimension: a histogram of the codes (density) and the prior's N(0, 1) density."""
+def prior_histograms(codes: np.ndarray, columns: int = 4, prior: np.ndarray | None = None) -> go.Figure:
+    """One panel per latent dimension: a histogram of the codes (density) and the prior's density: N(0, 1), or
+    with ``prior`` samples (a learned prior) their histogram's outline."""
     latent = codes.shape[1]
     rows = -(-latent // columns)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[f"z{d}" for d in range(latent)],
                         horizontal_spacing=0.04, vertical_spacing=0.5 / max(rows, 1))  # fmt: skip
     grid = np.linspace(-4, 4, 81)
     density = np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi)
+    edges = np.arange(-4, 4.01, 0.25)
     for d in range(latent):
         r, c = d // columns + 1, d % columns + 1
         fig.add_trace(go.Histogram(x=codes[:, d], histnorm="probability density", xbins=dict(start=-4, end=4,
                       size=0.25), marker_color=PALETTE[0], opacity=0.7, name="codes", showlegend=d == 0,
                       legendgroup="codes"), row=r, col=c)  # fmt: skip
-        fig.add_trace(go.Scatter(x=grid, y=density, mode="lines", line=dict(color="black", width=1.5),
-                      name="prior N(0, 1)", showlegend=d == 0, legendgroup="prior"), row=r, col=c)  # fmt: skip
+        if prior is None:
+            x, y, name, shape = grid, density, "prior N(0, 1)", "linear"
+        else:  # the learned prior's samples, as a density outline on the codes' bins
+            y = np.histogram(prior[:, d], bins=edges, density=False)[0] / (len(prior) * 0.25)
+            x, name, shape = (edges[:-1] + edges[1:]) / 2, "the learned prior", "hvh"
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color="black", width=1.5, shape=shape),
+                      name=name, showlegend=d == 0, legendgroup="prior"), row=r, col=c)  # fmt: skip
     fig.update_xaxes(range=[-4, 4], showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(height=120 * rows + 80, margin=dict(l=10, r=10, t=60, b=10), bargap=0.02,

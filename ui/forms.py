@@ -33,9 +33,13 @@ FORM_KEYS = (
     "train_source", "train_dataset", "train_sprite_size", "train_sprite_count", "train_label_col", "train_resize",
     "train_arch", "train_latent", "train_hidden", "train_channels", "train_beta", "train_warmup", "train_epochs",
     "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16", "train_procs", "train_family",
-    "train_iwae_k",
+    "train_iwae_k", "train_pseudo",
 )  # fmt: skip
-FAMILY_LABELS = {"vae": "VAE", "beta-tcvae": "β-TCVAE", "iwae": "IWAE"}
+FAMILY_LABELS = {"vae": "VAE", "beta-tcvae": "β-TCVAE", "iwae": "IWAE", "vampprior": "VampPrior"}
+PSEUDO_HELP = (
+    "Components of the learned prior: each is the encoder's posterior at a learned pseudo-input. More is a "
+    "richer prior and a slower step (each step encodes them all)."
+)
 IWAE_K_HELP = (
     "Samples of z per item in the training bound: more is tighter and slower (each step decodes K times); "
     "K = 1 is the ELBO."
@@ -75,6 +79,7 @@ def apply_defaults(name: str, force: bool = True) -> None:
         "train_procs": 1,
         "train_family": m.family,
         "train_iwae_k": TrainConfig.iwae_k,
+        "train_pseudo": m.pseudo_inputs,
     }
     for key, value in values.items():
         if force or key not in st.session_state:
@@ -108,7 +113,7 @@ def copy_settings(run_dir: str) -> None:
         "train_warmup": train.warmup_epochs, "train_free_bits": train.free_bits, "train_epochs": train.epochs,
         "train_batch": train.batch_size, "train_lr": min(LEARNING_RATES, key=lambda r: abs(r - train.lr)),
         "train_bf16": train.precision == "bf16", "train_name": "", "train_family": model.family,
-        "train_iwae_k": train.iwae_k,
+        "train_iwae_k": train.iwae_k, "train_pseudo": model.pseudo_inputs,
     }  # fmt: skip
     if built_in:
         values["train_dataset"] = data.name
@@ -216,6 +221,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         channels=widths if arch == "conv" else (32, 64),
         likelihood=ds.likelihood,
         family=state.get("train_family", "vae"),
+        pseudo_inputs=int(state.get("train_pseudo", ModelConfig.pseudo_inputs)),
     )
     built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
     base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()
@@ -229,7 +235,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         precision="bf16" if state.get("train_bf16") else "fp32",
         iwae_k=int(state.get("train_iwae_k", base.iwae_k)),
     )
-    if model_cfg.family != "vae":  # only the ELBO takes free bits; IWAE's bound takes no β or warm-up either
+    if model_cfg.family != "vae":  # only the ELBO's closed-form KL takes free bits; IWAE's bound no β or warm-up
         train_cfg = train_cfg.replace(free_bits=0.0)
     if model_cfg.family == "iwae":
         train_cfg = train_cfg.replace(beta=1.0, warmup_epochs=0.0)

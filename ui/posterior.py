@@ -1,5 +1,5 @@
 """The encoder's distribution on the pages: an item's q(z|x) (its samples on the map, decoded, its σ per
-dimension), the prior N(0, I) against the codes, and pictures sampled from the prior."""
+dimension), the model's prior (N(0, I), or a VampPrior's mixture) against the codes, and pictures sampled from it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
+import torch
 
 from vae.analysis import posterior
 from vae.images import make_grid, png_bytes
@@ -18,11 +19,13 @@ from .pictures import decode, enlargement
 CLOUD = 100  # samples of a pinned item's q(z|x) placed on the map
 STRIP = 8  # of them decoded beside the decoded mean
 PRIOR_ON_MAP = 1000  # prior samples overlaid on the map
+PSEUDO_SHOWN = 32  # a VampPrior's pseudo-inputs shown, with what the decoder draws at their components' means
 MISMATCH_ITEMS = 5000  # items the prior-against-codes number is measured on (a fixed subsample)
 GRID = 16  # "Sample from the prior": pictures per grid
 MISMATCH_HELP = (
     "KL of the moment-matched Gaussian: fit one Gaussian to the codes (one sample of each item's q(z|x)) and "
-    "measure its KL from the prior N(0, I) in nats; 0 when the codes spread like the prior. Holes: the share of "
+    "measure its KL from the prior (N(0, I), or a learned prior's own moment-matched Gaussian) in nats; 0 when "
+    "the codes spread like the prior. Holes: the share of "
     "prior samples whose nearest code is farther than 95 % of codes are from their own nearest code; about 5 % "
     "when codes and prior match, more where the prior puts mass that no item uses (samples from there decode "
     "to things unlike the data)."
@@ -50,11 +53,15 @@ def ellipse(proj: LatentProjector, mu: np.ndarray, logvar: np.ndarray, points: i
     return (centre[:, None] + 2 * vectors @ (np.sqrt(np.maximum(values, 0))[:, None] * circle)).T
 
 
-def overlays(cloud: dict | None, prior_xy: np.ndarray | None) -> list[dict]:
-    """Map overlays (drawn under the markers): the pinned item's samples and ellipse, prior samples."""
+def overlays(cloud: dict | None, prior_xy: np.ndarray | None, components_xy: np.ndarray | None = None) -> list[dict]:
+    """Map overlays (drawn under the markers): the pinned item's samples and ellipse, prior samples, a learned
+    prior's components."""
     out = []
     if prior_xy is not None:
         out.append({"name": "prior samples", "xy": prior_xy.tolist(), "colour": "rgba(80,80,80,0.45)", "size": 4})
+    if components_xy is not None:
+        out.append({"name": "prior components", "xy": components_xy.tolist(), "colour": "black", "size": 7,
+                    "symbol": "x"})  # fmt: skip
     if cloud is not None and cloud["xy"] is not None:
         out.append({"name": "q(z|x) samples", "xy": cloud["xy"].tolist(), "colour": "rgba(0,0,0,0.55)", "size": 5})
         if cloud["ellipse"] is not None:
@@ -85,10 +92,11 @@ def show_item_posterior(
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the prior with the codes…")
-def mismatch(path: str, key: str, _mu: np.ndarray, _logvar: np.ndarray) -> dict:
-    """``vae.analysis.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map)."""
+def mismatch(path: str, key: str, _mu: np.ndarray, _logvar: np.ndarray, _model=None) -> dict:
+    """``vae.analysis.posterior.prior_mismatch`` on a fixed subsample of map ``key``'s items (cached per map;
+    ``_model``: whose prior, the map's own checkpoint)."""
     rows = mismatch_rows(len(_mu))
-    return posterior.prior_mismatch(_mu[rows], _logvar[rows], seed=0)
+    return posterior.prior_mismatch(_mu[rows], _logvar[rows], seed=0, model=_model)
 
 
 def mismatch_rows(n: int) -> np.ndarray:
@@ -96,18 +104,51 @@ def mismatch_rows(n: int) -> np.ndarray:
     return np.random.default_rng(0).permutation(n)[:MISMATCH_ITEMS]
 
 
-def prior_positions(proj: LatentProjector, latent_dim: int) -> np.ndarray:
-    """PRIOR_ON_MAP samples of N(0, I) placed on the map, (P, 2) (fixed seed: the same every run)."""
-    return proj.transform(posterior.sample_prior(PRIOR_ON_MAP, latent_dim, seed=7), approximate=True)
+def prior_name(model) -> str:
+    return f"the learned VampPrior ({model.cfg.pseudo_inputs} components)" if model.learned_prior else "N(0, I)"
 
 
-def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: LatentProjector) -> None:
-    """The prior against the aggregate posterior: the mismatch numbers, histograms per dimension, the toggle."""
-    with st.expander("The prior N(0, I) against the codes", icon=":material/blur_on:"):
+def prior_positions(proj: LatentProjector, model) -> np.ndarray:
+    """PRIOR_ON_MAP samples of the model's prior placed on the map, (P, 2) (fixed seed: the same every run)."""
+    z = posterior.model_prior_samples(model, PRIOR_ON_MAP, seed=7)
+    return proj.transform(z, approximate=True)
+
+
+def component_positions(proj: LatentProjector, model) -> np.ndarray | None:
+    """A VampPrior's component means placed on the map, (K, 2); None for N(0, I)."""
+    if not model.learned_prior:
+        return None
+    mu, _ = model.embed(model.pseudo_inputs().detach())
+    return proj.transform(mu, approximate=True)
+
+
+def pseudo_input_strip(model) -> None:
+    """A VampPrior's first pseudo-inputs over what the decoder draws at their components' means."""
+    with torch.inference_mode():
+        pseudo = model.pseudo_inputs()[:PSEUDO_SHOWN].float().cpu().numpy()
+    if pseudo.ndim != 4:
+        st.caption("The pseudo-inputs are table rows; their components are the black crosses on the map.")
+        return
+    mu, _ = model.embed(pseudo)
+    pair = np.concatenate([pseudo, model.decode_numpy(mu)])
+    st.image(png_bytes(make_grid(pair, min(16, len(pseudo))), scale=2), output_format="PNG")
+    st.caption(f"The first {len(pseudo)} of {model.cfg.pseudo_inputs} learned pseudo-inputs (above) and what the "
+               "decoder draws at their components' means (below): the prior is the mixture of the encoder's "
+               "posteriors at these inputs.")  # fmt: skip
+
+
+def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: LatentProjector, model) -> None:
+    """The prior against the aggregate posterior: the mismatch numbers, histograms per dimension, the toggle;
+    for a VampPrior its pseudo-inputs, decoded, and its components on the map."""
+    name = prior_name(model)
+    with st.expander(f"The prior {name} against the codes", icon=":material/blur_on:"):
         st.toggle("Show prior samples on the map (grey dots)", key="explore_prior",
-                  help=f"{PRIOR_ON_MAP:,} samples of N(0, I), placed like new codes"
+                  help=f"{PRIOR_ON_MAP:,} samples of {name}, placed like new codes"
                   + (" (by their nearest codes on a UMAP map)." if proj.method == "umap" else "."))  # fmt: skip
-        m = mismatch(str(run_dir), key, mu, logvar)
+        if model.learned_prior:
+            st.toggle("Show the prior's components on the map (black crosses)", key="explore_components")
+            pseudo_input_strip(model)
+        m = mismatch(str(run_dir), key, mu, logvar, model)
         st.caption(
             f"KL of the codes' moment-matched Gaussian from the prior: **{m['kl_moment_matched']:.2f} nats** · "
             f"prior samples in holes: **{m['hole_share']:.0%}** (≈ {m['expected_hole_share']:.0%} if they matched)"
@@ -115,14 +156,15 @@ def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: L
         )  # fmt: skip
         rows = mismatch_rows(len(mu))  # a 70,000-item map would otherwise send 1.4 M values each rerun
         codes = posterior.aggregate_samples(mu[rows], logvar[rows], seed=0)
-        chart(prior_histograms(codes), key="explore_prior_histograms")
+        prior = posterior.model_prior_samples(model, len(rows), seed=1) if model.learned_prior else None
+        chart(prior_histograms(codes, prior=prior), key="explore_prior_histograms")
         st.caption(f"Each dimension's codes (one sample of each item's q(z|x), at most {MISMATCH_ITEMS:,} items) "
                    "against the prior's density.")  # fmt: skip
 
 
 def sample_grid(model, temperature: float, seed: int, on_open: Callable[[np.ndarray], None]) -> None:
     """GRID decoded samples of the prior at ``temperature``, each with a button that opens it in Decode."""
-    z = posterior.sample_prior(GRID, model.cfg.latent_dim, temperature, seed)  # (GRID, L)
+    z = posterior.model_prior_samples(model, GRID, temperature, seed)  # (GRID, L)
     decoded = decode(model, z)
     st.session_state["decode_prior_samples"] = z
     if decoded.ndim != 4:

@@ -89,6 +89,8 @@ def config_summary(run_dir: Path) -> str:
         return str(e)
     layers = ", ".join(map(str, m.hidden if m.arch == "mlp" else m.channels))
     weight = f"K {t.iwae_k}" if m.family == "iwae" else f"β {t.beta:g}"
+    if m.family == "vampprior":
+        weight += f" · {m.pseudo_inputs} pseudo-inputs"
     return (
         f"{rf.data_label(d)} · {FAMILY_LABELS[m.family]} · {ARCH_LABELS[m.arch]} ({layers}) · latent {m.latent_dim}"
         f" · {weight}{f' (warm-up {t.warmup_epochs:g} epochs)' if t.warmup_epochs else ''} · {t.epochs} epochs · "

@@ -17,14 +17,19 @@ CONFIG_VERSION = 1
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 # the model families: the objective (and, for some, the prior or what the decoder takes) on the same networks
-FAMILIES = ("vae", "beta-tcvae", "iwae")
+FAMILIES = ("vae", "beta-tcvae", "iwae", "vampprior")
 FAMILY_TEXT = {
     "vae": "The ELBO: reconstruction plus β times the KL to the prior (β-VAE for β ≠ 1).",
     "beta-tcvae": "β-TCVAE: the KL split into index-code information, total correlation and dimension-wise KL, "
     "with β weighting only the total correlation (Chen et al. 2018).",
     "iwae": "IWAE: trains on the K-sample importance-weighted bound, tighter than the ELBO (Burda et al. 2016); "
     "β, warm-up and free bits do not apply.",
+    "vampprior": "VampPrior: the prior is learned, a mixture of the encoder's posteriors at K learned pseudo-inputs "
+    "(Tomczak & Welling 2018), so it can take the shape of the codes; its KL is estimated at the sample "
+    "(free bits do not apply).",
 }
+VAMP_PSEUDO_INPUTS = 500  # the VampPrior's components (Tomczak & Welling's default)
+MAX_PSEUDO_INPUTS = 5000
 TRAIN_IWAE_K = 5  # importance samples of the IWAE family's training bound
 PRECISIONS = ("fp32", "bf16", "fp64")  # TrainConfig.precision
 CONV_SIZES = (28, 32, 64)
@@ -106,6 +111,7 @@ class ModelConfig(_Serialisable):
     learn_variance: bool = False
     sigma: float = 1.0
     family: str = "vae"  # FAMILIES; runs recorded before families existed read as "vae"
+    pseudo_inputs: int = VAMP_PSEUDO_INPUTS  # the VampPrior's components (read only by that family)
 
     def mlp_parameters(self) -> int:
         """About how many weights the MLP has (encoder and mirrored decoder), from the config alone."""
@@ -141,6 +147,7 @@ class ModelConfig(_Serialisable):
         _check_float(n, "sigma", self.sigma, 0.0, 100.0, open_lo=True)
         if self.family not in FAMILIES:
             _fail(n, "family", f"one of {', '.join(FAMILIES)}", self.family)
+        _check_int(n, "pseudo_inputs", self.pseudo_inputs, 1, MAX_PSEUDO_INPUTS)
         if self.arch == "conv":
             if len(shape) != 3:
                 _fail(n, "input_shape", "an image shape (C, H, W) for the conv architecture", shape)

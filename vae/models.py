@@ -91,8 +91,15 @@ class ConvDecoder(nn.Module):
         return self.deconv(h)  # (B, C, H, W)
 
 
+PRIOR_CHUNK = 1024  # latent points scored against the VampPrior's components at once (1024 × 500 × L floats)
+
+
 class VAE(nn.Module):
-    """A VAE with a diagonal Gaussian posterior and a standard normal prior."""
+    """A VAE with a diagonal Gaussian posterior and a prior: the standard normal, or for the ``vampprior`` family
+    the mixture of the encoder's posteriors at K learned pseudo-inputs (Tomczak & Welling 2018).
+
+    The prior's verbs: ``log_prior(z)`` and ``sample_prior(n)``; ``prior_components()`` the mixture's (mu, logvar).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -106,6 +113,58 @@ class VAE(nn.Module):
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
+        if cfg.family == "vampprior":  # the pseudo-inputs, shaped like items (drawn from the global seed)
+            start = torch.randn(cfg.pseudo_inputs, *cfg.input_shape) * 0.1
+            self.pseudo = nn.Parameter(start + 0.5 if cfg.likelihood == "bernoulli" else start)
+
+    # ---- the prior
+
+    @property
+    def learned_prior(self) -> bool:
+        return self.cfg.family == "vampprior"
+
+    def pseudo_inputs(self) -> torch.Tensor:
+        """The VampPrior's pseudo-inputs, (K, *input_shape); kept in [0, 1] for Bernoulli data like the items."""
+        return torch.clamp(self.pseudo, 0.0, 1.0) if self.cfg.likelihood == "bernoulli" else self.pseudo
+
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior mixture's component means and log-variances, (K, latent_dim) each (VampPrior only)."""
+        return self.encode(self.pseudo_inputs())
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the latent dimension, shaped like ``z`` without its last axis."""
+        if not self.learned_prior:
+            return -0.5 * (math.log(2 * math.pi) + z.pow(2)).sum(-1)
+        mu, logvar = self.prior_components()  # (K, L)
+        flat = z.reshape(-1, z.shape[-1])
+        out = []
+        for i in range(0, len(flat), PRIOR_CHUNK):
+            zc = flat[i : i + PRIOR_CHUNK, None, :]  # (C, 1, L) against (K, L)
+            per = -0.5 * (math.log(2 * math.pi) + logvar + (zc - mu).pow(2) * torch.exp(-logvar)).sum(-1)  # (C, K)
+            out.append(torch.logsumexp(per, 1) - math.log(len(mu)))
+        return torch.cat(out).view(z.shape[:-1]) if out else flat.new_zeros(z.shape[:-1])
+
+    def prior_points(self, eps: torch.Tensor) -> torch.Tensor:
+        """Points of the prior made from fixed noise ``eps`` (S, L): ``eps`` itself under N(0, I); under a VampPrior,
+        the i-th row through the i-th component (cycling), ``mu_i + sigma_i * eps_i``: the pictures' samples."""
+        if not self.learned_prior:
+            return eps
+        mu, logvar = self.prior_components()
+        rows = torch.arange(len(eps)) % len(mu)
+        return mu[rows] + torch.exp(0.5 * logvar[rows]) * eps
+
+    @torch.inference_mode()
+    def sample_prior(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+        """``n`` samples of the prior with ε scaled by ``temperature``: (n, latent_dim) float32 numpy. N(0, I) is
+        ``temperature`` times the seed's standard normals; the VampPrior draws a component uniformly for each, then
+        its Gaussian with the same normals."""
+        rng = np.random.default_rng(seed)
+        eps = rng.standard_normal((int(n), self.cfg.latent_dim))
+        if not self.learned_prior:
+            return (temperature * eps).astype(np.float32)
+        mu, logvar = (t.double().cpu().numpy() for t in self.prior_components())
+        pick = rng.integers(len(mu), size=int(n))
+        return (mu[pick] + np.exp(0.5 * logvar[pick]) * eps * temperature).astype(np.float32)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, logvar)``, each (B, latent_dim)."""

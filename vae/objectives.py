@@ -55,13 +55,17 @@ def elbo_terms(
     plus the scalar training ``loss`` = mean(recon) + beta * KL term. The KL term is mean(kl); with
     ``free_bits`` (nats), each latent dimension's batch-mean KL counts as at least ``free_bits`` (Kingma et al.
     2016), so the optimiser gains nothing by pushing a dimension's KL below it: the standard remedy for
-    posterior collapse. The reported ``kl`` and ``elbo`` are always the true ones. ``eps`` (B, latent_dim) is the
-    reparameterisation's noise when given (drawn from ``generator`` otherwise); ``model`` may be wrapped in
-    DistributedDataParallel.
+    posterior collapse. The reported ``kl`` and ``elbo`` are always the true ones. A learned prior (the VampPrior)
+    has no closed-form KL: it is log q(z|x) - log p(z) at the sample, and free bits do not apply. ``eps``
+    (B, latent_dim) is the reparameterisation's noise when given (drawn from ``generator`` otherwise); ``model``
+    may be wrapped in DistributedDataParallel.
     """
-    params, mu, logvar, _ = model(x, generator, eps=eps)
+    params, mu, logvar, z = model(x, generator, eps=eps)
     inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
     recon = -log_likelihood(x, params, inner.cfg.likelihood, inner.log_sigma)
+    if inner.learned_prior:  # a VampPrior: no closed form, the KL is log q(z|x) - log p(z) at the sample
+        kl = log_normal_diag(z, mu, logvar) - inner.log_prior(z)
+        return {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": recon.mean() + beta * kl.mean()}
     per_dim = kl_per_dim(mu, logvar)  # (B, latent_dim)
     kl = per_dim.sum(1)
     kl_term = per_dim.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl.mean()
@@ -102,8 +106,7 @@ def log_weights(model, x: torch.Tensor, params: torch.Tensor, mu: torch.Tensor, 
     k = z.shape[0]
     x_rep = x.unsqueeze(0).expand(k, *x.shape).reshape(-1, *x.shape[1:])
     log_px = log_likelihood(x_rep, params, model.cfg.likelihood, model.log_sigma).view(k, -1)  # (K, B)
-    log_pz = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
-    return log_px + log_pz - log_normal_diag(z, mu, logvar), log_px
+    return log_px + model.log_prior(z) - log_normal_diag(z, mu, logvar), log_px
 
 
 def aggregate_log_densities(
@@ -151,12 +154,13 @@ def family_terms(
     (``recon``, ``kl``, ``elbo`` per item from the first sample, and the scalar ``loss``), and for ``beta-tcvae``
     the KL's three parts ``mi``, ``tc``, ``dwkl`` per item.
 
-    ``vae``: the ELBO with β and free bits. ``beta-tcvae``: recon + MI + β·TC + dimension-wise KL, estimated on
+    ``vae``: the ELBO with β and free bits; ``vampprior``: the ELBO with β against the learned prior.
+    ``beta-tcvae``: recon + MI + β·TC + dimension-wise KL, estimated on
     the batch as a sample of ``dataset_size`` items. ``iwae``: minus the importance-weighted bound of the K
     samples whose noise ``eps`` (K, B, latent_dim) holds (with K = 1 exactly the one-sample ELBO, its KL taken at
     the sample: the ELBO's loss at β = 1 in expectation).
     """
-    if family == "vae":
+    if family in ("vae", "vampprior"):  # the VampPrior's KL to its learned prior is elbo_terms' own
         return elbo_terms(model, x, beta, None, free_bits, eps=eps)
     inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
     if family == "beta-tcvae":

@@ -194,7 +194,7 @@ class Trainer:
             return
         m = self._cpu_model().eval()
         mu, _ = m.encode(self.x_probe)  # (P, latent_dim)
-        samples = m.decode(self.z_samples) if self.model_cfg.is_image else None  # (S, C, H, W)
+        samples = m.decode(m.prior_points(self.z_samples)) if self.model_cfg.is_image else None  # (S, C, H, W)
         s = self.state
         epoch = s.epoch + s.pos / max(1, self._steps_per_epoch)
         meta = {"epoch": epoch, "step": s.step, "elapsed": s.elapsed, "time": time.time(), "test_elbo": test_elbo}
@@ -214,7 +214,7 @@ class Trainer:
         recon = m.decode(mu)
         pair = torch.cat([x, recon]).numpy()  # (2k, C, H, W)
         rf.write_picture(self.run_dir, "recon", png_bytes(make_grid(pair, k), scale=2))
-        samples = m.decode(self.z_samples).numpy()  # (k*k, C, H, W)
+        samples = m.decode(m.prior_points(self.z_samples)).numpy()  # (k*k, C, H, W)
         rf.write_picture(self.run_dir, "samples", png_bytes(make_grid(samples, k), scale=2))
         self.model.train()
 

@@ -1,5 +1,5 @@
-"""The model families' training objectives (β-TCVAE, IWAE training) beside the plain VAE: their maths on tensors,
-then each trained on the real digits, recorded, resumed exactly, and through the command line."""
+"""The model families' training objectives (β-TCVAE, IWAE training, the VampPrior) beside the plain VAE: their
+maths on tensors, then each trained on the real digits, recorded, resumed exactly, and through the command line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,15 +80,62 @@ def test_beta_tcvae_weights_only_the_total_correlation_and_its_parts_sum_to_the_
     torch.testing.assert_close(one["kl"], kl_divergence(mu, logvar))  # the recorded KL is the true one
 
 
-def make(root, digits, name, family, **train_kw):
+@pytest.fixture(scope="module")
+def vamp(digits) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A float64 VampPrior model with 7 pseudo-inputs, and 64 real digits."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(latent_dim=4, hidden=(32,), family="vampprior", pseudo_inputs=7)
+    return build_model(cfg).double().requires_grad_(False), digits.x_train[:64].double()
+
+
+def test_the_vampprior_density_is_the_mean_of_the_encoders_posteriors_at_the_pseudo_inputs(vamp):
+    model, x = vamp
+    z = torch.randn((3, 50, 4), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    mu, logvar = model.encode(model.pseudo_inputs())  # (7, 4) each
+    assert mu.shape == (7, 4) and float(model.pseudo_inputs().min()) >= 0.0 and float(model.pseudo_inputs().max()) <= 1
+    components = torch.distributions.Independent(torch.distributions.Normal(mu, torch.exp(0.5 * logvar)), 1)
+    direct = torch.logsumexp(components.log_prob(z[..., None, :]), -1) - torch.log(torch.tensor(7.0))  # (3, 50)
+    torch.testing.assert_close(model.log_prior(z), direct)
+    plain = build_model(ModelConfig(latent_dim=4, hidden=(32,))).double()  # N(0, I) for every other family
+    standard = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(4), torch.ones(4)), 1)
+    torch.testing.assert_close(plain.log_prior(z), standard.log_prob(z.float()).double())
+
+
+def test_the_vampprior_kl_is_at_the_sample_and_its_one_sample_iwae_bound_is_its_elbo(vamp):
+    model, x = vamp
+    eps = torch.randn((len(x), 4), generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    terms = family_terms(model, x, "vampprior", beta=1.0, eps=eps)
+    _, mu, logvar, z = model(x, None, eps=eps)
+    torch.testing.assert_close(terms["kl"], log_normal_diag(z, mu, logvar) - model.log_prior(z))
+    iwae = family_terms(model, x, "iwae", eps=eps[None])  # K = 1 weighs p(x, z) with the model's own prior
+    torch.testing.assert_close(iwae["loss"], terms["loss"])
+    heavy = family_terms(model, x, "vampprior", beta=3.0, eps=eps)
+    torch.testing.assert_close(heavy["loss"] - terms["loss"], 2.0 * terms["kl"].mean())
+
+
+def test_samples_of_the_vampprior_come_from_its_components_and_of_n01_are_the_usual_ones(vamp):
+    from vae.analysis.posterior import model_prior_samples, sample_prior
+
+    model, _ = vamp
+    z = model_prior_samples(model, 20_000, seed=3)
+    mu, logvar = (t.numpy() for t in model.encode(model.pseudo_inputs()))
+    mixture_mean = mu.mean(0)
+    mixture_var = (np.exp(logvar) + mu**2).mean(0) - mixture_mean**2
+    assert np.all(np.abs(z.mean(0) - mixture_mean) < 5 * np.sqrt(mixture_var / len(z)))
+    np.testing.assert_allclose(z.var(0), mixture_var, rtol=0.05)
+    plain = build_model(ModelConfig(latent_dim=4, hidden=(32,)))
+    np.testing.assert_array_equal(model_prior_samples(plain, 9, 0.5, seed=2), sample_prior(9, 4, 0.5, seed=2))
+
+
+def make(root, digits, name, family, pseudo_inputs=None, **train_kw):
     kw = {"epochs": 2, "batch_size": 64, "threads": 1, "log_every": 5, "grid_size": 4, "precision": "fp64"}
     return new_run(root, name, digits, DataConfig(name="digits"), latent_dim=4, hidden=(32,), family=family,
-                   train_cfg=TrainConfig(**kw | train_kw))  # fmt: skip
+                   pseudo_inputs=pseudo_inputs, train_cfg=TrainConfig(**kw | train_kw))  # fmt: skip
 
 
-@pytest.mark.parametrize("family", ["beta-tcvae", "iwae"])
+@pytest.mark.parametrize("family", ["beta-tcvae", "iwae", "vampprior"])
 def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digits, family, stop_and_resume):
-    full = make(tmp_path, digits, "full", family, beta=6.0)
+    full = make(tmp_path, digits, "full", family, pseudo_inputs=20, beta=6.0)
     assert train(full, dataset=digits)["state"] == "finished"
     assert rf.load_config(full)[0].family == family
     epochs = [m for m in rf.read_metrics(full) if m["type"] == "epoch"]
@@ -104,7 +152,7 @@ def test_each_family_trains_records_its_terms_and_resumes_exactly(tmp_path, digi
         )  # the estimate of the batch's KL at its samples against the closed form
     else:
         assert not any(k in epochs[-1] for k in tc_keys)
-    part = make(tmp_path, digits, "part", family, beta=6.0)
+    part = make(tmp_path, digits, "part", family, pseudo_inputs=20, beta=6.0)
     stop_and_resume(part, digits, at_step=30)
     a, b = rf.load_state(full)[0], rf.load_state(part)[0]
     for k in a:
@@ -134,3 +182,26 @@ def test_the_command_line_trains_a_family_and_refuses_an_unknown_one(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "vae", "train", "--family", "gan"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert bad.returncode != 0 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_command_line_trains_a_vampprior_samples_its_prior_and_evaluates_it(tmp_path):
+    env = {**os.environ, "LATENT_EXPLORER_RUNS": str(tmp_path)}
+
+    def vae(*args):
+        done = subprocess.run([sys.executable, "-m", "vae", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    vae("train", "--data", "digits", "--family", "vampprior", "--pseudo-inputs", "12", "--epochs", "2", "--latent",
+        "3", "--hidden", "32", "--name", "cli-vamp", "--json")  # fmt: skip
+    config = json.loads((tmp_path / "cli-vamp" / rf.CONFIG_FILE).read_text())
+    assert config["model"]["family"] == "vampprior" and config["model"]["pseudo_inputs"] == 12
+    model = rf.load_model(tmp_path / "cli-vamp")
+    assert model.pseudo.shape == (12, 1, 8, 8)
+    out = tmp_path / "prior.png"
+    vae("sample", "cli-vamp", "--n", "16", "--out", str(out), "--json")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scores = json.loads(vae("evaluate", "cli-vamp", "--iwae", "20", "--json"))
+    # the IWAE bound with the model's own prior: above its one-sample ELBO, below zero
+    assert scores["test_elbo"] < scores["iwae_ll"] < 0, scores

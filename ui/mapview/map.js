@@ -355,7 +355,7 @@ function traces(s, data) {
       showlegend: false, // a legend entry would widen the legend and shift the plot under the pointer
       hoverinfo: "skip",
       line: { color: o.colour, width: 1.5 },
-      marker: { size: o.size || 5, color: o.colour },
+      marker: { size: o.size || 5, color: o.colour, symbol: o.symbol || "circle" },
     });
   }
   out.push(mark(data.ring, "circle-open", 18, "black"), mark(data.pin, "star", 20, "gold"));

@@ -37,7 +37,7 @@ def add_latent_parsers(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true")
 
-    g = sub.add_parser("sample", help="decode samples of the prior N(0, I) into a grid picture")
+    g = sub.add_parser("sample", help="decode samples of the run's prior (N(0, I) or its VampPrior) into a picture")
     g.add_argument("run")
     g.add_argument("--n", type=int, default=64, help="how many samples")
     g.add_argument("--temperature", type=float, default=1.0, help="the scale of ε (1: the prior itself)")
@@ -133,7 +133,7 @@ def cmd_posterior(args) -> dict:
 def cmd_sample(args) -> dict:
     import numpy as np
 
-    from ..analysis.posterior import sample_prior
+    from ..analysis.posterior import model_prior_samples
     from ..images import make_grid, png_bytes
     from ..runs.fileio import atomic_write_bytes
 
@@ -143,7 +143,7 @@ def cmd_sample(args) -> dict:
     model = rf.load_model(run_dir)
     if len(model.cfg.input_shape) != 3:
         raise ValueError(f"{run_dir.name} decodes table rows, not images: `posterior` prints codes instead.")
-    z = sample_prior(args.n, model.cfg.latent_dim, args.temperature, args.seed)
+    z = model_prior_samples(model, args.n, args.temperature, args.seed)
     x = model.decode_numpy(z)  # (n, C, H, W)
     grid = make_grid(x, int(np.ceil(np.sqrt(args.n))), pad=1, fill=1.0)
     atomic_write_bytes(Path(args.out), png_bytes(grid, scale=max(1, 224 // max(x.shape[-2:]))))

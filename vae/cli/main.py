@@ -60,8 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--learn-variance", action="store_true", help="learn the Gaussian variance")
     t.add_argument("--family", default=M.family, choices=list(FAMILIES),
                    help="vae: the ELBO (β-VAE with --beta); beta-tcvae: --beta weights the total correlation only; "
-                        "iwae: the K-sample importance-weighted bound (--iwae-k)")  # fmt: skip
+                        "iwae: the K-sample importance-weighted bound (--iwae-k); vampprior: a learned mixture prior "
+                        "(--pseudo-inputs)")  # fmt: skip
     t.add_argument("--iwae-k", type=int, default=T.iwae_k, help="importance samples per item for --family iwae")
+    t.add_argument("--pseudo-inputs", type=int, default=M.pseudo_inputs,
+                   help="the VampPrior's components, for --family vampprior")  # fmt: skip
     t.add_argument("--beta", type=float, default=T.beta)
     t.add_argument("--warmup", type=float, default=T.warmup_epochs, help="epochs of linear KL warm-up")
     t.add_argument("--free-bits", type=float, default=T.free_bits, help="nats: KL floor per latent dimension")
@@ -224,7 +227,7 @@ def cmd_train(args) -> dict | None:
             name = new_run(_root(args), name, dataset, data_cfg, arch=args.arch, latent_dim=args.latent,
                            hidden=tuple(args.hidden), channels=tuple(args.channels), likelihood=args.likelihood,
                            learn_variance=args.learn_variance, family=args.family,
-                           train_cfg=train_cfg).name  # fmt: skip
+                           pseudo_inputs=args.pseudo_inputs, train_cfg=train_cfg).name  # fmt: skip
         run_dir = rf.run_path(_root(args), ranks.broadcast_text(name))
     if args.background:
         try:
