@@ -131,7 +131,8 @@ def pseudo_input_strip(model) -> None:
         return
     mu, _ = model.embed(pseudo)
     pair = np.concatenate([pseudo, model.decode_numpy(mu)])
-    st.image(png_bytes(make_grid(pair, min(16, len(pseudo))), scale=2), output_format="PNG")
+    st.image(png_bytes(make_grid(pair, min(16, len(pseudo))), scale=enlargement(pseudo.shape[1:], 44)),
+             output_format="PNG")  # fmt: skip
     st.caption(f"The first {len(pseudo)} of {model.cfg.pseudo_inputs} learned pseudo-inputs (above) and what the "
                "decoder draws at their components' means (below): the prior is the mixture of the encoder's "
                "posteriors at these inputs.")  # fmt: skip

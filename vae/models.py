@@ -123,6 +123,14 @@ class VAE(nn.Module):
     def learned_prior(self) -> bool:
         return self.cfg.family == "vampprior"
 
+    @torch.no_grad()
+    def start_pseudo_inputs(self, x: torch.Tensor, seed: int) -> None:
+        """A fresh VampPrior's pseudo-inputs set to items of ``x`` drawn with ``seed`` (Tomczak & Welling's
+        initialisation from data: the prior starts where the data are, not at noise); nothing for other families."""
+        if self.learned_prior and len(x):
+            rows = torch.randint(len(x), (len(self.pseudo),), generator=torch.Generator().manual_seed(seed))
+            self.pseudo.copy_(x[rows.to(x.device)].to(self.pseudo.dtype))
+
     def pseudo_inputs(self) -> torch.Tensor:
         """The VampPrior's pseudo-inputs, (K, *input_shape); kept in [0, 1] for Bernoulli data like the items."""
         return torch.clamp(self.pseudo, 0.0, 1.0) if self.cfg.likelihood == "bernoulli" else self.pseudo

@@ -111,6 +111,7 @@ class Trainer:
         self.x_test = self.dataset.x_test.to(dtype).contiguous()  # evaluation, pictures, history: on the CPU
         torch.manual_seed(self.cfg.seed)
         self.model: VAE = build_model(self.model_cfg).to(self.device, dtype)
+        self.model.start_pseudo_inputs(self.x_train, self.cfg.seed + 4)  # a resume loads its own below
         self.opt = torch.optim.Adam(
             self.model.parameters(),
             lr=self.cfg.lr,
@@ -290,21 +291,12 @@ class Trainer:
                 eta = (total_steps - s.step) / max(rate, 1e-9)
                 window = self.ranks.sums({**self._empty_sums(), **window})  # every rank's share of the window
                 w = window["n"]
-                self.log(
-                    {
-                        "type": "step",
-                        "epoch": s.epoch + s.pos / steps_per_epoch,
-                        "step": s.step,
-                        "loss": window["loss"] / w,
-                        "recon": window["recon"] / w,
-                        "kl": window["kl"] / w,
-                        **{KL_PARTS[k]: window[k] / w for k in KL_PARTS if k in window},
-                        "beta": beta,
-                        "lr": self.opt.param_groups[0]["lr"],
-                        "examples_per_s": rate * bs,
-                        "eta_s": eta,
-                    }
-                )
+                self.log({
+                    "type": "step", "epoch": s.epoch + s.pos / steps_per_epoch, "step": s.step,
+                    **{k: window[k] / w for k in ("loss", "recon", "kl")},
+                    **{KL_PARTS[k]: window[k] / w for k in KL_PARTS if k in window},
+                    "beta": beta, "lr": self.opt.param_groups[0]["lr"], "examples_per_s": rate * bs, "eta_s": eta,
+                })  # fmt: skip
                 self.status("running", "", epoch=s.epoch, step=s.step, total_steps=total_steps, eta_s=eta)
                 window = self._empty_sums()
         self._finish_epoch(time.perf_counter() - t_epoch, total_steps, t_session, steps_session)

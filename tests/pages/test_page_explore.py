@@ -541,3 +541,35 @@ def test_the_density_toggle_asks_the_browser_for_contours_under_the_points(runs)
     assert mounts(at)["panel"]["density"] is False
     at.toggle(key="explore_density").set_value(True).run()
     assert not at.exception and mounts(at)["panel"]["density"] is True
+
+
+def test_a_vampprior_run_shows_its_pseudo_inputs_and_its_components_and_samples_its_own_prior(runs):
+    from vae.config import DataConfig, TrainConfig
+    from vae.data import load_dataset
+    from vae.runs import folder as rf
+    from vae.runs.folder import new_run
+    from vae.train import train
+
+    digits = load_dataset(DataConfig(name="digits"))
+    train_cfg = TrainConfig(epochs=2, threads=1, grid_size=2)
+    run = new_run(runs, "digits-vamp", digits, DataConfig(name="digits"), latent_dim=4, hidden=(32,),
+                  family="vampprior", pseudo_inputs=12, train_cfg=train_cfg)  # fmt: skip
+    assert train(run, dataset=digits)["state"] == "finished"
+    at = open_explore("PCA", browser=True)  # the newest run: this one
+    assert not at.exception, at.exception
+    assert any("The first 12 of 12 learned pseudo-inputs" in c.value for c in at.caption)
+    at.toggle(key="explore_prior").set_value(True)
+    at.toggle(key="explore_components").set_value(True).run()
+    assert not at.exception, at.exception
+    overlays = {o["name"]: o for o in mounts(at)["panel"]["overlays"]}
+    model = rf.load_model(run)
+    mu, _ = model.embed(model.pseudo_inputs().detach())
+    assert len(overlays["prior components"]["xy"]) == 12
+    assert len(overlays["prior samples"]["xy"]) == 1000
+    # on a PCA map (an affine map of the codes) the crosses are the components' means placed as codes are: an
+    # affine fit from the 12 means to the 12 crosses is exact
+    xy = np.asarray(overlays["prior components"]["xy"], dtype=np.float64)
+    design = np.hstack([mu.astype(np.float64), np.ones((12, 1))])  # (12, 5)
+    fit = design @ np.linalg.lstsq(design, xy, rcond=None)[0]
+    np.testing.assert_allclose(fit, xy, atol=1e-4 * (1 + np.abs(xy).max()))
+    assert np.ptp(xy, axis=0).min() > 0

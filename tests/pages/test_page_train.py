@@ -416,3 +416,23 @@ def test_the_replay_in_umap_fits_its_frames_in_the_background_with_pca_standing_
     first = spec["frames"][0]["data"]  # the first frame's points: the stored UMAP layout, label by label
     shown = np.concatenate([np.column_stack([values(t["x"]), values(t["y"])]) for t in first[:10]])
     assert np.allclose(np.sort(shown[:, 0]), np.sort(layouts[0][:, 0]), atol=1e-4)
+
+
+def test_the_vampprior_family_asks_for_its_pseudo_inputs_and_takes_no_free_bits(runs):
+    from ui.forms import model_configs
+    from vae.config import FAMILY_TEXT
+    from vae.data import load_dataset
+
+    at = open_train(runs)
+    assert at.number_input(key="train_free_bits")  # offered for the plain VAE
+    at.radio(key="train_family").set_value("vampprior").run()
+    assert not at.exception and not errors(at)
+    assert FAMILY_TEXT["vampprior"] in [c.value for c in at.caption]
+    assert at.number_input(key="train_pseudo").value == 500  # Tomczak & Welling's default
+    assert "train_free_bits" not in [n.key for n in at.number_input]
+    at.number_input(key="train_pseudo").set_value(40).run()
+    state = {k: at.session_state[k] for k in ("train_family", "train_pseudo", "train_latent", "train_hidden")}
+    model, train, _ = model_configs(
+        state | {"train_free_bits": 0.5}, load_dataset(rf.load_data_config(runs / "digits-small"))
+    )
+    assert (model.family, model.pseudo_inputs, train.free_bits) == ("vampprior", 40, 0.0)
