@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, decoder, posterior, state
+from ui import attributes, cache, conditional, decoder, posterior, state
 from ui.decoder.point import (
     BROWSER_KEY,
     FAILED_KEY,
@@ -121,6 +121,7 @@ def decode_panel(run_dir: Path, model: VAE, ds: Dataset, kl: np.ndarray, shown: 
     attributes.axis_slider(run_dir, rf.checkpoint_id(run_dir), model.cfg.latent_dim, lambda: ss[POINT_KEY], apply)
     state.set_link_vector(ss[POINT_KEY])  # the point lives in the URL: a copied link reopens it
     z = np.asarray(ss[POINT_KEY], dtype=np.float32)
+    conditional.every_class(model, ds, z)  # a conditional VAE: this style drawn in every class
     show_traversal(model, ds, z, shown, run_dir.name)
 
 

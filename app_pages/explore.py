@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, maps, mapview, posterior, state
+from ui import attributes, cache, conditional, maps, mapview, posterior, state
 from ui.figures import chart, map_figure
 from ui.mapview import columns, gallery
 from ui.pictures import decode, label_name, show_item
@@ -146,8 +146,8 @@ def open_in_decode(z: np.ndarray, key: str) -> None:
 def item_panel(ds, model, split, row, code, xy) -> None:
     split, index = ds.item_part(split, row)  # "all" holds train then test: name the item by its own split
     x = ds.split_items(split, [index])[0].numpy()
-    recon = decode(model, code)[0]
     y = None if ds.y_test is None else int((ds.y_test if split == "test" else ds.y_train)[index])
+    recon = decode(model, code, y)[0]  # a conditional VAE's reconstruction is given the item's own class
     name = label_name(ds, y)
     st.session_state["explore_decoded"] = recon
     st.session_state["explore_selected"] = {"split": split, "index": int(index), "label": name}
@@ -237,6 +237,8 @@ if proj.method == "pca":
     st.caption(f"PCA of {len(codes):,} latent means: the two axes explain {ratio:.0%} of their variance.")
 else:
     st.caption(f"UMAP of {len(codes):,} latent means: distances between far clusters mean little.")
+if model.conditional:
+    st.caption(conditional.STYLE_NOTE + " What the decoder draws here is the class chosen in the sidebar.")
 fidelity_caption(run_dir, key, codes, proj.embedding_)
 kept = None  # the share of each item's neighbours the map kept, when the points are coloured by it
 if display.colour == columns.KEPT and len(codes) > 2 * K:
@@ -262,7 +264,8 @@ with side:  # filled first: its pictures reach the browser before the map's redr
     elif item is not None:
         item_panel(ds, model, split, int(idx[item]), codes[item], proj.embedding_[item])
         kl = cache.kl_by_dimension(str(run_dir), checkpoint)
-        posterior.show_item_posterior(model, codes[item], logvars[item], cloud, kl)
+        label = None if labels is None else int(labels[item])  # a conditional VAE decodes the item's own class
+        posterior.show_item_posterior(model, codes[item], logvars[item], cloud, kl, y=label)
         caption = lambda r: f"#{idx[r]}" + (f" · {names[labels[r]]}" if labels is not None else "")  # noqa: E731
         gallery.neighbours(the_map, codes, item, clicked, pictures, caption, ds.is_image)
     elif point:

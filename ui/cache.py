@@ -109,7 +109,7 @@ def latent_params(
     idx = np.arange(n)
     if max_points and max_points < n:
         idx = np.sort(np.random.default_rng(0).permutation(n)[:max_points])
-    mu, logvar = _load_model(path, checkpoint).embed(ds.split_items(split, idx).float())
+    mu, logvar = _load_model(path, checkpoint).embed_split(ds, split, idx)  # a conditional VAE: with their labels
     return mu, logvar, idx
 
 
@@ -117,8 +117,9 @@ def latent_params(
 def reconstruction_errors_of(path: str, checkpoint: str, split: str, max_points: int | None) -> np.ndarray:
     """Each item of ``latent_params``'s map: its squared reconstruction error (N,), in the same rows."""
     _, _, idx = latent_params(path, checkpoint, split, max_points)
-    x = dataset_for(Path(path)).split_items(split, idx).float()
-    return reconstruction_errors(_load_model(path, checkpoint), x).astype(np.float32)
+    ds, model = dataset_for(Path(path)), _load_model(path, checkpoint)
+    y = ds.split_labels(split)[idx] if model.conditional else None  # each item's own class
+    return reconstruction_errors(model, ds.split_items(split, idx).float(), y=y).astype(np.float32)
 
 
 # ---------------------------------------------------------------- maps
@@ -269,10 +270,11 @@ def _load_projector(path: str, mtime_ns: int) -> LatentProjector:
 def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
     """Mean KL of each latent dimension over the first test items, (latent_dim,); cached per checkpoint."""
     run_dir = Path(path)
-    model, x = model_for(run_dir), dataset_for(run_dir).x_test[:KL_SUBSET]
+    model, ds = model_for(run_dir), dataset_for(run_dir)
+    x = ds.x_test[:KL_SUBSET]
     if len(x) == 0:
         return np.zeros(model.cfg.latent_dim, dtype=np.float32)
-    return kl_per_dimension(model, x)
+    return kl_per_dimension(model, x, y=ds.y_test[:KL_SUBSET] if model.conditional else None)
 
 
 # ---------------------------------------------------------------- the latent map's history

@@ -35,7 +35,8 @@ FORM_KEYS = (
     "train_batch", "train_lr", "train_name", "train_free_bits", "train_bf16", "train_procs", "train_family",
     "train_iwae_k", "train_pseudo",
 )  # fmt: skip
-FAMILY_LABELS = {"vae": "VAE", "beta-tcvae": "β-TCVAE", "iwae": "IWAE", "vampprior": "VampPrior"}
+FAMILY_LABELS = {"vae": "VAE", "cvae": "Conditional VAE", "beta-tcvae": "β-TCVAE", "iwae": "IWAE",
+                 "vampprior": "VampPrior"}  # fmt: skip
 PSEUDO_HELP = (
     "Components of the learned prior: each is the encoder's posterior at a learned pseudo-input. More is a "
     "richer prior and a slower step (each step encodes them all)."
@@ -220,8 +221,9 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         hidden=widths if arch == "mlp" else (400,),
         channels=widths if arch == "conv" else (32, 64),
         likelihood=ds.likelihood,
-        family=state.get("train_family", "vae"),
+        family=(family := state.get("train_family", "vae")),
         pseudo_inputs=int(state.get("train_pseudo", ModelConfig.pseudo_inputs)),
+        classes=rf.label_count(ds) if family == "cvae" else 0,  # a sentence where the data have no labels
     )
     built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
     base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()

@@ -22,9 +22,12 @@ def enlargement(shape: Sequence[int] | int, pixels: int, at_least: int = 1) -> i
     return max(at_least, pixels // max(1, side))
 
 
-def decode(model: VAE, z: np.ndarray) -> np.ndarray:
-    """Decode latent rows (N, L) -> data space (N, *input_shape), without gradients."""
-    return model.decode_numpy(z)
+def decode(model: VAE, z: np.ndarray, y=None) -> np.ndarray:
+    """Decode latent rows (N, L) -> data space (N, *input_shape), without gradients; a conditional VAE with the
+    labels ``y``, else the class chosen in the sidebar."""
+    from .conditional import chosen
+
+    return model.decode_numpy(z, chosen(model) if y is None else y)
 
 
 def picture(item: np.ndarray, scale: int = 8) -> bytes:

@@ -70,12 +70,12 @@ def overlays(cloud: dict | None, prior_xy: np.ndarray | None, components_xy: np.
 
 
 def show_item_posterior(
-    model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, kl: np.ndarray | None, key: str = "explore"
+    model, mu: np.ndarray, logvar: np.ndarray, cloud: dict, kl: np.ndarray | None, key: str = "explore", y=None
 ) -> None:
     """Beside a pinned item: its decoded mean and samples of q(z|x) in a strip, and σ per dimension (the strip
-    in ``{key}_strip``, the chart keyed ``{key}_sigma``)."""
+    in ``{key}_strip``, the chart keyed ``{key}_sigma``); ``y``: a conditional VAE's class for the item."""
     st.markdown("**What the encoder is unsure of**")
-    decoded = decode(model, np.concatenate([mu[None], cloud["samples"][:STRIP]]).astype(np.float32))
+    decoded = decode(model, np.concatenate([mu[None], cloud["samples"][:STRIP]]).astype(np.float32), y)
     if decoded.ndim == 4:
         strip = make_grid(decoded, 3, pad=1, fill=1.0)  # the mean top left, then the samples
         st.image(png_bytes(strip, scale=enlargement(strip.shape, 200)),

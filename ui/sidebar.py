@@ -9,7 +9,7 @@ import streamlit as st
 from vae.runs import folder as rf
 from vae.runs import jobs, listing
 
-from . import state
+from . import conditional, state
 from .notice import epochs_done
 from .runtime import runs_root
 from .text import plain
@@ -41,6 +41,8 @@ def run_picker() -> Path | None:
                 st.fragment(run_every=2.0)(_run_caption)(run)  # keeps the state fresh while it trains
             else:
                 _run_caption(run)
+    if run is not None:
+        conditional.picker(run)  # a conditional VAE's class, for every page's decodes
     return run
 
 

@@ -17,9 +17,11 @@ CONFIG_VERSION = 1
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 # the model families: the objective (and, for some, the prior or what the decoder takes) on the same networks
-FAMILIES = ("vae", "beta-tcvae", "iwae", "vampprior")
+FAMILIES = ("vae", "cvae", "beta-tcvae", "iwae", "vampprior")
 FAMILY_TEXT = {
     "vae": "The ELBO: reconstruction plus β times the KL to the prior (β-VAE for β ≠ 1).",
+    "cvae": "Conditional VAE: the encoder and the decoder both see the item's label, so z is free to hold the "
+    "style and the label says the class (Sohn et al. 2015); needs labelled data.",
     "beta-tcvae": "β-TCVAE: the KL split into index-code information, total correlation and dimension-wise KL, "
     "with β weighting only the total correlation (Chen et al. 2018).",
     "iwae": "IWAE: trains on the K-sample importance-weighted bound, tighter than the ELBO (Burda et al. 2016); "
@@ -30,6 +32,7 @@ FAMILY_TEXT = {
 }
 VAMP_PSEUDO_INPUTS = 500  # the VampPrior's components (Tomczak & Welling's default)
 MAX_PSEUDO_INPUTS = 5000
+MAX_CLASSES = 1000  # a conditional VAE's labels (one-hot inputs)
 TRAIN_IWAE_K = 5  # importance samples of the IWAE family's training bound
 PRECISIONS = ("fp32", "bf16", "fp64")  # TrainConfig.precision
 CONV_SIZES = (28, 32, 64)
@@ -112,6 +115,7 @@ class ModelConfig(_Serialisable):
     sigma: float = 1.0
     family: str = "vae"  # FAMILIES; runs recorded before families existed read as "vae"
     pseudo_inputs: int = VAMP_PSEUDO_INPUTS  # the VampPrior's components (read only by that family)
+    classes: int = 0  # the labels a conditional VAE is given (one-hot); 0 for every other family
 
     def mlp_parameters(self) -> int:
         """About how many weights the MLP has (encoder and mirrored decoder), from the config alone."""
@@ -148,6 +152,9 @@ class ModelConfig(_Serialisable):
         if self.family not in FAMILIES:
             _fail(n, "family", f"one of {', '.join(FAMILIES)}", self.family)
         _check_int(n, "pseudo_inputs", self.pseudo_inputs, 1, MAX_PSEUDO_INPUTS)
+        _check_int(n, "classes", self.classes, 0, MAX_CLASSES)
+        if self.family == "cvae" and self.classes < 2:
+            _fail(n, "classes", "at least 2 for the conditional VAE (it needs labelled data)", self.classes)
         if self.arch == "conv":
             if len(shape) != 3:
                 _fail(n, "input_shape", "an image shape (C, H, W) for the conv architecture", shape)
@@ -163,6 +170,12 @@ class ModelConfig(_Serialisable):
         for s in self.input_shape:
             out *= s
         return out
+
+    @property
+    def conditions(self) -> int:
+        """Inputs the condition adds to the encoder's and the decoder's linear layer: the classes of a
+        conditional VAE, else 0."""
+        return self.classes if self.family == "cvae" else 0
 
     @property
     def is_image(self) -> bool:

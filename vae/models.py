@@ -28,27 +28,33 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _joined(a: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """``a`` (B, n) with the condition ``c`` (B, classes) appended, or ``a`` itself without one."""
+    return a if c is None else torch.cat([a, c], 1)
+
+
 class MLPEncoder(nn.Module):
-    """Flatten, hidden ReLU layers, then one linear head giving (mu, logvar)."""
+    """Flatten (and append the one-hot class of a conditional model), hidden ReLU layers, then one linear head
+    giving (mu, logvar)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = _mlp([cfg.input_dim, *cfg.hidden, 2 * cfg.latent_dim])
+        self.net = _mlp([cfg.input_dim + cfg.conditions, *cfg.hidden, 2 * cfg.latent_dim])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))  # (B, 2 * latent_dim)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_joined(x.flatten(1), c))  # (B, 2 * latent_dim)
 
 
 class MLPDecoder(nn.Module):
-    """Mirror of the encoder: latent -> reversed hidden layers -> input_dim, reshaped."""
+    """Mirror of the encoder: latent (with the one-hot class) -> reversed hidden layers -> input_dim, reshaped."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.shape = cfg.input_shape
-        self.net = _mlp([cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim])
+        self.net = _mlp([cfg.latent_dim + cfg.conditions, *reversed(cfg.hidden), cfg.input_dim])
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, *self.shape)  # (B, *input_shape)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_joined(z, c)).view(-1, *self.shape)  # (B, *input_shape)
 
 
 class ConvEncoder(nn.Module):
@@ -62,11 +68,11 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
             c_in, side = c_out, side // 2
         self.conv = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in * side * side, 2 * cfg.latent_dim)
+        self.head = nn.Linear(c_in * side * side + cfg.conditions, 2 * cfg.latent_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv(x)  # (B, channels[-1], side / 2^L, side / 2^L)
-        return self.head(h.flatten(1))  # (B, 2 * latent_dim)
+        return self.head(_joined(h.flatten(1), c))  # (B, 2 * latent_dim)
 
 
 class ConvDecoder(nn.Module):
@@ -77,7 +83,7 @@ class ConvDecoder(nn.Module):
         c_img, side, _ = cfg.input_shape
         chans = list(reversed(cfg.channels))
         self.start = (chans[0], side // 2 ** len(chans), side // 2 ** len(chans))
-        self.fc = nn.Linear(cfg.latent_dim, math.prod(self.start))
+        self.fc = nn.Linear(cfg.latent_dim + cfg.conditions, math.prod(self.start))
         layers: list[nn.Module] = [nn.ReLU()]
         for i, c_in in enumerate(chans):
             c_out = chans[i + 1] if i + 1 < len(chans) else c_img
@@ -86,8 +92,8 @@ class ConvDecoder(nn.Module):
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.fc(z).view(-1, *self.start)  # (B, C_last, s, s)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.fc(_joined(z, c)).view(-1, *self.start)  # (B, C_last, s, s)
         return self.deconv(h)  # (B, C, H, W)
 
 
@@ -174,9 +180,29 @@ class VAE(nn.Module):
         pick = rng.integers(len(mu), size=int(n))
         return (mu[pick] + np.exp(0.5 * logvar[pick]) * eps * temperature).astype(np.float32)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior parameters ``(mu, logvar)``, each (B, latent_dim)."""
-        h = self.encoder(x)
+    # ---- the condition: a conditional VAE's encoder and decoder both take the item's label, one-hot
+
+    @property
+    def conditional(self) -> bool:
+        return self.cfg.conditions > 0
+
+    def condition(self, y, n: int, like: torch.Tensor) -> torch.Tensor | None:
+        """The one-hot condition (n, classes) for labels ``y`` (one label for all n rows, or n of them), in
+        ``like``'s dtype and device; None for an unconditional model (which ignores ``y``)."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError("This conditional VAE needs a label for what it encodes or decodes (the class).")
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long().to(like.device)
+        if y.ndim == 0:
+            y = y.expand(n)
+        if len(y) != n or int(y.min()) < 0 or int(y.max()) >= self.cfg.classes:
+            raise ValueError(f"Labels must be {n} class numbers from 0 to {self.cfg.classes - 1}.")
+        return nn.functional.one_hot(y, self.cfg.classes).to(like.dtype)
+
+    def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters ``(mu, logvar)``, each (B, latent_dim) (a conditional VAE: given labels ``y``)."""
+        h = self.encoder(x, self.condition(y, len(x), x))
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
@@ -192,58 +218,78 @@ class VAE(nn.Module):
             eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + torch.exp(0.5 * logvar) * eps
 
-    def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw decoder output: logits (Bernoulli) or mean (Gaussian), (B, *input_shape)."""
-        return self.decoder(z)
+    def decoder_params(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        """Raw decoder output: logits (Bernoulli) or mean (Gaussian), (B, *input_shape) (labels ``y``: a
+        conditional VAE's classes)."""
+        return self.decoder(z, self.condition(y, len(z), z))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
         """Mean of p(x|z) in data space, (B, *input_shape): pixel probabilities or vector means."""
-        out = self.decoder(z)
+        out = self.decoder_params(z, y)
         return torch.sigmoid(out) if self.cfg.likelihood == "bernoulli" else out
 
     # ---- the model's verbs on whole arrays: in batches, without gradients, on the model's device and in its
-    # precision; the results come back to the CPU as numpy (every page, analysis and command uses these)
+    # precision; the results come back to the CPU as numpy (every page, analysis and command uses these). A
+    # conditional VAE takes labels ``y``: one for every row, or one per row.
 
-    def _batches(self, a: torch.Tensor | np.ndarray, batch: int):
+    def _batches(self, a: torch.Tensor | np.ndarray, batch: int, y=None):
+        """(rows, their labels) ``batch`` rows at a time; the labels None, one for all, or one per row."""
         p = next(self.parameters())
         a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a)
+        per_row = y is not None and np.ndim(y) > 0
+        if per_row:
+            y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
         for i in range(0, len(a), batch):
-            yield a[i : i + batch].to(device=p.device, dtype=p.dtype)
+            yield a[i : i + batch].to(device=p.device, dtype=p.dtype), y[i : i + batch] if per_row else y
 
     @torch.inference_mode()
-    def embed(self, x: torch.Tensor | np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, x: torch.Tensor | np.ndarray, y=None, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Posterior means and log-variances of every row of ``x`` (N, *input_shape): each (N, latent_dim)."""
-        parts = [self.encode(xb) for xb in self._batches(x, batch)]
+        parts = [self.encode(xb, yb) for xb, yb in self._batches(x, batch, y)]
         if not parts:
             empty = np.zeros((0, self.cfg.latent_dim), dtype=np.float32)
             return empty, empty.copy()
         return (torch.cat([m for m, _ in parts]).cpu().numpy(),
                 torch.cat([v for _, v in parts]).cpu().numpy())  # fmt: skip
 
+    def embed_split(self, ds, split: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
+        """``embed`` of a dataset split's items (all, or ``rows`` of it), each given its label where the model is
+        conditional (a sentence when the data have none)."""
+        y = None
+        if self.conditional:
+            labels = ds.split_labels(split)
+            if labels is None:
+                raise ValueError("This conditional VAE encodes labelled items, and these have no labels.")
+            y = labels if rows is None else labels[np.asarray(rows, dtype=np.int64)]
+        return self.embed(ds.split_items(split, rows).float(), y)
+
     @torch.inference_mode()
-    def decode_numpy(self, z: torch.Tensor | np.ndarray, batch: int = 1000) -> np.ndarray:
+    def decode_numpy(self, z: torch.Tensor | np.ndarray, y=None, batch: int = 1000) -> np.ndarray:
         """The decoded means of latent rows ``z`` (N, latent_dim), or of one code (latent_dim,): (N, *input_shape)."""
         z = np.atleast_2d(np.asarray(z, dtype=np.float32)) if not isinstance(z, torch.Tensor) else torch.atleast_2d(z)
-        out = [self.decode(zb).cpu() for zb in self._batches(z, batch)]
+        out = [self.decode(zb, yb).cpu() for zb, yb in self._batches(z, batch, y)]
         return torch.cat(out).numpy() if out else np.zeros((0, *self.cfg.input_shape), dtype=np.float32)
 
     @torch.inference_mode()
-    def reconstruct(self, x: torch.Tensor | np.ndarray, batch: int = 1000) -> np.ndarray:
+    def reconstruct(self, x: torch.Tensor | np.ndarray, y=None, batch: int = 1000) -> np.ndarray:
         """The decoded posterior means of the rows of ``x``: (N, *input_shape)."""
-        out = [self.decode(self.encode(xb)[0]).cpu() for xb in self._batches(x, batch)]
+        out = [self.decode(self.encode(xb, yb)[0], yb).cpu() for xb, yb in self._batches(x, batch, y)]
         return torch.cat(out).numpy() if out else np.zeros((0, *self.cfg.input_shape), dtype=np.float32)
 
     def forward(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None, y=None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(decoder_params, mu, logvar, z)`` for one posterior sample per input (noise ``eps`` if given);
-        with ``eps`` of shape (K, B, latent_dim), K samples per input: z (K, B, L), decoder_params (K * B, ...)."""
-        mu, logvar = self.encode(x)
+        with ``eps`` of shape (K, B, latent_dim), K samples per input: z (K, B, L), decoder_params (K * B, ...).
+        ``y``: a conditional VAE's labels, (B,)."""
+        mu, logvar = self.encode(x, y)
         if eps is not None and eps.ndim == 3:
             z = mu + torch.exp(0.5 * logvar) * eps
-            return self.decoder(z.reshape(-1, mu.shape[1])), mu, logvar, z
+            k = eps.shape[0]
+            y_k = None if y is None or np.ndim(y) == 0 else torch.as_tensor(y).repeat(k)  # z's rows: sample-major
+            return self.decoder_params(z.reshape(-1, mu.shape[1]), y if y_k is None else y_k), mu, logvar, z
         z = self.reparameterize(mu, logvar, generator, eps)
-        return self.decoder(z), mu, logvar, z
+        return self.decoder_params(z, y), mu, logvar, z
 
 
 def build_model(cfg: ModelConfig) -> VAE:

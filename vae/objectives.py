@@ -48,8 +48,9 @@ def elbo_terms(
     generator: torch.Generator | None = None,
     free_bits: float = 0.0,
     eps: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
 ) -> dict:
-    """One-sample ELBO parts for a batch.
+    """One-sample ELBO parts for a batch (``y``: the items' labels, which a conditional VAE is given).
 
     Returns tensors of shape (B,): ``recon`` (-log p(x|z)), ``kl`` and ``elbo`` (= -recon - kl),
     plus the scalar training ``loss`` = mean(recon) + beta * KL term. The KL term is mean(kl); with
@@ -60,7 +61,7 @@ def elbo_terms(
     (B, latent_dim) is the reparameterisation's noise when given (drawn from ``generator`` otherwise); ``model``
     may be wrapped in DistributedDataParallel.
     """
-    params, mu, logvar, z = model(x, generator, eps=eps)
+    params, mu, logvar, z = model(x, generator, eps=eps, y=y)
     inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
     recon = -log_likelihood(x, params, inner.cfg.likelihood, inner.log_sigma)
     if inner.learned_prior:  # a VampPrior: no closed form, the KL is log q(z|x) - log p(z) at the sample
@@ -78,22 +79,24 @@ def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> 
 
 
 def iwae_bound(
-    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100
+    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 100, y=None
 ) -> torch.Tensor:
     """Importance-weighted bound log (1/K) sum_k p(x, z_k) / q(z_k|x), (B,) in nats.
 
     With K=1 it is the ELBO; it rises towards log p(x) as K grows (Burda et al. 2015). Samples are
-    drawn ``chunk`` at a time so memory stays bounded for large K.
+    drawn ``chunk`` at a time so memory stays bounded for large K. ``y``: a conditional VAE's labels (then the
+    bound is of log p(x | y)).
     """
     if k < 1:
         raise ValueError(f"K must be at least 1; got {k}.")
-    mu, logvar = model.encode(x)  # (B, L)
+    mu, logvar = model.encode(x, y)  # (B, L)
     parts = []
     for start in range(0, k, chunk):
         n = min(chunk, k - start)
         eps = torch.randn((n, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps  # (n, B, L)
-        params = model.decoder_params(z.reshape(-1, mu.shape[1]))  # (n * B, *input_shape)
+        y_n = None if y is None else torch.as_tensor(y).repeat(n)  # z's rows are sample-major
+        params = model.decoder_params(z.reshape(-1, mu.shape[1]), y_n)  # (n * B, *input_shape)
         parts.append(log_weights(model, x, params, mu, logvar, z)[0])
     log_w = torch.cat(parts, 0)  # (K, B)
     return torch.logsumexp(log_w, 0) - math.log(k)
@@ -149,22 +152,24 @@ def family_terms(
     free_bits: float = 0.0,
     eps: torch.Tensor | None = None,
     dataset_size: int | None = None,
+    y: torch.Tensor | None = None,
 ) -> dict:
     """One training step's terms for a model family (``vae.config.FAMILIES``): what ``elbo_terms`` returns
     (``recon``, ``kl``, ``elbo`` per item from the first sample, and the scalar ``loss``), and for ``beta-tcvae``
     the KL's three parts ``mi``, ``tc``, ``dwkl`` per item.
 
-    ``vae``: the ELBO with β and free bits; ``vampprior``: the ELBO with β against the learned prior.
+    ``vae``: the ELBO with β and free bits; ``cvae``: the same, encoder and decoder given the labels ``y``;
+    ``vampprior``: the ELBO with β against the learned prior.
     ``beta-tcvae``: recon + MI + β·TC + dimension-wise KL, estimated on
     the batch as a sample of ``dataset_size`` items. ``iwae``: minus the importance-weighted bound of the K
     samples whose noise ``eps`` (K, B, latent_dim) holds (with K = 1 exactly the one-sample ELBO, its KL taken at
     the sample: the ELBO's loss at β = 1 in expectation).
     """
-    if family in ("vae", "vampprior"):  # the VampPrior's KL to its learned prior is elbo_terms' own
-        return elbo_terms(model, x, beta, None, free_bits, eps=eps)
+    if family in ("vae", "cvae", "vampprior"):  # a VampPrior's KL, a CVAE's labels: elbo_terms' own
+        return elbo_terms(model, x, beta, None, free_bits, eps=eps, y=y)
     inner = getattr(model, "module", model)  # DistributedDataParallel keeps the VAE in .module
     if family == "beta-tcvae":
-        params, mu, logvar, z = model(x, None, eps=eps)
+        params, mu, logvar, z = model(x, None, eps=eps, y=y)
         recon = -log_likelihood(x, params, inner.cfg.likelihood, inner.log_sigma)
         kl = kl_divergence(mu, logvar)
         parts = kl_parts(z, mu, logvar, dataset_size or len(x))
@@ -174,7 +179,7 @@ def family_terms(
         if eps is None or eps.ndim != 3:
             raise ValueError("The IWAE family needs its samples' noise as (K, batch, latent_dim).")
         k = eps.shape[0]
-        params, mu, logvar, z = model(x, None, eps=eps)  # K samples per item through the (DDP-wrapped) forward
+        params, mu, logvar, z = model(x, None, eps=eps, y=y)  # K samples per item through the (DDP-wrapped) forward
         log_w, log_px = log_weights(inner, x, params, mu, logvar, z)  # (K, B) each
         bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
         recon = -log_px[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .analysis import history
-from .analysis.evaluate import active_units, elbo
+from .analysis.evaluate import active_units, elbo, labels_for
 from .data import Dataset, load_dataset
 from .distributed import Ranks, resolve_device
 from .images import make_grid, png_bytes
@@ -112,13 +112,11 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model: VAE = build_model(self.model_cfg).to(self.device, dtype)
         self.model.start_pseudo_inputs(self.x_train, self.cfg.seed + 4)  # a resume loads its own below
-        self.opt = torch.optim.Adam(
-            self.model.parameters(),
-            lr=self.cfg.lr,
-            betas=(0.9, self.cfg.adam_beta2),
-            weight_decay=self.cfg.weight_decay,
-            fused=True,
-        )
+        self.y_test = labels_for(self.model, self.dataset.y_test)  # a conditional VAE's labels, else None
+        self.y_train = labels_for(self.model, self.dataset.y_train)
+        self.y_train = None if self.y_train is None else self.y_train.to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
+                                    weight_decay=self.cfg.weight_decay, fused=True)  # fmt: skip
         self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.state = resume_state.LoopState()
         if resume and rf.has_state(self.run_dir):
@@ -151,6 +149,7 @@ class Trainer:
         ds, step = self.dataset, self.state.step
         probe = history.prepare(self.run_dir, ds, self.x_test, ds.x_train, self.cfg, step if resume else None)
         self.x_probe = None if probe is None else probe.to(self.dtype)
+        self.y_probe = None if probe is None or not self.model.conditional else history.read_probe(self.run_dir)[1]
         if self.x_probe is not None and not any(f.step == step for f in history.frames(self.run_dir)):
             self.record_frame()
 
@@ -181,12 +180,18 @@ class Trainer:
         if not len(self.x_test):
             return {}
         m = self._cpu_model().eval()
-        parts = {f"test_{k}": v for k, v in elbo(m, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2).items()}
-        mu, logvar = m.embed(self.x_test[:EVAL_BATCH])  # (n, latent_dim) each
+        y = self.y_test
+        parts = {f"test_{k}": v for k, v in elbo(m, self.x_test, EVAL_BATCH, seed=self.cfg.seed + 2, y=y).items()}
+        mu, logvar = m.embed(self.x_test[:EVAL_BATCH], None if y is None else y[:EVAL_BATCH])  # (n, latent_dim)
         parts["test_kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
         parts["active_units"] = active_units(mu)[0]
         self.model.train()
         return parts
+
+    def sample_labels(self) -> torch.Tensor | None:
+        """A conditional VAE's classes for the pictures' prior samples: row r of the grid is class r."""
+        rows = torch.arange(len(self.z_samples)) // self.cfg.grid_size
+        return rows % self.model_cfg.classes if self.model.conditional else None
 
     @torch.inference_mode()
     def record_frame(self, test_elbo: float | None = None) -> None:
@@ -194,8 +199,8 @@ class Trainer:
         if self.x_probe is None:
             return
         m = self._cpu_model().eval()
-        mu, _ = m.encode(self.x_probe)  # (P, latent_dim)
-        samples = m.decode(m.prior_points(self.z_samples)) if self.model_cfg.is_image else None  # (S, C, H, W)
+        mu, _ = m.encode(self.x_probe, self.y_probe)  # (P, latent_dim)
+        samples = m.decode(m.prior_points(self.z_samples), self.sample_labels()) if self.model_cfg.is_image else None
         s = self.state
         epoch = s.epoch + s.pos / max(1, self._steps_per_epoch)
         meta = {"epoch": epoch, "step": s.step, "elapsed": s.elapsed, "time": time.time(), "test_elbo": test_elbo}
@@ -210,12 +215,12 @@ class Trainer:
             return
         m = self._cpu_model().eval()
         k = self.cfg.grid_size
-        x = self.x_test[:k]
-        mu, _ = m.encode(x)
-        recon = m.decode(mu)
+        x, y = self.x_test[:k], None if self.y_test is None else self.y_test[:k]
+        mu, _ = m.encode(x, y)
+        recon = m.decode(mu, y)
         pair = torch.cat([x, recon]).numpy()  # (2k, C, H, W)
         rf.write_picture(self.run_dir, "recon", png_bytes(make_grid(pair, k), scale=2))
-        samples = m.decode(m.prior_points(self.z_samples)).numpy()  # (k*k, C, H, W)
+        samples = m.decode(m.prior_points(self.z_samples), self.sample_labels()).numpy()  # (k*k, C, H, W)
         rf.write_picture(self.run_dir, "samples", png_bytes(make_grid(samples, k), scale=2))
         self.model.train()
 
@@ -259,10 +264,11 @@ class Trainer:
             eps = torch.randn((*samples, len(rows), self.model_cfg.latent_dim), generator=self.gen).to(self.dtype)
             mine = self.ranks.shard(len(rows))  # this rank's rows of it (every rank draws the global batch's noise)
             xb = self.x_train[rows[mine].to(self.device)]  # (B, *input_shape)
+            yb = None if self.y_train is None else self.y_train[rows[mine].to(self.device)]
             beta = self.cfg.beta_at(s.epoch + s.pos / steps_per_epoch)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
                 terms = family_terms(self.train_model, xb, family, beta, self.cfg.free_bits,
-                                     eps=eps[..., mine, :].to(self.device), dataset_size=n)  # fmt: skip
+                                     eps=eps[..., mine, :].to(self.device), dataset_size=n, y=yb)  # fmt: skip
             # each rank's mean, weighted by its share: DDP's average of the gradients is the global batch's
             loss = terms["loss"] * (len(xb) * self.ranks.world / len(rows)) if self.ranks.world > 1 else terms["loss"]
             if not torch.isfinite(loss):

@@ -89,3 +89,20 @@ def test_trained_mlp_decoder_matches_torch(blank, trained_runs: Path):
 )
 def test_decoder_kinds_match_torch(blank, cfg):
     check_match(blank, sharpened(cfg, seed=3))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_a_conditional_decoder_draws_the_class_it_was_packed_for_as_torch_does(blank, arch):
+    cfg = ModelConfig(input_shape=(1, 28, 28), arch=arch, latent_dim=3, hidden=(64,), channels=(8, 16),
+                      family="cvae", classes=4)  # fmt: skip
+    model = sharpened(cfg, seed=3)
+    zs = np.random.default_rng(4).standard_normal((5, 3)).astype(np.float32)
+    drawn = []
+    for label in (0, 3):  # the class folded into the first layer's bias
+        blob = webdecoder.export_decoder(model, f"test#class{label}", label)
+        out = blank.evaluate(DECODE_IN_BROWSER, [JS, base64.b64encode(blob).decode(), zs.tolist()])
+        got = np.asarray(out, dtype=np.uint8).reshape(len(zs), 28, 28, 4)[..., :1].transpose(0, 3, 1, 2).astype(int)
+        want = webdecoder.expected_pixels(model, zs, label).astype(int)
+        assert np.abs(got - want).max() <= 1, (arch, label)
+        drawn.append(got)
+    assert np.abs(drawn[0] - drawn[1]).max() > 20  # another class draws another picture from the same z

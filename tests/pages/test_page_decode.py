@@ -248,3 +248,31 @@ def test_a_link_gives_the_point_and_a_malformed_one_a_sentence(open_decode, trai
     bad = open_app(PAGE, query={"z": "1,2"}, timeout=60)  # four numbers are needed
     np.testing.assert_allclose(point(bad), [0.0] * 4)
     assert any("is not 4 numbers" in t.value for t in bad.toast)
+
+
+def test_a_conditional_vae_decodes_the_class_chosen_in_the_sidebar_and_every_class_of_a_style(open_decode, tmp_path):
+    import json
+
+    from vae.config import TrainConfig
+    from vae.runs.folder import new_run
+    from vae.train import train
+    from vae.web import decoder as webdecoder
+
+    cfg = DataConfig(name="digits")
+    ds = load_dataset(cfg)
+    run = new_run(tmp_path, "cvae", ds, cfg, latent_dim=3, hidden=(32,), family="cvae",
+                  train_cfg=TrainConfig(epochs=2, threads=1, grid_size=2))  # fmt: skip
+    assert train(run, dataset=ds)["state"] == "finished"
+    model = rf.load_model(run)
+    at = open_decode(tmp_path, browser=True)
+    picker = at.sidebar.selectbox(key="cvae_class")
+    assert picker.options == [str(i) for i in range(10)] and picker.value == 0
+    every = at.session_state["decode_every_class"]  # z = 0 given each class in turn
+    np.testing.assert_allclose(every, model.decode_numpy(np.zeros((10, 3)), np.arange(10)), atol=1e-6)
+    np.testing.assert_allclose(at.session_state["decode_last"], every[0], atol=1e-6)
+    picker.set_value(7).run()
+    assert not at.exception, at.exception
+    np.testing.assert_allclose(at.session_state["decode_last"], every[7], atol=1e-6)  # the server's decode
+    panel, weights = at.get("bidi_component")  # the browser's decoder is class 7's, named for it
+    assert json.loads(panel.proto.json)["id"] == webdecoder.read_header(weights.proto.bytes)["id"]
+    assert json.loads(panel.proto.json)["id"].endswith("#class7")

@@ -20,6 +20,7 @@ from vae.runs import folder as rf
 from vae.web import decoder as webdecoder
 
 from ..cache import model_for
+from ..conditional import chosen
 
 FRONTEND = Path(__file__).resolve().parent  # core.js, panel.js and panel.css sit beside this file
 
@@ -44,14 +45,24 @@ def unsupported(model: VAE) -> str | None:
 
 
 def model_id(run_dir: Path, checkpoint: str) -> str:
-    return f"{run_dir.name}@{checkpoint}"
+    """The browser decoder's name: the run at its checkpoint (a conditional VAE's: with the class it draws)."""
+    return _named(run_dir, checkpoint, chosen(model_for(run_dir)))
+
+
+def _named(run_dir: Path, checkpoint: str, label: int | None) -> str:
+    return f"{run_dir.name}@{checkpoint}" + ("" if label is None else f"#class{label}")
+
+
+def weights(path: str, checkpoint: str) -> bytes:
+    """The decoder of run ``path`` at ``checkpoint`` packed for the browser (a conditional VAE's: of the class
+    chosen in the sidebar)."""
+    return _weights(path, checkpoint, chosen(model_for(Path(path))))
 
 
 @st.cache_data(max_entries=8, show_spinner="Packing the decoder for the browser…")
-def weights(path: str, checkpoint: str) -> bytes:
-    """The decoder of run ``path`` at ``checkpoint``, packed for the browser (cached)."""
+def _weights(path: str, checkpoint: str, label: int | None) -> bytes:
     run_dir = Path(path)
-    return webdecoder.export_decoder(model_for(run_dir), model_id(run_dir, checkpoint))
+    return webdecoder.export_decoder(model_for(run_dir), _named(run_dir, checkpoint, label), label)
 
 
 def released(key: str) -> dict | None:

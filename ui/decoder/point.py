@@ -64,7 +64,7 @@ def apply(z: Sequence[float], start: bool = False) -> None:
 def start_point(mode: str, index: int, model: VAE, ds: Dataset) -> list[float]:
     dim = model.cfg.latent_dim
     if mode == "item":
-        mu, _ = model.embed(ds.x_test[index : index + 1])  # (1, latent_dim)
+        mu, _ = model.embed_split(ds, "test", [index])  # (1, latent_dim); a conditional VAE: with its label
         return mu[0].tolist()
     if mode == "handoff":
         return handoff(dim) or [0.0] * dim

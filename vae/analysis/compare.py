@@ -165,8 +165,8 @@ def compare_runs(run_a, run_b, split: str = "test", max_points: int | None = Non
     rows = np.sort(rng.choice(n, max_points, replace=False)) if max_points and max_points < n else np.arange(n)
     fit_rows = np.sort(rng.choice(len(ds.x_train), min(MAP_ITEMS, len(ds.x_train)), replace=False))
     with torch.inference_mode():
-        a, b = (m.embed(ds.split_items(split, rows).float())[0] for m in models)
-        fa, fb = (m.embed(ds.x_train[torch.as_tensor(fit_rows)].float())[0] for m in models)
+        a, b = (m.embed_split(ds, split, rows)[0] for m in models)
+        fa, fb = (m.embed_split(ds, "train", fit_rows)[0] for m in models)
     out = similarity(a, b)
     out["linear_map_r2"] = fit_linear_map(fa, fb).r2  # on the training items, as the page's carried decodes use it
     configs = [dict(zip(("model", "train", "data"), (c.to_dict() for c in rf.load_config(run)), strict=True))

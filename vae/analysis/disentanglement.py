@@ -264,8 +264,8 @@ def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000,
     train = _subsample(len(dataset.x_train), max_train, rng)
     test = _subsample(len(dataset.x_test), max_test, rng)
     report(progress, 0.0, "encoding")
-    z_train = model.embed(dataset.x_train[torch.as_tensor(train)].float())[0]
-    z_test = model.embed(dataset.x_test[torch.as_tensor(test)].float())[0]
+    z_train = model.embed_split(dataset, "train", train)[0]
+    z_test = model.embed_split(dataset, "test", test)[0]
     f_train, f_test = dataset.factors_train[train], dataset.factors_test[test]
     out: dict = {"factors": list(dataset.factor_names or []), "n_train": len(train), "n_test": len(test)}
     report(progress, 0.1, "MIG")
@@ -275,9 +275,11 @@ def disentanglement_scores(model, dataset, seed: int = 0, max_train: int = 2000,
     report(progress, 0.3, "DCI")
     out.update(dci(z_train, f_train, z_test, f_test, seed=seed, trees=dci_trees))
     truth = ground_truth(dataset)
-    if truth is None:
+    if truth is None or model.conditional:
         out.update(beta_vae=None, factor_vae=None)
-        out["notes"] = ["the β-VAE and FactorVAE scores need the data's generator, which only the sprites have"]
+        out["notes"] = ["the β-VAE and FactorVAE scores need the data's generator, which only the sprites have"
+                        if truth is None else "the β-VAE and FactorVAE scores encode generated batches, which have "
+                        "no labels to give a conditional VAE"]  # fmt: skip
     else:
 
         def represent(x: torch.Tensor) -> np.ndarray:

@@ -25,16 +25,31 @@ def device_of(model: VAE) -> torch.device:
 
 
 @torch.inference_mode()
-def elbo(model: VAE, x: torch.Tensor, batch: int = 1000, seed: int = 0) -> dict:
-    """Mean one-sample ELBO and its parts in nats per example: elbo, recon (-log p(x|z)), kl."""
+def elbo(model: VAE, x: torch.Tensor, batch: int = 1000, seed: int = 0, y=None) -> dict:
+    """Mean one-sample ELBO and its parts in nats per example: elbo, recon (-log p(x|z)), kl (``y``: the items'
+    labels, which a conditional VAE is given)."""
     device = device_of(model)
     g = torch.Generator(device=device).manual_seed(seed)
     tot = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
     for i in range(0, len(x), batch):
-        t = elbo_terms(model, x[i : i + batch].to(device), 1.0, g)
+        t = elbo_terms(model, x[i : i + batch].to(device), 1.0, g, y=_rows(y, i, batch, device))
         for k in tot:
             tot[k] += float(t[k].sum())
     return {k: v / len(x) for k, v in tot.items()}
+
+
+def _rows(y, start: int, batch: int, device) -> torch.Tensor | None:
+    """A batch's labels (None stays None)."""
+    return None if y is None else torch.as_tensor(y)[start : start + batch].to(device)
+
+
+def labels_for(model: VAE, y) -> torch.Tensor | None:
+    """``y`` where ``model`` is a conditional VAE (which needs them: a sentence when they are missing), else None."""
+    if not model.conditional:
+        return None
+    if y is None:
+        raise ValueError("A conditional VAE is measured on labelled items, and these have no labels.")
+    return torch.as_tensor(y)
 
 
 ACTIVATION_BUDGET = 50_000_000  # floats the decoder's layer outputs may hold at once during IWAE (200 MB)
@@ -47,7 +62,8 @@ def decode_floats(model: VAE) -> int:
     leaves = [m for m in model.decoder.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel())) for m in leaves]
     try:
-        model.decoder_params(torch.zeros(1, model.cfg.latent_dim, device=device_of(model)))
+        z = torch.zeros(1, model.cfg.latent_dim, device=device_of(model))
+        model.decoder_params(z, 0 if model.conditional else None)
     finally:
         for h in hooks:
             h.remove()
@@ -62,8 +78,10 @@ def iwae_log_likelihood(
     batch: int | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    y=None,
 ) -> float:
-    """Mean importance-weighted estimate of log p(x) with ``k`` samples (nats per example).
+    """Mean importance-weighted estimate of log p(x) with ``k`` samples (nats per example; of log p(x | y) for a
+    conditional VAE given the labels ``y``).
 
     Batches are sized by what the decoder holds: a conv decoder's feature maps take ten times an MLP's
     memory per decode, and 100k conv decodes at once took 9.8 GB (``ACTIVATION_BUDGET``).
@@ -73,16 +91,16 @@ def iwae_log_likelihood(
     g = torch.Generator(device=device).manual_seed(seed)
     total = 0.0
     for i in range(0, len(x), batch):
-        total += float(iwae_bound(model, x[i : i + batch].to(device), k, g).sum())
+        total += float(iwae_bound(model, x[i : i + batch].to(device), k, g, y=_rows(y, i, batch, device)).sum())
         if progress:
             progress(min(1.0, (i + batch) / len(x)), f"IWAE K={k}: {min(i + batch, len(x))}/{len(x)}")
     return total / len(x)
 
 
 @torch.inference_mode()
-def kl_per_dimension(model: VAE, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+def kl_per_dimension(model: VAE, x: torch.Tensor, batch: int = 1000, y=None) -> np.ndarray:
     """Mean KL(q(z_d|x) || N(0,1)) of each latent dimension over ``x``, (latent_dim,)."""
-    mu, logvar = model.embed(x, batch)
+    mu, logvar = model.embed(x, y, batch=batch)
     return kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
 
 
@@ -96,19 +114,20 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarr
 
 
 @torch.inference_mode()
-def reconstruction_errors(model: VAE, x: torch.Tensor, batch: int = 1000) -> np.ndarray:
+def reconstruction_errors(model: VAE, x: torch.Tensor, batch: int = 1000, y=None) -> np.ndarray:
     """Each example's squared error between ``x`` and the decoded posterior mean, summed over dimensions (N,)."""
     out = []
     for i in range(0, len(x), batch):
         xb = x[i : i + batch].to(device_of(model)).float()
-        mu, _ = model.encode(xb)
-        out.append((model.decode(mu) - xb).pow(2).flatten(1).sum(1).double().cpu().numpy())
+        yb = _rows(y, i, batch, xb.device)
+        mu, _ = model.encode(xb, yb)
+        out.append((model.decode(mu, yb) - xb).pow(2).flatten(1).sum(1).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def reconstruction_error(model: VAE, x: torch.Tensor, batch: int = 1000) -> float:
+def reconstruction_error(model: VAE, x: torch.Tensor, batch: int = 1000, y=None) -> float:
     """Mean squared error per example between ``x`` and the decoded posterior mean, summed over dimensions."""
-    return float(reconstruction_errors(model, x, batch).sum() / len(x))
+    return float(reconstruction_errors(model, x, batch, y).sum() / len(x))
 
 
 def knn_accuracy(
@@ -128,24 +147,28 @@ def evaluate_model(
     """All the measures on the test split (k-NN uses the training split's latent means as reference)."""
     t0 = time.perf_counter()
     x_test = dataset.x_test.float()
+    y_test = labels_for(model, dataset.y_test)  # a conditional VAE's: its measures are given the labels
     report(progress, 0.0, "test ELBO")
     out: dict = {"n_test": len(x_test)}
-    parts = elbo(model, x_test, seed=seed)
+    parts = elbo(model, x_test, seed=seed, y=y_test)
     out.update(test_elbo=parts["elbo"], test_recon=parts["recon"], test_kl=parts["kl"])
-    mu, logvar = model.embed(x_test)
+    mu, logvar = model.embed(x_test, y_test)
     out["kl_per_dim"] = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).tolist()
     n_active, variances = active_units(mu)
     out.update(active_units=n_active, latent_dim=int(mu.shape[1]), mean_variance=variances.tolist())
     rows = np.random.default_rng(seed).permutation(len(mu))[:MAX_ITEMS]  # the KL split three ways (Chen et al.)
     parts3 = kl_decomposition(mu[rows], logvar[rows], dataset_size=len(mu), seed=seed)
     out.update({k: parts3[k] for k in ("index_code_mi", "total_correlation", "dimension_wise_kl")})
-    out["recon_mse"] = reconstruction_error(model, x_test)
+    out["recon_mse"] = reconstruction_error(model, x_test, y=y_test)
     if iwae_k:
         out["iwae_k"] = iwae_k
-        out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=part(progress, 0.1, 0.9))
+        out["iwae_ll"] = iwae_log_likelihood(model, x_test, iwae_k, seed=seed, progress=part(progress, 0.1, 0.9),
+                                             y=y_test)  # fmt: skip
+        if y_test is not None:
+            out["iwae_conditional"] = True  # log p(x | y): the label given, not log p(x)
     if dataset.y_train is not None and dataset.y_test is not None:
         report(progress, 0.9, "k-NN accuracy")
-        mu_train, _ = model.embed(dataset.x_train.float())
+        mu_train, _ = model.embed(dataset.x_train.float(), labels_for(model, dataset.y_train))
         out["knn_k"] = knn_k
         out["knn_accuracy"] = knn_accuracy(mu_train, dataset.y_train.numpy(), mu, dataset.y_test.numpy(), knn_k)
     out["seconds"] = time.perf_counter() - t0

@@ -42,6 +42,8 @@ def add_latent_parsers(sub) -> None:
     g.add_argument("--n", type=int, default=64, help="how many samples")
     g.add_argument("--temperature", type=float, default=1.0, help="the scale of ε (1: the prior itself)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--label", metavar="NAME_OR_INDEX",
+                   help="a conditional VAE's class to draw, by name or number (default: row r is class r)")  # fmt: skip
     g.add_argument("--out", default="prior-grid.png", help="the PNG to write")
     g.add_argument("--json", action="store_true")
 
@@ -65,7 +67,7 @@ def cmd_embed(args) -> dict:
     ds = load_dataset(rf.load_data_config(run_dir))
     n = ds.split_size(args.split)
     rows = np.arange(min(n, args.max_points or n))
-    mu, _ = model.embed(ds.split_items(args.split, rows).float())
+    mu, _ = model.embed_split(ds, args.split, rows)
     t0 = time.perf_counter()
     xy = LatentProjector(method=args.method).fit(mu).embedding_
     seconds = time.perf_counter() - t0
@@ -122,7 +124,7 @@ def cmd_posterior(args) -> dict:
     n = ds.split_size(args.split)
     if not 0 <= args.item < n:
         raise ValueError(f"--item must be from 0 to {n - 1} ({n:,} {args.split} items); got {args.item}.")
-    mu, logvar = rf.load_model(run_dir).embed(ds.split_items(args.split, [args.item]).float())
+    mu, logvar = rf.load_model(run_dir).embed_split(ds, args.split, [args.item])
     samples = sample_posterior(mu[0], logvar[0], args.samples, seed=args.seed)
     y = ds.split_labels(args.split)
     return {"run": run_dir.name, "split": args.split, "item": args.item,
@@ -144,10 +146,36 @@ def cmd_sample(args) -> dict:
     if len(model.cfg.input_shape) != 3:
         raise ValueError(f"{run_dir.name} decodes table rows, not images: `posterior` prints codes instead.")
     z = model_prior_samples(model, args.n, args.temperature, args.seed)
-    x = model.decode_numpy(z)  # (n, C, H, W)
-    grid = make_grid(x, int(np.ceil(np.sqrt(args.n))), pad=1, fill=1.0)
+    side = int(np.ceil(np.sqrt(args.n)))
+    labels = sample_labels(run_dir, model, args.label, args.n, side)
+    x = model.decode_numpy(z, labels)  # (n, C, H, W)
+    grid = make_grid(x, side, pad=1, fill=1.0)
     atomic_write_bytes(Path(args.out), png_bytes(grid, scale=max(1, 224 // max(x.shape[-2:]))))
-    return {"run": run_dir.name, "n": args.n, "temperature": args.temperature, "out": args.out}
+    out = {"run": run_dir.name, "n": args.n, "temperature": args.temperature, "out": args.out}
+    return out | ({} if labels is None else {"labels": np.atleast_1d(labels).tolist()})
+
+
+def sample_labels(run_dir: Path, model, label: str | None, n: int, side: int):
+    """A conditional VAE's classes for ``n`` samples in rows of ``side``: ``label`` (a name or a number) for all,
+    or row r class r; None for other models (which refuse a ``label`` in a sentence)."""
+    if not model.conditional:
+        if label is not None:
+            raise ValueError(f"{run_dir.name} is not a conditional VAE: --label is for runs of --family cvae.")
+        return None
+    import numpy as np
+
+    classes = model.cfg.classes
+    if label is None:
+        return (np.arange(n) // side) % classes
+    from ..data import load_dataset
+
+    names = [str(v) for v in (load_dataset(rf.load_data_config(run_dir)).label_names or range(classes))]
+    if label in names:
+        return names.index(label)
+    if label.strip().isdigit() and int(label) < classes:
+        return int(label)
+    raise ValueError(f"--label must be one of the run's classes ({', '.join(names[:12])}) or a number from 0 to "
+                     f"{classes - 1}; got {label!r}.")  # fmt: skip
 
 
 LATENT_COMMANDS = {"embed": cmd_embed, "history": cmd_history, "posterior": cmd_posterior, "sample": cmd_sample}

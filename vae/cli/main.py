@@ -59,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--likelihood", choices=["bernoulli", "gaussian"], help="default: the dataset's suggestion")
     t.add_argument("--learn-variance", action="store_true", help="learn the Gaussian variance")
     t.add_argument("--family", default=M.family, choices=list(FAMILIES),
-                   help="vae: the ELBO (β-VAE with --beta); beta-tcvae: --beta weights the total correlation only; "
-                        "iwae: the K-sample importance-weighted bound (--iwae-k); vampprior: a learned mixture prior "
+                   help="vae: the ELBO (β-VAE with --beta); cvae: encoder and decoder given the label; "
+                        "beta-tcvae: --beta weights the total correlation only; iwae: the K-sample importance-weighted "
+                        "bound (--iwae-k); vampprior: a learned mixture prior "
                         "(--pseudo-inputs)")  # fmt: skip
     t.add_argument("--iwae-k", type=int, default=T.iwae_k, help="importance samples per item for --family iwae")
     t.add_argument("--pseudo-inputs", type=int, default=M.pseudo_inputs,

@@ -375,6 +375,16 @@ def rename_run(root: str | Path, old: str, new: str) -> Path:
     return dst
 
 
+def label_count(dataset) -> int:
+    """How many classes a conditional VAE of ``dataset`` is given; a sentence when the data have no labels."""
+    if dataset.y_train is None or not len(dataset.y_train):
+        raise ValueError(
+            f"The conditional VAE needs labelled data, and {dataset.name} has no labels: choose a labelled dataset "
+            "(digits, Fashion-MNIST, a file with a label column) or another family."
+        )
+    return max(len(dataset.label_names or []), int(dataset.y_train.max()) + 1)
+
+
 def new_run(
     root: str | Path,
     name: str,
@@ -392,5 +402,7 @@ def new_run(
     """
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if v is not None}
     fields.setdefault("likelihood", dataset.likelihood)
+    if fields.get("family") == "cvae":  # one one-hot input per class of the data's labels
+        fields.setdefault("classes", label_count(dataset))
     model_cfg = ModelConfig(input_shape=tuple(dataset.item_shape), **fields)
     return create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)

@@ -41,9 +41,16 @@ def browser_unsupported(model: VAE) -> str | None:
     return None
 
 
-def _linear(layer: nn.Linear, relu: bool, params: list[np.ndarray], offset: int) -> tuple[dict, int]:
+def _linear(
+    layer: nn.Linear, relu: bool, params: list[np.ndarray], offset: int, fold: tuple[int, int] | None = None
+) -> tuple[dict, int]:
+    """``fold`` (latent size L, class c): a conditional decoder's first layer takes [z, one-hot c]; the class's
+    column joins the bias, so the browser's layer takes z alone: W[:, :L] z + (b + W[:, L + c])."""
     w = layer.weight.detach().cpu().numpy()  # (out, in)
     b = layer.bias.detach().cpu().numpy()  # (out,)
+    if fold is not None:
+        latent, label = fold
+        w, b = np.ascontiguousarray(w[:, :latent]), b + w[:, latent + label]
     params += [w.ravel(), b]
     spec = {"kind": "linear", "in": w.shape[1], "out": w.shape[0], "relu": relu, "w": offset, "b": offset + w.size}
     return spec, offset + w.size + b.size
@@ -87,8 +94,8 @@ def _sequence(modules: list[nn.Module]) -> list[tuple[nn.Module, bool]]:
     return out
 
 
-def layer_specs(model: VAE) -> tuple[list[dict], list[np.ndarray]]:
-    """The header's layer list and the parameter arrays, in order."""
+def layer_specs(model: VAE, label: int | None = None) -> tuple[list[dict], list[np.ndarray]]:
+    """The header's layer list and the parameter arrays, in order (a conditional VAE's for class ``label``)."""
     dec = model.decoder
     if model.cfg.arch == "conv":
         modules = [dec.fc, *dec.deconv]
@@ -96,9 +103,10 @@ def layer_specs(model: VAE) -> tuple[list[dict], list[np.ndarray]]:
     else:
         modules, size = list(dec.net), (0, 0)
     specs, params, offset = [], [], 0
+    fold = (model.cfg.latent_dim, label or 0) if model.conditional else None
     for layer, relu in _sequence(modules):
         if isinstance(layer, nn.Linear):
-            spec, offset = _linear(layer, relu, params, offset)
+            spec, offset = _linear(layer, relu, params, offset, fold if not specs else None)
         else:
             spec, offset = _deconv(layer, size, relu, params, offset)
             k, s, p = spec["kernel"], spec["stride"], spec["padding"]
@@ -107,12 +115,13 @@ def layer_specs(model: VAE) -> tuple[list[dict], list[np.ndarray]]:
     return specs, params
 
 
-def export_decoder(model: VAE, model_id: str) -> bytes:
-    """``model``'s decoder as the browser blob, tagged ``model_id`` (the page uses the checkpoint's id)."""
+def export_decoder(model: VAE, model_id: str, label: int | None = None) -> bytes:
+    """``model``'s decoder as the browser blob, tagged ``model_id`` (the page uses the checkpoint's id); a
+    conditional VAE's decoder of class ``label`` (the class folded into its first layer)."""
     reason = browser_unsupported(model)
     if reason:
         raise ValueError(f"This model cannot decode in the browser: {reason}.")
-    specs, params = layer_specs(model)
+    specs, params = layer_specs(model, label)
     header = {
         "format": FORMAT,
         "id": model_id,
@@ -135,7 +144,7 @@ def read_header(blob: bytes) -> dict:
     return json.loads(blob[len(MAGIC) + 4 : len(MAGIC) + 4 + n])
 
 
-def expected_pixels(model: VAE, z: np.ndarray) -> np.ndarray:
+def expected_pixels(model: VAE, z: np.ndarray, label: int | None = None) -> np.ndarray:
     """What the browser should draw for latent rows ``z`` (N, L): uint8 (N, C, H, W), torch's answer."""
-    x = model.decode_numpy(z)
+    x = model.decode_numpy(z, label)
     return np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
