@@ -84,6 +84,15 @@ ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
 test_codes, test_logvars, _ = cache.latent_params(str(run_dir), checkpoint, "test", None)  # (N_test, L) each
 point = state.map_point(run_dir)
+if point is None:  # a link's map-point endpoint (a new session): its code, its place and the map it was pinned on
+    linked_z = state.link_vector(model.cfg.latent_dim, key="point_z") if "point_z" in st.query_params else None
+    linked_xy = state.link_point("point_xy") if linked_z is not None else None
+    if linked_xy is not None:
+        point = {"run": str(run_dir), "map": st.query_params.get("point_map"), "xy": list(linked_xy), "z": linked_z}
+        state.set_map_point(point)
+        for name in st.query_params.get("point_ends", "")[:2]:  # which ends the link made the map point
+            if name in "AB":
+                st.session_state[f"interp_source_{name}"] = "Map point"
 y = None if ds.y_test is None else ds.y_test.numpy()
 differs = np.flatnonzero(y != y[0]) if y is not None else []
 other = int(differs[0]) if len(differs) else min(1, len(test_codes) - 1)  # default B: another label
@@ -101,6 +110,15 @@ with col_c:
                       bind=LINKED)  # fmt: skip
     st.caption("Slerp keeps to the arc between the two codes: a straight line cuts through the "
                "low-density middle of the Gaussian prior when the endpoints are far apart.")  # fmt: skip
+
+from_point = [n for n in ("A", "B") if point and st.session_state.get(f"interp_source_{n}") == "Map point"]
+if from_point:  # the link carries the map point: its code, its place, its map and the ends it is
+    state.set_link_vector(point["z"], "point_z")
+    state.set_link_point(point["xy"], "point_xy")
+    st.query_params.update({"point_ends": "".join(from_point), **({"point_map": point["map"]} if point["map"] else {})})
+else:
+    for key in ("point_z", "point_xy", "point_map", "point_ends"):
+        st.query_params.pop(key, None)
 
 codes = interpolate(a, b, steps, method)  # (steps, latent_dim)
 decoded = decode(model, codes)  # (steps, *item_shape)
@@ -137,7 +155,8 @@ for col, name, i in ((col_a, "A", item_a), (col_b, "B", item_b)):
         extra += [{**o, "colour": colour} for o in posterior.overlays(cloud, None)]
         with col, st.expander("Its posterior q(z|x)"):
             strip_only = {**cloud, "xy": None}  # the path map's own caption says what its coloured dots are
-            posterior.show_item_posterior(model, test_codes[i], test_logvars[i], strip_only, kl, key=f"interp_{name}")
+            own = None if y is None else int(y[i])  # a conditional VAE decodes the item's own class
+            posterior.show_item_posterior(model, test_codes[i], test_logvars[i], strip_only, kl, f"interp_{name}", own)
 
 st.subheader("Path on the map")
 if proj is None:
@@ -145,6 +164,10 @@ if proj is None:
     st.page_link("app_pages/explore.py", label="Open Explore", icon=":material/scatter_plot:")
     st.stop()
 positions = proj.transform(codes)  # (steps, 2)
+shown = state.shown_map()
+if point and point.get("map") and point["map"] == shown.get("key") and str(path) == shown.get("file"):
+    for name in from_point:  # a pinned star's end sits on the star (a UMAP map places codes only approximately)
+        positions[0 if name == "A" else -1] = point["xy"]
 st.session_state["interp_positions"] = positions
 how = "placed approximately (10 nearest codes)" if proj.transform_is_approximate_ else "projected exactly"
 st.caption(f"The {proj.method.upper()} map of {len(proj.embedding_):,} codes from Explore; the path is {how}.")

@@ -201,3 +201,23 @@ def test_a_link_with_a_number_out_of_range_gets_a_sentence_and_the_default(runs,
         assert any("not a number" in w.value for w in at.warning)
     elif key == "interp_index_A":
         assert at.number_input(key="interp_index_A").value == 0
+
+
+def test_a_map_point_end_sits_on_its_star_and_travels_in_the_link(runs, run_data):
+    at = open_page("app_pages/explore.py", explore_method="PCA", explore_browser=False)
+    click = {"selection": {"points": [{"curve_number": 0, "point_index": 321}]}}
+    at.session_state[at.session_state["explore_chart_key"]] = click
+    at.run()
+    star = at.session_state["explore_point"]
+    at.switch_page("app_pages/interpolate.py").run()
+    assert "point_z" not in at.query_params  # no endpoint is the map point yet
+    at.radio(key="interp_source_B").set_value("Map point").run()
+    assert not at.exception, at.exception
+    assert tuple(at.session_state["interp_positions"][-1]) == tuple(star["xy"])  # the B end is the star itself
+    link = {k: at.query_params[k] for k in ("point_z", "point_xy", "point_map", "point_ends")}
+    assert link["point_map"] == star["map"] and link["point_ends"] == "B"
+
+    fresh = open_app("app_pages/interpolate.py", query=link)  # the link opened in a new session
+    assert not fresh.exception, fresh.exception
+    assert fresh.radio(key="interp_source_B").value == "Map point"
+    np.testing.assert_allclose(fresh.session_state["interp_codes"][-1], star["z"], atol=1e-3)  # 4 digits a value
