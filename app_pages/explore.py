@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, conditional, maps, mapview, posterior, state
+from ui import attributes, cache, conditional, maps, mapview, notice, posterior, state
 from ui.figures import chart, map_figure
 from ui.mapview import columns, gallery
 from ui.pictures import decode, label_name, show_item
@@ -185,8 +185,10 @@ method, split, size, display = controls(ds)
 in_browser = display.browser
 codes, logvars, idx = cache.latent_params(str(run_dir), checkpoint, split, size)  # (N, L), (N, L), (N,) rows
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
+following = notice.follow_training(run_dir, checkpoint)
+key, start = maps.continued(state.shown_map(), str(run_dir), checkpoint, split, len(codes), method, key, following)
 try:
-    proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split, wait=False)
+    proj = cache.fitted_projector(run_dir, checkpoint, key, codes, method, split, wait=False, start=start)
     stand_in = proj is None
     if stand_in:  # UMAP is being fitted in the background: the PCA map stands in meanwhile
         refining(run_dir, checkpoint, key, len(codes))

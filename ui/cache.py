@@ -182,33 +182,35 @@ def map_file(run_dir: Path, key: str) -> Path:
 
 
 def _fit(run_dir: Path, checkpoint: str, split: str, key: str, codes: np.ndarray, method: str, progress=None,
-         fit: bool = True, worker: MapWorker | None = None):  # fmt: skip
+         fit: bool = True, worker: MapWorker | None = None, start: np.ndarray | None = None):  # fmt: skip
     """The map, from the disk cache or fitted (by ``worker`` when given: it writes the map into the cache)."""
     folder, _ = map_folder(run_dir)
     if fit and worker is not None:
         with contextlib.suppress(WorkerGone):  # it could not start: fitted here instead
-            worker.fit(folder, key, codes, {"method": method}, progress, INVERSE_GRID, checkpoint, split)
+            worker.fit(folder, key, codes, {"method": method}, progress, INVERSE_GRID, checkpoint, split, start)
     return cached_projection(
         folder, key, codes, {"method": method}, progress, grid_resolution=INVERSE_GRID,
-        checkpoint=checkpoint, split=split, fit=fit,
+        checkpoint=checkpoint, split=split, fit=fit, start=start,
     )  # fmt: skip
 
 
 def fitted_projector(
-    run_dir: Path, checkpoint: str, key: str, codes: np.ndarray, method: str, split: str, wait: bool = True
-) -> LatentProjector | None:
+    run_dir: Path, checkpoint: str, key: str, codes: np.ndarray, method: str, split: str, wait: bool = True,
+    start: np.ndarray | None = None,
+) -> LatentProjector | None:  # fmt: skip
     """The map of ``codes``: from memory, else the disk cache, else fitted (UMAP in the background).
 
     PCA takes milliseconds and is fitted here. A UMAP fit runs in the worker thread, reporting into the
     slot (no Streamlit calls there). With ``wait`` this run shows its progress until the map is ready
     (changing a widget meanwhile reruns the page at once); without, it returns None until then
-    (``fit_progress`` says how far it got). Either way the finished map lands in the disk cache.
+    (``fit_progress`` says how far it got). Either way the finished map lands in the disk cache. ``start``: an
+    earlier map's layout of the same items to start from (the map's ``key`` must say so: ``following_key``).
     """
     slot = _projection_slot(str(run_dir), checkpoint, key)
     if "projector" in slot:
         return slot["projector"]
     if method != "umap":
-        slot["projector"] = _fit(run_dir, checkpoint, split, key, codes, method)
+        slot["projector"] = _fit(run_dir, checkpoint, split, key, codes, method, start=start)
         return slot["projector"]
     cached = _fit(run_dir, checkpoint, split, key, codes, method, fit=False)  # milliseconds, when on disk
     if cached is not None:
@@ -220,7 +222,7 @@ def fitted_projector(
             slot["cold"] = not worker.fitted
             report = lambda f, m: slot.__setitem__("progress", (min(max(f, 0.0), 1.0), m))  # noqa: E731
             slot["job"] = _fitting_thread().submit(_fit, run_dir, checkpoint, split, key, codes, method, report,
-                                                   worker=worker)  # fmt: skip
+                                                   worker=worker, start=start)  # fmt: skip
     job = slot["job"]
     if not job.done() and not wait:
         return None

@@ -8,6 +8,7 @@ is a click "on the map", inverted through the projection to a latent point.
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import numpy as np
 from plotly.colors import qualitative
@@ -106,3 +107,24 @@ def marked_point(pick, proj: LatentProjector, run_dir, key: str) -> dict | None:
         state.hand_to_decode(point["z"])
     point = state.map_point(run_dir)
     return point if point and point.get("map") == key else None
+
+
+def continued(shown: dict, run: str, checkpoint: str, split: str, n: int, method: str, key: str,
+              following: bool) -> tuple[str, np.ndarray | None]:  # fmt: skip
+    """The key of the map to show, and the layout it starts from (or None): the map shown already when it is of
+    these codes (a rerun keeps it); following a training, a newer checkpoint's map started from the one shown
+    (same items: same split and size), under a key of its own; else ``key``, fitted independently."""
+    same_items = shown.get("run") == run and shown.get("split") == split and shown.get("size") == n
+    if not same_items or shown.get("method") != method or not shown.get("key"):
+        return key, None
+    if shown.get("checkpoint") == checkpoint:
+        return shown["key"], None  # the map on screen (perhaps itself started from an earlier one)
+    if not following or method not in ("umap", "pca"):
+        return key, None
+    try:
+        start = LatentProjector.load(shown["file"]).embedding_.astype(np.float64)
+    except (FileNotFoundError, ValueError, KeyError):
+        return key, None
+    if start.shape != (n, 2):
+        return key, None
+    return f"{key}-f{hashlib.sha256(shown['key'].encode()).hexdigest()[:8]}", start

@@ -50,3 +50,26 @@ def training_notice(run_dir: Path) -> None:
               f"epoch {shown}.", icon=":material/model_training:")  # fmt: skip
     right.button("Refresh", key="training_notice_refresh", icon=":material/refresh:",
                  help="Show the newest checkpoint (the map is computed again).")  # fmt: skip
+
+
+FOLLOW = "explore_follow"
+
+
+def follow_training(run_dir: Path, checkpoint: str) -> bool:
+    """While the run trains: a toggle on Explore to follow it. On, the page reruns when a newer checkpoint lands
+    and its map starts from the one shown (``start_from_shown``); off, the page stays on its map until a setting
+    changes or Refresh. Returns whether it follows."""
+    if jobs.refresh_status(run_dir).get("state") not in jobs.ACTIVE_STATES:
+        return False
+    on = st.toggle("Follow the training", key=FOLLOW,
+                   help="Show each new checkpoint's map as it lands, started from the map shown (UMAP begins at "
+                   "its layout, PCA is turned onto it): items move only as far as the model moved them.")  # fmt: skip
+    if on:
+        _watch(run_dir, checkpoint)
+    return on
+
+
+@st.fragment(run_every=2.0)
+def _watch(run_dir: Path, checkpoint: str) -> None:
+    if rf.checkpoint_id(run_dir) != checkpoint:
+        st.rerun()  # the whole page: the newest checkpoint's map

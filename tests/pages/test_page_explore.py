@@ -573,3 +573,40 @@ def test_a_vampprior_run_shows_its_pseudo_inputs_and_its_components_and_samples_
     fit = design @ np.linalg.lstsq(design, xy, rcond=None)[0]
     np.testing.assert_allclose(fit, xy, atol=1e-4 * (1 + np.abs(xy).max()))
     assert np.ptp(xy, axis=0).min() > 0
+
+
+def test_following_a_training_shows_each_new_checkpoints_map_started_from_the_one_shown(runs):
+    import hashlib
+    import os
+
+    from vae.projection import sequence
+    from vae.runs import folder as rf
+
+    run = runs / "digits-small"
+    status = rf.read_status(run)
+    rf.write_status(run, {**status, "state": "running", "pid": os.getpid(), "updated": time.time()})
+    try:
+        at = open_explore("PCA", browser=True)
+        assert at.toggle(key="explore_follow").value is False  # offered while the run trains
+        at.toggle(key="explore_follow").set_value(True).run()
+        shown = dict(at.session_state["explore_map"])
+        before = LatentProjector.load(shown["file"]).embedding_.astype(np.float64)
+        model = rf.load_model(run)
+        with torch.no_grad():  # a newer checkpoint lands, its codes turned: an independent PCA would differ
+            first = model.encoder.net[0].weight
+            first.mul_(-1.0)
+            model.encoder.net[-1].weight.mul_(-1.0)
+            first.add_(0.01 * torch.randn(first.shape, generator=torch.Generator().manual_seed(0)))
+        rf.save_model(run, model)
+        at.run()
+        assert not at.exception, at.exception
+        now = at.session_state["explore_map"]
+        started = "-f" + hashlib.sha256(shown["key"].encode()).hexdigest()[:8]  # a key of its own: from that map
+        assert now["checkpoint"] != shown["checkpoint"] and now["key"].endswith(started)
+        after = LatentProjector.load(now["file"])
+        np.testing.assert_allclose(after.embedding_, sequence.turned_onto(sequence.pca2(after.codes_), before),
+                                   atol=1e-3)  # fmt: skip  # the new PCA, turned onto the map shown
+        at.toggle(key="explore_follow").set_value(False).run()  # stays on the map it shows
+        assert at.session_state["explore_map"]["key"] == now["key"]
+    finally:
+        rf.write_status(run, status)

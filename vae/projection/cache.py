@@ -100,6 +100,7 @@ def cached_projection(
     checkpoint: str | None = None,
     split: str | None = None,
     fit: bool = True,
+    start: np.ndarray | None = None,
 ) -> LatentProjector | None:
     """Load ``cache_dir/<key>.npz`` if it holds this projection of these codes, else fit, save and return it
     (with ``fit=False``: else return None).
@@ -107,7 +108,8 @@ def cached_projection(
     The inverse grid is built too when ``grid_resolution`` is set (UMAP/PCA 2-D maps only). ``checkpoint``
     and ``split`` name where the codes came from; they are stored in the file (``find_map`` reads them).
     A cached file is used only if its parameters, checkpoint, split, codes and grid resolution all
-    match; a corrupt one, or one of an older format, is rebuilt.
+    match; a corrupt one, or one of an older format, is rebuilt. ``start``: an earlier map's layout of the same
+    items to start from (``LatentProjector.fit``); such a map needs a key of its own.
     """
     path = _cache_file(cache_dir, key)
     full = check_params(params)
@@ -122,7 +124,7 @@ def cached_projection(
         return proj
     if not fit:
         return None
-    proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0))
+    proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0), start=start)
     if wants_grid:
         proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))
     proj.save(path, metadata=metadata)

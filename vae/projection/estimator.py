@@ -66,8 +66,14 @@ class LatentProjector(BaseEstimator):
 
     # -- fitting
 
-    def fit(self, Z: np.ndarray, y: Any = None, *, progress: Progress | None = None) -> LatentProjector:
-        """Learn the map of the codes ``Z`` (N, latent_dim); ``y`` is ignored (scikit-learn's API). Returns ``self``."""
+    def fit(
+        self, Z: np.ndarray, y: Any = None, *, progress: Progress | None = None, start: np.ndarray | None = None
+    ) -> LatentProjector:
+        """Learn the map of the codes ``Z`` (N, latent_dim); ``y`` is ignored (scikit-learn's API). Returns ``self``.
+
+        ``start`` (N, 2): the layout of an earlier map of the same items (an earlier checkpoint's): UMAP starts
+        from it, and the map (UMAP or PCA) is turned onto it (orthogonal Procrustes), so items stay where they were
+        unless the codes moved them."""
         p = check_params(self.get_params())
         Z = as_2d(Z, "Codes", min_rows=MIN_ROWS)
         n, d = Z.shape
@@ -86,10 +92,32 @@ class LatentProjector(BaseEstimator):
         self.transform_is_approximate_ = False
         label = LABELS[p["method"]]
         report(progress, 0.0, f"fitting {label} on {n:,} codes")
-        embedding = getattr(self, f"_fit_{p['method']}")(p)
+        start = self._start(start, n, p)
+        embedding = getattr(self, f"_fit_{p['method']}")(p if start is None else {**p, "init": start})
+        if start is not None:
+            embedding = self._turn_onto(embedding, start)
         self.embedding_ = np.ascontiguousarray(embedding, dtype=np.float32)  # (N, n_components)
         report(progress, 1.0, f"{label} map ready")
         return self
+
+    def _start(self, start, n: int, p: dict[str, Any]) -> np.ndarray | None:
+        if start is None:
+            return None
+        start = np.asarray(start, dtype=np.float64)
+        if start.shape != (n, 2) or p["n_components"] != 2 or p["method"] == "tsne" or not np.isfinite(start).all():
+            raise ValueError(f"A map's start must be the (N, 2) layout of the same {n:,} items (UMAP or PCA).")
+        return start
+
+    def _turn_onto(self, embedding: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """``embedding`` turned (or reflected) about its centre onto ``start``; a PCA's axes turn with it."""
+        from scipy.linalg import orthogonal_procrustes
+
+        centre = embedding.mean(0)
+        rotation, _ = orthogonal_procrustes(embedding - centre, start - start.mean(0))  # (2, 2)
+        if self.method == "pca":  # the map stays (Z - mean) @ components_.T, centred as before
+            self.components_ = rotation.T @ self.components_
+            return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
+        return (embedding - centre) @ rotation + start.mean(0)
 
     def _fit_pca(self, p: dict[str, Any]) -> np.ndarray:
         Z = self.codes_.astype(np.float64)
@@ -116,6 +144,7 @@ class LatentProjector(BaseEstimator):
             metric=p["metric"],
             random_state=p["random_state"],
             n_jobs=1 if p["random_state"] is not None else -1,  # a seed makes umap single-threaded anyway
+            **({"init": p["init"]} if "init" in p else {}),  # an earlier map's layout of the same items
         )
         with quiet_umap():
             return self.umap_.fit_transform(self.codes_)

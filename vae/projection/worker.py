@@ -74,6 +74,7 @@ class MapWorker:
     def fit(
         self, cache_dir: str | Path, key: str, codes: np.ndarray, params: dict, progress: Progress | None = None,
         grid_resolution: int | None = None, checkpoint: str | None = None, split: str | None = None,
+        start: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         """Have the worker fit map ``key`` of ``codes`` into ``cache_dir`` (as ``cached_projection`` would).
 
@@ -81,8 +82,8 @@ class MapWorker:
         worker could be started or sent the map.
         """
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        with self._lock, tempfile.NamedTemporaryFile(suffix=".npy", dir=cache_dir) as f:
-            np.save(f, np.asarray(codes))
+        with self._lock, tempfile.NamedTemporaryFile(suffix=".npz", dir=cache_dir) as f:
+            np.savez(f, codes=np.asarray(codes), **({} if start is None else {"start": np.asarray(start)}))
             f.flush()
             job = {"codes": f.name, "cache_dir": str(cache_dir), "key": key, "params": params,
                    "grid_resolution": grid_resolution, "checkpoint": checkpoint, "split": split}  # fmt: skip
@@ -184,10 +185,11 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
                     _fit_sequence(job, lambda f, m: say(progress=f, message=m))
                     say(done=True)
                     continue
-                codes = np.load(job["codes"], allow_pickle=False)
+                arrays = np.load(job["codes"], allow_pickle=False)
                 cached_projection(
-                    job["cache_dir"], job["key"], codes, job["params"], lambda f, m: say(progress=f, message=m),
-                    job["grid_resolution"], checkpoint=job["checkpoint"], split=job["split"],
+                    job["cache_dir"], job["key"], arrays["codes"], job["params"],
+                    lambda f, m: say(progress=f, message=m), job["grid_resolution"], checkpoint=job["checkpoint"],
+                    split=job["split"], start=arrays["start"] if "start" in arrays else None,
                 )  # fmt: skip
             except Exception as e:  # noqa: BLE001 - any failure is the map's, said to the server as a sentence
                 say(error=str(e) or type(e).__name__)
