@@ -45,8 +45,8 @@ def training_notice(run_dir: Path) -> None:
         shown = rf.safetensors_metadata(run_dir / rf.MODEL_FILE).get("epoch", "?")
     except (ValueError, FileNotFoundError):
         return
-    if str(shown).isdigit() and int(shown) > status.get("epoch", 0):  # the checkpoint landed before the status
-        status = {**status, "epoch": int(shown)}
+    if str(shown).isdigit() and int(shown) == status.get("epoch", 0) + 1:  # an epoch's checkpoint landed before
+        status = {**status, "epoch": int(shown)}  # its status line: say the same epoch twice, not 103 then 104
     left, right = st.columns([5, 1], vertical_alignment="center")
     left.info(f"{run_dir.name} is training · {epochs_done(status, epochs)} · this page shows the checkpoint after "
               f"epoch {shown}.", icon=":material/model_training:")  # fmt: skip
