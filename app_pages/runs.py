@@ -14,8 +14,9 @@ from pathlib import Path
 import streamlit as st
 
 from ui import runs as actions
+from ui import state
 from ui.cache import dataset_for
-from ui.figures import CURVES, chart, curves_figure, kl_figure
+from ui.figures import CURVE_AXES, CURVES, chart, curves_figure, kl_figure
 from ui.runtime import runs_root
 from ui.sidebar import current_run
 from ui.training import collapse_section
@@ -31,12 +32,27 @@ IWAE_CHOICES = sorted({10, IWAE_K, 1000})
 ZIP_KEY = "runs_zip"  # the bytes the Download button serves (kept so tests can check them)
 
 
+TABLE_NAMES = "runs_table_names"  # the table's runs in its rows' order, for a click's callback
+
+
+def select_clicked() -> None:
+    """(The table's callback, before the picker draws.) A clicked row makes its run the selected one."""
+    rows = (st.session_state.get("runs_table") or {}).get("selection", {}).get("rows", [])
+    names = st.session_state.get(TABLE_NAMES, [])
+    if rows and rows[0] < len(names):
+        state.select_run(names[rows[0]])
+
+
 def table_section(runs: list[dict]) -> None:
+    table = actions.run_rows(runs)
+    st.session_state[TABLE_NAMES] = list(table["run"])
     st.dataframe(
-        actions.run_rows(runs),
+        table,
         hide_index=True,
         placeholder="—",
         key="runs_table",
+        on_select=select_clicked,
+        selection_mode="single-row",
         column_config={
             "test ELBO": st.column_config.NumberColumn(format="%.2f", help="nats per test item, higher is better"),
             "IWAE log p(x)": st.column_config.NumberColumn(format="%.2f", help="from Evaluate; higher is better"),
@@ -58,13 +74,41 @@ def compare_section(runs: list[dict]) -> None:
         return
     chosen = [n for n in st.session_state.get("runs_compare", names[:2]) if n in names]
     st.session_state["runs_compare"] = chosen
-    left, right = st.columns([3, 1])
-    picked = left.multiselect("Runs", names, key="runs_compare", placeholder="Choose runs to compare")
-    metric = right.selectbox("Curve", list(CURVES), format_func=CURVES.get, key="runs_curve")
-    if picked:
-        read = lambda n: [m for m in rf.read_metrics(rf.run_path(runs_root(), n)) if m.get("type") == "epoch"]  # noqa: E731
-        epochs_of = {n: read(n) for n in picked}
-        chart(curves_figure(epochs_of, metric, names), key="runs_compare_chart")
+    picked = st.multiselect("Runs", names, key="runs_compare", placeholder="Choose runs to compare")
+    if not picked:
+        return
+    read = lambda n: [m for m in rf.read_metrics(rf.run_path(runs_root(), n)) if m.get("type") == "epoch"]  # noqa: E731
+    epochs_of = {n: read(n) for n in picked}
+    numbers = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    recorded = {k for epochs in epochs_of.values() for m in epochs for k, v in m.items()
+                if numbers(v) and k not in ("epoch", "step", "time")}  # fmt: skip
+    metrics = [k for k in CURVES if k in recorded] + sorted(recorded - set(CURVES))  # any recorded metric
+    c1, c2, c3 = st.columns([2, 1, 1])
+    metric = c1.selectbox("Curve", metrics, format_func=lambda k: CURVES.get(k, k.replace("_", " ")), key="runs_curve")
+    x = c2.selectbox("Against", list(CURVE_AXES), format_func=CURVE_AXES.get, key="runs_curve_x")
+    smoothing = c3.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="runs_smoothing",
+                          help="An exponential moving average of the curve (weight of the past); 0: none.")  # fmt: skip
+    chart(curves_figure(epochs_of, metric, names, x, smoothing), key="runs_compare_chart")
+
+
+def notes_section(run_dir: Path, runs: list[dict]) -> None:
+    """The run's tags and note: kept in its folder (notes.json), carried by its zip, shown in the table."""
+    notes = rf.read_notes(run_dir)
+    known = sorted({t for r in runs for t in rf.read_notes(r["path"])["tags"]} | set(notes["tags"]))
+    with st.expander(f"Tags and note · {', '.join(notes['tags']) or 'none yet'}", icon=":material/sell:"):
+        with st.form(key="runs_notes_form", border=False):
+            tags = st.multiselect("Tags", known, default=notes["tags"], accept_new_options=True,
+                                  key=f"runs_tags_{run_dir.name}", max_selections=rf.MAX_TAGS,
+                                  placeholder="Type a tag and press Enter, or pick one")  # fmt: skip
+            note = st.text_area("Note", notes["note"], key=f"runs_note_{run_dir.name}", max_chars=rf.MAX_NOTE,
+                                placeholder="What this run tried, what it showed")  # fmt: skip
+            if st.form_submit_button("Save", icon=":material/save:"):
+                try:
+                    rf.write_notes(run_dir, {"tags": tags, "note": note})
+                except (ValueError, OSError) as e:
+                    st.error(str(e))
+                else:
+                    st.rerun()  # the table shows the tags at once
 
 
 def known_factors(run_dir: Path) -> list[str]:
@@ -234,6 +278,7 @@ else:
     run_dir = current_run()
     if run_dir is not None:
         st.divider()
+        notes_section(run_dir, runs)
         evaluate_section(run_dir)
         collapse_section(run_dir, [m for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"])
         manage_section(run_dir, jobs.refresh_status(run_dir).get("state") in jobs.ACTIVE_STATES)

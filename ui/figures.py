@@ -95,33 +95,54 @@ def _layout(fig: go.Figure, title: str) -> go.Figure:
 # ---------------------------------------------------------------- comparing runs
 
 
-def curves_figure(epochs_of: dict[str, list[dict]], key: str, every: list[str]) -> go.Figure:
-    """One line per run: ``key`` of its epoch records (``epochs_of[name]``) against the epoch.
+CURVE_AXES = {"epoch": "epoch", "step": "step", "elapsed_s": "training time (s)"}
+
+
+def smoothed(values: list, weight: float) -> list:
+    """An exponential moving average of ``values`` (None kept as gaps), debiased like TensorBoard's: 0 is none."""
+    out, mean, seen = [], 0.0, 0
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        seen += 1
+        mean = weight * mean + (1 - weight) * float(v)
+        out.append(mean / (1 - weight**seen) if weight > 0 else float(v))
+    return out
+
+
+def curves_figure(
+    epochs_of: dict[str, list[dict]], key: str, every: list[str], x: str = "epoch", smoothing: float = 0.0
+) -> go.Figure:
+    """One line per run: ``key`` of its epoch records (``epochs_of[name]``) against ``x`` (``CURVE_AXES``),
+    smoothed by an exponential moving average of weight ``smoothing`` (the raw values faint behind).
 
     Each run keeps its colour (by its place in ``every``) whichever runs are shown.
     """
     fig, longest = go.Figure(), 1
     for name, epochs in epochs_of.items():
-        longest = max([longest] + [m["epoch"] for m in epochs])
-        fig.add_trace(
-            go.Scatter(
-                x=[m["epoch"] for m in epochs],
-                y=[m.get(key) for m in epochs],
-                name=name,
-                mode="lines+markers",
-                line={"color": PALETTE[every.index(name) % len(PALETTE)] if name in every else None},
-            )
-        )
-    better = "higher" if key.endswith("elbo") else "lower"
+        rows = [m for m in epochs if isinstance(m.get(x), (int, float))]
+        longest = max([longest] + [m["epoch"] for m in rows])
+        xs, ys = [m[x] for m in rows], [m.get(key) for m in rows]
+        colour = PALETTE[every.index(name) % len(PALETTE)] if name in every else None
+        if smoothing > 0:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": colour, "width": 1}, opacity=0.3,
+                                     showlegend=False, hoverinfo="skip", legendgroup=name))  # fmt: skip
+            ys = smoothed(ys, smoothing)
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers" if smoothing == 0 else "lines",
+                                 line={"color": colour}, legendgroup=name))  # fmt: skip
+    label = CURVES.get(key, key.replace("_", " "))
+    better = "higher" if key.endswith("elbo") else "lower" if key.endswith(("loss", "recon", "kl")) else ""
     fig.update_layout(
-        title=f"{CURVES[key]} per epoch",
+        title=f"{label} per {'epoch' if x == 'epoch' else 'epoch, against ' + CURVE_AXES[x]}",
         height=380,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
-        xaxis_title="epoch",
-        yaxis_title=f"nats per item ({better} is better)",
+        xaxis_title=CURVE_AXES[x],
+        yaxis_title=f"{label} ({better} is better)" if better else label,
     )
-    fig.update_xaxes(tick0=1, dtick=max(1, round(longest / 8)))  # whole epochs
+    if x == "epoch":
+        fig.update_xaxes(tick0=1, dtick=max(1, round(longest / 8)))  # whole epochs
     return fig
 
 

@@ -71,6 +71,7 @@ def run_rows(runs: list[dict]) -> pd.DataFrame:
         rows.append(
             {
                 "run": r["name"],
+                "tags": ", ".join(rf.read_notes(Path(r["path"]))["tags"]) or None,
                 "state": r["state"],
                 "alarm": (alarm(Path(r["path"]), r) or ("",))[0] if ok else "",  # collapsed, diverged or ""
                 "data": r["dataset"],

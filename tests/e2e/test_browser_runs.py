@@ -45,16 +45,24 @@ def test_runs_table_compare_two_runs_and_evaluate(page, app_url, runs_dir, secon
     page.locator('[data-testid="stDataFrame"] td').first.wait_for(state="attached")
     rows = table_rows(page)
     assert {E2E_RUN, SECOND} <= set(rows)
-    assert rows[E2E_RUN][1:7] == [
-        "finished",
-        "",
-        "digits",
-        "VAE",
-        "MLP 64",
-        "4",
-    ]  # state, alarm, data, family, model, latent
-    assert rows[SECOND][1:7] == ["finished", "", "digits", "VAE", "MLP 32", "2"]
+    assert rows[E2E_RUN][2:8] == ["finished", "", "digits", "VAE", "MLP 64", "4"]  # state, alarm, data, family,
+    assert rows[SECOND][2:8] == ["finished", "", "digits", "VAE", "MLP 32", "2"]  # model, latent (after the tags)
     shot(page, "runs-table")
+
+    # a click on a row selects its run everywhere (the sidebar's picker too); then back to the newest
+    assert selected_run(page) == SECOND
+    grid = page.locator('[data-testid="stDataFrame"]').bounding_box()
+    for name in (E2E_RUN, SECOND):
+        row = list(rows).index(name)
+        page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 35 * row + 17)  # the row's selection box
+        page.wait_for_function(
+            'n => document.querySelector(\'[data-testid="stSidebar"] input[aria-label="Run"]\')?.value === n'
+            " || [...document.querySelectorAll('[data-testid=\"stSidebar\"] input')].some(i => i.value === n)",
+            arg=name,
+        )
+        wait_idle(page)
+        assert selected_run(page) == name
+        page.get_by_role("heading", name=f"Evaluate {name}").wait_for()
 
     # compare: the two runs' test ELBO curves in one figure, then another curve
     page.get_by_role("heading", name="Compare curves").scroll_into_view_if_needed()

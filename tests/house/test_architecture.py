@@ -123,7 +123,8 @@ def run_file_names() -> set[str]:
     from vae.runs import folder as rf
 
     return {rf.CONFIG_FILE, rf.MODEL_FILE, rf.STATE_FILE, rf.METRICS_FILE, rf.STATUS_FILE, rf.CONTROL_FILE,
-            rf.LOG_FILE, rf.EVALUATION_FILE, rf.PROJECTIONS_DIR, rf.HISTORY_DIR, *rf.PICTURES.values()}  # fmt: skip
+            rf.LOG_FILE, rf.EVALUATION_FILE, rf.NOTES_FILE, rf.PROJECTIONS_DIR, rf.HISTORY_DIR,
+            *rf.PICTURES.values()}  # fmt: skip
 
 
 def spelled_strings(path: Path) -> set[str]:

@@ -103,3 +103,27 @@ def test_a_zip_with_a_history_member_outside_the_pattern_is_refused(trained_runs
     with pytest.raises(ValueError, match="path|unexpected"):
         import_run_zip(tmp_path / "runs", buf.getvalue(), "x")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_runs_tags_and_note_are_kept_checked_and_carried_by_its_zip(trained_runs, tmp_path):
+    import os
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(trained_runs / "digits-small", src)
+    assert rf.read_notes(src) == {"tags": [], "note": ""}
+    rf.write_notes(src, {"tags": ["β sweep", "  β   sweep ", "baseline"], "note": "the first try"})
+    assert rf.read_notes(src) == {"tags": ["β sweep", "baseline"], "note": "the first try"}  # trimmed, once each
+    for bad in ({"tags": "baseline"}, {"tags": ["x" * 41]}, {"note": "x" * 4001}, {"colour": "red"}, ["a"]):
+        with pytest.raises(ValueError, match="run"):
+            rf.write_notes(src, bad)
+    copy = import_run_zip(tmp_path / "runs", run_zip(src), "run")
+    assert rf.read_notes(copy) == rf.read_notes(src)
+    assert rf.NOTES_FILE in zipfile.ZipFile(io.BytesIO(run_zip(src))).namelist()
+    forged = zip_of({**{n: (src / n).read_bytes() for n in (rf.CONFIG_FILE, rf.MODEL_FILE)},
+                     rf.NOTES_FILE: b'{"tags": [1, 2]}'})  # fmt: skip
+    with pytest.raises(ValueError, match="tags are a list of words"):
+        import_run_zip(tmp_path / "runs", forged, "forged")
+    (src / rf.NOTES_FILE).unlink()
+    os.symlink("/etc/passwd", src / rf.NOTES_FILE)  # planted: never followed
+    assert rf.read_notes(src) == {"tags": [], "note": ""}

@@ -226,3 +226,33 @@ def test_a_training_run_cannot_be_renamed_or_deleted(runs):
     assert at.dataframe[0].value.iloc[0]["state"] == "running"
     assert at.button(key="runs_rename").disabled and at.button(key="runs_delete").disabled
     assert run_folders(runs) == [RUN]
+
+
+def test_tags_and_a_note_are_saved_with_the_run_and_shown_in_the_table(runs):
+    at = open_runs()
+    at.multiselect(key=f"runs_tags_{RUN}").set_value(["baseline", "β sweep"])
+    at.text_area(key=f"runs_note_{RUN}").set_value("the first try at 4 dimensions")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception and not messages(at)
+    assert rf.read_notes(runs / RUN) == {"tags": ["baseline", "β sweep"], "note": "the first try at 4 dimensions"}
+    table = at.dataframe[0].value
+    assert table[table["run"] == RUN].iloc[0]["tags"] == "baseline, β sweep"
+
+
+def test_curves_of_any_recorded_metric_against_step_or_time_smoothed(runs):
+    import json as _json
+
+    at = open_runs()
+    curve = at.selectbox(key="runs_curve")
+    assert curve.options[:4] == ["test ELBO", "train ELBO", "test reconstruction (−log p(x|z))", "test KL"]
+    assert "active units" in curve.options and "epoch seconds" in curve.options  # any recorded number
+    at.selectbox(key="runs_curve").set_value("train_loss")
+    at.selectbox(key="runs_curve_x").set_value("step")
+    at.slider(key="runs_smoothing").set_value(0.6).run()
+    assert not at.exception, at.exception
+    spec = _json.loads(next(c for c in at.get("plotly_chart") if "train loss" in c.proto.spec).proto.spec)
+    raw, smooth = spec["data"][:2]  # the raw curve faint behind, the smoothed one named for the run
+    epochs = [m for m in rf.read_metrics(runs / RUN) if m["type"] == "epoch"]
+    assert raw["x"] == [m["step"] for m in epochs] and raw["y"] == [m["train_loss"] for m in epochs]
+    assert smooth["name"] == RUN and smooth["y"][0] == pytest.approx(epochs[0]["train_loss"])
+    assert abs(smooth["y"][-1] - epochs[-1]["train_loss"]) > 0  # an average of the past, not the last value

@@ -11,6 +11,7 @@ A run is a folder under the runs folder (``default_root()``)::
     train.log            the training process's output
     recon.png samples.png  the last epoch's reconstructions and prior samples
     evaluation.json      the last evaluation (IWAE, active units, k-NN), tagged with its checkpoint
+    notes.json           the person's tags and note about the run (kept by renames and run zips)
     projections/         cached maps (file names within it: ``vae.projection``)
     latent-history/      the probe set's latent means over training (``vae.analysis.history``)
     embedding-*.csv      codes written by ``python -m vae embed``
@@ -54,6 +55,8 @@ STATUS_FILE = "status.json"
 CONTROL_FILE = "control.json"
 LOG_FILE = "train.log"
 EVALUATION_FILE = "evaluation.json"
+NOTES_FILE = "notes.json"  # the person's tags and note about the run: {"tags": [...], "note": "..."}
+MAX_TAGS, MAX_TAG, MAX_NOTE = 20, 40, 4000
 PICTURES = {"recon": "recon.png", "samples": "samples.png"}
 HISTORY_DIR = "latent-history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
@@ -323,6 +326,33 @@ def read_evaluation(run_dir: str | Path) -> dict | None:
 
 def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
     write_json(Path(run_dir) / EVALUATION_FILE, evaluation)
+
+
+def clean_notes(notes: object) -> dict:
+    """``{"tags": [...], "note": "..."}`` checked: at most MAX_TAGS distinct tags of at most MAX_TAG characters
+    (trimmed, no line breaks), a note of at most MAX_NOTE characters; a ValueError sentence otherwise."""
+    if not isinstance(notes, dict) or not set(notes) <= {"tags", "note"}:
+        raise ValueError("A run's notes are an object with 'tags' (a list of words) and 'note' (text).")
+    tags, note = notes.get("tags", []), notes.get("note", "")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or not isinstance(note, str):
+        raise ValueError("A run's tags are a list of words and its note is text.")
+    tags = list(dict.fromkeys(" ".join(t.split()) for t in tags if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags) or len(note) > MAX_NOTE:
+        raise ValueError(f"A run keeps at most {MAX_TAGS} tags of {MAX_TAG} characters and a note of "
+                         f"{MAX_NOTE:,} characters.")  # fmt: skip
+    return {"tags": tags, "note": note}
+
+
+def read_notes(run_dir: str | Path) -> dict:
+    """The run's tags and note ({"tags": [], "note": ""} without them, or when the file is not such notes)."""
+    try:
+        return clean_notes(read_json(Path(run_dir) / NOTES_FILE, default={}))
+    except ValueError:
+        return {"tags": [], "note": ""}
+
+
+def write_notes(run_dir: str | Path, notes: dict) -> None:
+    write_json(Path(run_dir) / NOTES_FILE, clean_notes(notes))
 
 
 def history_dir(run_dir: str | Path) -> Path:

@@ -36,6 +36,7 @@ ZIP_FILES = {
     rf.METRICS_FILE: 64 * MB,
     rf.STATUS_FILE: 64 * KB,
     rf.EVALUATION_FILE: 4 * MB,
+    rf.NOTES_FILE: 64 * KB,
     rf.PICTURES["recon"]: 16 * MB,
     rf.PICTURES["samples"]: 16 * MB,
 }
@@ -159,6 +160,8 @@ def import_run_zip(root: Path, data: bytes, fallback: str, name: str | None = No
         for n in ZIP_REQUIRED:
             (folder / n).write_bytes(files[n])
         check_weights(folder)
+    notes = _json_object(files, rf.NOTES_FILE)
+    notes = None if notes is None else rf.clean_notes(notes)  # a sentence when they are not a run's notes
     status = _json_object(files, rf.STATUS_FILE)
     evaluation = _json_object(files, rf.EVALUATION_FILE)
     if evaluation is not None and (problem := evaluation_problem(evaluation)):
@@ -192,6 +195,8 @@ def import_run_zip(root: Path, data: bytes, fallback: str, name: str | None = No
         if evaluation is not None:
             evaluation["checkpoint"] = rf.checkpoint_id(staging)  # same weights, new file
             rf.write_evaluation(staging, evaluation)
+        if notes is not None:
+            rf.write_notes(staging, notes)
         for i in range(1, 1000):
             target = rf.run_path(root, base if i == 1 else f"{base[: rf.MAX_NAME - 6]}-{i}")
             if not target.exists():
