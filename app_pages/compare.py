@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import cache, maps, state
+from ui import cache, comparelink, maps, state
 from ui.figures import chart
 from ui.pictures import decode, label_name, show_item
 from ui.runtime import runs_root
@@ -72,7 +72,9 @@ def comparison(path_a: str, ckpt_a: str, path_b: str, ckpt_b: str, split: str, m
     b, _ = cache.latent_means(path_b, ckpt_b, split, max_points)
     fit_a, _ = cache.latent_means(path_a, ckpt_a, "train", MAP_ITEMS)  # the linear maps' training items
     fit_b, _ = cache.latent_means(path_b, ckpt_b, "train", MAP_ITEMS)
-    carry = {"linear map": fit_linear_map(fit_a, fit_b), "orthogonal map": fit_linear_map(fit_a, fit_b, True)}
+    carry = {"linear map": fit_linear_map(fit_a, fit_b)}
+    if a.shape[1] == b.shape[1]:  # a rotation carries a space only onto one of its own size
+        carry["orthogonal map"] = fit_linear_map(fit_a, fit_b, True)
     agreement = knn_jaccard(a, b)  # (N,)
     numbers = {"cka": linear_cka(a, b), "knn_jaccard": float(agreement.mean()),
                "procrustes_disparity": procrustes_disparity(a, b),
@@ -225,14 +227,17 @@ else:
             fig = map_figure(layout, labels, label_names, agreement, f"{side}: {name}", chosen or None, ring)
             chart(fig, key=f"compare_chart_{side}", selection_mode=("points", "box", "lasso"),
                   on_select=lambda side=side: st.session_state.__setitem__("compare_last", side))  # fmt: skip
+    comparelink.link(("compare_chart_A", "compare_chart_B"))  # hovering an item on one rings it on the other
 st.caption("B's map is turned onto A's (orthogonal Procrustes), so the same items sit in the same places where the "
-           "spaces agree. Select with the box or lasso on either map to see those items on both; click an item to "
-           "decode it through both models.")  # fmt: skip
+           "spaces agree. Point at an item on either map to ring it on the other; select with the box or lasso to "
+           "see those items on both; click an item to decode it through both models.")  # fmt: skip
 
 if ring is not None:
     row = int(ring)
-    carry = st.radio("Into B's space", [k for k in CARRY if k != "same raw z" or a.shape[1] == b.shape[1]],
-                     key="compare_carry", horizontal=True, help=ARBITRARY)  # fmt: skip
+    offered = [k for k in CARRY if k in shown["carry"] or (k == "same raw z" and a.shape[1] == b.shape[1])]
+    carry = st.radio("Into B's space", offered, key="compare_carry", horizontal=True,
+                     help=ARBITRARY + ("" if len(offered) > 1 else " Their latent sizes differ: only a linear map "
+                                       "carries one space into the other."))  # fmt: skip
     st.caption(CARRY[carry])
     z_a = a[row]
     z_b = z_a if carry == "same raw z" else shown["carry"][carry](z_a)

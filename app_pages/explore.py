@@ -288,7 +288,8 @@ with map_col:
     if browser:
         mapview.show(
             run_dir, checkpoint, key, proj, idx, groups, lambda: ds.split_items(split, idx).numpy(),
-            split=split, n_train=len(ds.x_train), labelled=labels is not None, axis=proj.method.upper(),
+            item_shape=ds.item_shape if ds.is_image else (), split=split, n_train=len(ds.x_train),
+            labelled=labels is not None, axis=proj.method.upper(),
             pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, overlays=extra,
             panel_key=view_key, column=column, marker=display.marker,
             only=found[1] if found and found[0] == "label" and column is None else None,

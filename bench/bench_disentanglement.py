@@ -1,10 +1,12 @@
-"""Disentanglement against likelihood: β = 1, β = 4 and free bits on the sprites, every score beside the ELBO.
+"""Disentanglement against likelihood: β = 1, β = 4, free bits and β-TCVAE on the sprites, every score beside the
+ELBO, over seeds.
 
     python -m bench disentanglement [--quick]
 
 Each model is the Train page's default MLP (hidden 400, latent 10, batch 128, Adam 1e-3) on the generated
-sprites (20,000 at 32×32; shape, scale, rotation, x, y), trained for the same epochs with only β or the
-free-bits floor changed, then scored by ``vae.analysis.evaluate`` (test ELBO, active units) and
+sprites (20,000 at 32×32; shape, scale, rotation, x, y), trained for the same epochs with only β, the free-bits
+floor or the family (β-TCVAE: β on the total correlation only) changed, each with 3 seeds (mean ± half the range),
+then scored by ``vae.analysis.evaluate`` (test ELBO, active units) and
 ``vae.analysis.disentanglement.disentanglement_scores`` (seed 0). Baseline: the representation the scores are made for,
 the ground-truth factors themselves (standardised) — the top a model could reach — and the same factors under
 a random rotation of the code, which keeps all their information but none of their axes. Asserts nothing.
@@ -40,22 +42,28 @@ class Settings:
     count: int = 20_000
     epochs: int = 20
     latent: int = 10
-    arms: tuple[tuple[str, float, float], ...] = (("β = 1", 1.0, 0.0), ("β = 4", 4.0, 0.0),
-                                                  ("β = 1, free bits 0.5", 1.0, 0.5))  # fmt: skip
+    arms: tuple[tuple[str, float, float, str], ...] = (
+        ("β = 1", 1.0, 0.0, "vae"),
+        ("β = 4", 4.0, 0.0, "vae"),
+        ("β = 1, free bits 0.5", 1.0, 0.5, "vae"),
+        ("β-TCVAE, β = 6", 6.0, 0.0, "beta-tcvae"),
+    )  # (name, β, free bits, family)
+    seeds: tuple[int, ...] = (0, 1, 2)
     max_train: int = 2000
     max_test: int = 1000
     dci_trees: int = DCI_TREES  # boosting stages of DCI's trees (the smoke test takes fewer)
 
 
 FULL = Settings()
-QUICK = Settings(count=3000, epochs=2, max_train=400, max_test=300)
+QUICK = Settings(count=3000, epochs=2, max_train=400, max_test=300, seeds=(0,))
 
 
-def train_arm(root, ds, cfg: DataConfig, s: Settings, index: int, beta: float, free_bits: float) -> tuple:
+def train_arm(root, ds, cfg: DataConfig, s: Settings, index: int, beta: float, free_bits: float,
+              family: str = "vae", seed: int = 0) -> tuple:  # fmt: skip
     """Train one arm (``vae.train``, no history probe) and return (its model, seconds)."""
     train_cfg = TrainConfig(epochs=s.epochs, batch_size=128, lr=1e-3, threads=2, beta=beta, free_bits=free_bits,
-                            probe_size=0)  # fmt: skip
-    run = new_run(root, f"arm-{index}", ds, cfg, latent_dim=s.latent, train_cfg=train_cfg)
+                            probe_size=0, seed=seed)  # fmt: skip
+    run = new_run(root, f"arm-{index}-{seed}", ds, cfg, latent_dim=s.latent, train_cfg=train_cfg, family=family)
     t = time.perf_counter()
     assert train(run, dataset=ds)["state"] == "finished"
     return rf.load_model(run).eval(), time.perf_counter() - t
@@ -93,28 +101,36 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
     s = settings or (QUICK if quick else FULL)
     cfg = DataConfig(name="sprites", size=32, count=s.count)
     ds = load_dataset(cfg)
-    rows, seconds = [], {}
+    rows, seconds, measured = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-disentanglement-") as tmp:
-        for i, (name, beta, free_bits) in enumerate(s.arms):
-            common.log(f"disentanglement: training {name} ({s.epochs} epochs)…")
-            model, train_s = train_arm(tmp, ds, cfg, s, i, beta, free_bits)
-            ev = evaluate.evaluate_model(model, ds, iwae_k=0)
-            t = time.perf_counter()
-            scores = disentanglement_scores(model, ds, max_train=s.max_train, max_test=s.max_test,
-                                            dci_trees=s.dci_trees)  # fmt: skip
-            seconds[name] = (train_s, time.perf_counter() - t)
-            elbo = f"{-ev['test_elbo']:.1f}"
-            units = f"{ev['active_units']} / {ev['latent_dim']}"
-            rows.append([name, elbo, units] + [common.fmt(scores[k]) for k in KEYS])
+        for seed in s.seeds:  # the arms alternate within each seed: drift falls on all
+            for i, (name, beta, free_bits, family) in enumerate(s.arms):
+                common.log(f"disentanglement: training {name}, seed {seed} ({s.epochs} epochs)…")
+                model, train_s = train_arm(tmp, ds, cfg, s, i, beta, free_bits, family, seed)
+                ev = evaluate.evaluate_model(model, ds, iwae_k=0)
+                t = time.perf_counter()
+                scores = disentanglement_scores(model, ds, max_train=s.max_train, max_test=s.max_test,
+                                                dci_trees=s.dci_trees)  # fmt: skip
+                seconds.setdefault(name, []).append((train_s, time.perf_counter() - t))
+                m = measured.setdefault(name, {"elbo": [], "units": [], **{k: [] for k in KEYS}})
+                m["elbo"].append(-ev["test_elbo"])
+                m["units"].append(ev["active_units"])
+                for k in KEYS:
+                    m[k].append(scores[k])
+    for name, m in measured.items():
+        units = common.mean_spread(m["units"], 1) + f" / {s.latent}"
+        rows.append([name, common.mean_spread(m["elbo"], 1), units] + [common.mean_spread(m[k]) for k in KEYS])
     for label, rotate in (("the factors themselves (baseline)", False), ("the factors, randomly rotated", True)):
         scores = factor_rows(ds, s, rotate)
         rows.append([label, "–", "5 / 5"] + [common.fmt(scores[k]) for k in KEYS])
     headers = ["code", "test −ELBO (nats)", "active units"] + [NAMES[k] for k in KEYS]
-    timing = "; ".join(f"{n}: trained in {a:.0f} s, scored in {b:.0f} s" for n, (a, b) in seconds.items())
+    timing = "; ".join(f"{n}: trained in {np.mean([a for a, _ in v]):.0f} s, scored in "
+                       f"{np.mean([b for _, b in v]):.0f} s" for n, v in seconds.items())  # fmt: skip
     return (
         f"{TITLE}\n\n"
         f"{s.count:,} generated 32×32 sprites (shape, scale, rotation, x, y; {len(ds.x_test):,} for test), the "
-        f"default MLP with a {s.latent}-d latent, {s.epochs} epochs each; every score is 0 to 1, higher is more "
+        f"default MLP with a {s.latent}-d latent, {s.epochs} epochs each, {common.plural(len(s.seeds), 'seed')} "
+        f"(mean ± half the range); every score is 0 to 1, higher is more "
         f"disentangled; −ELBO lower is better. MIG on {min(s.max_test, len(ds.x_test)):,} test codes, DCI and SAP "
         f"trained on {min(s.max_train, len(ds.x_train)):,} training codes, the β-VAE and FactorVAE scores on "
         f"batches of 64 drawn from the sprites' generator.\n\n"
@@ -122,7 +138,7 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
         + "\n\nBaseline: the last two rows score the ground-truth factors used as the code (what the scores are "
         "made to reward), and the same factors under a random rotation, which keeps every bit of information but "
         "mixes the axes: the scores drop, DCI's informativeness too (its trees split on one axis at a time). "
-        f"Wall time: {timing}.\n\n"
+        f"Wall time per model: {timing}.\n\n"
         "Reproduce alone: `python -m bench disentanglement [--quick]`.\n"
     )
 

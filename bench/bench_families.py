@@ -74,12 +74,6 @@ def score(model, x: torch.Tensor, k: int) -> dict:
     }
 
 
-def mean_spread(values: list[float], digits: int = 2) -> str:
-    if len(values) == 1:
-        return common.fmt(values[0], digits)
-    return f"{common.fmt(float(np.mean(values)), digits)} ± {common.fmt((max(values) - min(values)) / 2, digits)}"
-
-
 def run(quick: bool = False, settings: Settings | None = None) -> str:
 
     s = settings or (QUICK if quick else FULL)
@@ -102,8 +96,8 @@ def run(quick: bool = False, settings: Settings | None = None) -> str:
                 r["seconds"].append(seconds)
     base = float(np.mean(results[s.arms[0][0]]["seconds"]))
     rows = [
-        [name, mean_spread(r["neg_iwae"]), mean_spread(r["neg_elbo"]), mean_spread(r["tc"], 3),
-         mean_spread(r["seconds"], 1), f"{float(np.mean(r['seconds'])) / base:.2f}×"]
+        [name, common.mean_spread(r["neg_iwae"]), common.mean_spread(r["neg_elbo"]), common.mean_spread(r["tc"], 3),
+         common.mean_spread(r["seconds"], 1), f"{float(np.mean(r['seconds'])) / base:.2f}×"]
         for name, r in results.items()
     ]  # fmt: skip
     return "\n".join(

@@ -246,3 +246,10 @@ def main(run: Callable[..., str], doc: str | None, child: Callable[[dict], dict]
     module = getattr(run, "__module__", "")
     names = [b.name for b in BENCHMARKS if b.module == module]
     sys.exit(bench_main([*names, *sys.argv[1:]]))
+
+
+def mean_spread(values: list[float], digits: int = 2) -> str:
+    """One measure over seeds as mean ± spread (half the range); the value alone for one seed."""
+    if len(values) == 1:
+        return fmt(values[0], digits)
+    return f"{fmt(float(np.mean(values)), digits)} ± {fmt((max(values) - min(values)) / 2, digits)}"

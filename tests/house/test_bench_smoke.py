@@ -152,10 +152,17 @@ def test_history_section():
 @pytest.mark.slow
 def test_disentanglement_section():
     s = bench_disentanglement.Settings(
-        count=1200, epochs=1, arms=(("β = 4", 4.0, 0.0),), max_train=200, max_test=150, dci_trees=10
+        count=1200,
+        epochs=1,
+        arms=(("β-TCVAE, β = 6", 6.0, 0.0, "beta-tcvae"),),
+        seeds=(0,),
+        max_train=200,
+        max_test=150,
+        dci_trees=10,
     )
     md = bench_disentanglement.run(settings=s)
-    rows = check_section(md, bench_disentanglement.TITLE, ["β = 4", "the factors themselves", "the factors, randomly"])
+    names = ["β-TCVAE, β = 6", "the factors themselves", "the factors, randomly"]
+    rows = check_section(md, bench_disentanglement.TITLE, names)
     exact = next(r for r in rows if r[0].startswith("the factors themselves"))
     assert float(exact[-2]) > 0.9  # DCI informativeness of the factors themselves
 

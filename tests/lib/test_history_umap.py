@@ -103,17 +103,19 @@ def test_a_map_started_from_the_one_shown_is_umap_from_that_layout_turned_onto_i
     from vae.projection.umap_runtime import import_umap
 
     before, after = (f.codes() for f in history.frames(run)[-2:])
-    shown = LatentProjector(method="umap").fit(before).embedding_.astype(np.float64)
-    followed = LatentProjector(method="umap").fit(after, start=shown)
+    quick = {"method": "umap"}  # as Explore fits a map
+    shown = LatentProjector(**quick).fit(before).embedding_.astype(np.float64)
+    followed = LatentProjector(**quick).fit(after, start=shown)
     umap = import_umap()
     codes = np.ascontiguousarray(after, dtype=np.float32)
     direct = umap.UMAP(precomputed_knn=exact_neighbours(codes, 15, "euclidean"), n_neighbors=15, min_dist=0.1,
                        random_state=0, n_jobs=1, init=shown).fit_transform(codes)  # fmt: skip
     np.testing.assert_allclose(followed.embedding_, sequence.turned_onto(direct, shown), atol=1e-3)  # umap's own
     # fit from that layout (with the map's exact neighbours), turned onto it
-    fresh = LatentProjector(method="umap").fit(after).embedding_.astype(np.float64)
+    fresh = LatentProjector(**quick).fit(after).embedding_.astype(np.float64)
     moved = np.linalg.norm(followed.embedding_ - shown, axis=1).mean()
-    assert moved < np.linalg.norm(sequence.turned_onto(fresh, shown) - shown, axis=1).mean()
+    independent = np.linalg.norm(sequence.turned_onto(fresh, shown) - shown, axis=1).mean()
+    assert moved < independent, (moved, independent)  # measured here: 0.92 against 1.37
 
     pca = LatentProjector(method="pca").fit(after, start=LatentProjector(method="pca").fit(before).embedding_)
     np.testing.assert_allclose(pca.transform(after), pca.embedding_, atol=1e-4)  # still the map of its codes

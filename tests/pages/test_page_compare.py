@@ -109,3 +109,16 @@ def test_the_overlay_draws_each_items_move_from_a_to_b_and_the_twins_do_not_move
     moves = np.hypot(xs[:, 1] - xs[:, 0], ys[:, 1] - ys[:, 0])
     diameter = np.ptp(array(a["x"]))
     assert moves.max() < 1e-4 * diameter  # the same space: B's map turned onto A's puts every item in place
+
+
+def test_runs_of_different_latent_sizes_compare_through_the_linear_map_only(runs, small_run):
+    small_run(runs, "digits-three", latent_dim=3, hidden=(32,), epochs=3)  # A has 4 dimensions, B 3
+    at = open_compare("digits-three")
+    assert metrics(at)["Linear CKA"] != "" and len(at.get("plotly_chart")) >= 2  # no traceback: both maps drawn
+    at.session_state["compare_chart_A"] = {"selection": {"points": [{"curve_number": 0, "customdata": 7,
+                                                                      "point_index": 0}]}}  # fmt: skip
+    at.session_state["compare_last"] = "A"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.radio(key="compare_carry").options == ["linear map"]  # no rotation, no raw z between 4 and 3 dims
+    assert "B's decode (linear map)" in at.session_state["compare_decoded"]

@@ -90,6 +90,7 @@ def show(
     groups: Sequence[tuple[np.ndarray, str, str]],
     pixels: Callable[[], np.ndarray] | None,
     *,
+    item_shape: Sequence[int] = (),
     split: str,
     n_train: int,
     labelled: bool,
@@ -107,7 +108,8 @@ def show(
     density: bool = False,
     height: int | str = "auto",
 ) -> None:
-    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels (small maps only). The
+    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels, of ``item_shape`` (sent whole
+    for small maps, as thumbnails for large ones: ``vae.web.mapgrid.thumbnail_scale``). The
     map takes the whole width; its ``height`` (px) "auto" fills most of the window. ``column`` colours the points
     (None: by label); ``marker`` is their size and opacity (None: ``auto_marker``); a new ``clears`` count drops
     the browser's box or lasso selection (the page's "Clear selection"); ``only`` shows one label's points over
@@ -118,7 +120,7 @@ def show(
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).
     """
     the_map = map_id(run_dir, checkpoint, key)
-    with_pixels = pixels is not None and len(index) <= webmap.MAX_PIXEL_ITEMS
+    with_pixels = pixels is not None and webmap.thumbnail_scale(len(index), item_shape) is not None
     blob = _map_bytes(the_map, proj, index, groups, pixels() if with_pixels else None)
     size, opacity = marker or auto_marker(len(index))
     _component(

@@ -82,6 +82,7 @@ export function parseMap(bytes) {
     n: header.n,
     latentDim: header.latent_dim,
     itemShape: header.item_shape,
+    pixelScale: header.pixel_scale || 1, // 2: the items travel as thumbnails half their side
     categories: header.categories,
     x,
     y,
@@ -247,6 +248,7 @@ function showItem(s, k) {
   for (let i = 0; i < size; i++) values[i] = raw[i] / 255;
   paint({ shape: s.map.itemShape }, s.itemCanvas, values);
   s.itemCanvas.hidden = false;
+  if (s.map.pixelScale > 1) s.itemCaption.textContent += ` (a thumbnail, 1/${s.map.pixelScale} of its side)`;
 }
 
 // ------------------------------------------------------------------ colours
