@@ -15,7 +15,7 @@ if not places.has_runs():  # a new install: the first click is likely Home's dem
 
 import streamlit as st  # noqa: E402
 
-from ui import cache, runtime, sidebar  # noqa: E402 - imports torch, numpy and vae before gc is frozen
+from ui import cache, history, runtime, sidebar  # noqa: E402 - imports torch, numpy and vae before gc is frozen
 
 runtime.configure_process()
 cache.start_umap_warm_up()  # the map worker: compiles UMAP's code in a process of its own, once per server
@@ -33,4 +33,5 @@ PAGES = [
 
 page = st.navigation(PAGES)
 sidebar.run_picker()
+history.install()  # Back returns to the page before, with its view, in one press
 page.run()

@@ -312,3 +312,25 @@ def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
     page.wait_for_function("(old) => { const c = (" + CLOUD + ")(); return c && c !== old; }", arg=cloud)
     expect(page.locator(STRIP)).not_to_have_attribute("src", strip)  # the new item's samples, decoded
     shot(page, "mapview-posterior-second")
+
+
+def test_back_after_open_in_decode_returns_to_the_view_in_one_press(page, app_url):
+    """Each page visit is one history entry holding its view: Back from Decode reopens Explore as it was."""
+    open_explore(page, app_url)  # PCA
+    page.get_by_text("train + test", exact=True).click()
+    wait_points(page, 1797)
+    x, y = empty_spots(page.evaluate(GEOMETRY), 1)[0]
+    page.mouse.click(x, y)
+    page.get_by_text("Decoded map point", exact=True).wait_for()
+    page.wait_for_url("**pin=*")
+    view, entries = page.url, page.evaluate("history.length")
+    page.get_by_role("button", name="Open in Decode").first.click()
+    page.get_by_role("heading", name="Decode", exact=True).wait_for()
+    page.wait_for_url("**/decode?**z=*")
+    wait_idle(page)
+    assert page.evaluate("history.length") == entries + 1  # one entry for the visit to Decode
+    page.go_back()
+    page.wait_for_url(view)  # one press: Explore with its projection, split and pinned spot
+    page.get_by_text("Decoded map point", exact=True).wait_for()
+    wait_points(page, 1797)
+    shot(page, "mapview-back-from-decode")
