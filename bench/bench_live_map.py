@@ -1,4 +1,5 @@
-"""The live latent map on the Train page: how soon after the trainer writes a frame the browser shows it.
+"""The live latent map on the Train page: how soon after the trainer writes a frame the browser shows it, in PCA
+and in UMAP, and what watching it costs the training.
 
     python -m bench live_map [--quick]
 
@@ -10,7 +11,9 @@ clock as the trainer's ``time.time()`` on this machine). Latency of a frame: fro
 into it to the first animation frame that shows it. Baseline, in the same run: the ELBO curve's new point, from
 the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn by the same polling fragment (every
 second), so the difference is what the map itself costs. Frames recorded before the page was open are left
-out. Asserts nothing.
+out. Then the same with the page's map in UMAP (each frame fitted by the map worker, started from the frame
+before): from a frame written to the page saying it is fitted. The training's pace (its epochs' examples per
+second, after the page opened) with each page open, against the same training with no page open. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from vae.runs import folder as rf
 
 TITLE = "## The live latent map: from a frame written to a frame on screen"
 RUN = "live"
-WATCH = """() => {
+WATCH = r"""() => {
     window.__live = [];
     const plots = () => [...document.querySelectorAll('.js-plotly-plot')];
     const frames = (g) => (g._transitionData && g._transitionData._frames ? g._transitionData._frames.length : 0);
@@ -38,11 +41,18 @@ WATCH = """() => {
         const elbo = plots().find(isElbo);
         return [map ? frames(map) : 0, elbo && elbo._fullData[0] ? elbo._fullData[0].x.length : 0];
     };
-    let last = [-1, -1];
+    const fitted = (frames) => { // UMAP frames fitted: the note says how many while some are missing
+        const note = [...document.querySelectorAll('[data-testid="stAlert"]')].map((e) => e.innerText)
+            .find((t) => t.includes('UMAP frames:'));
+        const m = note && note.match(/UMAP frames: (\d+) of/);
+        return m ? Number(m[1]) : frames;
+    };
+    let last = [-1, -1, -1];
     const tick = () => {
         const now = count();
-        if (now[0] !== last[0] || now[1] !== last[1]) {
-            window.__live.push([performance.timeOrigin + performance.now(), now[0], now[1]]);
+        now.push(fitted(now[0]));
+        if (now.some((v, i) => v !== last[i])) {
+            window.__live.push([performance.timeOrigin + performance.now(), ...now]);
             last = now;
         }
         requestAnimationFrame(tick);
@@ -63,6 +73,53 @@ def latencies(events: list, written: list[float], column: int, since: float) -> 
     return out
 
 
+def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None) -> dict:
+    """One training of ``data`` into ``runs``; with ``method`` ("PCA" or "UMAP") its Train page open in Chromium,
+    watched until it ends. Returns the page's events, when watching began, the frames' and epoch lines' times and
+    the training's examples per second over the epochs that ended after the page opened."""
+    name = f"{RUN}-{(method or 'alone').lower()}"
+    cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs", str(epochs),
+           "--name", name, "--json"]  # fmt: skip
+    training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+    events, since = [], time.time() * 1000
+    try:
+        while not history.frame_paths(runs / name):  # the run exists and has its first frame
+            if training.poll() is not None:
+                raise RuntimeError("the benchmark's training ended before it started")
+            time.sleep(0.2)
+        if method is None:
+            since = time.time() * 1000
+            training.wait(timeout=900)
+        else:
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{url}/train?run={name}")
+                page.get_by_role("heading", name="Latent map as it trains").wait_for(timeout=120_000)
+                if method == "UMAP":
+                    page.get_by_text("UMAP", exact=True).first.click()
+                wait_idle(page, 120_000)
+                page.evaluate(WATCH)
+                since = page.evaluate("() => performance.timeOrigin + performance.now()")
+                common.log(f"live map: watching {data} train for {epochs} epochs, the map in {method}…")
+                training.wait(timeout=900)
+                page.wait_for_timeout(3000 if method == "PCA" else 15_000)  # the last frame reaches the page
+                events = page.evaluate("() => window.__live")
+    finally:
+        if training.poll() is None:
+            training.kill()
+            training.wait()
+    epochs_after = [m for m in rf.read_metrics(runs / name) if m.get("type") == "epoch" and m["time"] * 1000 > since]
+    pace = sum(m["examples_per_s"] for m in epochs_after) / max(1, len(epochs_after))
+    return {
+        "events": events,
+        "since": since,
+        "frames": [f.time for f in history.frames(runs / name)],
+        "epochs": [m["time"] for m in rf.read_metrics(runs / name) if m.get("type") == "epoch"],
+        "pace": pace,
+    }
+
+
 def run(quick: bool = False) -> str:
     missing = missing_browser()
     if missing:
@@ -72,43 +129,32 @@ def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         runs = Path(tmp)
         with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)), serving(runs) as url:
-            cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs",
-                   str(epochs), "--name", RUN, "--json"]  # fmt: skip
-            training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
-            try:
-                while not history.frame_paths(runs / RUN):  # the run exists and has its first frame
-                    if training.poll() is not None:
-                        raise RuntimeError("the benchmark's training ended before it started")
-                    time.sleep(0.2)
-                with chromium() as browser:
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    page.goto(f"{url}/train?run={RUN}")
-                    page.get_by_role("heading", name="Latent map as it trains").wait_for(timeout=120_000)
-                    wait_idle(page, 120_000)
-                    page.evaluate(WATCH)
-                    since = page.evaluate("() => performance.timeOrigin + performance.now()")
-                    common.log(f"live map: watching {data} train for {epochs} epochs…")
-                    training.wait(timeout=900)
-                    page.wait_for_timeout(3000)  # the last frame reaches the page
-                    events = page.evaluate("() => window.__live")
-            finally:
-                if training.poll() is None:
-                    training.kill()
-                    training.wait()
-        frames = [f.time for f in history.frames(runs / RUN)]
-        epoch_lines = [m["time"] for m in rf.read_metrics(runs / RUN) if m.get("type") == "epoch"]
-    frame_ms = latencies(events, frames, 1, since)
-    epoch_ms = latencies(events, epoch_lines, 2, since)
-    rows = [["latent map: frame written → frame on screen", *stats(frame_ms)],
-            ["ELBO curve: epoch line written → point on screen (baseline)", *stats(epoch_ms)]]  # fmt: skip
+            alone = train_watched(runs, url, data, epochs, None)  # the baseline pace: no page open
+            pca = train_watched(runs, url, data, epochs, "PCA")
+            umap = train_watched(runs, url, data, epochs, "UMAP")
+    rows = [
+        ["latent map in PCA: frame written → frame on screen",
+         *stats(latencies(pca["events"], pca["frames"], 1, pca["since"]))],
+        ["latent map in UMAP: frame written → its UMAP fitted, on screen",
+         *stats(latencies(umap["events"], umap["frames"], 3, umap["since"]))],
+        ["ELBO curve: epoch line written → point on screen (baseline)",
+         *stats(latencies(pca["events"], pca["epochs"], 2, pca["since"]))],
+    ]  # fmt: skip
+    pace = [["no page open (baseline)", f"{alone['pace']:,.0f}", "1.00"]] + [
+        [f"the Train page open, map in {name}", f"{arm['pace']:,.0f}", f"{arm['pace'] / alone['pace']:.2f}"]
+        for name, arm in (("PCA", pca), ("UMAP", umap))
+    ]
     return (
         f"{TITLE}\n\n"
         f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
-        "page in headless Chromium; the page polls the run's files every second.\n\n"
+        "page in headless Chromium; the page polls the run's files every second. In UMAP, the map worker fits each "
+        "new frame from the one before, in the background, while the training runs beside it.\n\n"
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
         + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
         "Frames and epochs written before the page was open are left out.\n\n"
+        + common.table(["the same training", "examples per second", "vs no page"], pace)
+        + "\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, three "
+        "trainings one after the other in the same run.\n\n"
         "Reproduce alone: `python -m bench live_map [--quick]`.\n"
     )
 
