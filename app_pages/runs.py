@@ -26,7 +26,7 @@ from vae.config import IWAE_K
 from vae.runs import folder as rf
 from vae.runs import jobs, listing
 from vae.runs.runzip import ZIP_FILES, ZIP_REQUIRED
-from vae.runs.schema import evaluation_problem
+from vae.runs.schema import MAX_NOTE, MAX_TAGS, evaluation_problem
 
 IWAE_CHOICES = sorted({10, IWAE_K, 1000})
 ZIP_KEY = "runs_zip"  # the bytes the Download button serves (kept so tests can check them)
@@ -98,9 +98,9 @@ def notes_section(run_dir: Path, runs: list[dict]) -> None:
     with st.expander(f"Tags and note · {', '.join(notes['tags']) or 'none yet'}", icon=":material/sell:"):
         with st.form(key="runs_notes_form", border=False):
             tags = st.multiselect("Tags", known, default=notes["tags"], accept_new_options=True,
-                                  key=f"runs_tags_{run_dir.name}", max_selections=rf.MAX_TAGS,
+                                  key=f"runs_tags_{run_dir.name}", max_selections=MAX_TAGS,
                                   placeholder="Type a tag and press Enter, or pick one")  # fmt: skip
-            note = st.text_area("Note", notes["note"], key=f"runs_note_{run_dir.name}", max_chars=rf.MAX_NOTE,
+            note = st.text_area("Note", notes["note"], key=f"runs_note_{run_dir.name}", max_chars=MAX_NOTE,
                                 placeholder="What this run tried, what it showed")  # fmt: skip
             if st.form_submit_button("Save", icon=":material/save:"):
                 try:

@@ -43,3 +43,8 @@ def open_app(
 def shown(text: str) -> str:
     """What a person reads of Markdown that ``ui.text.plain`` escaped (its backslashes gone)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+
+
+def page_components(at: AppTest) -> list:
+    """The page's custom components (bidi), without the frame's own history keeper (``ui.history``, on every page)."""
+    return [el for el in at.get("bidi_component") if not el.proto.id.endswith("history_entries")]

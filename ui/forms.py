@@ -223,7 +223,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
         likelihood=ds.likelihood,
         family=(family := state.get("train_family", "vae")),
         pseudo_inputs=int(state.get("train_pseudo", ModelConfig.pseudo_inputs)),
-        classes=rf.label_count(ds) if family == "cvae" else 0,  # a sentence where the data have no labels
+        classes=ds.label_count() if family == "cvae" else 0,  # a sentence where the data have no labels
     )
     built_in = state.get("train_source", SOURCES[0]) == SOURCES[0]
     base = preset(state.get("train_dataset", "digits")).train if built_in else TrainConfig()

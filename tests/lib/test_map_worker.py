@@ -156,8 +156,8 @@ def loop(monkeypatch):
     monkeypatch.setattr(umap_runtime, "warm_up_elsewhere", lambda points: calls.append(("large", points)) or large)
     monkeypatch.setattr(map_worker, "IDLE_BEFORE_LARGE", 0.3)
 
-    def fit(cache_dir, key, codes, params, progress, grid, checkpoint=None, split=None):
-        calls.append(("fit", key))
+    def fit(cache_dir, key, codes, params, progress, grid, checkpoint=None, split=None, start=None):
+        calls.append(("fit", key) if start is None else ("fit", key, start.tolist()))
         if key == "bad":
             raise ValueError("Codes hold NaN.")
         progress(1.0, "done")
@@ -271,3 +271,13 @@ def test_a_ctrl_c_wrapped_by_python_during_an_import_counts_as_ctrl_c():
         assert interrupted(wrapped)
     assert not interrupted(RuntimeError("a real failure"))
     assert not interrupted(ValueError("bad codes"))
+
+
+def test_a_map_started_from_an_earlier_layout_reaches_the_fit_with_it(loop, tmp_path):
+    """Explore following a training asks for a map started from the one shown: codes and start in one .npz."""
+    np.savez(tmp_path / "j.npz", codes=np.zeros((6, 2), np.float32), start=np.arange(12.0).reshape(6, 2))
+    loop.ask("followed", tmp_path / "j.npz")
+    loop.thread.start()
+    wait_for(lambda: any(c[:2] == ("fit", "followed") for c in loop.calls if isinstance(c, tuple)))
+    loop.close()
+    assert ("fit", "followed", np.arange(12.0).reshape(6, 2).tolist()) in loop.calls

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from apptest import open_app
+from apptest import open_app, page_components
 from streamlit.testing.v1 import AppTest
 
 from vae.config import DataConfig
@@ -205,14 +205,14 @@ def test_browser_decoding_replaces_the_server_sliders(open_decode, trained_runs,
     at = open_decode(trained_runs, browser=True)
     assert at.toggle(key="decode_in_browser").value is True
     assert not dim_sliders(at)  # the sliders are the component's, drawn in the browser
-    components = at.get("bidi_component")
+    components = page_components(at)
     assert len(components) == 2  # the panel (JSON) and the decoder's weights (bytes, sent once)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download PNG of the released point", "Download grid PNG"]
     np.testing.assert_allclose(at.session_state["decode_last"], torch_decode(model, np.zeros(4)), atol=1e-6)
     at.toggle(key="decode_in_browser").set_value(False).run()  # off: Streamlit sliders, decoded on the server
     assert sorted(s.key for s in dim_sliders(at)) == [f"decode_dim_{d}" for d in range(4)]
-    assert not at.get("bidi_component")
+    assert not page_components(at)
 
 
 def test_a_decoder_the_browser_cannot_run_falls_back_to_the_server(open_decode, trained_runs):
@@ -273,6 +273,6 @@ def test_a_conditional_vae_decodes_the_class_chosen_in_the_sidebar_and_every_cla
     picker.set_value(7).run()
     assert not at.exception, at.exception
     np.testing.assert_allclose(at.session_state["decode_last"], every[7], atol=1e-6)  # the server's decode
-    panel, weights = at.get("bidi_component")  # the browser's decoder is class 7's, named for it
+    panel, weights = page_components(at)  # the browser's decoder is class 7's, named for it
     assert json.loads(panel.proto.json)["id"] == webdecoder.read_header(weights.proto.bytes)["id"]
     assert json.loads(panel.proto.json)["id"].endswith("#class7")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from apptest import open_app
+from apptest import open_app, page_components
 from specs import array, chart_spec
 from streamlit.testing.v1 import AppTest
 
@@ -194,7 +194,7 @@ def mounts(at: AppTest) -> dict[str, object]:
     """The map component's mounts by role (panel, plotly, weights, map, column): the panel's JSON, the others'
     bytes."""
     out = {}
-    for el in at.get("bidi_component"):
+    for el in page_components(at):
         ends = ("_plotly", "_weights", "_map", "_column")
         role = el.proto.id.rsplit("_", 1)[-1] if el.proto.id.endswith(ends) else "panel"
         out[role] = json.loads(el.proto.json) if role == "panel" else el.proto.bytes

@@ -70,6 +70,15 @@ class Dataset:
         out[torch.as_tensor(~train)] = self.x_test[torch.as_tensor(rows[~train] - n)]
         return out
 
+    def label_count(self) -> int:
+        """How many classes the labels name (a conditional VAE's one-hot size); a sentence for unlabelled data."""
+        if self.y_train is None or not len(self.y_train):
+            raise ValueError(
+                f"The conditional VAE needs labelled data, and {self.name} has no labels: choose a labelled dataset "
+                "(digits, Fashion-MNIST, a file with a label column) or another family."
+            )
+        return max(len(self.label_names or []), int(self.y_train.max()) + 1)
+
     def split_labels(self, split: str) -> np.ndarray | None:
         """The labels of a split as integers (N,), or None for unlabelled data."""
         if self.y_train is None or self.y_test is None:

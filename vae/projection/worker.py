@@ -185,11 +185,12 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
                     _fit_sequence(job, lambda f, m: say(progress=f, message=m))
                     say(done=True)
                     continue
-                arrays = np.load(job["codes"], allow_pickle=False)
+                loaded = np.load(job["codes"], allow_pickle=False)  # the codes (.npy), or with a start (.npz)
+                npz = not isinstance(loaded, np.ndarray)
+                codes, start = (loaded["codes"], loaded.get("start")) if npz else (loaded, None)
                 cached_projection(
-                    job["cache_dir"], job["key"], arrays["codes"], job["params"],
-                    lambda f, m: say(progress=f, message=m), job["grid_resolution"], checkpoint=job["checkpoint"],
-                    split=job["split"], start=arrays["start"] if "start" in arrays else None,
+                    job["cache_dir"], job["key"], codes, job["params"], lambda f, m: say(progress=f, message=m),
+                    job["grid_resolution"], checkpoint=job["checkpoint"], split=job["split"], start=start,
                 )  # fmt: skip
             except Exception as e:  # noqa: BLE001 - any failure is the map's, said to the server as a sentence
                 say(error=str(e) or type(e).__name__)

@@ -56,7 +56,6 @@ CONTROL_FILE = "control.json"
 LOG_FILE = "train.log"
 EVALUATION_FILE = "evaluation.json"
 NOTES_FILE = "notes.json"  # the person's tags and note about the run: {"tags": [...], "note": "..."}
-MAX_TAGS, MAX_TAG, MAX_NOTE = 20, 40, 4000
 PICTURES = {"recon": "recon.png", "samples": "samples.png"}
 HISTORY_DIR = "latent-history"
 CONTROL_COMMANDS = ("pause", "resume", "stop", "")
@@ -328,31 +327,16 @@ def write_evaluation(run_dir: str | Path, evaluation: dict) -> None:
     write_json(Path(run_dir) / EVALUATION_FILE, evaluation)
 
 
-def clean_notes(notes: object) -> dict:
-    """``{"tags": [...], "note": "..."}`` checked: at most MAX_TAGS distinct tags of at most MAX_TAG characters
-    (trimmed, no line breaks), a note of at most MAX_NOTE characters; a ValueError sentence otherwise."""
-    if not isinstance(notes, dict) or not set(notes) <= {"tags", "note"}:
-        raise ValueError("A run's notes are an object with 'tags' (a list of words) and 'note' (text).")
-    tags, note = notes.get("tags", []), notes.get("note", "")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or not isinstance(note, str):
-        raise ValueError("A run's tags are a list of words and its note is text.")
-    tags = list(dict.fromkeys(" ".join(t.split()) for t in tags if t.strip()))
-    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags) or len(note) > MAX_NOTE:
-        raise ValueError(f"A run keeps at most {MAX_TAGS} tags of {MAX_TAG} characters and a note of "
-                         f"{MAX_NOTE:,} characters.")  # fmt: skip
-    return {"tags": tags, "note": note}
-
-
 def read_notes(run_dir: str | Path) -> dict:
     """The run's tags and note ({"tags": [], "note": ""} without them, or when the file is not such notes)."""
     try:
-        return clean_notes(read_json(Path(run_dir) / NOTES_FILE, default={}))
+        return schema.clean_notes(read_json(Path(run_dir) / NOTES_FILE, default={}))
     except ValueError:
         return {"tags": [], "note": ""}
 
 
 def write_notes(run_dir: str | Path, notes: dict) -> None:
-    write_json(Path(run_dir) / NOTES_FILE, clean_notes(notes))
+    write_json(Path(run_dir) / NOTES_FILE, schema.clean_notes(notes))
 
 
 def history_dir(run_dir: str | Path) -> Path:
@@ -405,16 +389,6 @@ def rename_run(root: str | Path, old: str, new: str) -> Path:
     return dst
 
 
-def label_count(dataset) -> int:
-    """How many classes a conditional VAE of ``dataset`` is given; a sentence when the data have no labels."""
-    if dataset.y_train is None or not len(dataset.y_train):
-        raise ValueError(
-            f"The conditional VAE needs labelled data, and {dataset.name} has no labels: choose a labelled dataset "
-            "(digits, Fashion-MNIST, a file with a label column) or another family."
-        )
-    return max(len(dataset.label_names or []), int(dataset.y_train.max()) + 1)
-
-
 def new_run(
     root: str | Path,
     name: str,
@@ -433,6 +407,6 @@ def new_run(
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items() if v is not None}
     fields.setdefault("likelihood", dataset.likelihood)
     if fields.get("family") == "cvae":  # one one-hot input per class of the data's labels
-        fields.setdefault("classes", label_count(dataset))
+        fields.setdefault("classes", dataset.label_count())
     model_cfg = ModelConfig(input_shape=tuple(dataset.item_shape), **fields)
     return create_run(root, name, model_cfg, train_cfg or TrainConfig(), data_cfg)

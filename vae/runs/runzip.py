@@ -26,7 +26,7 @@ from ..data.sources import foreign_form, stored_form
 from ..models import build_model
 from . import folder as rf
 from .guard import UnsafeFile, read_bytes, real_folder
-from .schema import evaluation_problem
+from .schema import clean_notes, evaluation_problem
 
 KB, MB = 1 << 10, 1 << 20
 # The files a run .zip may hold, with the most bytes each may have.
@@ -161,7 +161,7 @@ def import_run_zip(root: Path, data: bytes, fallback: str, name: str | None = No
             (folder / n).write_bytes(files[n])
         check_weights(folder)
     notes = _json_object(files, rf.NOTES_FILE)
-    notes = None if notes is None else rf.clean_notes(notes)  # a sentence when they are not a run's notes
+    notes = None if notes is None else clean_notes(notes)  # a sentence when they are not a run's notes
     status = _json_object(files, rf.STATUS_FILE)
     evaluation = _json_object(files, rf.EVALUATION_FILE)
     if evaluation is not None and (problem := evaluation_problem(evaluation)):

@@ -114,3 +114,21 @@ def evaluation_problem(ev: object) -> str | None:
         if not (isinstance(values, list) and len(values) == ev["latent_dim"] and all(map(number, values))):
             return f"its field {key!r} is not a list of {ev['latent_dim']} numbers"
     return None
+
+
+MAX_TAGS, MAX_TAG, MAX_NOTE = 20, 40, 4000  # notes.json: a run's tags and note
+
+
+def clean_notes(notes: object) -> dict:
+    """``{"tags": [...], "note": "..."}`` checked: at most MAX_TAGS distinct tags of at most MAX_TAG characters
+    (trimmed, no line breaks), a note of at most MAX_NOTE characters; a ValueError sentence otherwise."""
+    if not isinstance(notes, dict) or not set(notes) <= {"tags", "note"}:
+        raise ValueError("A run's notes are an object with 'tags' (a list of words) and 'note' (text).")
+    tags, note = notes.get("tags", []), notes.get("note", "")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or not isinstance(note, str):
+        raise ValueError("A run's tags are a list of words and its note is text.")
+    tags = list(dict.fromkeys(" ".join(t.split()) for t in tags if t.strip()))
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags) or len(note) > MAX_NOTE:
+        raise ValueError(f"A run keeps at most {MAX_TAGS} tags of {MAX_TAG} characters and a note of "
+                         f"{MAX_NOTE:,} characters.")  # fmt: skip
+    return {"tags": tags, "note": note}
