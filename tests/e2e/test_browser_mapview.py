@@ -246,7 +246,8 @@ def test_pca_stands_in_while_umap_fits_then_umap_replaces_it(page, app_url):
     shot(page, "mapview-umap-train")
 
 
-def test_a_copied_link_opens_the_same_view_with_its_pinned_point(browser, page, app_url):
+def pin_a_spot_on_both_splits(page, app_url: str) -> None:
+    """Explore's PCA map of train + test with a spot of empty space pinned (its star in the URL)."""
     open_explore(page, app_url)  # PCA
     page.get_by_text("train + test", exact=True).click()
     wait_points(page, 1797)
@@ -254,6 +255,10 @@ def test_a_copied_link_opens_the_same_view_with_its_pinned_point(browser, page, 
     page.mouse.click(x, y)
     page.get_by_text("Decoded map point", exact=True).wait_for()
     page.wait_for_url("**pin=*")
+
+
+def test_a_copied_link_opens_the_same_view_with_its_pinned_point(browser, page, app_url):
+    pin_a_spot_on_both_splits(page, app_url)
     link = page.url
     assert "explore_method=PCA" in link and "explore_split=train" in link  # the run: left out while it is the default
     pinned = page.evaluate("() => document.querySelector('.lem-plot')._fullData.at(-1).x[0]")
@@ -316,13 +321,7 @@ def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
 
 def test_back_after_open_in_decode_returns_to_the_view_in_one_press(page, app_url):
     """Each page visit is one history entry holding its view: Back from Decode reopens Explore as it was."""
-    open_explore(page, app_url)  # PCA
-    page.get_by_text("train + test", exact=True).click()
-    wait_points(page, 1797)
-    x, y = empty_spots(page.evaluate(GEOMETRY), 1)[0]
-    page.mouse.click(x, y)
-    page.get_by_text("Decoded map point", exact=True).wait_for()
-    page.wait_for_url("**pin=*")
+    pin_a_spot_on_both_splits(page, app_url)
     view, entries = page.url, page.evaluate("history.length")
     page.get_by_role("button", name="Open in Decode").first.click()
     page.get_by_role("heading", name="Decode", exact=True).wait_for()
