@@ -118,7 +118,7 @@ def reconstruction_errors_of(path: str, checkpoint: str, split: str, max_points:
     """Each item of ``latent_params``'s map: its squared reconstruction error (N,), in the same rows."""
     _, _, idx = latent_params(path, checkpoint, split, max_points)
     ds, model = dataset_for(Path(path)), _load_model(path, checkpoint)
-    y = ds.split_labels(split)[idx] if model.conditional else None  # each item's own class
+    y = model.split_labels(ds, split, idx)  # a conditional VAE: each item's own class
     return reconstruction_errors(model, ds.split_items(split, idx).float(), y=y).astype(np.float32)
 
 
@@ -276,7 +276,7 @@ def kl_by_dimension(path: str, checkpoint: str) -> np.ndarray:
     x = ds.x_test[:KL_SUBSET]
     if len(x) == 0:
         return np.zeros(model.cfg.latent_dim, dtype=np.float32)
-    return kl_per_dimension(model, x, y=ds.y_test[:KL_SUBSET] if model.conditional else None)
+    return kl_per_dimension(model, x, y=model.split_labels(ds, "test", np.arange(len(x))))
 
 
 # ---------------------------------------------------------------- the latent map's history

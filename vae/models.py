@@ -252,16 +252,19 @@ class VAE(nn.Module):
         return (torch.cat([m for m, _ in parts]).cpu().numpy(),
                 torch.cat([v for _, v in parts]).cpu().numpy())  # fmt: skip
 
+    def split_labels(self, ds, split: str, rows=None) -> np.ndarray | None:
+        """The labels a conditional VAE is given with a dataset split's items (all, or ``rows`` of it), (N,); None
+        for every other model; a sentence when the data have none."""
+        if not self.conditional:
+            return None
+        labels = ds.split_labels(split)
+        if labels is None:
+            raise ValueError("This conditional VAE is given each item's label, and these items have none.")
+        return labels if rows is None else labels[np.asarray(rows, dtype=np.int64)]
+
     def embed_split(self, ds, split: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
-        """``embed`` of a dataset split's items (all, or ``rows`` of it), each given its label where the model is
-        conditional (a sentence when the data have none)."""
-        y = None
-        if self.conditional:
-            labels = ds.split_labels(split)
-            if labels is None:
-                raise ValueError("This conditional VAE encodes labelled items, and these have no labels.")
-            y = labels if rows is None else labels[np.asarray(rows, dtype=np.int64)]
-        return self.embed(ds.split_items(split, rows).float(), y)
+        """``embed`` of a dataset split's items (all, or ``rows`` of it), each with its label where it needs one."""
+        return self.embed(ds.split_items(split, rows).float(), self.split_labels(ds, split, rows))
 
     @torch.inference_mode()
     def decode_numpy(self, z: torch.Tensor | np.ndarray, y=None, batch: int = 1000) -> np.ndarray:

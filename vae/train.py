@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .analysis import history
-from .analysis.evaluate import active_units, elbo, labels_for
+from .analysis.evaluate import active_units, elbo
 from .data import Dataset, load_dataset
 from .distributed import Ranks, resolve_device
 from .images import make_grid, png_bytes
@@ -112,9 +112,9 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model: VAE = build_model(self.model_cfg).to(self.device, dtype)
         self.model.start_pseudo_inputs(self.x_train, self.cfg.seed + 4)  # a resume loads its own below
-        self.y_test = labels_for(self.model, self.dataset.y_test)  # a conditional VAE's labels, else None
-        self.y_train = labels_for(self.model, self.dataset.y_train)
-        self.y_train = None if self.y_train is None else self.y_train.to(self.device)
+        self.y_test = self.model.split_labels(self.dataset, "test")  # a conditional VAE's labels, else None
+        self.y_train = self.model.split_labels(self.dataset, "train")
+        self.y_train = None if self.y_train is None else torch.as_tensor(self.y_train).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
                                     weight_decay=self.cfg.weight_decay, fused=True)  # fmt: skip
         self.gen = torch.Generator().manual_seed(self.cfg.seed + 1)

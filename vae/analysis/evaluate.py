@@ -43,15 +43,6 @@ def _rows(y, start: int, batch: int, device) -> torch.Tensor | None:
     return None if y is None else torch.as_tensor(y)[start : start + batch].to(device)
 
 
-def labels_for(model: VAE, y) -> torch.Tensor | None:
-    """``y`` where ``model`` is a conditional VAE (which needs them: a sentence when they are missing), else None."""
-    if not model.conditional:
-        return None
-    if y is None:
-        raise ValueError("A conditional VAE is measured on labelled items, and these have no labels.")
-    return torch.as_tensor(y)
-
-
 ACTIVATION_BUDGET = 50_000_000  # floats the decoder's layer outputs may hold at once during IWAE (200 MB)
 
 
@@ -147,7 +138,7 @@ def evaluate_model(
     """All the measures on the test split (k-NN uses the training split's latent means as reference)."""
     t0 = time.perf_counter()
     x_test = dataset.x_test.float()
-    y_test = labels_for(model, dataset.y_test)  # a conditional VAE's: its measures are given the labels
+    y_test = model.split_labels(dataset, "test")  # a conditional VAE's measures are given the labels
     report(progress, 0.0, "test ELBO")
     out: dict = {"n_test": len(x_test)}
     parts = elbo(model, x_test, seed=seed, y=y_test)
@@ -168,7 +159,7 @@ def evaluate_model(
             out["iwae_conditional"] = True  # log p(x | y): the label given, not log p(x)
     if dataset.y_train is not None and dataset.y_test is not None:
         report(progress, 0.9, "k-NN accuracy")
-        mu_train, _ = model.embed(dataset.x_train.float(), labels_for(model, dataset.y_train))
+        mu_train, _ = model.embed_split(dataset, "train")
         out["knn_k"] = knn_k
         out["knn_accuracy"] = knn_accuracy(mu_train, dataset.y_train.numpy(), mu, dataset.y_test.numpy(), knn_k)
     out["seconds"] = time.perf_counter() - t0
