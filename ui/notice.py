@@ -59,7 +59,7 @@ FOLLOW = "explore_follow"
 
 def follow_training(run_dir: Path, checkpoint: str) -> bool:
     """While the run trains: a toggle on Explore to follow it. On, the page reruns when a newer checkpoint lands
-    and its map starts from the one shown (``start_from_shown``); off, the page stays on its map until a setting
+    and its map starts from the one shown (``ui.maps.continued``); off, the page stays on its map until a setting
     changes or Refresh. Returns whether it follows."""
     if jobs.refresh_status(run_dir).get("state") not in jobs.ACTIVE_STATES:
         return False

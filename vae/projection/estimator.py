@@ -110,14 +110,12 @@ class LatentProjector(BaseEstimator):
 
     def _turn_onto(self, embedding: np.ndarray, start: np.ndarray) -> np.ndarray:
         """``embedding`` turned (or reflected) about its centre onto ``start``; a PCA's axes turn with it."""
-        from scipy.linalg import orthogonal_procrustes
+        from .sequence import turned_onto, turning
 
-        centre = embedding.mean(0)
-        rotation, _ = orthogonal_procrustes(embedding - centre, start - start.mean(0))  # (2, 2)
-        if self.method == "pca":  # the map stays (Z - mean) @ components_.T, centred as before
-            self.components_ = rotation.T @ self.components_
-            return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
-        return (embedding - centre) @ rotation + start.mean(0)
+        if self.method != "pca":
+            return turned_onto(embedding, start)
+        self.components_ = turning(embedding, start).T @ self.components_  # the map stays (Z - mean) @ components_.T
+        return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
 
     def _fit_pca(self, p: dict[str, Any]) -> np.ndarray:
         Z = self.codes_.astype(np.float64)

@@ -35,13 +35,17 @@ def umap_layout(codes: np.ndarray, init: np.ndarray, seed: int = 0, n_epochs: in
         return fit.fit_transform(np.asarray(codes, dtype=np.float32)).astype(np.float64)
 
 
-def turned_onto(layout: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """``layout`` centred, turned (or reflected) onto ``previous`` by orthogonal Procrustes, at its centre."""
+def turning(layout: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """The rotation (or reflection) that best turns ``layout`` onto ``previous`` about their centres (orthogonal
+    Procrustes), (2, 2): ``(layout - centre) @ turning``."""
     from scipy.linalg import orthogonal_procrustes
 
-    layout = layout - layout.mean(0)
-    rotation, _ = orthogonal_procrustes(layout, previous - previous.mean(0))
-    return layout @ rotation + previous.mean(0)
+    return orthogonal_procrustes(layout - layout.mean(0), previous - previous.mean(0))[0]
+
+
+def turned_onto(layout: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """``layout`` centred, turned (or reflected) onto ``previous`` by orthogonal Procrustes, at its centre."""
+    return (layout - layout.mean(0)) @ turning(layout, previous) + previous.mean(0)
 
 
 def umap_sequence(
