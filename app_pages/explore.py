@@ -16,6 +16,7 @@ import numpy as np
 import streamlit as st
 
 from ui import attributes, cache, conditional, maps, mapview, notice, posterior, state
+from ui import codes as codes_job
 from ui.figures import chart, map_figure
 from ui.mapview import columns, gallery
 from ui.pictures import decode, label_name, show_item
@@ -183,6 +184,13 @@ ds = cache.require_data(run_dir)
 checkpoint = rf.checkpoint_id(run_dir)
 method, split, size, display = controls(ds)
 in_browser = display.browser
+try:
+    if codes_job.pending(run_dir, model, ds, checkpoint, split, size):  # a large map: encoded in the background
+        codes_job.progress(run_dir, checkpoint, split, size or ds.split_size(split))
+        st.stop()
+except MemoryError:
+    st.error("Encoding every item of this map ran out of memory: choose fewer points.")
+    st.stop()
 codes, logvars, idx = cache.latent_params(str(run_dir), checkpoint, split, size)  # (N, L), (N, L), (N,) rows
 key = projection_key(checkpoint, {"method": method}, len(codes), split)
 following = notice.follow_training(run_dir, checkpoint)

@@ -27,13 +27,15 @@ from vae.config import DataConfig
 from vae.data import Dataset, load_dataset
 from vae.models import VAE
 from vae.projection import LatentProjector, background_thread, cached_projection, map_path
-from vae.projection.cache import unusable
+from vae.projection.cache import codes_path, read_codes, unusable, write_codes
 from vae.projection.worker import MapWorker, WorkerGone
 from vae.runs import folder as rf
+from vae.runs.guard import regular_file
 
 from .notice import training_notice
 
 INVERSE_GRID = 48  # resolution of the inverse grid saved with each map
+BACKGROUND_CODES = 100_000  # a map of this many items or more: its codes encoded in the background, kept on disk
 KL_SUBSET = 2000  # test items used to rank dimensions by KL
 
 
@@ -99,17 +101,55 @@ def latent_means(path: str, checkpoint: str, split: str, max_points: int | None)
     return mu, idx
 
 
+def map_rows(ds: Dataset, split: str, max_points: int | None) -> np.ndarray:
+    """The rows of a split a map of ``max_points`` items shows (None: all): the first of a fixed shuffle, sorted."""
+    n = ds.split_size(split)
+    return (
+        np.sort(np.random.default_rng(0).permutation(n)[:max_points]) if max_points and max_points < n else np.arange(n)
+    )
+
+
+def _codes_file(path: str, checkpoint: str, split: str, n: int) -> Path:
+    return codes_path(map_folder(Path(path))[0], checkpoint, split, n)
+
+
+def codes_kept(path: str, checkpoint: str, split: str, n: int) -> bool:
+    """Whether a large map's codes are kept on disk (only looked at, not read: ``latent_params`` reads them)."""
+    with contextlib.suppress(OSError, ValueError):
+        return regular_file(_codes_file(path, checkpoint, split, n)) is not None
+    return False
+
+
+def kept_codes(path: str, checkpoint: str, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A large map's codes (at least ``BACKGROUND_CODES`` items) as kept on disk, or None (small, or not kept yet)."""
+    if len(rows) < BACKGROUND_CODES:
+        return None
+    file = _codes_file(path, checkpoint, split, len(rows))
+    return read_codes(file, len(rows), _load_model(path, checkpoint).cfg.latent_dim)
+
+
+def encode_rows(run_dir: Path, model: VAE, ds: Dataset, checkpoint: str, split: str, rows: np.ndarray,
+                progress=None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """μ and log σ² of ``rows`` of a split (a conditional VAE: with their labels), kept on disk when there are at
+    least ``BACKGROUND_CODES`` of them (where the maps' folder can be written). No Streamlit calls: a background
+    thread runs this for large maps (``ui.codes``)."""
+    mu, logvar = model.embed_split(ds, split, rows, progress)
+    if len(rows) >= BACKGROUND_CODES:
+        with contextlib.suppress(OSError, ValueError):  # a full disk or a read-only folder: kept in memory only
+            write_codes(_codes_file(str(run_dir), checkpoint, split, len(rows)), mu, logvar)
+    return mu, logvar
+
+
 @st.cache_data(max_entries=16, show_spinner="Encoding…")
 def latent_params(
     path: str, checkpoint: str, split: str, max_points: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``latent_means`` with the log-variances: μ (N, L), log σ² (N, L) and the rows in the split (N,)."""
-    ds = dataset_for(Path(path))
-    n = ds.split_size(split)
-    idx = np.arange(n)
-    if max_points and max_points < n:
-        idx = np.sort(np.random.default_rng(0).permutation(n)[:max_points])
-    mu, logvar = _load_model(path, checkpoint).embed_split(ds, split, idx)  # a conditional VAE: with their labels
+    """``latent_means`` with the log-variances: μ (N, L), log σ² (N, L) and the rows in the split (N,). A large
+    map's codes come from disk when ``ui.codes`` encoded them in the background."""
+    run_dir, ds = Path(path), dataset_for(Path(path))
+    idx = map_rows(ds, split, max_points)
+    kept = kept_codes(path, checkpoint, split, idx)
+    mu, logvar = kept or encode_rows(run_dir, _load_model(path, checkpoint), ds, checkpoint, split, idx)
     return mu, logvar, idx
 
 

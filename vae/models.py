@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .progress import counted
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -262,9 +263,21 @@ class VAE(nn.Module):
             raise ValueError("This conditional VAE is given each item's label, and these items have none.")
         return labels if rows is None else labels[np.asarray(rows, dtype=np.int64)]
 
-    def embed_split(self, ds, split: str, rows=None) -> tuple[np.ndarray, np.ndarray]:
-        """``embed`` of a dataset split's items (all, or ``rows`` of it), each with its label where it needs one."""
-        return self.embed(ds.split_items(split, rows).float(), self.split_labels(ds, split, rows))
+    def embed_split(
+        self, ds, split: str, rows=None, progress=None, chunk: int = 16_384
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``embed`` of a dataset split's items (all, or ``rows`` of it), each with its label where it needs one: read
+        ``chunk`` items at a time (a split of 737,280 sprites is never copied whole), ``progress`` told after each."""
+        rows = np.arange(ds.split_size(split)) if rows is None else np.asarray(rows, dtype=np.int64)
+        mu = np.empty((len(rows), self.cfg.latent_dim), dtype=np.float32)
+        logvar = np.empty_like(mu)
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            mu[i : i + len(part)], logvar[i : i + len(part)] = self.embed(
+                ds.split_items(split, part).float(), self.split_labels(ds, split, part)
+            )
+            counted(progress, i + len(part), len(rows), f"encoded {i + len(part):,} of {len(rows):,} items")
+        return mu, logvar
 
     @torch.inference_mode()
     def decode_numpy(self, z: torch.Tensor | np.ndarray, y=None, batch: int = 1000) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..progress import part
 from ..runs import folder as rf
 from .common import progress_bar
 from .common import resolve_run as _resolve_run
@@ -67,13 +68,14 @@ def cmd_embed(args) -> dict:
     ds = load_dataset(rf.load_data_config(run_dir))
     n = ds.split_size(args.split)
     rows = np.arange(min(n, args.max_points or n))
-    mu, _ = model.embed_split(ds, args.split, rows)
-    t0 = time.perf_counter()
-    xy = LatentProjector(method=args.method).fit(mu).embedding_
-    seconds = time.perf_counter() - t0
+    with progress_bar(not args.json) as progress:  # 737,280 sprites: a minute to encode, minutes for UMAP
+        mu, _ = model.embed_split(ds, args.split, rows, part(progress, 0.0, 0.1))
+        t0 = time.perf_counter()
+        xy = LatentProjector(method=args.method).fit(mu, progress=part(progress, 0.1, 1.0)).embedding_
+        seconds = time.perf_counter() - t0
     y = ds.split_labels(args.split)
     labels = y[rows] if y is not None else np.full(len(mu), -1)
-    part, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
+    splits, index = zip(*(ds.item_part(args.split, r) for r in rows), strict=True)
     factors = ds.split_factors(args.split)  # the ground truth of data that has one (sprites), as extra columns
     named = (
         {f"factor_{name}": factors[rows, k] for k, name in enumerate(ds.factor_names or [])}
@@ -82,10 +84,10 @@ def cmd_embed(args) -> dict:
     )
     if out_path.suffix == ".npz":
         with atomic_path(out_path, suffix=".npz") as tmp:
-            np.savez_compressed(tmp, codes=mu, xy=xy, labels=labels, split=np.array(part), index=np.array(index),
+            np.savez_compressed(tmp, codes=mu, xy=xy, labels=labels, split=np.array(splits), index=np.array(index),
                                 **named)  # fmt: skip
     else:
-        table = codes_table(np.array(part), np.array(index), xy, mu, y[rows] if y is not None else None,
+        table = codes_table(np.array(splits), np.array(index), xy, mu, y[rows] if y is not None else None,
                             ds.label_names, {k.removeprefix("factor_"): v for k, v in named.items()})  # fmt: skip
         atomic_write_bytes(out_path, csv_bytes(table))
     return {"run": run_dir.name, "method": args.method, "points": len(mu), "out": str(out_path), "seconds": seconds}

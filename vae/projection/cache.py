@@ -8,12 +8,14 @@ version, a corrupt file) is fitted again and overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import numpy as np
@@ -192,3 +194,54 @@ def find_map(run_dir: str | Path, checkpoint: str) -> Path | None:
         if metadata.get("checkpoint") == checkpoint:
             return path
     return None
+
+
+# ----------------------------------------------------------------------------- a large split's codes, kept
+
+CODES_KEPT = 2  # files of codes kept in a run's maps folder: the newest (a large split's, of the latest checkpoints)
+MAX_CODES = 2 * 2**30  # bytes: 737,280 items' μ and log σ² at 20 dimensions are 118 MB
+
+
+def codes_path(folder: str | Path, checkpoint: str, split: str, n: int) -> Path:
+    """Where the codes of ``n`` items of ``split`` (its rows ``0 .. n-1`` or a seeded sample: the key names
+    the count) from ``checkpoint`` are kept in a run's maps folder ``folder``."""
+    blob = json.dumps({"checkpoint": str(checkpoint), "split": str(split), "n": int(n)}, sort_keys=True)
+    return Path(folder) / f"codes-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npy"
+
+
+def read_codes(path: str | Path, n: int, latent_dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """μ and log σ² (each (n, latent_dim) float32) from a codes file, or None when there is none or it holds
+    anything else (a link, a pipe, another shape, non-finite values): the codes are then encoded again."""
+    path = Path(path)
+    try:
+        real_folder(path.parent)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (UnsafeFile, OSError):
+        return None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            stat = os.fstat(f.fileno())
+            if not (S_ISREG(stat.st_mode) and stat.st_size <= MAX_CODES):
+                return None
+            both = np.load(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+    if not isinstance(both, np.ndarray) or both.shape != (2, n, latent_dim) or both.dtype != np.float32:
+        return None
+    return (both[0], both[1]) if np.isfinite(both).all() else None
+
+
+def write_codes(path: str | Path, mu: np.ndarray, logvar: np.ndarray) -> None:
+    """Keep μ and log σ² in ``path`` (atomically), and only the ``CODES_KEPT`` newest codes files beside it."""
+    from ..runs.fileio import atomic_path  # here: vae.runs.fileio imports torch, which maps do not otherwise need
+
+    path = Path(path)
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, np.stack([mu, logvar]).astype(np.float32, copy=False), allow_pickle=False)
+    others = []
+    for other in path.parent.glob("codes-*.npy"):
+        with contextlib.suppress(OSError):
+            others.append((other.stat().st_mtime_ns, other))
+    for _, other in sorted(others, reverse=True)[CODES_KEPT:]:
+        if other != path:
+            other.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ points (it re-triangulates the whole embedding), so ``fit_inverse_grid`` inverts
 from __future__ import annotations
 
 import numbers
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..progress import Progress, report
+from ..progress import Progress, counted, part, report
 from . import store
 from .params import LABELS, MIN_ROWS, as_2d, check_params
 from .umap_runtime import SMALL_MAP, exact_neighbours, import_umap, quiet_umap
 
 KNN_K = 10
+FIT_MOST = 100_000  # a UMAP map of more codes is fitted on this many of them (a fixed sample), the rest placed by it
+PLACE_CHUNK = 20_000  # codes placed per umap transform call (progress and the time left are told between them)
 _TSNE_NO_TRANSFORM = "t-SNE cannot place new points (it has no transform); use UMAP or PCA to map new codes."
 _TSNE_NO_INVERSE = "t-SNE has no inverse; use UMAP or PCA (or inverse_lookup, which averages nearby codes)."
 _NOT_FITTED = "This %(name)s is not fitted yet; call fit first."
@@ -93,7 +96,8 @@ class LatentProjector(BaseEstimator):
         label = LABELS[p["method"]]
         report(progress, 0.0, f"fitting {label} on {n:,} codes")
         start = self._start(start, n, p)
-        embedding = getattr(self, f"_fit_{p['method']}")(p if start is None else {**p, "init": start})
+        fit = getattr(self, f"_fit_{p['method']}")
+        embedding = fit(p if start is None else {**p, "init": start}, progress)
         if start is not None:
             embedding = self._turn_onto(embedding, start)
         self.embedding_ = np.ascontiguousarray(embedding, dtype=np.float32)  # (N, n_components)
@@ -117,7 +121,7 @@ class LatentProjector(BaseEstimator):
         self.components_ = turning(embedding, start).T @ self.components_  # the map stays (Z - mean) @ components_.T
         return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
 
-    def _fit_pca(self, p: dict[str, Any]) -> np.ndarray:
+    def _fit_pca(self, p: dict[str, Any], progress: Progress | None = None) -> np.ndarray:
         Z = self.codes_.astype(np.float64)
         self.mean_ = Z.mean(axis=0)
         _, s, vt = np.linalg.svd(Z - self.mean_, full_matrices=False)
@@ -130,11 +134,18 @@ class LatentProjector(BaseEstimator):
         )
         return (Z - self.mean_) @ self.components_.T
 
-    def _fit_umap(self, p: dict[str, Any]) -> np.ndarray:
+    def _fit_umap(self, p: dict[str, Any], progress: Progress | None = None) -> np.ndarray:
+        """UMAP's layout of ``codes_``. Past ``FIT_MOST`` codes it is fitted on a fixed sample of that many (a
+        seed's choice) and the others are placed by the fitted map (umap's ``transform``), in chunks, with progress
+        and the time left: 737,280 codes in minutes instead of a fit that outgrows memory and patience."""
         umap = import_umap()
-        small = len(self.codes_) < SMALL_MAP  # umap's own exact neighbours: a Python loop over pairs
+        n, rng = len(self.codes_), np.random.default_rng(p["random_state"])
+        fitted = None if n <= FIT_MOST else np.sort(rng.choice(n, FIT_MOST, replace=False))  # rows it is fitted on
+        codes = self.codes_ if fitted is None else self.codes_[fitted]
+        small = len(codes) < SMALL_MAP  # umap's own exact neighbours: a Python loop over pairs
+        init = {} if "init" not in p else {"init": p["init"] if fitted is None else p["init"][fitted]}
         self.umap_ = umap.UMAP(
-            precomputed_knn=exact_neighbours(self.codes_, p["n_neighbors"], p["metric"]) if small else (None,) * 3,
+            precomputed_knn=exact_neighbours(codes, p["n_neighbors"], p["metric"]) if small else (None,) * 3,
             n_components=p["n_components"],
             n_neighbors=p["n_neighbors"],
             min_dist=p["min_dist"],
@@ -142,12 +153,33 @@ class LatentProjector(BaseEstimator):
             metric=p["metric"],
             random_state=p["random_state"],
             n_jobs=1 if p["random_state"] is not None else -1,  # a seed makes umap single-threaded anyway
-            **({"init": p["init"]} if "init" in p else {}),  # an earlier map's layout of the same items
+            **init,  # an earlier map's layout of the same items
         )
+        if fitted is not None:
+            report(progress, 0.01, f"fitting UMAP on {len(codes):,} of the {n:,} codes (a fixed sample)")
         with quiet_umap():
-            return self.umap_.fit_transform(self.codes_)
+            layout = self.umap_.fit_transform(codes)
+        if fitted is None:
+            return layout
+        embedding = np.empty((n, layout.shape[1]), dtype=np.float32)
+        embedding[fitted] = layout
+        self._place_rest(embedding, np.setdiff1d(np.arange(n), fitted), part(progress, 0.3, 1.0))
+        return embedding
 
-    def _fit_tsne(self, p: dict[str, Any]) -> np.ndarray:
+    def _place_rest(self, embedding: np.ndarray, rows: np.ndarray, progress: Progress | None) -> None:
+        """Place ``codes_[rows]`` with the fitted umap into ``embedding[rows]``, a chunk at a time, saying how
+        many are placed and, from the pace so far, about how long the rest will take."""
+        began = time.perf_counter()
+        for done in range(0, len(rows), PLACE_CHUNK):
+            chunk = rows[done : done + PLACE_CHUNK]
+            with quiet_umap():
+                embedding[chunk] = self.umap_.transform(self.codes_[chunk])
+            placed = done + len(chunk)
+            left = (time.perf_counter() - began) / placed * (len(rows) - placed)
+            counted(progress, placed, len(rows), f"placed {placed:,} of the other {len(rows):,} codes"
+                    + (f" (about {left:.0f} s left)" if placed < len(rows) else ""))  # fmt: skip
+
+    def _fit_tsne(self, p: dict[str, Any], progress: Progress | None = None) -> np.ndarray:
         from sklearn.manifold import TSNE
 
         tsne = TSNE(
