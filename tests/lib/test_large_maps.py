@@ -71,13 +71,26 @@ def test_a_map_past_the_sample_size_is_fitted_on_a_sample_and_places_the_rest_ne
     np.testing.assert_array_equal(again, emb)  # a seed gives the same map
 
 
-def test_a_sampled_map_started_from_a_layout_turns_onto_it(codes, sampled):
-    start = PCA(2, random_state=0).fit_transform(codes)
+@pytest.mark.parametrize("sample", [False, True], ids=["whole", "sampled"])
+def test_a_map_started_from_a_layout_turns_onto_it_and_its_inverse_answers_in_the_turned_frame(
+    codes, sample, monkeypatch
+):
+    if sample:
+        monkeypatch.setattr(estimator, "FIT_MOST", 1000)
+    start = -PCA(2, random_state=0).fit_transform(codes)[:, ::-1]  # a layout turned away from UMAP's own
     proj = LatentProjector(method="umap", n_epochs=50, random_state=0).fit(codes, start=start)
-    assert proj.embedding_.shape == (len(codes), 2) and np.isfinite(proj.embedding_).all()
-    # started from PCA and turned onto it, the map keeps PCA's orientation: each axis correlates with PCA's own
-    for k in range(2):
-        assert np.corrcoef(proj.embedding_[:, k], start[:, k])[0, 1] > 0.5
+    emb = proj.embedding_
+    assert emb.shape == (len(codes), 2) and np.isfinite(emb).all()
+    for k in range(2):  # started from that layout and turned onto it, the map keeps its orientation
+        assert np.corrcoef(emb[:, k], start[:, k])[0, 1] > 0.5
+    # the inverse at an item's place on the (turned) map gives a code near that item's own
+    items = np.random.default_rng(0).choice(len(codes), 60, replace=False)
+    back = proj.inverse_transform(emb[items])
+    near = np.linalg.norm(back - codes[items], axis=1)
+    far = np.linalg.norm(back - codes[np.roll(items, 1)], axis=1)
+    assert np.median(near) < 0.5 * np.median(far), (np.median(near), np.median(far))
+    placed = proj.transform(codes[items])  # and the transform places codes in that frame too
+    assert np.median(np.linalg.norm(placed - emb[items], axis=1)) < 0.1 * np.ptp(emb, axis=0).max()
 
 
 # ---------------------------------------------------------------- a split encoded in chunks

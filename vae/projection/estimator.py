@@ -113,13 +113,18 @@ class LatentProjector(BaseEstimator):
         return start
 
     def _turn_onto(self, embedding: np.ndarray, start: np.ndarray) -> np.ndarray:
-        """``embedding`` turned (or reflected) about its centre onto ``start``; a PCA's axes turn with it."""
+        """``embedding`` turned (or reflected) about its centre onto ``start``; a PCA's axes turn with it, and so
+        does the fitted umap's own layout (its inverse and transform then answer in the turned map's frame)."""
         from .sequence import turned_onto, turning
 
-        if self.method != "pca":
-            return turned_onto(embedding, start)
-        self.components_ = turning(embedding, start).T @ self.components_  # the map stays (Z - mean) @ components_.T
-        return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
+        if self.method == "pca":
+            self.components_ = turning(embedding, start).T @ self.components_  # still (Z - mean) @ components_.T
+            return (self.codes_.astype(np.float64) - self.mean_) @ self.components_.T
+        turned = turned_onto(embedding, start)
+        if self.umap_ is not None:
+            sample = self._sample  # the rows umap was fitted on (None: all)
+            self.umap_.embedding_ = np.ascontiguousarray(turned if sample is None else turned[sample], dtype=np.float32)
+        return turned
 
     def _fit_pca(self, p: dict[str, Any], progress: Progress | None = None) -> np.ndarray:
         Z = self.codes_.astype(np.float64)
@@ -135,12 +140,12 @@ class LatentProjector(BaseEstimator):
         return (Z - self.mean_) @ self.components_.T
 
     def _fit_umap(self, p: dict[str, Any], progress: Progress | None = None) -> np.ndarray:
-        """UMAP's layout of ``codes_``. Past ``FIT_MOST`` codes it is fitted on a fixed sample of that many (a
-        seed's choice) and the others are placed by the fitted map (umap's ``transform``), in chunks, with progress
-        and the time left: 737,280 codes in minutes instead of a fit that outgrows memory and patience."""
+        """UMAP's layout of ``codes_``; past ``FIT_MOST`` codes, fitted on a seeded sample of that many and the others
+        placed by it (umap's ``transform``, in chunks, saying the time left): 737,280 codes in minutes."""
         umap = import_umap()
         n, rng = len(self.codes_), np.random.default_rng(p["random_state"])
         fitted = None if n <= FIT_MOST else np.sort(rng.choice(n, FIT_MOST, replace=False))  # rows it is fitted on
+        self._sample = fitted
         codes = self.codes_ if fitted is None else self.codes_[fitted]
         small = len(codes) < SMALL_MAP  # umap's own exact neighbours: a Python loop over pairs
         init = {} if "init" not in p else {"init": p["init"] if fitted is None else p["init"][fitted]}
@@ -254,12 +259,17 @@ class LatentProjector(BaseEstimator):
             codes[bad] = self._knn_inverse(Y_in[bad], KNN_K)
         return codes
 
+    def _inverse_points(self) -> np.ndarray:
+        """The map positions umap's inverse works from: the whole map, or the sample a large map was fitted on."""
+        return self.embedding_ if self.umap_ is None else self.umap_.embedding_
+
     def _triangulation(self):
         if self._delaunay is None:
             from scipy.spatial import Delaunay
 
-            # The same triangulation umap-learn builds (qhull's joggle is deterministic).
-            self._delaunay = Delaunay(self.embedding_, qhull_options="QJ")
+            # The same triangulation umap-learn builds (qhull's joggle is deterministic), of the points its
+            # inverse knows: a map fitted on a sample knows the sample (737,280 points would take minutes).
+            self._delaunay = Delaunay(self._inverse_points(), qhull_options="QJ")
         return self._delaunay
 
     def _into_hull(self, Y: np.ndarray) -> np.ndarray:
@@ -268,7 +278,7 @@ class LatentProjector(BaseEstimator):
         outside = tri.find_simplex(Y) < 0
         if not outside.any():
             return Y
-        centre = self.embedding_.mean(axis=0, dtype=np.float64)  # inside: a convex combination
+        centre = self._inverse_points().mean(axis=0, dtype=np.float64)  # inside: a convex combination
         q = Y[outside] - centre  # (K, n_components)
         lo, hi = np.zeros(len(q)), np.ones(len(q))
         for _ in range(40):  # bisect for the hull crossing on each segment centre -> point
