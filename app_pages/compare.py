@@ -19,7 +19,7 @@ from ui.figures import chart
 from ui.pictures import decode, label_name, show_item
 from ui.runtime import runs_root
 from ui.sidebar import current_run
-from ui.text import plain
+from ui.text import chart_text, plain
 from vae.analysis.compare import (
     MAP_ITEMS,
     check_comparable,
@@ -107,7 +107,7 @@ def map_figure(layout: np.ndarray, labels, names, colour, title: str, chosen: li
                                    customdata=order, marker={"size": 5, "color": list(colours[order])},
                                    showlegend=False))  # fmt: skip
         for _, name, c in maps.label_groups(labels, names, len(layout)):  # the legend
-            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=name, marker={"color": c}))
+            fig.add_trace(go.Scattergl(x=[None], y=[None], mode="markers", name=chart_text(name), marker={"color": c}))
     if colour is not None:
         fig.data[0].customdata = np.arange(len(layout))
     if chosen:

@@ -19,6 +19,7 @@ from ui.cache import dataset_for
 from ui.figures import CURVE_AXES, CURVES, chart, curves_figure, kl_figure
 from ui.runtime import runs_root
 from ui.sidebar import current_run
+from ui.text import plain
 from ui.training import collapse_section
 from vae.analysis.disentanglement import known_factors as factors_of
 from vae.analysis.evaluate import evaluate_run
@@ -95,7 +96,7 @@ def notes_section(run_dir: Path, runs: list[dict]) -> None:
     """The run's tags and note: kept in its folder (notes.json), carried by its zip, shown in the table."""
     notes = rf.read_notes(run_dir)
     known = sorted({t for r in runs for t in rf.read_notes(r["path"])["tags"]} | set(notes["tags"]))
-    with st.expander(f"Tags and note · {', '.join(notes['tags']) or 'none yet'}", icon=":material/sell:"):
+    with st.expander(f"Tags and note · {plain(', '.join(notes['tags'])) or 'none yet'}", icon=":material/sell:"):
         with st.form(key="runs_notes_form", border=False):
             tags = st.multiselect("Tags", known, default=notes["tags"], accept_new_options=True,
                                   key=f"runs_tags_{run_dir.name}", max_selections=MAX_TAGS,
@@ -230,20 +231,30 @@ def manage_section(run_dir: Path, active: bool) -> None:
             help=f"The run's {', '.join(ZIP_FILES)} (those it has) and its latent map's history",
         )
     with c3:
-        if st.session_state.get("runs_confirm_delete") == name:
-            st.warning(f"Delete {name} and all its files? This cannot be undone.")
-            a, b = st.columns(2)
-            a.button("Yes, delete", key="runs_delete_yes", type="primary", on_click=actions.delete, args=(name,))
-            b.button("Cancel", key="runs_delete_no", on_click=lambda: st.session_state.pop("runs_confirm_delete"))
-        else:
-            st.button(
-                "Delete…",
-                key="runs_delete",
-                icon=":material/delete:",
-                disabled=active,
-                help=busy,
-                on_click=lambda: st.session_state.update(runs_confirm_delete=name),
-            )
+        delete_control(name, busy)
+
+
+def delete_control(name: str, busy: str | None) -> None:
+    """Delete… then "Yes, delete" / "Cancel"; ``busy`` (a sentence) disables it while the run trains."""
+    if st.session_state.get("runs_confirm_delete") == name:
+        st.warning(f"Delete {plain(name)} and all its files? This cannot be undone.")
+        a, b = st.columns(2)
+        a.button("Yes, delete", key="runs_delete_yes", type="primary", on_click=actions.delete, args=(name,))
+        b.button("Cancel", key="runs_delete_no", on_click=lambda: st.session_state.pop("runs_confirm_delete"))
+    else:
+        st.button("Delete…", key="runs_delete", icon=":material/delete:", disabled=busy is not None, help=busy,
+                  on_click=lambda: st.session_state.update(runs_confirm_delete=name))  # fmt: skip
+
+
+def broken_section(run: dict) -> None:
+    """A broken entry of the runs folder (a link, a hand-made folder with an odd name, a config that does not
+    read): why, and Delete, which removes that entry itself (a link, never what it points to)."""
+    st.subheader(f"Manage {plain(run['name'])}")
+    actions.show_message("manage")
+    st.caption(
+        f"This run is broken: {plain((run.get('message') or 'it cannot be read').rstrip('.'))}. It can only be deleted."
+    )
+    delete_control(run["name"], None)
 
 
 def import_section() -> None:
@@ -276,6 +287,10 @@ else:
     table_section(runs)
     compare_section(runs)
     run_dir = current_run()
+    chosen = next((r for r in runs if r["name"] == state.selected_run_name()), None)
+    if run_dir is None and chosen is not None and chosen["state"] == "broken":
+        st.divider()
+        broken_section(chosen)
     if run_dir is not None:
         st.divider()
         notes_section(run_dir, runs)

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from vae.projection import LatentProjector
 
 from .maps import click_positions, map_box
+from .text import chart_text
 
 PALETTE = plotly.colors.qualitative.D3
 CURVES = {
@@ -205,8 +206,8 @@ def map_figure(
     for rows, name, colour in groups:
         fig.add_trace(
             go.Scattergl(
-                x=emb[rows, 0], y=emb[rows, 1], mode="markers", name=name, customdata=rows,
-                hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>",
+                x=emb[rows, 0], y=emb[rows, 1], mode="markers", name=chart_text(name), customdata=rows,
+                hovertemplate=f"{chart_text(name)}<br>#%{{customdata}}<extra></extra>",
                 marker=dict(size=6, color=colour, opacity=0.8) if kept is None else dict(
                     size=6, color=kept[rows], colorscale="RdYlGn", cmin=0, cmax=1, opacity=0.9,
                     colorbar=dict(title="kept", len=0.5) if name == groups[0][1] else None,
@@ -328,9 +329,9 @@ def history_figure(layouts: list[np.ndarray], groups: list[tuple[np.ndarray, str
     def traces(k: int) -> list:
         layout = layouts[k].astype(np.float32)  # half the bytes of float64, and more than enough for a screen
         out = [
-            go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers", name=name,
-                       marker=dict(size=5, color=colour, opacity=0.8), customdata=ids[rows],
-                       hovertemplate=f"{name}<br>#%{{customdata}}<extra></extra>")
+            go.Scatter(x=layout[rows, 0], y=layout[rows, 1], ids=ids[rows].astype(str), mode="markers",
+                       name=chart_text(name), marker=dict(size=5, color=colour, opacity=0.8), customdata=ids[rows],
+                       hovertemplate=f"{chart_text(name)}<br>#%{{customdata}}<extra></extra>")
             for rows, name, colour in groups
         ]  # fmt: skip
         if followed is not None:

@@ -105,11 +105,17 @@ def show_message(where: str) -> None:
         (st.success if kind == "success" else st.error)(text)
 
 
+def training(path) -> bool:
+    """Whether the run listed at ``path`` trains now (a link or a hand-made folder with an odd name never does: its
+    status is not read through the link)."""
+    return not path.is_symlink() and rf.is_run(path) and jobs.refresh_status(path).get("state") in jobs.ACTIVE_STATES
+
+
 def rename(old: str, key: str) -> None:
     root = runs_root()
     new = (st.session_state.get(key) or "").strip()
     try:
-        if jobs.refresh_status(rf.run_path(root, old)).get("state") in jobs.ACTIVE_STATES:
+        if training(rf.listed(root, old)):
             raise ValueError(f"{old} is training; stop it before renaming it.")
         dst = rf.rename_run(root, old, new)
     except (ValueError, FileNotFoundError, OSError) as e:
@@ -123,7 +129,7 @@ def delete(name: str) -> None:
     root = runs_root()
     st.session_state.pop("runs_confirm_delete", None)
     try:
-        if jobs.refresh_status(rf.run_path(root, name)).get("state") in jobs.ACTIVE_STATES:
+        if training(rf.listed(root, name)):
             raise ValueError(f"{name} is training; stop it before deleting it.")
         rf.delete_run(root, name)
     except (ValueError, FileNotFoundError, OSError) as e:

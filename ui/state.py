@@ -19,6 +19,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from .text import plain
+
 RUN = "run"
 MAP_POINT = "explore_point"
 SHOWN_MAP = "explore_map"
@@ -39,8 +41,8 @@ def check_link(key: str, offered: Sequence[str], what: str) -> None:
     URL and the widget shows its default): a copied link may name a run deleted since, or be mistyped."""
     raw = st.query_params.get(key)
     if raw is not None and raw not in offered:
-        st.toast(f"The link asks for {what} “{raw[:60]}”, which is not here; showing {offered[0]} instead."
-                 if offered else f"The link asks for {what} “{raw[:60]}”, which is not here.")  # fmt: skip
+        asked = f"The link asks for {what} “{plain(raw[:60])}”, which is not here"
+        st.toast(f"{asked}; showing {plain(offered[0])} instead." if offered else f"{asked}.")
 
 
 def check_number_link(key: str, lo: float, hi: float, what: str) -> None:
@@ -54,8 +56,8 @@ def check_number_link(key: str, lo: float, hi: float, what: str) -> None:
     except ValueError:
         ok = False
     if not ok:
-        st.toast(f"The link asks for {what} “{raw[:60]}”, which is out of range or not a number (it must be from "
-                 f"{lo:g} to {hi:g}); showing the default instead.")  # fmt: skip
+        st.toast(f"The link asks for {what} “{plain(raw[:60])}”, which is out of range or not a number (it must be "
+                 f"from {lo:g} to {hi:g}); showing the default instead.")  # fmt: skip
         del st.query_params[key]
 
 
@@ -70,7 +72,7 @@ def link_point(key: str = "pin") -> tuple[float, float] | None:
             return x, y
     except ValueError:
         pass
-    st.toast(f"The link's pinned point “{raw[:60]}” is not two numbers like 0.5,-1.2; nothing is pinned.")
+    st.toast(f"The link's pinned point “{plain(raw[:60])}” is not two numbers like 0.5,-1.2; nothing is pinned.")
     del st.query_params[key]
     return None
 
@@ -97,7 +99,7 @@ def link_vector(length: int, key: str = "z") -> list[float] | None:
             return values
     except ValueError:
         pass
-    st.toast(f"The link's point “{raw[:60]}” is not {length} numbers separated by commas; starting from zero.")
+    st.toast(f"The link's point “{plain(raw[:60])}” is not {length} numbers separated by commas; starting from zero.")
     del st.query_params[key]
     return None
 

@@ -364,7 +364,9 @@ def test_a_foreground_train_counts_against_the_job_limit(runs, capsys, monkeypat
 
 def test_a_pid_given_to_another_process_after_the_status_was_written_is_not_the_run(runs):
     run = runs / RUN
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # a process whose command line is this package's (python ... -m vae), sleeping; and one that is not
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "-m", "vae"])
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         time.sleep(0.3)
         status = rf.read_status(run)
@@ -374,10 +376,16 @@ def test_a_pid_given_to_another_process_after_the_status_was_written_is_not_the_
         assert other.poll() is None  # and nobody was signalled
         status.update(state="running", pid=other.pid, updated=time.time())
         rf.write_status(run, status)
-        assert jobs.refresh_status(run)["state"] == "running"  # a live process that started before: believed
+        assert jobs.refresh_status(run)["state"] == "running"  # a live training that started before: believed
+        for pid in (stranger.pid, 1):  # alive and started before, but no training of ours: never the run's
+            status.update(state="running", pid=pid, updated=time.time())
+            rf.write_status(run, status)
+            assert jobs.refresh_status(run)["state"] == "interrupted"
+        assert stranger.poll() is None
         rf.write_status(run, {**status, "state": "finished"})
     finally:
         other.kill()
+        stranger.kill()
         other.wait()
 
 

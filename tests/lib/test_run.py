@@ -1,6 +1,7 @@
 """Run folders: names, atomic files, save -> load round trips and clear errors for bad files."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -52,7 +53,9 @@ def test_configs_round_trip(run):
 )
 def test_run_names_are_sanitised(tmp_path, name, expected):
     assert rf.sanitize_run_name(name) == expected
-    assert rf.run_path(tmp_path, name).parent == tmp_path.resolve()
+    assert rf.run_path(tmp_path, expected) == tmp_path.resolve() / expected
+    with pytest.raises(ValueError, match=f"is not a run name .*'{re.escape(expected)}' would be"):
+        rf.run_path(tmp_path, name)  # never another run's folder: the name must be a run name already
 
 
 def test_long_and_empty_names(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from apptest import open_app
+from apptest import open_app, shown
 from safetensors.torch import load_file
 from streamlit.testing.v1 import AppTest
 
@@ -105,7 +105,7 @@ def test_rename_to_an_existing_name_is_refused(runs):
 def test_delete_asks_first_and_cancel_keeps_the_run(runs):
     at = open_runs()
     at.button(key="runs_delete").click().run()
-    assert messages(at, "warning") == [f"Delete {RUN} and all its files? This cannot be undone."]
+    assert [shown(m) for m in messages(at, "warning")] == [f"Delete {RUN} and all its files? This cannot be undone."]
     assert (runs / RUN).is_dir()
     at.button(key="runs_delete_no").click().run()
     assert (runs / RUN).is_dir() and not messages(at, "warning")
@@ -256,3 +256,57 @@ def test_curves_of_any_recorded_metric_against_step_or_time_smoothed(runs):
     assert raw["x"] == [m["step"] for m in epochs] and raw["y"] == [m["train_loss"] for m in epochs]
     assert smooth["name"] == RUN and smooth["y"][0] == pytest.approx(epochs[0]["train_loss"])
     assert abs(smooth["y"][-1] - epochs[-1]["train_loss"]) > 0  # an average of the past, not the last value
+
+
+# ---------------------------------------------------------------- broken entries: the entry itself, never another run
+
+
+def run_sections(at: AppTest) -> list[str]:
+    """The selected run's section headings (Evaluate …, Manage …)."""
+    return [shown(h.value) for h in at.subheader if h.value.startswith(("Evaluate", "Manage"))]
+
+
+def delete_selected(at: AppTest) -> AppTest:
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_listed_as_a_run_is_deleted_itself_and_the_run_it_names_is_untouched(runs):
+    (runs / "symrun").symlink_to(runs / RUN)
+    at = open_runs()
+    at.sidebar.selectbox(key="run").set_value("symrun").run()
+    assert run_sections(at) == ["Manage symrun"]  # no "Evaluate digits-small"
+    assert shown(at.caption[-1].value).endswith(
+        "is a symbolic link; it is never followed or written into. It can only be deleted."
+    )
+    delete_selected(at)
+    assert [shown(m) for m in messages(at, "success")] == ["Deleted symrun."]
+    assert run_folders(runs) == [RUN] and rf.is_run(runs / RUN)
+    with pytest.raises(ValueError, match="is a link"):
+        (runs / "again").symlink_to(runs / RUN)
+        rf.run_path(runs, "again")  # the command line never follows one either
+
+
+def test_an_odd_named_folder_is_its_own_entry_not_the_run_its_name_cleans_to(runs):
+    shutil.copytree(runs / RUN, runs / "with-space")
+    (runs / "with space").mkdir()
+    shutil.copy(runs / RUN / "config.json", runs / "with space" / "config.json")
+    with pytest.raises(ValueError, match="is not a run name"):
+        rf.run_path(runs, "with space")
+    at = open_runs()
+    at.sidebar.selectbox(key="run").set_value("with space").run()
+    assert run_sections(at) == ["Manage with space"]
+    delete_selected(at)
+    assert run_folders(runs) == [RUN, "with-space"]  # the odd one went; the run it cleans to stayed
+
+
+def test_tags_and_link_values_are_shown_as_text_never_fetched(runs):
+    rf.write_notes(runs / RUN, {"tags": ["![](http://127.0.0.1:9/tag.png)", "**bold**"], "note": ""})
+    at = open_runs()
+    (label,) = [e.label for e in at.expander if e.label.startswith("Tags and note")]
+    assert "![](" not in label and shown(label) == "Tags and note · ![](http://127.0.0.1:9/tag.png), **bold**"
+    at = open_app(query={"run": "![](http://127.0.0.1:9/toast.png)"})
+    (toast,) = [t.value for t in at.toast]
+    assert "![](" not in toast and "![](http://127.0.0.1:9/toast.png)" in shown(toast)

@@ -15,6 +15,7 @@ import streamlit as st
 from sklearn.neighbors import NearestNeighbors
 
 from ..pictures import grid_picture, picture
+from ..text import plain
 
 NEIGHBOURS = 12
 SAMPLE = 48
@@ -159,7 +160,7 @@ def linked_item(idx: np.ndarray) -> int | None:
     rows = np.flatnonzero(np.asarray(idx) == int(raw)) if raw.isdigit() else []
     if len(rows):
         return int(rows[0])
-    st.toast(f"The link's pinned item “{raw[:40]}” is not on this map; nothing is pinned.")
+    st.toast(f"The link's pinned item “{plain(raw[:40])}” is not on this map; nothing is pinned.")
     del st.query_params[ITEM_LINK]
     return None
 

@@ -253,6 +253,9 @@ function showItem(s, k) {
 
 // ------------------------------------------------------------------ colours
 
+/** A label as Plotly shows it literally: it renders a subset of HTML in trace names (ui/text.py's chart_text). */
+const chartText = (t) => String(t).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
 /** The categories the points are coloured by (the map's labels, or a category column), or null for numbers. */
 function categoriesOf(s) {
   if (!s.column) return s.map.categories;
@@ -333,7 +336,8 @@ function traces(s, data) {
   s.legendStart = out.length; // the legend entries' first trace
   (cats || []).forEach((c, i) => {
     out.push({ // a legend entry only: clicking it shows only this category
-      type: "scattergl", mode: "markers", x: [null], y: [null], name: c.name, legendgroup: "category", hoverinfo: "skip",
+      type: "scattergl", mode: "markers", x: [null], y: [null], name: chartText(c.name), legendgroup: "category",
+      hoverinfo: "skip",
       marker: { size: 9, color: only === null || only === i ? c.colour : GREY },
     });
   });

@@ -25,7 +25,7 @@ from .common import resolve_run as _resolve_run  # noqa: E402
 from .common import runs_root as _root  # noqa: E402
 from .compare import COMPARE_COMMANDS, add_compare_parser  # noqa: E402
 from .latent import LATENT_COMMANDS, add_latent_parsers  # noqa: E402
-from .text import print_human  # noqa: E402
+from .text import print_human, shown  # noqa: E402
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -150,6 +150,27 @@ def _data_config(args):
     return adopt(cfg, _root(args))  # a user's file or folder is kept in the runs folder's uploads
 
 
+def _load_adopted(args, load):
+    """``load(_data_config(args))``: the data config and its data. Data that cannot be read leaves no copy of the
+    user's file in the uploads (unless a run had it there before), and its sentence names the file the user gave."""
+    import shutil
+
+    from ..data.sources import uploads_dir
+
+    folder = uploads_dir(_root(args))
+    before = set(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else set()
+    cfg = _data_config(args)
+    try:
+        return cfg, load(cfg)
+    except (ValueError, OSError) as e:
+        stored = cfg.path or cfg.root
+        if stored and Path(stored) not in before and Path(stored).parent == folder:
+            shutil.rmtree(stored) if Path(stored).is_dir() else Path(stored).unlink(missing_ok=True)
+        given = args.path or args.root or args.data
+        text = str(e).replace(str(stored), str(given)) if stored and given else str(e)
+        raise (ValueError(text) if isinstance(e, ValueError) else OSError(e.errno, e.strerror, given)) from None
+
+
 class _Bar:
     """A tqdm progress bar over optimiser steps, fed by the trainer's callback."""
 
@@ -205,7 +226,6 @@ def cmd_train(args) -> dict | None:
         run_dir = _resolve_run(args, args.resume)
         dataset = None
     else:
-        data_cfg = _data_config(args)
         train_cfg = TrainConfig(
             epochs=args.epochs,
             batch_size=args.batch,
@@ -221,7 +241,7 @@ def cmd_train(args) -> dict | None:
             adam_beta2=args.adam_beta2,
             iwae_k=args.iwae_k,
         )
-        dataset = load_dataset(data_cfg)  # the item shape sizes the model; a background worker reloads it
+        data_cfg, dataset = _load_adopted(args, load_dataset)  # the item shape sizes the model; a worker reloads it
         data_label = data_cfg.name if data_cfg.name != "file" else Path(args.path or args.data).name
         name = args.name or rf.default_name(data_label, args.arch, args.latent)
         if ranks.main:  # rank 0 makes the run folder and tells the others its name
@@ -377,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(e)}))
         else:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {shown(e)}", file=sys.stderr)
         return 2
     if out is None:
         return 0  # a training process other than rank 0, or torchrun's own processes reported

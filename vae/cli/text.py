@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # escapes, newlines: a folder name must not drive the terminal
+
+
+def shown(value: object) -> str:
+    """``value`` as text a terminal prints as it is: control characters (ESC, newline...) as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
 
 def print_table(rows: list[dict], cols: list[str]) -> None:
     cells = [
-        [("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+        [("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else shown(r[c])) for c in cols]
         for r in rows
     ]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
@@ -24,7 +33,7 @@ def print_human(command: str, out) -> None:
             print_table(out, ["name", "state", "dataset", "arch", "latent_dim", "epoch", "epochs", "test_elbo"])
             for r in out:
                 if r["state"] == "broken":
-                    print(f"{r['name']} is broken: {r['message']}")
+                    print(f"{shown(r['name'])} is broken: {shown(r['message'])}")
         else:
             print("No runs yet: `python -m vae train` makes one.")
     elif command == "datasets" and isinstance(out, list):

@@ -130,8 +130,11 @@ def cached_projection(
     proj = LatentProjector(**full).fit(codes32, progress=part(progress, 0.0, 0.8 if wants_grid else 1.0), start=start)
     if wants_grid:
         proj.fit_inverse_grid(grid_resolution, progress=part(progress, 0.8, 1.0))
-    proj.save(path, metadata=metadata)
-    prune(Path(cache_dir), keep=path)
+    try:
+        proj.save(path, metadata=metadata)
+        prune(Path(cache_dir), keep=path)
+    except OSError as exc:  # a full disk: the map is used all the same, kept only in memory
+        _log.warning("Could not keep the map %s: %s", path, exc)
     return proj
 
 

@@ -74,14 +74,18 @@ def sanitize_run_name(name: str) -> str:
 
 
 def run_path(root: str | Path, name: str) -> Path:
-    """The folder of run ``name`` under ``root``; the name is sanitised so no path escapes ``root``."""
+    """The folder of run ``name`` under ``root``. The name must be a run name already (``sanitize_run_name`` leaves
+    it as it is), so that it never escapes ``root`` nor names another run ("with space" is not "with-space"); a link
+    there is refused, never followed (it could name another run, or anything)."""
     root = Path(root).resolve()
     clean = sanitize_run_name(name)
+    if clean != name:
+        raise ValueError(f"{name[:60]!r} is not a run name (letters, digits, '.', '_' and '-'; {clean!r} would be).")
     if clean == sources.UPLOADS:
         raise ValueError(f"{clean!r} is the folder of uploaded data files; choose another run name.")
-    path = (root / clean).resolve()
-    if path.parent != root:  # cannot happen after sanitising; kept as an internal invariant
-        raise ValueError(f"Run name {name!r} would leave the runs folder.")
+    path = root / clean
+    if path.is_symlink():
+        raise ValueError(f"{clean!r} in the runs folder is a link: it is never followed; delete it on the Runs page.")
     return path
 
 
@@ -364,7 +368,7 @@ def data_label(data: DataConfig) -> str:
     return Path(data.path).name if data.name == "file" and data.path else data.name
 
 
-def _listed(root: str | Path, name: str) -> Path:
+def listed(root: str | Path, name: str) -> Path:
     """The run folder listed under ``name`` exactly (a hand-made folder with an odd name, or a link, too)."""
     path = next((p for p in run_folders(root) if p.name == name), None)
     if path is None:
@@ -374,7 +378,7 @@ def _listed(root: str | Path, name: str) -> Path:
 
 def delete_run(root: str | Path, name: str) -> None:
     """Delete the run; a link listed as a run is removed itself, never what it points to."""
-    path = _listed(root, name)
+    path = listed(root, name)
     if path.is_symlink():
         path.unlink()
     else:
@@ -382,7 +386,7 @@ def delete_run(root: str | Path, name: str) -> None:
 
 
 def rename_run(root: str | Path, old: str, new: str) -> Path:
-    src, dst = _listed(root, old), run_path(root, new)
+    src, dst = listed(root, old), run_path(root, sanitize_run_name(new))
     if dst.exists():
         raise ValueError(f"A run named {dst.name!r} already exists; choose another name.")
     src.rename(dst)

@@ -69,7 +69,8 @@ def is_training_process(pid: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(a == b"vae" for a in argv) and b"-m" in argv
+    module = b"-m" in argv and any(a in (b"vae", b"vae.launch") for a in argv)  # python -m vae ..., or its launcher
+    return module or any(a.rsplit(b"/", 1)[-1] == b"vae" for a in argv[:2])  # the `vae` command pip installs
 
 
 def process_started(pid: int) -> float | None:
@@ -84,11 +85,12 @@ def process_started(pid: int) -> float | None:
 
 
 def is_writer(status: dict) -> bool:
-    """Whether the process ``status`` names is alive and can be the one that wrote it: a pid is given to another
-    process once its own ended (after a crash or a reboot), and that process started after the status was last
-    written. Where start times cannot be read, a live pid is taken at its word."""
+    """Whether the process ``status`` names is alive and can be the one that wrote it: a training of this package
+    (its command line; or this very process, training in it) that started before the status was last written. A
+    pid is given to another process once its own ended (after a crash or a reboot). Where start times cannot be
+    read, a live training's pid is taken at its word."""
     pid = status.get("pid")
-    if not pid_alive(pid):
+    if not pid_alive(pid) or (pid != os.getpid() and not is_training_process(pid)):  # pid 1 is alive, and not ours
         return False
     started, written = process_started(pid), status.get("updated")
     return started is None or written is None or started <= written + 2.0  # the boot time is whole seconds

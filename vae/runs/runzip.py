@@ -171,7 +171,10 @@ def import_run_zip(root: Path, data: bytes, fallback: str, name: str | None = No
     except UnicodeDecodeError:
         raise ValueError(f"{rf.METRICS_FILE} in the zip is not text; expected JSON lines.") from None
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: never listed as a run
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=root))  # hidden: never listed as a run
+    except OSError as e:  # named after the runs folder, not the hidden folder it tried to make
+        raise OSError(e.errno, e.strerror, str(root)) from None
     try:
         for n in (rf.CONFIG_FILE, rf.MODEL_FILE, rf.METRICS_FILE, *rf.PICTURES.values()):
             if n in files:
