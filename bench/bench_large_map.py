@@ -37,7 +37,7 @@ TITLE = "## The map of every sprite: 737,280 items encoded, mapped and drawn"
 COMMAND = "python -m bench large_map [--quick]"
 VIEWPORT = {"width": 1440, "height": 900}
 RUN = "sprites-grid"
-MAP_S = 900_000  # ms: the longest a map may take to appear
+MAP_S = 600_000  # ms: the longest a map may take to appear
 PAN_S = 3.0
 # how many points the browser map draws, and its x axis title ("" / 0 while there is none)
 SHOWN = """() => { const gd = document.querySelector('.lem-plot');
@@ -133,8 +133,9 @@ def app(runs: Path, n_all: int, n_test: int, hovers: int) -> dict:
             page = browser.new_context(viewport=VIEWPORT).new_page()
             t = time.perf_counter()
             page.goto(explore_url(url, "PCA", "train + test", f"all ({n_all:,})"))
-            page.locator('[data-testid="stProgress"]').wait_for(timeout=MAP_S)
-            out["progress_s"] = time.perf_counter() - t
+            page.locator('[data-testid="stProgress"], .lem-plot').first.wait_for(timeout=MAP_S)
+            if page.locator('[data-testid="stProgress"]').count():  # a map under 100,000 items is encoded at once
+                out["progress_s"] = time.perf_counter() - t
             page.wait_for_function(DRAWN, arg=[n_all, "PCA"], timeout=MAP_S)
             out["first_visit_s"] = time.perf_counter() - t
             second = browser.new_context(viewport=VIEWPORT).new_page()
@@ -143,8 +144,9 @@ def app(runs: Path, n_all: int, n_test: int, hovers: int) -> dict:
             second.wait_for_function(DRAWN, arg=[n_all, "PCA"], timeout=MAP_S)
             out["second_tab_s"] = time.perf_counter() - t
             page.context.close()
+            small = 10_000 if n_test > 10_000 else 2_000  # a subsample the page offers for the test split
             for label, split, points, n in (
-                ("10,000", "test", "10,000", 10_000),
+                (f"{small:,}", "test", f"{small:,}", small),
                 (f"{n_test:,}", "test", f"all ({n_test:,})", n_test),
                 (f"{n_all:,}", "train + test", f"all ({n_all:,})", n_all),
             ):
@@ -191,7 +193,8 @@ def run(quick: bool = False) -> str:
         with common.environment(**env):
             seen = app(runs, lib["n"], lib["n_test"], hovers=10 if quick else 40)
     p1, wall = cpu_pressure_total(), time.perf_counter() - t0
-    return report(lib, cli, cli_s, train_s, seen, quick, wall, None if p0 is None or p1 is None else (p1 - p0) / wall)
+    pressure = None if p0 is None or p1 is None else (p1 - p0) / 1e6 / wall
+    return report(lib, cli, cli_s, train_s, seen, quick, wall, pressure)
 
 
 def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick: bool, wall: float, pressure) -> str:
@@ -218,9 +221,11 @@ def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick
         f"{f(seen['server_rss_mb'], 0)} MB with the maps below, {f(seen['server_rss_after_umap_mb'], 0)} MB after "
         "the UMAP map (the UMAP fit itself runs in the map worker, a process of its own).", "",
         "### In the app (Explore, Chromium)", "",
-        f"First visit to the map of every item: the encoding's progress bar after {f(seen['progress_s'], 1)} s (the "
-        f"server loads the data first), the PCA map drawn after **{f(seen['first_visit_s'], 1)} s**; a second tab, "
-        f"with the codes kept: **{f(seen['second_tab_s'], 1)} s** to the map drawn.", "",
+        "First visit to the map of every item: "
+        + (f"the encoding's progress bar after {f(seen['progress_s'], 1)} s (the server loads the data first), "
+           if "progress_s" in seen else "encoded at once (under 100,000 items), ")
+        + f"the PCA map drawn after **{f(seen['first_visit_s'], 1)} s**; a second "
+        f"tab, with the codes kept: **{f(seen['second_tab_s'], 1)} s** to the map drawn.", "",
     ]  # fmt: skip
     views = seen["views"]
     rows = [
@@ -236,7 +241,9 @@ def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick
          *(f"{f(v['heap'][0], 0)} (+{f(v['heap'][1], 0)})" for v in views.values())],
     ]  # fmt: skip
     lines += [common.table(["measurement", *(f"{k} points" for k in views)], rows), ""]
-    lines.append(f"Took {common.duration(wall)}" + (f"; CPU pressure {pressure:.0%} of the time." if pressure else "."))
+    lines.append(f"Took {common.duration(wall)}" + (f"; some task waited for a CPU {pressure:.0%} of that time (Linux "
+                 "PSI, machine-wide: this benchmark's own server, browser and map worker share the 2 cores)."
+                 if pressure is not None else "."))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,6 @@ A page's own widget keys stay in that page (prefixed with the page's name); what
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,6 +60,9 @@ def check_number_link(key: str, lo: float, hi: float, what: str) -> None:
         del st.query_params[key]
 
 
+LINK_MAX = 1000.0  # a linked map position or latent coordinate: far beyond any map or prior (codes lie within ±5)
+
+
 def link_point(key: str = "pin") -> tuple[float, float] | None:
     """The map position a link pins (``?pin=x,y``), or None; a malformed one is dropped with a sentence."""
     raw = st.query_params.get(key)
@@ -68,11 +70,12 @@ def link_point(key: str = "pin") -> tuple[float, float] | None:
         return None
     try:
         x, y = (float(v) for v in raw.split(","))
-        if math.isfinite(x) and math.isfinite(y):
+        if abs(x) <= LINK_MAX and abs(y) <= LINK_MAX:
             return x, y
     except ValueError:
         pass
-    st.toast(f"The link's pinned point “{plain(raw[:60])}” is not two numbers like 0.5,-1.2; nothing is pinned.")
+    st.toast(f"The link's pinned point “{plain(raw[:60])}” is not two numbers like 0.5,-1.2 (each within "
+             f"±{LINK_MAX:g}); nothing is pinned.")  # fmt: skip
     del st.query_params[key]
     return None
 
@@ -95,11 +98,12 @@ def link_vector(length: int, key: str = "z") -> list[float] | None:
         return None
     try:
         values = [float(v) for v in raw.split(",")]
-        if len(values) == length and all(math.isfinite(v) for v in values):
+        if len(values) == length and all(abs(v) <= LINK_MAX for v in values):
             return values
     except ValueError:
         pass
-    st.toast(f"The link's point “{plain(raw[:60])}” is not {length} numbers separated by commas; starting from zero.")
+    st.toast(f"The link's point “{plain(raw[:60])}” is not {length} numbers separated by commas (each within "
+             f"±{LINK_MAX:g}); starting from zero.")  # fmt: skip
     del st.query_params[key]
     return None
 

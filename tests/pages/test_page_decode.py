@@ -248,6 +248,9 @@ def test_a_link_gives_the_point_and_a_malformed_one_a_sentence(open_decode, trai
     bad = open_app(PAGE, query={"z": "1,2"}, timeout=60)  # four numbers are needed
     np.testing.assert_allclose(point(bad), [0.0] * 4)
     assert any("is not 4 numbers" in t.value for t in bad.toast)
+    huge = open_app(PAGE, query={"z": "1e308,1e308,1e308,1e308"}, timeout=60)  # finite, and past any code
+    np.testing.assert_allclose(point(huge), [0.0] * 4)
+    assert any("each within ±1000" in t.value for t in huge.toast)
 
 
 def test_a_conditional_vae_decodes_the_class_chosen_in_the_sidebar_and_every_class_of_a_style(open_decode, tmp_path):

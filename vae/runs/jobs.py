@@ -114,7 +114,8 @@ def refresh_status(run_dir: str | Path) -> dict:
     if launching and time.time() - status.get("updated", 0) < STARTUP_GRACE:
         return status
     if status.get("state") in ACTIVE_STATES and not is_writer(status):
-        epoch = status.get("epoch", 0)
+        recorded = [m.get("epoch", 0) for m in rf.read_metrics(run_dir) if m.get("type") == "epoch"]
+        epoch = max([status.get("epoch", 0), *recorded])  # a resume killed as it started had not said its epoch yet
         has_ckpt = rf.has_state(run_dir)
         status.update(
             state="interrupted",
