@@ -20,9 +20,9 @@ os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. Under pytest-xdist
-    (``-n 2 --dist loadgroup``, what README's whole-suite command runs) the browser tests form one group, run one
-    after the other by one worker against one app server, while the other worker takes the rest."""
+    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. For those who run the suite in
+    parallel with pytest-xdist (``-n 2 --dist loadgroup``; not a requirement, and not what CI runs) the browser tests
+    form one group, run one after the other by one worker, while the other worker takes the rest."""
     e2e = Path(__file__).parent / "e2e"
     for item in items:
         if e2e in Path(str(item.fspath)).parents:
