@@ -57,6 +57,8 @@ def _load_dataset(cfg_json: str) -> Dataset:
 def model_for(run_dir: Path) -> VAE:
     """The run's model (cached per checkpoint). Raises FileNotFoundError / ValueError with a sentence."""
     if not rf.has_model(run_dir):
+        if (run_dir / rf.MODEL_FILE).exists() or (run_dir / rf.MODEL_FILE).is_symlink():  # a link, pipe or folder
+            raise ValueError(f"{run_dir.name}'s {rf.MODEL_FILE} is not a regular file: it is never read.")
         raise FileNotFoundError(f"{run_dir.name} has no saved model yet: it saves one after its first epoch.")
     return _load_model(str(run_dir), rf.checkpoint_id(run_dir))
 

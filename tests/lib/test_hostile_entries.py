@@ -63,3 +63,48 @@ def test_a_map_that_cannot_be_kept_on_a_full_disk_is_used_all_the_same(tmp_path,
 )
 def test_a_label_is_a_plotly_trace_name_shown_as_it_is(label, shown):
     assert chart_text(label) == shown
+
+
+def test_a_history_that_cannot_be_read_says_why(runs, tmp_path, capsys):
+    run = runs / RUN
+    history = run / "latent-history"
+    kept = tmp_path / "kept"
+    history.rename(kept)
+    history.symlink_to(kept)  # a link where the folder should be: never followed
+    assert main(["--runs-dir", str(runs), "history", RUN, "--json"]) == 2
+    assert "latent history cannot be read" in json.loads(capsys.readouterr().out)["error"]
+    history.unlink()
+    history.mkdir()
+    (history / "probe.safetensors").write_bytes(b"not tensors")
+    assert main(["--runs-dir", str(runs), "history", RUN, "--json"]) == 2
+    assert "probe file is missing or damaged" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_a_model_file_that_is_a_pipe_is_named_as_such_not_as_missing(runs):
+    import os
+
+    import ui.cache
+
+    run = runs / RUN
+    (run / "model.safetensors").unlink()
+    os.mkfifo(run / "model.safetensors")
+    with pytest.raises(ValueError, match="model.safetensors is not a regular file"):
+        ui.cache.model_for(run)
+
+
+def test_a_read_only_runs_folder_says_so_instead_of_asking_to_remove_the_lock(runs, monkeypatch):
+    import errno
+    import os
+
+    from vae.runs import jobs
+
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(jobs.ADMISSION_LOCK):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(jobs.os, "open", read_only)
+    with pytest.raises(ValueError, match="the runs folder is read-only: nothing can start in it"):
+        jobs.start(runs / RUN, resume=True, root=runs)

@@ -171,6 +171,20 @@ def frames(run_dir: str | Path) -> list[Frame]:
     return [frame for path in frame_paths(run_dir) if (frame := _frame(path)) is not None]
 
 
+def missing(run_dir: str | Path) -> str:
+    """Why the run has no history to show (a sentence's end): none recorded, a link or a file where its folder
+    should be, a damaged probe file, no readable frame."""
+    try:
+        folder = rf.history_dir(run_dir)
+    except UnsafeFile as e:
+        return f"its latent history cannot be read ({e})"
+    if not folder.is_dir():
+        return "it was trained before runs recorded one"
+    if read_probe(run_dir) is None:
+        return "its latent history's probe file is missing or damaged"
+    return "none of its latent history's frames can be read" if not frames(run_dir) else "it has one"
+
+
 def drop_frames_after(run_dir: str | Path, step: int) -> None:
     """Remove frames recorded after ``step`` (a resume redoes those steps)."""
     for frame in frames(run_dir):

@@ -100,7 +100,7 @@ def cmd_history(args) -> dict:
     run_dir = _resolve_run(args, args.run)
     frames, probe = history.frames(run_dir), history.read_probe(run_dir)
     if not frames or probe is None:
-        raise ValueError(f"{run_dir.name} has no latent history: it was trained before runs recorded one.")
+        raise ValueError(f"{run_dir.name} has no latent history: {history.missing(run_dir)}.")
     out = {"run": run_dir.name, "probe_items": len(probe[0]), "split": probe[2], "method": args.method}
     if args.method == "umap":
         with progress_bar(not args.json) as progress:

@@ -6,6 +6,7 @@ Streamlit server) that started it. UI and worker talk only through files in the 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -174,8 +175,13 @@ def _admission(root: Path) -> Iterator[None]:
     path = root / ADMISSION_LOCK
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
-    except OSError as e:  # a link (ELOOP) or a pipe with no reader (ENXIO) planted there
-        raise ValueError(f"The runs folder's {ADMISSION_LOCK} cannot be opened ({e.strerror}); remove it.") from None
+    except OSError as e:  # a link (ELOOP) or a pipe with no reader (ENXIO) planted there; a read-only folder
+        fix = (
+            "the runs folder is read-only: nothing can start in it"
+            if e.errno in (errno.EROFS, errno.EACCES)
+            else "remove it"
+        )
+        raise ValueError(f"The runs folder's {ADMISSION_LOCK} cannot be opened ({e.strerror}); {fix}.") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError(f"The runs folder's {ADMISSION_LOCK} is not a regular file; remove it.")
