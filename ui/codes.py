@@ -38,10 +38,11 @@ def pending(run_dir: Path, model: VAE, ds: Dataset, checkpoint: str, split: str,
     """Whether the map's codes are still being encoded in the background (the encoding is started here when it is
     needed); False when ``cache.latent_params`` answers at once: a small map, or codes kept on disk. An encoding
     that failed raises its error (the page shows it) and is tried again on the next visit."""
-    rows = cache.map_rows(ds, split, max_points)
-    if len(rows) < cache.BACKGROUND_CODES or cache.codes_kept(str(run_dir), checkpoint, split, len(rows)):
+    n = ds.split_size(split)
+    count = min(max_points, n) if max_points else n  # on every rerun: no shuffle of the split to count its rows
+    if count < cache.BACKGROUND_CODES or cache.codes_kept(str(run_dir), checkpoint, split, count):
         return False
-    slot = _slot(str(run_dir), checkpoint, split, len(rows))
+    slot = _slot(str(run_dir), checkpoint, split, count)
     with slot["lock"]:
         if slot.get("finished"):  # encoded, but not kept (a full disk): latent_params encodes it in the page
             return False
@@ -53,6 +54,7 @@ def pending(run_dir: Path, model: VAE, ds: Dataset, checkpoint: str, split: str,
                 left = f" · about {spent / fraction * (1 - fraction):.0f} s left" if 0.02 < fraction < 1 else ""
                 slot["progress"] = (min(max(fraction, 0.0), 1.0), message + left)
 
+            rows = cache.map_rows(ds, split, max_points)
             slot["job"] = _encoder().submit(cache.encode_rows, run_dir, model, ds, checkpoint, split, rows, report)
         job = slot["job"]
         if job.done():

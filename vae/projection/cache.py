@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 import numpy as np
 
 from ..progress import Progress, part, report
-from ..runs.guard import UnsafeFile, real_folder
+from ..runs.guard import UnsafeFile, read_bytes, real_folder
 from ..runs.places import projections_dir
 from . import store
 from .estimator import LatentProjector
@@ -216,20 +216,11 @@ def codes_path(folder: str | Path, checkpoint: str, split: str, n: int) -> Path:
 def read_codes(path: str | Path, n: int, latent_dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     """μ and log σ² (each (n, latent_dim) float32) from a codes file, or None when there is none or it holds
     anything else (a link, a pipe, another shape, non-finite values): the codes are then encoded again."""
-    path = Path(path)
     try:
-        real_folder(path.parent)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except (UnsafeFile, OSError):
+        real_folder(Path(path).parent)
+        both = np.load(io.BytesIO(read_bytes(path, MAX_CODES)), allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # UnsafeFile is a ValueError
         return None
-    with os.fdopen(fd, "rb") as f:
-        try:
-            stat = os.fstat(f.fileno())
-            if not (S_ISREG(stat.st_mode) and stat.st_size <= MAX_CODES):
-                return None
-            both = np.load(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
     if not isinstance(both, np.ndarray) or both.shape != (2, n, latent_dim) or both.dtype != np.float32:
         return None
     return (both[0], both[1]) if np.isfinite(both).all() else None
