@@ -126,7 +126,9 @@ def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "vae.projection.worker"], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(1.0)  # importing umap
+    deadline = time.time() + 60  # until it is importing umap (numba's compiled parts loaded), not a fixed second:
+    while time.time() < deadline and "numba" not in Path(f"/proc/{proc.pid}/maps").read_text():  # on a busy machine
+        time.sleep(0.05)  # a fixed 1 s could land before Python itself had started, killing it outright
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
