@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import cache, comparelink, maps, state
+from ui import cache, comparelink, decoder, maps, state
 from ui.figures import chart
 from ui.pictures import decode, label_name, show_item
 from ui.runtime import runs_root
@@ -30,7 +30,7 @@ from vae.analysis.compare import (
     procrustes_disparity,
 )
 from vae.analysis.evaluate import active_units
-from vae.projection.sequence import pca2, turned_onto
+from vae.projection.sequence import pca_plane
 from vae.runs import folder as rf
 from vae.runs import listing
 
@@ -66,22 +66,25 @@ def same_data_runs(run_a) -> list[dict]:
 @st.cache_data(max_entries=4, show_spinner="Comparing the two latent spaces…")
 def comparison(path_a: str, ckpt_a: str, path_b: str, ckpt_b: str, split: str, max_points: int | None) -> dict:
     """Everything the page shows of two runs' codes of the same items, computed once per (runs, checkpoints,
-    items): the codes, the four numbers, each item's neighbours shared, both PCA layouts (B's turned onto A's) and
-    the two linear maps from A's space to B's (fitted on up to ``MAP_ITEMS`` training items)."""
+    items): the codes, the four numbers, each item's neighbours shared, both PCA maps with their inverses (B's turned
+    onto A's) and the linear maps from A's space to B's and back (fitted on up to ``MAP_ITEMS`` training items)."""
     a, idx = cache.latent_means(path_a, ckpt_a, split, max_points)  # the same items: one seeded sample of the split
     b, _ = cache.latent_means(path_b, ckpt_b, split, max_points)
     fit_a, _ = cache.latent_means(path_a, ckpt_a, "train", MAP_ITEMS)  # the linear maps' training items
     fit_b, _ = cache.latent_means(path_b, ckpt_b, "train", MAP_ITEMS)
     carry = {"linear map": fit_linear_map(fit_a, fit_b)}
+    back = {"linear map": fit_linear_map(fit_b, fit_a)}  # B's codes carried into A's space: pointing at B's map
     if a.shape[1] == b.shape[1]:  # a rotation carries a space only onto one of its own size
         carry["orthogonal map"] = fit_linear_map(fit_a, fit_b, True)
+        back["orthogonal map"] = fit_linear_map(fit_b, fit_a, True)
     agreement = knn_jaccard(a, b)  # (N,)
     numbers = {"cka": linear_cka(a, b), "knn_jaccard": float(agreement.mean()),
                "procrustes_disparity": procrustes_disparity(a, b),
                "linear_map_r2": carry["linear map"].r2}  # on training items, as the carried decodes use it  # fmt: skip
-    la = pca2(a)
-    return {"a": a, "b": b, "idx": idx, "numbers": numbers, "agreement": agreement, "carry": carry,
-            "la": la, "lb": turned_onto(pca2(b), la)}  # fmt: skip
+    plane_a = pca_plane(a)
+    plane_b = pca_plane(b).turned_onto(plane_a.layout)  # B's map turned onto A's, its inverse with it
+    return {"a": a, "b": b, "idx": idx, "numbers": numbers, "agreement": agreement, "carry": carry, "back": back,
+            "planes": (plane_a, plane_b), "la": plane_a.layout, "lb": plane_b.layout}  # fmt: skip
 
 
 def label_colours(labels, names, n: int) -> np.ndarray:
@@ -218,6 +221,11 @@ events = {side: st.session_state.get(f"compare_chart_{side}") for side in ("A", 
 last = st.session_state.get("compare_last")  # the map selected on last (each keeps its own selection)
 chosen = picked(events[last]) if last in events else picked(events["A"]) or picked(events["B"])
 ring = chosen[0] if len(chosen) == 1 else None
+offered = [k for k in CARRY if k in shown["carry"] or (k == "same raw z" and a.shape[1] == b.shape[1])]
+carry = st.radio("Into the other run's space", offered, key="compare_carry", horizontal=True,
+                 help=ARBITRARY + ("" if len(offered) > 1 else " Their latent sizes differ: only a linear map "
+                                   "carries one space into the other."))  # fmt: skip
+st.caption(f"Decoded through both: {CARRY[carry]}.")
 if view == "overlay":
     chart(overlay_figure(la, lb, labels, label_names, run_a.name, run_b.name), key="compare_overlay")
 else:
@@ -227,18 +235,19 @@ else:
             fig = map_figure(layout, labels, label_names, agreement, f"{side}: {name}", chosen or None, ring)
             chart(fig, key=f"compare_chart_{side}", selection_mode=("points", "box", "lasso"),
                   on_select=lambda side=side: st.session_state.__setitem__("compare_last", side))  # fmt: skip
-    comparelink.link(("compare_chart_A", "compare_chart_B"))  # hovering an item on one rings it on the other
+    why_not = decoder.unsupported(model_a) or decoder.unsupported(model_b)
+    across = (None, None) if carry == "same raw z" else (shown["carry"][carry], shown["back"][carry])
+    both = None if why_not else comparelink.decoding((run_a, run_b), shown["planes"], across, carry)
+    comparelink.link(("compare_chart_A", "compare_chart_B"), both)  # hover: ring on the other, decode through both
+    if why_not:
+        st.caption(f"Pointing on the maps decodes nothing here: {why_not}. Click an item to decode it on the server.")
 st.caption("B's map is turned onto A's (orthogonal Procrustes), so the same items sit in the same places where the "
-           "spaces agree. Point at an item on either map to ring it on the other; select with the box or lasso to "
-           "see those items on both; click an item to decode it through both models.")  # fmt: skip
+           "spaces agree. Point anywhere on either map to see what both decoders draw there (and, on an item, to "
+           "ring it on the other map); select with the box or lasso to see those items on both; click an item to "
+           "decode its own code through both models.")  # fmt: skip
 
 if ring is not None:
     row = int(ring)
-    offered = [k for k in CARRY if k in shown["carry"] or (k == "same raw z" and a.shape[1] == b.shape[1])]
-    carry = st.radio("Into B's space", offered, key="compare_carry", horizontal=True,
-                     help=ARBITRARY + ("" if len(offered) > 1 else " Their latent sizes differ: only a linear map "
-                                       "carries one space into the other."))  # fmt: skip
-    st.caption(CARRY[carry])
     z_a = a[row]
     z_b = z_a if carry == "same raw z" else shown["carry"][carry](z_a)
     x = ds.split_items(split, [int(idx[row])])[0].numpy()

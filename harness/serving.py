@@ -176,10 +176,27 @@ def wait_idle(page, timeout: float = 30_000) -> None:
     page.wait_for_function(IDLE_JS, timeout=timeout)
 
 
+def choose(page, box, option: str, tries: int = 3) -> None:
+    """Open the select box ``box`` (a locator of its combobox) and click ``option`` in its list. A rerun that lands
+    between the click and the list (the app answering an earlier change) closes the list again: open it anew."""
+    for attempt in range(tries):
+        wait_idle(page)
+        box.click()
+        choice = page.get_by_role("option", name=option, exact=True)
+        try:
+            choice.wait_for(timeout=5_000)
+        except Exception:  # Playwright's TimeoutError: the list closed under the click
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        choice.click()
+        return
+
+
 def pick_run(page, run: str) -> None:
     """Choose ``run`` in the sidebar's run picker and wait for the rerun it causes."""
-    page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run").click()
-    page.get_by_role("option", name=run, exact=True).click()
+    choose(page, page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Run"), run)
     wait_idle(page)
 
 

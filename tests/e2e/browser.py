@@ -1,6 +1,6 @@
-"""Helpers for the real-browser tests: screenshots and the run picker, over ``ui.serving``.
+"""Helpers for the real-browser tests: screenshots and the run picker, over ``harness.serving``.
 
-``ui.serving`` owns the app server, Chromium's settings and the wait for an idle app (the benchmarks and the
+``harness.serving`` owns the app server, Chromium's settings and the wait for an idle app (the benchmarks and the
 tour use them too); they are re-exported here so that test modules import everything with
 ``from browser import ...``. Fixtures live in conftest.py.
 """
@@ -13,6 +13,7 @@ from harness.serving import (  # noqa: F401 - re-exported for the test modules
     ARTIFACTS,
     CHROMIUM,
     ROOT,
+    choose,
     chromium,
     display_toggle,
     free_port,

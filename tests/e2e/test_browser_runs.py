@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from browser import E2E_RUN, selected_run, shot, wait_idle
+from browser import E2E_RUN, choose, selected_run, shot, wait_idle
 
 SECOND = "e2e-compare"
 
@@ -72,12 +72,11 @@ def test_runs_table_compare_two_runs_and_evaluate(page, app_url, runs_dir, secon
     compare.get_by_role("button", name=f"Remove {SECOND}").click()  # one run left
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data?.length === 1")
     assert chart_traces(page) == [E2E_RUN]
-    compare.get_by_role("combobox").click()
-    page.get_by_role("option", name=SECOND).click()
+    choose(page, compare.get_by_role("combobox"), SECOND)
     page.keyboard.press("Escape")
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data?.length === 2")
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Curve").get_by_role("combobox").click()
-    page.get_by_role("option", name="test KL").click()
+    choose(page, page.locator('[data-testid="stSelectbox"]').filter(has_text="Curve").get_by_role("combobox"),
+           "test KL")  # fmt: skip
     page.get_by_text("test KL per epoch").wait_for()
     assert sorted(chart_traces(page)) == sorted([E2E_RUN, SECOND])
     wait_idle(page)

@@ -123,3 +123,29 @@ def test_the_measures_on_codes_of_known_relation():
     with pytest.raises(ValueError, match="one size"):
         fit_linear_map(a, a[:, :3], orthogonal=True)
     assert config_diff({"t": {"beta": 1, "lr": 1}}, {"t": {"beta": 4, "lr": 1}}) == {"t.beta": [1, 4]}
+
+
+def test_a_pca_maps_inverse_is_the_codes_projection_and_turns_with_the_map(pair):
+    """The Compare page decodes a spot of either map through its PCA map's exact inverse: an item's place gives its
+    code projected onto the map's plane (as scikit-learn's PCA does it), also for B's map turned onto A's; for the
+    same model in other coordinates the two maps coincide and a spot on B's, carried into A's space by the rotation,
+    is A's code at the same spot."""
+    from sklearn.decomposition import PCA
+
+    from vae.projection.sequence import pca2, pca_plane
+
+    run_a, run_b, _, _ = pair
+    ds = load_dataset(rf.load_data_config(run_a))
+    rows = np.arange(len(ds.x_test))  # 360 digits
+    a = rf.load_model(run_a).embed_split(ds, "test", rows)[0].astype(np.float64)
+    b = rf.load_model(run_b).embed_split(ds, "test", rows)[0].astype(np.float64)
+    plane_a = pca_plane(a)
+    plane_b = pca_plane(b).turned_onto(plane_a.layout)
+    np.testing.assert_array_equal(plane_a.layout, pca2(a))
+    for plane, codes in ((plane_a, a), (plane_b, b)):
+        pca = PCA(2).fit(codes)
+        np.testing.assert_allclose(plane.inverse(plane.layout), pca.inverse_transform(pca.transform(codes)), atol=1e-9)
+    np.testing.assert_allclose(plane_b.layout, plane_a.layout, atol=1e-4)  # one model: one map once turned
+    spots = np.random.default_rng(0).uniform(plane_a.layout.min(0), plane_a.layout.max(0), size=(20, 2))
+    back = fit_linear_map(b, a, orthogonal=True)
+    np.testing.assert_allclose(back(plane_b.inverse(spots)), plane_a.inverse(spots), atol=1e-4)

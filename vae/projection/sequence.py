@@ -7,6 +7,7 @@ asks or in the map worker (``worker.MapWorker.sequence``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,13 +16,40 @@ from ..progress import Progress, report
 EPOCHS = 200  # optimisation epochs per frame (umap's own default for maps under 10,000 points)
 
 
+@dataclass(frozen=True)
+class Plane:
+    """A PCA map of codes with its exact inverse: map position ``p`` (2,) is the code ``origin + p @ basis`` on the
+    codes' leading principal plane (an item's place gives its code projected onto that plane)."""
+
+    layout: np.ndarray  # (P, 2)
+    origin: np.ndarray  # (L,)
+    basis: np.ndarray  # (2, L): the map's axes in latent space
+
+    def inverse(self, points: np.ndarray) -> np.ndarray:
+        """The codes at map positions ``points`` (..., 2) -> (..., L)."""
+        return self.origin + np.asarray(points) @ self.basis
+
+    def turned_onto(self, previous: np.ndarray) -> Plane:
+        """This map turned onto layout ``previous`` (as ``turned_onto``), its inverse turned with it."""
+        rot = turning(self.layout, previous)
+        here, there = self.layout.mean(0), previous.mean(0)
+        origin = self.origin + (here - there @ rot.T) @ self.basis
+        return Plane((self.layout - here) @ rot + there, origin, rot.T @ self.basis)
+
+
+def pca_plane(codes: np.ndarray) -> Plane:
+    """The two leading principal coordinates of ``codes`` (P, L), centred, and the plane they span."""
+    codes = np.asarray(codes)
+    mean = codes.mean(0)
+    centred = codes - mean
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    basis = np.vstack([vt[:2], np.zeros((max(0, 2 - len(vt[:2])), codes.shape[1]), dtype=vt.dtype)])  # 1-d: 0s
+    return Plane(centred @ basis.T, mean, basis)
+
+
 def pca2(codes: np.ndarray) -> np.ndarray:
     """The two leading principal coordinates of ``codes`` (P, L) -> (P, 2), centred."""
-    codes = np.asarray(codes)
-    centred = codes - codes.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    out = centred @ vt[:2].T
-    return out if out.shape[1] == 2 else np.column_stack([out, np.zeros(len(out))])
+    return pca_plane(codes).layout
 
 
 def umap_layout(codes: np.ndarray, init: np.ndarray, seed: int = 0, n_epochs: int = EPOCHS) -> np.ndarray:
