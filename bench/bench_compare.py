@@ -8,7 +8,10 @@ this process: ``vae.analysis.compare.compare_runs`` (both runs' codes, linear CK
 Procrustes disparity, the linear map), and its parts on codes already computed. In the app (`streamlit run app.py`,
 headless Chromium): Compare opened by its link (``/compare?run=A&compare_b=B``), the split and the points chosen,
 to both maps drawn with every item, the first time (the server computes the comparison) and again in a new tab
-(cached). Baseline, in the same run: Explore's PCA map of the same items, opened by its link. Asserts nothing.
+(cached). Baseline, in the same run: Explore's PCA map of the same items, opened by its link. Then the pointer
+jumped to spots of both Compare maps, one at a time: from the pointer event to both runs' pictures drawn in the
+browser, against Explore's pointer → picture on the same items (``bench_mapview.hover_latencies``). Asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import numpy as np
+
 from bench import common
+from bench.bench_mapview import hover_latencies
 from bench.report import cpu_pressure_total
 from harness.serving import chromium, missing_browser, serving, wait_idle
 from vae.runs import folder as rf
@@ -27,6 +33,7 @@ TITLE = "## Compare: two runs' maps of the same items, and how alike they are"
 COMMAND = "python -m bench compare [--quick]"
 VIEWPORT = {"width": 1440, "height": 900}
 WAIT_MS = 300_000
+HOVERS = 40  # pointer jumps measured on each page
 # the points both Compare maps draw (their "items" traces; 0 while a map is missing)
 COMPARE_SHOWN = """() => ['compare_chart_A', 'compare_chart_B'].map((key) => {
   const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
@@ -64,10 +71,37 @@ def open_explore(page, url: str, run: str, split: str, option: str, n: int) -> f
     return time.perf_counter() - t
 
 
+# Pointer events over either Compare map (their timestamps, and when they were handled), and the decoders' draws.
+POINTER_PROBE = """() => { const P = (window.__cmp = []);
+  document.addEventListener('pointermove', (e) => {
+    if (e.target.closest && e.target.closest('.js-plotly-plot')) P.push({now: performance.now(), ts: e.timeStamp});
+  }, true); }"""
+BOTH_DRAWS = """() => ['compare_chart_A', 'compare_chart_B'].reduce((k, key) =>
+  k + Number(document.querySelector(`.st-key-${key} .le-both`)?.dataset.draws || 0), 0)"""
+SPOT = """([key, fx, fy]) => {
+  const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+  gd.scrollIntoView({block: 'center', behavior: 'instant'});
+  const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return {x: r.left + xa._offset + fx * xa._length, y: r.top + ya._offset + fy * ya._length};
+}"""
+
+
+def pointer_both(page, n: int, rng: np.random.Generator) -> list[float]:
+    """Jump the pointer to ``n`` spots, alternately on A's and B's map: ms from each pointer event to the end of the
+    draw of both pictures it caused (``recordDraw`` times both pictures as one draw)."""
+    page.evaluate(POINTER_PROBE)
+    for i in range(n):
+        at = page.evaluate(SPOT, [f"compare_chart_{'AB'[i % 2]}", *rng.uniform(0.1, 0.9, 2).tolist()])
+        before = page.evaluate(BOTH_DRAWS)
+        page.mouse.move(at["x"], at["y"])
+        page.wait_for_function(f"() => ({BOTH_DRAWS})() > {before}")
+    events = page.evaluate("() => window.__cmp")
+    times = np.array(page.evaluate("() => globalThis.__latentExplorerDecoders.drawTimes.slice()"))
+    return [float(after[0] - ev["ts"]) for ev in events if len(after := times[times > ev["now"]])]
+
+
 def library(run_a: Path, run_b: Path, split: str) -> dict:
     """compare_runs end to end, then its parts on the codes (the page caches the codes per run)."""
-    import numpy as np
-
     from vae.analysis.compare import compare_runs, fit_linear_map, knn_jaccard, linear_cka, procrustes_disparity
     from vae.data import load_dataset
 
@@ -110,11 +144,23 @@ def run(quick: bool = False) -> str:
                 first.context.close()
                 again = browser.new_context(viewport=VIEWPORT).new_page()
                 res[n]["again_s"] = open_compare(again, url, "seed0", "seed1", split, option, n)
+                again.wait_for_timeout(500)
+                res[n]["both_ms"] = pointer_both(again, HOVERS, np.random.default_rng(0))
                 res[n]["explore_again_s"] = open_explore(again, url, "seed0", split, option, n)
+                again.wait_for_timeout(500)
+                seen = hover_latencies(again, HOVERS, np.random.default_rng(0))
+                res[n]["explore_ms"] = seen["point"] + seen["empty"]
                 again.context.close()
     p1, wall = cpu_pressure_total(), time.perf_counter() - t0
     pressure = None if p0 is None or p1 is None else (p1 - p0) / 1e6 / wall
     return report(res, "Fashion-MNIST" if fashion else "digits", quick, wall, pressure)
+
+
+def pct(ms: list[float]) -> str:
+    if not ms:
+        return "–"
+    p50, p95 = np.percentile(ms, [50, 95])
+    return f"{p50:.0f} / {p95:.0f}"
 
 
 def report(res: dict, data: str, quick: bool, wall: float, pressure: float | None) -> str:
@@ -126,6 +172,10 @@ def report(res: dict, data: str, quick: bool, wall: float, pressure: float | Non
         ["… again in a new tab (cached), s", *(f(r["again_s"], 1) for r in res.values())],
         ["Baseline: Explore's PCA map of the same items by its link, first time / again, s",
          *(f"{f(r['explore_s'], 1)} / {f(r['explore_again_s'], 1)}" for r in res.values())],
+        ["pointer → both runs' pictures drawn in the browser, p50 / p95 ms",
+         *(f"**{pct(r['both_ms'])}**" for r in res.values())],
+        ["Baseline: Explore's pointer → picture on the same items, p50 / p95 ms",
+         *(pct(r["explore_ms"]) for r in res.values())],
         ["`compare_runs` end to end (load, encode both runs, the numbers), s",
          *(f(r["lib"]["compare_s"], 2) for r in res.values())],
         ["… encoding one run's items, s", *(f(r["lib"]["encode_s"], 2) for r in res.values())],
