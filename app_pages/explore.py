@@ -18,7 +18,7 @@ import streamlit as st
 from ui import attributes, cache, conditional, maps, mapview, notice, posterior, state
 from ui import codes as codes_job
 from ui.figures import chart, map_figure
-from ui.mapview import columns, gallery
+from ui.mapview import columns, film, gallery
 from ui.pictures import decode, label_name, show_item
 from ui.sidebar import current_run
 from ui.text import plain
@@ -268,6 +268,8 @@ map_col = st.container()  # the map takes the page's width; the pinned item's or
 side = st.container()
 with side:  # filled first: its pictures reach the browser before the map's redraw
     pictures = (lambda rows: ds.split_items(split, idx[rows]).numpy()) if ds.is_image else None  # noqa: E731
+    if browser and (spots := film.drawn(view_key, the_map)) is not None:  # a path drawn on the map: its film
+        film.panel(model, proj, spots, run_dir.name)
     if selection is not None:
         attributes.selection_panel(run_dir, checkpoint, split, idx[selection])
         gallery.selection(the_map, selection, clicked, pictures, None if labels is None else labels[selection], names)
@@ -305,7 +307,8 @@ with map_col:
             on_failed=lambda: st.session_state.__setitem__(BROWSER_FAILED, mapview.failure(view_key)),
         )  # fmt: skip
         st.caption("Point anywhere to see what the decoder draws there. Click to pin; drag to pan, scroll to zoom; "
-                   "the box and lasso tools select groups of items. "
+                   "the box and lasso tools select groups of items; draw a path (the pencil in the map's tools) to "
+                   "watch the decoder's pictures along it as a film. "
                    f"Coloured by {display.colour}: {columns.help_text(display.colour)}")  # fmt: skip
     else:
         if in_browser and why_not:

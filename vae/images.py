@@ -44,3 +44,18 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESSION)
     return buf.getvalue()
+
+
+def gif_bytes(frames: np.ndarray, scale: int = 1, fps: float = 8.0) -> bytes:
+    """An animated GIF (looping) of frames (N, C, H, W) or (N, H, W) in [0, 1], each enlarged ``scale`` times
+    (nearest neighbour). Greys stay exact (256 levels); colour frames get an adaptive palette each."""
+    pictures = []
+    for frame in frames:
+        arr = to_uint8_hwc(frame)
+        if scale > 1:
+            arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
+        image = Image.fromarray(arr)
+        pictures.append(image if image.mode == "L" else image.convert("P", palette=Image.Palette.ADAPTIVE))
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0)
+    return buf.getvalue()

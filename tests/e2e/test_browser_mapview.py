@@ -10,6 +10,7 @@ torch's decode of ``inverse_lookup`` there. Speeds are printed (run with -s), ne
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from browser import E2E_RUN, selected_run, shot, wait_idle
@@ -333,3 +334,52 @@ def test_back_after_open_in_decode_returns_to_the_view_in_one_press(page, app_ur
     page.get_by_text("Decoded map point", exact=True).wait_for()
     wait_points(page, 1797)
     shot(page, "mapview-back-from-decode")
+
+
+def test_a_path_drawn_on_the_map_plays_the_decoders_pictures_along_it_and_downloads_as_a_gif(page, app_url, runs_dir):
+    """The mode bar's "Draw open freeform" tool: a path dragged across the map becomes 32 spots evenly along it, from
+    its start to its end; the browser's frames equal torch's decodes of the inverse grid's codes there (1/255), they
+    play in the panel over the map, and the page offers the same film as a GIF. Drawing pins nothing."""
+    import io
+
+    from PIL import Image
+
+    open_explore(page, app_url)
+    g = page.evaluate(GEOMETRY)
+    page.locator('.lem-plot .modebar-btn[data-title="Draw open freeform"]').click()
+    corners = [(0.2, 0.25), (0.45, 0.7), (0.8, 0.6)]  # fractions of the plot area
+    path = [(g["left"] + fx * g["width"], g["top"] + fy * g["height"]) for fx, fy in corners]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=15)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('.lem').dataset.films === '1'")
+    film = page.evaluate("() => document.querySelector('.lem-plot').__lem.film")
+    spots = np.asarray(film["points"])
+    assert spots.shape == (32, 2)
+    proj = projector(runs_dir, g)
+    tol = 0.02 * np.ptp(proj.embedding_, axis=0).max()
+    np.testing.assert_allclose(spots[0], to_map(g, proj, *path[0]), atol=tol)  # from the path's start ...
+    np.testing.assert_allclose(spots[-1], to_map(g, proj, *path[-1]), atol=tol)  # ... to its end
+    steps = np.hypot(*np.diff(spots, axis=0).T)
+    step = np.median(steps)  # evenly along the path: equal steps, but for the one cutting its corner (a chord)
+    assert steps.max() <= 1.001 * step and np.count_nonzero(steps < 0.999 * step) <= 1
+    model = rf.load_model(runs_dir / E2E_RUN)
+    want = webdecoder.expected_pixels(model, proj.inverse_lookup(spots, method="grid"))  # (32, C, H, W) uint8
+    got = np.asarray(film["frames"], dtype=np.uint8).reshape(32, film["h"], film["w"], 4)[..., :1].transpose(0, 3, 1, 2)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, "the film shows other pictures than the decoder's"
+    expect(page.locator(".lem-film")).to_be_visible()
+    page.get_by_text("Along your path", exact=False).first.wait_for()
+    wait_idle(page)
+    shot(page, "mapview-path-film")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the film (GIF)").click()
+    gif = Image.open(io.BytesIO(Path(download.value.path()).read_bytes()))
+    assert gif.n_frames == 32
+    scale = gif.size[0] // want.shape[-1]
+    for k in (0, 31):
+        gif.seek(k)
+        shown = np.asarray(gif.convert("L"))[::scale, ::scale]
+        assert np.abs(shown.astype(int) - want[k, 0].astype(int)).max() <= 1
+    assert page.get_by_text("Decoded map point", exact=True).count() == 0  # the drag pinned nothing

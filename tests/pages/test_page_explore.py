@@ -610,3 +610,46 @@ def test_following_a_training_shows_each_new_checkpoints_map_started_from_the_on
         assert at.session_state["explore_map"]["key"] == now["key"]
     finally:
         rf.write_status(run, status)
+
+
+def test_a_path_drawn_in_the_browser_becomes_a_film_to_download_and_bad_paths_are_ignored(runs, run_data):
+    """The browser sends the spots along a drawn path (the state value ``film``): the page shows the decoder's
+    pictures there, torch's decodes of the inverse grid's codes, and offers them as a GIF; anything malformed, or
+    a path of another map, shows nothing and breaks nothing."""
+    import io
+
+    from PIL import Image
+
+    from ui.mapview.film import frames
+    from vae.images import gif_bytes
+
+    run, model, _ = run_data
+    at = open_explore("PCA", browser=True)
+    the_map = mounts(at)["panel"]["map"]
+    proj = LatentProjector.load(runs / RUN / "projections" / f"{at.session_state['explore_map']['key']}.npz")
+    (x0, y0), (x1, y1) = proj.embedding_.min(0), proj.embedding_.max(0)
+    spots = np.column_stack([np.linspace(x0, x1, 32), np.linspace(y0, y1, 32)])
+    view = at.session_state["explore_view_key"]
+    for bad in ([[0.0, 0.0]], [[0, 0], [1, "x"]], [[0, 0], [float("nan"), 1]], "M0,0L1,1", [[0, 0, 0], [1, 1, 1]],
+                [[0, 0]] * 300):  # fmt: skip
+        at.session_state[view] = {"film": {"map": the_map, "xy": bad}}
+        at.run()
+        assert not at.exception, at.exception
+        assert not any("Along your path" in m.value for m in at.markdown), bad
+    at.session_state[view] = {"film": {"map": "another-run@1/pca", "xy": spots.tolist()}}
+    at.run()
+    assert not any("Along your path" in m.value for m in at.markdown)
+    at.session_state[view] = {"film": {"map": the_map, "xy": spots.tolist(), "n": 1}}
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Along your path" in m.value and "32 frames" in m.value for m in at.markdown)
+    assert [b.label for b in at.get("download_button") if "film" in b.label] == ["Download the film (GIF)"]
+    pictures = frames(model, proj, spots)
+    want = model.decode_numpy(proj.inverse_lookup(spots, method="grid"))
+    np.testing.assert_allclose(pictures, want, atol=1e-6)
+    gif = Image.open(io.BytesIO(gif_bytes(pictures, scale=2)))
+    assert gif.n_frames == 32 and gif.size == (2 * want.shape[-1], 2 * want.shape[-2])
+    for k in (0, 17, 31):
+        gif.seek(k)
+        got = np.asarray(gif.convert("L"))[::2, ::2]
+        assert np.abs(got.astype(int) - np.round(np.clip(want[k, 0], 0, 1) * 255).astype(int)).max() <= 1

@@ -5,8 +5,9 @@ bytes that do not change while the map stays: plotly.min.js from the installed p
 fetched from the network), the decoder (vae/web/decoder.py) and the map (vae/web/mapgrid.py); Streamlit sends an
 unchanged element once; a fifth carries the column the points are coloured by, when it is not the label
 (``columns``). The panel mount carries JSON: which map, decoder and column, the points' size and opacity, the
-pinned star, the ringed item, the backdrop. A click comes back as the state value ``pick``; a map the browser
-cannot draw fires ``failed`` with the reason, and the page falls back to the server-drawn chart.
+pinned star, the ringed item, the backdrop. A click comes back as the state value ``pick``, a path drawn with the
+mode bar's path tool as ``film`` (film.js, ``film.py``); a map the browser cannot draw fires ``failed`` with the
+reason, and the page falls back to the server-drawn chart.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PLOTLY_MAGIC = b"LEPLOTJS"
 
 _component = st.components.v2.component(
     "latent_explorer_map",
-    js=decoder.module(FRONTEND / "map.js"),
+    js=decoder.module(FRONTEND / "map.js") + "\n" + (FRONTEND / "film.js").read_text(),
     css=(FRONTEND / "map.css").read_text(),
     isolate_styles=False,  # Plotly styles its plots from the page's head, which a shadow root would keep out
 )
@@ -147,8 +148,9 @@ def show(
             "height": height,
         },
         key=panel_key,
-        default={"pick": None},
+        default={"pick": None, "film": None},
         on_pick_change=lambda: None,
+        on_film_change=lambda: None,
         on_failed_change=on_failed,
     )
     # the bytes after the panel: its JSON is small, so the panel appears at once and fills in as these land

@@ -406,6 +406,8 @@ function layout(s, data) {
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     images: [],
+    newshape: { line: { color: ink, width: 3 }, opacity: 0.7 }, // a path drawn for a film
+    shapes: filmShapes(s, data),
   };
   if (s.clears !== (data.clears || 0)) {
     s.clears = data.clears || 0;
@@ -443,6 +445,7 @@ function events(s, Plotly) {
     return false;
   });
   gd.on("plotly_legenddoubleclick", () => false);
+  gd.on("plotly_relayout", (e) => onShapes(s, e)); // a path drawn: its film (film.js)
 }
 
 /** The drawn point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
@@ -487,7 +490,10 @@ function clicks(s) {
   }, true);
 }
 
-const CONFIG = { displaylogo: false, showSendToCloud: false, scrollZoom: true, responsive: true }; // no "Share chart…" upload
+const CONFIG = {
+  displaylogo: false, showSendToCloud: false, scrollZoom: true, responsive: true, // no "Share chart…" upload
+  modeBarButtonsToAdd: ["drawopenpath"], // draw a path, get a film (film.js)
+};
 
 function render(s, data, Plotly) {
   s.data = data;
@@ -495,6 +501,7 @@ function render(s, data, Plotly) {
     Plotly.react(s.plot, traces(s, data), layout(s, data), CONFIG); // the same map: keep the user's zoom
   } else {
     s.only = null;
+    stopFilm(s); // another map: the film of the old one goes
     Plotly.purge(s.plot); // another map: start afresh (react kept the old map's axis ranges)
     Plotly.newPlot(s.plot, traces(s, data), layout(s, data), CONFIG);
     events(s, Plotly);
