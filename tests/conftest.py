@@ -20,14 +20,16 @@ os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. For those who run the suite in
-    parallel with pytest-xdist (``-n 2 --dist loadgroup``; not a requirement, and not what CI runs) the browser tests
-    form one group, run one after the other by one worker, while the other worker takes the rest."""
+    """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. The whole suite runs in two
+    pytest-xdist workers (README's command: ``-n 2``; pyproject.toml sets ``--dist loadgroup``): the browser tests
+    share one app server, so they form one group, run one after the other by one worker, while the other worker
+    takes the rest. A browser test with a group of its own (the interaction benchmark's smoke run, which starts its
+    own servers and browser) may run beside them."""
     e2e = Path(__file__).parent / "e2e"
     for item in items:
         if e2e in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
-        if item.get_closest_marker("e2e"):
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("browser"))
 
 
