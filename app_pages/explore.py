@@ -47,6 +47,10 @@ BROWSER_HELP = (
 )
 MAX_KEPT = 20_000  # items scored one by one for the neighbourhood colouring
 POINT_SIZES = ["auto", *range(1, 13)]
+DENSITY_LABELS_HELP = (
+    "A contour of each label's points (each category the points are coloured by) in its colour: where each class lies "
+    "thickest, even under the others' points."
+)
 DENSITY_HELP = (
     "Contours of where the points lie thickest, under them: on a large map, where the mass is (dots drawn over "
     "one another hide it)."
@@ -70,13 +74,14 @@ FIDELITY_HELP = (
 @dataclass(frozen=True)
 class Display:
     """The Display popover's choices: the decoded backdrop, what colours the points, their size and opacity
-    (None: chosen by the number of points), and whether the browser decodes under the pointer."""
+    (None: chosen by the number of points), whether the browser decodes under the pointer, and the density contours
+    (None, "all" points or one per "label")."""
 
     backdrop: bool
     colour: str
     marker: tuple[int, float] | None
     browser: bool
-    density: bool = False
+    density: str | None = None
 
 
 def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
@@ -96,7 +101,8 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
         format_func=label, bind=LINKED,
     )  # fmt: skip
     c5.text_input("Find", key=gallery.FIND_KEY, placeholder="item # or label", help=FIND_HELP)
-    offered = columns.offered(ds, split, ds.split_labels(split) is not None, size, MAX_KEPT)
+    labelled = ds.split_labels(split) is not None
+    offered = columns.offered(ds, split, labelled, size, MAX_KEPT)
     state.check_link("explore_colour", offered, "a colouring")
     if st.session_state.get("explore_colour") not in (None, *offered):  # e.g. "split" after leaving train + test
         del st.session_state["explore_colour"]
@@ -107,6 +113,9 @@ def controls(ds: Dataset) -> tuple[str, str, int | None, Display]:
         opacity = st.select_slider("Opacity", OPACITIES, value="auto", key="explore_opacity",
                                    help="Auto: fainter as the map holds more points.")  # fmt: skip
         density = st.toggle("Density", key="explore_density", help=DENSITY_HELP)
+        by_label = st.toggle("One density per label", key="explore_density_labels", help=DENSITY_LABELS_HELP,
+                             disabled=not density or not labelled)  # fmt: skip
+        density = ("label" if by_label and labelled else "all") if density else None
         backdrop = st.toggle("Decoded backdrop", key="explore_backdrop", help="Tile decoded images under the points.")
         browser = st.toggle("Decode under the pointer", key="explore_browser", value=True, help=BROWSER_HELP,
                             bind=LINKED)  # fmt: skip

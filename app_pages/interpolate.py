@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui import attributes, cache, posterior, state
+from ui import attributes, cache, itempicker, posterior, state
 from ui.figures import chart, path_figure
 from ui.pictures import decode, enlargement, grid_picture, label_name, picture
 from ui.sidebar import current_run
@@ -57,6 +57,7 @@ def endpoint(
             shown = decode(model, z)[0]
         else:
             state.check_number_link(f"interp_index_{name}", 0, len(test_codes) - 1, f"endpoint {name}'s test item")
+            itempicker.browse(ds, f"interp_browse_{name}", f"interp_index_{name}")  # by picture: sets the number
             try:
                 i = int(st.number_input(
                     "Test item", 0, len(test_codes) - 1, default, key=f"interp_index_{name}",

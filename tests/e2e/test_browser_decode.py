@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from browser import ARTIFACTS, E2E_RUN, selected_run, shot, wait_idle
+from browser import ARTIFACTS, E2E_RUN, choose, selected_run, shot, wait_idle
 
 DECODED = 'img[alt="decoded image"]'
 SLIDERS = '[data-testid="stMain"] [class*="st-key-decode_dim_"] input[type="range"]'  # the latent dimensions' sliders
@@ -147,3 +147,41 @@ def test_measure_slider_latency(page, app_url):
     report = "\n".join(lines)
     print("\n" + report)
     (ARTIFACTS / "decode-latency.txt").write_text(report + "\n")
+
+
+def test_a_test_item_is_picked_by_its_picture_from_a_table_filtered_by_label(page, app_url, runs_dir):
+    """Decode's item picker: "Browse the test items by picture", the label filter at 7, a click on the third row's
+    box: the number box shows that item (the third test digit labelled 7), its label is 7, and the sliders hold its
+    posterior mean."""
+    import numpy as np
+
+    from vae.data import load_dataset
+    from vae.runs import folder as rf
+
+    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
+    want = int(np.flatnonzero(ds.y_test.numpy() == 7)[2])
+    open_decode(page, app_url)
+    page.get_by_text("Data item").click()
+    page.get_by_text("Label:").wait_for()
+    wait_idle(page)
+    page.get_by_text("Browse the test items by picture").click()
+    choose(page, page.get_by_role("combobox", name="Label"), "7")
+    wait_idle(page)
+    table = page.locator('.st-key-decode_browse_table_7 [data-testid="stDataFrame"]')
+    table.wait_for()
+    page.wait_for_timeout(300)  # the grid draws its rows on a canvas
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 48 * 2 + 24)  # the third row's selection box
+    page.wait_for_function(
+        "(n) => document.querySelector('input[aria-label=\"Test item\"]')?.value === String(n)", arg=want
+    )
+    page.get_by_text("Label: 7").wait_for()
+    wait_images(page)
+    mu = rf.load_model(runs_dir / E2E_RUN).embed_split(ds, "test", [want])[0][0]
+    shown = page.locator(SLIDERS).evaluate_all(  # (dimension, value): the sliders come in order of their KL
+        "s => s.map(e => [Number(e.closest('[class*=\"st-key-decode_dim_\"]').className"
+        ".match(/st-key-decode_dim_(\\d+)/)[1]), Number(e.value)])"
+    )
+    dims, values = np.array(shown).T
+    np.testing.assert_allclose(values, np.clip(np.round(mu[dims.astype(int)] / 0.05) * 0.05, -3, 3), atol=0.051)
+    shot(page, "decode-item-by-picture")

@@ -4,7 +4,7 @@ no upload to Plotly's cloud: a real Chromium against ``streamlit run``."""
 from __future__ import annotations
 
 import pytest
-from browser import E2E_RUN, shot, wait_idle
+from browser import E2E_RUN, display_toggle, shot, wait_idle
 
 PLOT_AREA = """() => {
   const gd = document.querySelector('.lem-plot');
@@ -100,3 +100,30 @@ def test_neighbourhood_kept_colours_an_item_with_every_neighbour_kept_as_the_col
     bar = page.locator(".lem-plot .colorbar")
     assert bar.count() == 1 and "neighbourhood kept" in (bar.text_content() or "")
     shot(page, "explore-colour-kept")
+
+
+# The density traces as the page gave them to Plotly, and the legend's label colours.
+DENSITIES = """() => {
+  const d = document.querySelector('.lem-plot').data;
+  return {contours: d.filter((t) => t.type === 'histogram2dcontour').map((t) => ({name: t.name, n: t.x.length,
+            colours: t.colorscale ? t.colorscale.map((c) => c[1]) : null, coloring: t.contours.coloring})),
+          legend: d.filter((t) => t.legendgroup === 'category').map((t) => [t.name, t.marker.color])};
+}"""
+
+
+def test_one_density_per_label_draws_each_labels_contours_in_its_colour(page, app_url):
+    page.goto(f"{app_url}/explore?run={E2E_RUN}&explore_method=PCA")
+    map_area(page, 1440, 900)
+    display_toggle(page, "Density")
+    wait_idle(page)
+    page.wait_for_function(f"() => ({DENSITIES})().contours.length === 1")
+    assert page.evaluate(DENSITIES)["contours"][0]["n"] == 360  # every test digit, one density
+    display_toggle(page, "One density per label")
+    wait_idle(page)
+    page.wait_for_function(f"() => ({DENSITIES})().contours.length === 10")
+    drawn = page.evaluate(DENSITIES)
+    assert [c["name"] for c in drawn["contours"]] == [f"density {name}" for name, _ in drawn["legend"]]
+    for contour, (_, colour) in zip(drawn["contours"], drawn["legend"], strict=True):
+        assert contour["coloring"] == "lines" and set(contour["colours"]) == {colour}  # its label's colour
+    assert sum(c["n"] for c in drawn["contours"]) == 360  # each digit in its label's density
+    shot(page, "explore-density-per-label")

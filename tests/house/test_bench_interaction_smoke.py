@@ -18,7 +18,7 @@ import pytest
 from bench import bench_interaction
 from bench.common import numbers, table_rows
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("interaction")]  # its own servers: beside the other e2e tests
+pytestmark = pytest.mark.e2e
 
 TITLE = "## Interaction in headless Chromium"
 

@@ -536,11 +536,16 @@ def test_a_link_with_a_pinned_item_opens_with_it_pinned_and_a_bad_one_gets_a_sen
     assert "explore_selected" not in bad.session_state
 
 
-def test_the_density_toggle_asks_the_browser_for_contours_under_the_points(runs):
+def test_the_density_toggle_asks_the_browser_for_contours_under_the_points_of_all_or_one_per_label(runs):
     at = open_explore("PCA", browser=True)
-    assert mounts(at)["panel"]["density"] is False
+    assert mounts(at)["panel"]["density"] is None
+    assert at.toggle(key="explore_density_labels").disabled  # only with the density on
     at.toggle(key="explore_density").set_value(True).run()
-    assert not at.exception and mounts(at)["panel"]["density"] is True
+    assert not at.exception and mounts(at)["panel"]["density"] == "all"
+    at.toggle(key="explore_density_labels").set_value(True).run()
+    assert not at.exception and mounts(at)["panel"]["density"] == "label"
+    at.toggle(key="explore_density").set_value(False).run()
+    assert not at.exception and mounts(at)["panel"]["density"] is None
 
 
 def test_a_vampprior_run_shows_its_pseudo_inputs_and_its_components_and_samples_its_own_prior(runs):

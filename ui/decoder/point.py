@@ -16,7 +16,7 @@ import streamlit as st
 from vae.data import Dataset
 from vae.models import VAE
 
-from .. import state
+from .. import itempicker, state
 from ..pictures import label_name
 from ..text import plain
 from . import failure, released
@@ -130,6 +130,8 @@ def start_controls(model: VAE, ds: Dataset) -> None:
     )
     if mode == "item":
         ss.setdefault(INDEX_KEY, min(ss[HOW_KEY]["index"], len(ds.x_test) - 1))
+        if itempicker.browse(ds, "decode_browse", INDEX_KEY) is not None:
+            on_start(model, ds)  # the item picked by its picture becomes the start point
         index = st.number_input(
             "Test item", 0, len(ds.x_test) - 1, step=1, key=INDEX_KEY, on_change=on_start, args=(model, ds)
         )

@@ -108,7 +108,7 @@ def show(
     marker: tuple[int, float] | None = None,
     clears: int = 0,
     only: int | None = None,
-    density: bool = False,
+    density: str | None = None,
     height: int | str = "auto",
 ) -> None:
     """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels, of ``item_shape`` (sent whole
@@ -117,7 +117,7 @@ def show(
     (None: by label); ``marker`` is their size and opacity (None: ``auto_marker``); a new ``clears`` count drops
     the browser's box or lasso selection (the page's "Clear selection"); ``only`` shows one label's points over
     the others in grey (as a click on its legend entry does), when it changes; ``density`` draws the points'
-    density as contours under them.
+    density as contours under them: of all points ("all") or one per label in its colour ("label").
 
     Every mount keeps its key from map to map, so the browser keeps its Plotly and its decoder: Streamlit
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).

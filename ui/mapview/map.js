@@ -324,8 +324,9 @@ function traces(s, data) {
     rows: Int32Array.from(order, (k) => map.rows[k]),
   };
   const out = [{ type: "scattergl", mode: "markers", x, y, name: "points", showlegend: false, hoverinfo: "none", marker }];
-  if (data.density) { // where the points lie thickest, as contours (SVG, under the WebGL points; Plotly bins them)
-    const bins = Math.min(80, Math.max(10, Math.round(Math.sqrt(map.n) / 2))); // coarser for fewer points
+  const bins = Math.min(80, Math.max(10, Math.round(Math.sqrt(map.n) / 2))); // coarser for fewer points
+  if (data.density === "label" && categoriesOf(s)) out.push(...labelDensities(s, only)); // a contour per label
+  else if (data.density) { // where the points lie thickest, as contours (SVG, under the WebGL points; Plotly bins)
     out.push({
       type: "histogram2dcontour", x: map.x, y: map.y, name: "density", showlegend: false, hoverinfo: "skip",
       ncontours: 10, nbinsx: bins, nbinsy: bins, showscale: false, contours: { coloring: "fill", showlines: false },
@@ -370,6 +371,25 @@ function traces(s, data) {
 
 // The map's height: "auto" fills most of the window (at least 420 px), so the plot starts on the first screen and
 // ends above the fold; a number is taken as it is.
+/** One density per category, its contour lines in its colour (only the category shown alone, when one is). */
+function labelDensities(s, only) {
+  const map = s.map;
+  const cats = categoriesOf(s);
+  const xs = cats.map(() => []);
+  const ys = cats.map(() => []);
+  for (let k = 0; k < map.n; k++) {
+    const c = categoryOf(s, k);
+    if (c >= 0 && c < cats.length) [xs[c].push(map.x[k]), ys[c].push(map.y[k])];
+  }
+  const bins = Math.min(60, Math.max(10, Math.round(Math.sqrt(map.n / cats.length) / 2)));
+  return cats.flatMap((c, i) => (only !== null && only !== i) || xs[i].length < 10 ? [] : [{
+    type: "histogram2dcontour", x: xs[i], y: ys[i], name: `density ${chartText(c.name)}`, showlegend: false,
+    hoverinfo: "skip", ncontours: 4, nbinsx: bins, nbinsy: bins, showscale: false,
+    contours: { coloring: "lines", showlines: true }, line: { width: 1.5 },
+    colorscale: [[0, c.colour], [1, c.colour]], opacity: 0.9,
+  }]);
+}
+
 function plotHeight(data) {
   return data.height === "auto" ? Math.max(420, Math.round(window.innerHeight * 0.8)) : data.height;
 }
