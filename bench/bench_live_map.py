@@ -5,19 +5,21 @@ and in UMAP, and what watching it costs the training.
 
 A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs; ``--quick``: digits) runs into a
 fresh runs folder served by ``streamlit run app.py``; headless Chromium opens its Train page
-(``/train?run=NAME``) while it trains and, on every animation frame, notes when the latent-history chart gains a
-frame and when the ELBO chart gains an epoch (``performance.timeOrigin + performance.now()``: the same wall
-clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from the ``time`` the trainer wrote
-into it to the first animation frame that shows it. Baseline, in the same run: the ELBO curve's new point, from
-the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn by the same polling fragment (every
-second), so the difference is what the map itself costs. Frames recorded before the page was open are left
-out. Then the same with the page's map in UMAP (each frame fitted by the map worker, started from the frame
-before): from a frame written to the page saying it is fitted. The training's pace (its epochs' examples per
-second, after the page opened) with each page open, against the same training with no page open. Asserts nothing.
+(``/train?run=NAME``) while it trains and, every 50 ms, notes when the latent-history chart gains a frame and when
+the ELBO chart gains an epoch (``performance.timeOrigin + performance.now()``: the same wall clock as the trainer's
+``time.time()`` on this machine). Latency of a frame: from the ``time`` the trainer wrote into it to the first check
+that sees it (up to 50 ms pessimistic). Baseline, in the same run: the ELBO curve's new point, from the ``time`` of
+the epoch's line in ``metrics.jsonl``; both are redrawn by the same polling fragment (every second), so the
+difference is what the map itself costs. Frames recorded before the page was open are left out. Then the same with
+the page's map in UMAP (each frame fitted by the map worker, started from the frame before): from a frame written to
+the page saying it is fitted. The training's pace (its epochs' examples per second, after the page opened) with
+each page open, against the same training with no page open, and the CPU each part used meanwhile (/proc).
+Asserts nothing.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench import common
-from harness.serving import chromium, missing_browser, serving, wait_idle
+from harness.serving import chromium, missing_browser, start_app, stop_server, wait_healthy, wait_idle
 from vae.analysis import history
 from vae.runs import folder as rf
 
@@ -55,9 +57,8 @@ WATCH = r"""() => {
             window.__live.push([performance.timeOrigin + performance.now(), ...now]);
             last = now;
         }
-        requestAnimationFrame(tick);
     };
-    requestAnimationFrame(tick);
+    setInterval(tick, 50); // every 50 ms, not every animation frame: the probe itself must not load the page
 }"""
 
 
@@ -73,7 +74,47 @@ def latencies(events: list, written: list[float], column: int, since: float) -> 
     return out
 
 
-def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None) -> dict:
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """Every process: pid -> (parent pid, CPU seconds used, its command line's first words)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except (OSError, ValueError):
+            continue
+        out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, cmd)
+    return out
+
+
+def cpu_by_part(training: int, server: int) -> dict[str, float]:
+    """CPU seconds used so far by the training, the app server, its map worker and the browser (every other
+    process under this one: Playwright's driver and Chromium), each with its descendants still alive."""
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> set[int]:
+        out, todo = set(), [root]
+        while todo:
+            pid = todo.pop()
+            if pid in procs and pid not in out:
+                out.add(pid)
+                todo += children.get(pid, [])
+        return out
+
+    worker = {p for p in tree(server) if "worker" in procs[p][2] or "multiprocessing" in procs[p][2]}
+    parts = {"training": tree(training), "server": tree(server) - worker, "map worker": worker}
+    parts["browser"] = tree(os.getpid()) - set().union(*parts.values()) - {os.getpid()}
+    return {name: sum(procs[p][1] for p in pids) for name, pids in parts.items()}
+
+
+def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None, server: int = 0) -> dict:
     """One training of ``data`` into ``runs``; with ``method`` ("PCA" or "UMAP") its Train page open in Chromium,
     watched until it ends. Returns the page's events, when watching began, the frames' and epoch lines' times and
     the training's examples per second over the epochs that ended after the page opened."""
@@ -82,7 +123,7 @@ def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | No
            "--name", name, "--json"]  # fmt: skip
     training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
-    events, since = [], time.time() * 1000
+    events, since, cpu = [], time.time() * 1000, {}
     try:
         while not history.frame_paths(runs / name):  # the run exists and has its first frame
             if training.poll() is not None:
@@ -102,7 +143,11 @@ def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | No
                 page.evaluate(WATCH)
                 since = page.evaluate("() => performance.timeOrigin + performance.now()")
                 common.log(f"live map: watching {data} train for {epochs} epochs, the map in {method}…")
-                training.wait(timeout=900)
+                cpu0, t0 = cpu_by_part(training.pid, server), time.time()
+                while training.poll() is None and time.time() < t0 + 900:
+                    cpu1, t1 = cpu_by_part(training.pid, server), time.time()  # the last reading before it ends
+                    time.sleep(0.5)
+                cpu = {k: (cpu1[k] - cpu0[k]) / max(t1 - t0, 1e-9) for k in cpu0}  # cores busy, on average
                 page.wait_for_timeout(3000 if method == "PCA" else 15_000)  # the last frame reaches the page
                 events = page.evaluate("() => window.__live")
     finally:
@@ -117,6 +162,7 @@ def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | No
         "frames": [f.time for f in history.frames(runs / name)],
         "epochs": [m["time"] for m in rf.read_metrics(runs / name) if m.get("type") == "epoch"],
         "pace": pace,
+        "cpu": cpu,
     }
 
 
@@ -128,10 +174,15 @@ def run(quick: bool = False) -> str:
     epochs = 40 if data == "digits" else 15
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         runs = Path(tmp)
-        with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)), serving(runs) as url:
-            alone = train_watched(runs, url, data, epochs, None)  # the baseline pace: no page open
-            pca = train_watched(runs, url, data, epochs, "PCA")
-            umap = train_watched(runs, url, data, epochs, "UMAP")
+        with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)):
+            url, proc = start_app(runs)
+            try:
+                wait_healthy(url, proc)
+                alone = train_watched(runs, url, data, epochs, None)  # the baseline pace: no page open
+                pca = train_watched(runs, url, data, epochs, "PCA", proc.pid)
+                umap = train_watched(runs, url, data, epochs, "UMAP", proc.pid)
+            finally:
+                stop_server(proc)
     rows = [
         ["latent map in PCA: frame written → frame on screen",
          *stats(latencies(pca["events"], pca["frames"], 1, pca["since"]))],
@@ -142,6 +193,11 @@ def run(quick: bool = False) -> str:
     ]  # fmt: skip
     pace = [["no page open (baseline)", f"{alone['pace']:,.0f}", "1.00"]] + [
         [f"the Train page open, map in {name}", f"{arm['pace']:,.0f}", f"{arm['pace'] / alone['pace']:.2f}"]
+        for name, arm in (("PCA", pca), ("UMAP", umap))
+    ]
+    parts = ["training", "server", "map worker", "browser"]
+    cpu = [
+        [f"map in {name}", *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)]
         for name, arm in (("PCA", pca), ("UMAP", umap))
     ]
     return (
@@ -155,6 +211,9 @@ def run(quick: bool = False) -> str:
         + common.table(["the same training", "examples per second", "vs no page"], pace)
         + "\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, three "
         "trainings one after the other in the same run.\n\n"
+        + common.table(["while watched: CPU cores busy, on average", *parts], cpu)
+        + "\n\nFrom /proc while the page was open: each part with its processes (the server's map worker apart; "
+        "the browser: Playwright's driver and Chromium); 2 cores in all.\n\n"
         "Reproduce alone: `python -m bench live_map [--quick]`.\n"
     )
 

@@ -354,7 +354,7 @@ def _history_view(path: str, stamp: tuple, method: str = "pca", umap_stamp: int 
     if not frames or probe is None:
         return None
     indices, labels, split = probe
-    layouts = history.aligned_layouts([f.codes() for f in frames])  # [(P, 2)] PCA + Procrustes, milliseconds
+    layouts = history.align(history.frame_layouts(frames))  # [(P, 2)] PCA (once per frame) + Procrustes
     missing = 0
     if method == "umap":
         umap = history.umap_layouts(Path(path), fit_missing=False)  # the ones fitted so far (never fits here)

@@ -53,6 +53,25 @@ def test_aligned_frames_move_items_less_than_independent_fits(trained_runs):
                                    rtol=1e-5)  # fmt: skip
 
 
+def test_each_frames_layout_is_computed_once_however_often_the_page_asks(trained_runs, monkeypatch):
+    """The live page asks for every frame's layout again at each new frame: each frame file is read once (until it
+    changes), and the layouts are the same as computed afresh."""
+    frames = history.frames(trained_runs / RUN)
+    history._frame_pca.cache_clear()
+    reads = []
+    read = history._read_codes
+    monkeypatch.setattr(history, "_read_codes", lambda path: reads.append(path) or read(path))
+    first = history.align(history.frame_layouts(frames[:8]))
+    again = history.align(history.frame_layouts(frames))  # a page asking again once more frames have come
+    assert len(reads) == len(frames)  # 8, then only the 8 new ones
+    fresh = history.aligned_layouts([f.codes() for f in frames])
+    for a, b in zip(again, fresh, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first[-1], again[7])
+    first[0][:] = 0  # a caller's change to its layouts reaches no other caller
+    assert np.abs(history.frame_layouts(frames[:1])[0]).sum() > 0
+
+
 @pytest.mark.slow
 def test_the_history_survives_a_sigkill_and_a_resume(runs):
     from vae.config import TrainConfig

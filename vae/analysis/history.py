@@ -20,6 +20,7 @@ layout and is turned onto it: seconds per frame, fitted by the map worker for th
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -53,8 +54,7 @@ class Frame:
 
     def codes(self) -> np.ndarray:
         """The probe's latent means at this moment, (P, latent_dim) float32."""
-        with safe_open(str(self.path), framework="pt") as f:
-            return f.get_tensor("mu").float().numpy()
+        return _read_codes(self.path)
 
     def samples(self) -> np.ndarray | None:
         """The fixed prior samples decoded at this moment, (S, C, H, W) in [0, 1], or None (not images)."""
@@ -208,15 +208,40 @@ def independent_layouts(all_codes: list[np.ndarray]) -> list[np.ndarray]:
 
 def aligned_layouts(all_codes: list[np.ndarray]) -> list[np.ndarray]:
     """Each frame's PCA rotated (or reflected) onto the previous frame's layout by orthogonal Procrustes."""
+    return align(independent_layouts(all_codes))
+
+
+def align(layouts: list[np.ndarray]) -> list[np.ndarray]:
+    """Each layout rotated (or reflected) onto the one before it, as turned, by orthogonal Procrustes."""
     from scipy.linalg import orthogonal_procrustes
 
     out: list[np.ndarray] = []
-    for layout in independent_layouts(all_codes):
+    for layout in layouts:
         if out:
             rotation, _ = orthogonal_procrustes(layout, out[-1])  # (2, 2)
             layout = layout @ rotation
         out.append(layout)
     return out
+
+
+def frame_layouts(frames: list[Frame]) -> list[np.ndarray]:
+    """Each frame's own PCA (as ``independent_layouts``), each read and computed once per frame file: a watched
+    training adds a frame every epoch, and the page asks for every frame again each time."""
+    out = []
+    for frame in frames:
+        st = frame.path.stat()
+        out.append(_frame_pca(str(frame.path), st.st_mtime_ns, st.st_size).copy())
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _frame_pca(path: str, mtime_ns: int, size: int) -> np.ndarray:
+    return _pca2(_read_codes(Path(path)))
+
+
+def _read_codes(path: Path) -> np.ndarray:
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("mu").float().numpy()
 
 
 UMAP_FILE = "umap-layouts.npz"  # in the history folder: each frame's UMAP layout, fitted from the previous one's
