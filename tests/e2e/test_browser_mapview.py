@@ -383,3 +383,45 @@ def test_a_path_drawn_on_the_map_plays_the_decoders_pictures_along_it_and_downlo
         shown = np.asarray(gif.convert("L"))[::scale, ::scale]
         assert np.abs(shown.astype(int) - want[k, 0].astype(int)).max() <= 1
     assert page.get_by_text("Decoded map point", exact=True).count() == 0  # the drag pinned nothing
+
+
+# The items drawn as pictures on the map: each sprite's row, place and picture (its PNG's bytes, base64).
+SPRITES = """() => (document.querySelector('.lem-plot').layout.images || [])
+  .filter((im) => String(im.name || '').startsWith('sprite '))
+  .map((im) => ({row: Number(im.name.slice(7)), x: im.x, y: im.y, png: im.source.split(',')[1]}))"""
+
+
+def test_zoomed_in_far_enough_the_items_are_drawn_as_their_pictures(page, app_url, runs_dir):
+    """The Projector's sprite mode: zoomed onto a corner of the map holding at most 150 points, each point in view
+    carries its own picture (pixel-equal to the data) at its place; zoomed out again, the pictures go."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    open_explore(page, app_url)
+    assert page.evaluate(SPRITES) == []  # 360 points in view: dots only
+    g = page.evaluate(GEOMETRY)
+    proj = projector(runs_dir, g)
+    xy = proj.embedding_
+    centre = np.median(xy, axis=0)
+    half = 0.25 * np.ptp(xy, axis=0)
+    inside = np.flatnonzero((np.abs(xy - centre) <= half).all(axis=1))
+    assert 0 < len(inside) <= 150
+    view = [[float(centre[d] - half[d]), float(centre[d] + half[d])] for d in (0, 1)]  # x and y ranges
+    page.evaluate("([x, y]) => Plotly.relayout(document.querySelector('.lem-plot'),"
+                  " {'xaxis.range': x, 'yaxis.range': y})", view)  # fmt: skip
+    page.wait_for_function("(n) => document.querySelector('.lem').dataset.sprites === String(n)", arg=len(inside))
+    sprites = page.evaluate(SPRITES)
+    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
+    assert sorted(s["row"] for s in sprites) == sorted(inside.tolist())  # the map's rows are the test items
+    for s in sprites[:10]:
+        np.testing.assert_allclose([s["x"], s["y"]], xy[s["row"]], atol=1e-5)
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"]))).convert("L"), dtype=int)
+        assert np.abs(shown - np.round(ds.x_test[s["row"]].numpy()[0] * 255)).max() <= 1
+    wait_idle(page)
+    shot(page, "mapview-sprites")
+    page.evaluate("() => Plotly.relayout(document.querySelector('.lem-plot'), {'xaxis.autorange': true,"
+                  " 'yaxis.autorange': true})")  # fmt: skip
+    page.wait_for_function("() => document.querySelector('.lem').dataset.sprites === '0'")
+    assert page.evaluate(SPRITES) == []

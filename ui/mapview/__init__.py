@@ -35,7 +35,9 @@ PLOTLY_MAGIC = b"LEPLOTJS"
 
 _component = st.components.v2.component(
     "latent_explorer_map",
-    js=decoder.module(FRONTEND / "map.js") + "\n" + (FRONTEND / "film.js").read_text(),
+    js="\n".join(
+        [decoder.module(FRONTEND / "map.js"), *((FRONTEND / f).read_text() for f in ("film.js", "sprites.js"))]
+    ),
     css=(FRONTEND / "map.css").read_text(),
     isolate_styles=False,  # Plotly styles its plots from the page's head, which a shadow root would keep out
 )

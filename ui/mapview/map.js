@@ -429,13 +429,14 @@ function layout(s, data) {
     newshape: { line: { color: ink, width: 3 }, opacity: 0.7 }, // a path drawn for a film
     shapes: filmShapes(s, data),
   };
+  out.images.push(...spriteImages(s, data)); // the items in view, when few enough are (sprites.js)
   if (s.clears !== (data.clears || 0)) {
     s.clears = data.clears || 0;
     out.selections = []; // the drawn box or lasso goes with the selection
   }
   if (data.backdrop) {
     out.xaxis.showgrid = out.yaxis.showgrid = false;
-    out.images.push({ source: data.backdrop, xref: "x", yref: "y", x: x0, y: y1, sizex: x1 - x0, sizey: y1 - y0, sizing: "stretch", opacity: 0.6, layer: "below" });
+    out.images.unshift({ source: data.backdrop, xref: "x", yref: "y", x: x0, y: y1, sizex: x1 - x0, sizey: y1 - y0, sizing: "stretch", opacity: 0.6, layer: "below" });
   }
   return out;
 }
@@ -465,7 +466,10 @@ function events(s, Plotly) {
     return false;
   });
   gd.on("plotly_legenddoubleclick", () => false);
-  gd.on("plotly_relayout", (e) => onShapes(s, e)); // a path drawn: its film (film.js)
+  gd.on("plotly_relayout", (e) => {
+    onShapes(s, e); // a path drawn: its film (film.js)
+    onView(s, e); // zoomed in far enough: the items' pictures on the map (sprites.js)
+  });
 }
 
 /** The drawn point nearest the pointer within 8 px (k, in the map's order), or null: found here rather than
