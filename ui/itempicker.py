@@ -26,17 +26,18 @@ def _fingerprint(ds: Dataset) -> tuple:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _table(_ds: Dataset, fingerprint: tuple, label: int | None, shown: int) -> pd.DataFrame:
+def _table(_ds: Dataset, fingerprint: tuple, label: int | None, shown: int) -> tuple[pd.DataFrame, int]:
+    """The first ``shown`` test items of ``label`` (None: any) with their thumbnails, and how many there are."""
     y = None if _ds.y_test is None else _ds.y_test.numpy()
-    rows = np.arange(len(_ds.x_test)) if label is None or y is None else np.flatnonzero(y == label)
-    rows = rows[:shown]
+    matching = np.arange(len(_ds.x_test)) if label is None or y is None else np.flatnonzero(y == label)
+    rows = matching[:shown]
     items = _ds.x_test[torch.as_tensor(rows, dtype=torch.int64)].numpy()
     scale = enlargement(_ds.item_shape, 40)
     table = {"item": rows, "picture": [
         "data:image/png;base64," + base64.b64encode(png_bytes(x, scale=scale)).decode() for x in items]}  # fmt: skip
     if y is not None:
         table["label"] = [label_name(_ds, int(y[r])) for r in rows]
-    return pd.DataFrame(table)
+    return pd.DataFrame(table), len(matching)
 
 
 def browse(ds: Dataset, key: str, target: str) -> int | None:
@@ -51,14 +52,13 @@ def browse(ds: Dataset, key: str, target: str) -> int | None:
             names = [label_name(ds, y) for y in range(int(ds.y_test.max()) + 1)]
             choice = st.selectbox("Label", [ANY, *names], key=f"{key}_label")
             label = None if choice == ANY else names.index(choice)
-        table = _table(ds, _fingerprint(ds), label, SHOWN)
+        table, matching = _table(ds, _fingerprint(ds), label, SHOWN)
         event = st.dataframe(
             table, key=f"{key}_table_{label}", on_select="rerun", selection_mode="single-row", hide_index=True,
             row_height=48, height=min(48 * len(table) + 40, 340),
             column_config={"item": st.column_config.NumberColumn("item #", format="%d"),
                            "picture": st.column_config.ImageColumn("picture", width="small")},
         )  # fmt: skip
-        matching = len(ds.x_test) if label is None else int((ds.y_test == label).sum())
         which = "" if label is None else " of this label"
         shown = (
             f"All {matching:,} test items" if len(table) == matching else f"The first {len(table):,} of {matching:,}"

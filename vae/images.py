@@ -38,11 +38,8 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     Compressed fast (``PNG_COMPRESSION``): the pages make one per interaction, and enlarged pixel art
     compresses well at any level.
     """
-    arr = to_uint8_hwc(image)
-    if scale > 1:
-        arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_COMPRESSION)
+    Image.fromarray(_enlarged(image, scale)).save(buf, format="PNG", compress_level=PNG_COMPRESSION)
     return buf.getvalue()
 
 
@@ -51,11 +48,14 @@ def gif_bytes(frames: np.ndarray, scale: int = 1, fps: float = 8.0) -> bytes:
     (nearest neighbour). Greys stay exact (256 levels); colour frames get an adaptive palette each."""
     pictures = []
     for frame in frames:
-        arr = to_uint8_hwc(frame)
-        if scale > 1:
-            arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
-        image = Image.fromarray(arr)
+        image = Image.fromarray(_enlarged(frame, scale))
         pictures.append(image if image.mode == "L" else image.convert("P", palette=Image.Palette.ADAPTIVE))
     buf = io.BytesIO()
     pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0)
     return buf.getvalue()
+
+
+def _enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    """One image in [0, 1] as uint8 (H, W) or (H, W, 3), ``scale`` times larger (nearest neighbour)."""
+    arr = to_uint8_hwc(image)
+    return np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1) if scale > 1 else arr

@@ -355,7 +355,9 @@ def test_a_path_drawn_on_the_map_plays_the_decoders_pictures_along_it_and_downlo
         page.mouse.move(x, y, steps=15)
     page.mouse.up()
     page.wait_for_function("() => document.querySelector('.lem').dataset.films === '1'")
-    film = page.evaluate("() => document.querySelector('.lem-plot').__lem.film")
+    film = page.evaluate("() => { const f = document.querySelector('.lem-plot').__lem.film;"
+                         " return {points: f.points, w: f.frames[0].width, h: f.frames[0].height,"
+                         " frames: f.frames.map((i) => Array.from(i.data))}; }")  # fmt: skip
     spots = np.asarray(film["points"])
     assert spots.shape == (32, 2)
     proj = projector(runs_dir, g)

@@ -112,10 +112,12 @@ function draw(gd, k, at) {
   panel.__le.forEach(({ canvas, caption }, j) => {
     const model = models[j];
     const [, h, w] = model.shape;
-    if (canvas.width !== w || canvas.height !== h) [canvas.width, canvas.height] = [w, h];
-    const image = new ImageData(w, h);
-    toRGBA(model, decode(model, codes[j]), image.data);
-    canvas.getContext("2d").putImageData(image, 0, 0);
+    if (canvas.width !== w || canvas.height !== h || !canvas.__image) {
+      [canvas.width, canvas.height] = [w, h];
+      canvas.__image = new ImageData(w, h); // reused: a pointer move draws without allocating
+    }
+    toRGBA(model, decode(model, codes[j]), canvas.__image.data);
+    canvas.getContext("2d").putImageData(canvas.__image, 0, 0);
     caption.textContent = j === k ? `${both.sides[j].name} · here` : `${both.sides[j].name} · carried: ${both.carried}`;
   });
   panel.style.display = "flex";

@@ -70,7 +70,7 @@ function makeFilm(s, shape) {
   stopFilm(s);
   filmElements(s);
   s.film = { path: shape.path, points, frames, shape: { ...shape } };
-  s.plot.__lem.film = { points, frames: frames.map((f) => Array.from(f.data)), w, h };
+  s.plot.__lem.film = { points, frames }; // for tests: the spots and their pictures (ImageData)
   s.filmHead.textContent = "Along your path";
   s.filmBox.hidden = false;
   [s.filmCanvas.width, s.filmCanvas.height] = [w, h];

@@ -369,8 +369,6 @@ function traces(s, data) {
   return out;
 }
 
-// The map's height: "auto" fills most of the window (at least 420 px), so the plot starts on the first screen and
-// ends above the fold; a number is taken as it is.
 /** One density per category, its contour lines in its colour (only the category shown alone, when one is). */
 function labelDensities(s, only) {
   const map = s.map;
@@ -390,6 +388,8 @@ function labelDensities(s, only) {
   }]);
 }
 
+// The map's height: "auto" fills most of the window (at least 420 px), so the plot starts on the first screen and
+// ends above the fold; a number is taken as it is.
 function plotHeight(data) {
   return data.height === "auto" ? Math.max(420, Math.round(window.innerHeight * 0.8)) : data.height;
 }

@@ -234,7 +234,7 @@ def frame_layouts(frames: list[Frame]) -> list[np.ndarray]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # (P, 2) each: 16 MB at most for 2,000-item probes
 def _frame_pca(path: str, mtime_ns: int, size: int) -> np.ndarray:
     return _pca2(_read_codes(Path(path)))
 
