@@ -17,8 +17,14 @@ if str(ROOT) not in sys.path:
 # No standby training process (vae/runs/standby.py) wherever a test opens the app on an empty runs folder (here and in
 # the servers the tests start): each would load torch beside the test. tests/test_standby.py turns it on.
 os.environ.setdefault("LATENT_EXPLORER_STANDBY", "0")
+# Idle OpenMP threads sleep instead of spinning (read as torch loads, here and in every process a test starts). The
+# suite runs in two workers on two cores, each training with two threads beside a server or a browser: spinning
+# threads then take the cores from the threads with work to do (a 6 s training took 40 s beside another; 11 s with
+# this).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Every test under tests/e2e/ drives a browser: mark it ``e2e`` by its folder. The whole suite runs in two
     pytest-xdist workers (README's command: ``-n 2``; pyproject.toml sets ``--dist loadgroup``): the browser tests
@@ -29,8 +35,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if e2e in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
-        if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+        if item.get_closest_marker("xdist_group"):
+            continue
+        # the browser tests in one group; every other file's tests in a group of their own, so that a file's
+        # module-scoped fixture (a model trained for its tests) is built once, not once per worker
+        item.add_marker(pytest.mark.xdist_group("browser" if item.get_closest_marker("e2e") else item.module.__name__))
 
 
 @pytest.fixture(scope="session")

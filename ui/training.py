@@ -136,13 +136,26 @@ def curves_and_pictures(run_dir: Path, warn: bool = True, live: bool = False) ->
     left, right = st.columns(2)
     for col, file, caption in (
         (left, "recon", "Test items (top row) and their reconstructions (bottom row)"),
-        (right, "samples", "Samples decoded from the prior N(0, I)"),
+        (right, "samples", samples_caption(run_dir)),
     ):
         png = enlarged_png(rf.picture_path(run_dir, file))
         if png:
             col.image(png, caption=caption, output_format="PNG")
     collapse_section(run_dir, epochs, warn)
     history_section(run_dir, live)
+
+
+def samples_caption(run_dir: Path) -> str:
+    """What the training's picture of prior samples shows, for the run's family."""
+    try:
+        family = rf.load_config(run_dir)[0].family
+    except (OSError, ValueError):  # a run folder changed under the page: say the usual
+        family = "vae"
+    if family == "vampprior":
+        return "Samples decoded from the VampPrior (each from one of its pseudo-inputs' components)"
+    if family == "cvae":
+        return "Samples decoded from the prior N(0, I), each row given one class (row 1: the first)"
+    return "Samples decoded from the prior N(0, I)"
 
 
 def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> None:

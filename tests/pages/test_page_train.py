@@ -436,3 +436,51 @@ def test_the_vampprior_family_asks_for_its_pseudo_inputs_and_takes_no_free_bits(
         state | {"train_free_bits": 0.5}, load_dataset(rf.load_data_config(runs / "digits-small"))
     )
     assert (model.family, model.pseudo_inputs, train.free_bits) == ("vampprior", 40, 0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["cvae", "beta-tcvae", "iwae", "vampprior"])
+def test_each_family_trains_on_fashion_mnist_through_the_train_page(runs, fashion_mnist, family):
+    """The form's family choice reaches the background training on Fashion-MNIST (one small epoch), and the
+    finished run's panel shows that family's own parts: β-TCVAE's three KL terms, the samples' caption."""
+    from ui.training import samples_caption
+
+    at = open_train(runs)
+    at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
+    at.radio(key="train_family").set_value(family).run()
+    assert not at.exception and not errors(at)
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_latent").set_value(4)
+    at.text_input(key="train_hidden").set_value("64")
+    if family == "vampprior":
+        at.number_input(key="train_pseudo").set_value(50)
+    at.text_input(key="train_name").set_value(f"fashion {family}")
+    at.button(key="train_start").click().run()
+    assert not at.exception and not errors(at)
+    run_dir = runs / f"fashion-{family}"
+    model, train, data = rf.load_config(run_dir)
+    assert (model.family, model.latent_dim, model.hidden, data.name, train.epochs) == (
+        family, 4, (64,), "fashion-mnist", 1
+    )  # fmt: skip
+    assert model.classes == (10 if family == "cvae" else 0)  # the label goes in for the conditional VAE only
+    if family == "vampprior":
+        assert model.pseudo_inputs == 50
+    status = jobs.wait(run_dir, timeout=300)
+    assert status["state"] == "finished", status
+    (epoch,) = [m for m in rf.read_metrics(run_dir) if m["type"] == "epoch"]
+    assert np.isfinite(epoch["test_elbo"]) and epoch["test_elbo"] < 0
+    at.run()
+    assert not at.exception and not errors(at)
+    assert shown_run(at) == f"fashion-{family}"
+    captions = [c for image in at.image for c in image.captions]
+    assert samples_caption(run_dir) in captions, captions
+    charts = at.get("plotly_chart")
+    parts = [json.loads(c.proto.spec) for c in charts if "three parts" in c.proto.spec]
+    if family == "beta-tcvae":  # its three KL terms, each a curve with a finite value per logging window
+        (spec,) = parts
+        assert [t["name"] for t in spec["data"]] == [
+            "index-code mutual information", "total correlation", "dimension-wise KL"
+        ]  # fmt: skip
+        assert all(t["y"] and all(np.isfinite(v) for v in t["y"]) for t in spec["data"])
+    else:
+        assert parts == []
