@@ -10,10 +10,12 @@ with its inverse grid, and the peak resident memory. ``python -m vae embed RUN -
 end (a fresh process). Then the app (`streamlit run app.py`) in headless Chromium (software WebGL: a pessimistic
 figure for panning): Explore's first visit to the map of every item (codes encoded in the background, then the PCA
 map), a second tab once the codes are kept, and, on maps of 10,000, 73,728 (the test split) and 737,280 points,
-panning (an in-page drag, one pointer move per animation frame; Plotly's WebGL redraws counted), the pointer on a
+panning (an in-page drag, one pointer move per animation frame; Plotly's WebGL redraws counted: the frames shown), the pointer on a
 point → that item named and → the decoder's picture (``bench.bench_mapview``'s probe), and the tab's JS heap; the
-UMAP map of every item through the app; the server's resident memory. Baseline, in the same run: the 10,000-point
-map, the largest subsample offered before this. Asserts nothing.
+UMAP map of every item through the app; the server's resident memory. Baselines, in the same run: the 10,000-point
+map, the largest subsample offered before this; and the three maps again on a server where Plotly draws every map's
+points (``LATENT_EXPLORER_POINTS_LAYER_AT=0``), as before the map's own points layer (ui/mapview/points.js), which
+takes maps past 100,000 points (``--quick``: past 20,000, so that it is measured there too). Asserts nothing.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ PAN_S = 3.0
 # how many points the browser map draws, and its x axis title ("" / 0 while there is none)
 SHOWN = """() => { const gd = document.querySelector('.lem-plot');
   if (!gd || !gd._fullData || !gd._fullLayout) return [0, ''];
-  const p = gd._fullData.find((t) => t.name === 'points');
-  return [p ? p.x.length : 0, String(gd._fullLayout.xaxis.title.text || '')]; }"""
+  const p = gd._fullData.find((t) => t.name === 'points');  // a large map's points are its layer's (points.js)
+  return [p ? p.x.length || Number(gd.dataset.layer || 0) : 0, String(gd._fullLayout.xaxis.title.text || '')]; }"""
 DRAWN = "([n, title]) => { const [k, t] = (" + SHOWN + ")(); return k === n && t.startsWith(title); }"
+LAYER = "() => Number(document.querySelector('.lem-plot').dataset.layer || 0) > 0"  # drawn by points.js
 # an in-page drag over the plot, one move per animation frame, counting the WebGL scene's redraws
 PAN = """(seconds) => new Promise((done) => {
   const gd = document.querySelector('.lem-plot'), scene = gd._fullLayout._plots.xy._scene;
@@ -144,22 +147,7 @@ def app(runs: Path, n_all: int, n_test: int, hovers: int) -> dict:
             second.wait_for_function(DRAWN, arg=[n_all, "PCA"], timeout=MAP_S)
             out["second_tab_s"] = time.perf_counter() - t
             page.context.close()
-            small = 10_000 if n_test > 10_000 else 2_000  # a subsample the page offers for the test split
-            for label, split, points, n in (
-                (f"{small:,}", "test", f"{small:,}", small),
-                (f"{n_test:,}", "test", f"all ({n_test:,})", n_test),
-                (f"{n_all:,}", "train + test", f"all ({n_all:,})", n_all),
-            ):
-                common.log(f"large_map: {label} points in the browser")
-                t = time.perf_counter()
-                second.goto(explore_url(url, "PCA", split, points))
-                second.wait_for_function(DRAWN, arg=[n, "PCA"], timeout=MAP_S)
-                view = {"load_s": time.perf_counter() - t}
-                second.wait_for_timeout(500)
-                view["pan_fps"] = pan(second)
-                view["hover"] = hover_latencies(second, hovers, rng)
-                view["heap"] = js_heap_mb(second)
-                out["views"][label] = view
+            out["views"] = views(second, url, n_all, n_test, hovers, rng)
             out["server_rss_mb"] = rss_mb(proc.pid)
             common.log("large_map: the UMAP map of every item through the app")
             t = time.perf_counter()
@@ -169,6 +157,38 @@ def app(runs: Path, n_all: int, n_test: int, hovers: int) -> dict:
             out["server_rss_after_umap_mb"] = rss_mb(proc.pid)
     finally:
         stop_server(proc)
+    common.log("large_map: the baseline, every map's points drawn by Plotly")
+    with common.environment(LATENT_EXPLORER_POINTS_LAYER_AT="0"):  # the layer never takes the points
+        url, proc = start_app(runs)
+    try:
+        wait_healthy(url, proc)
+        with chromium() as browser:
+            out["plotly_views"] = views(browser.new_context(viewport=VIEWPORT).new_page(), url, n_all, n_test, hovers,
+                                        np.random.default_rng(0))  # fmt: skip
+    finally:
+        stop_server(proc)
+    return out
+
+
+def views(page, url: str, n_all: int, n_test: int, hovers: int, rng: np.random.Generator) -> dict:
+    """Maps of three sizes opened in ``page``, each panned, pointed at and weighed."""
+    out = {}
+    small = 10_000 if n_test > 10_000 else 2_000  # a subsample the page offers for the test split
+    for label, split, points, n in (
+        (f"{small:,}", "test", f"{small:,}", small),
+        (f"{n_test:,}", "test", f"all ({n_test:,})", n_test),
+        (f"{n_all:,}", "train + test", f"all ({n_all:,})", n_all),
+    ):
+        common.log(f"large_map: {label} points in the browser")
+        t = time.perf_counter()
+        page.goto(explore_url(url, "PCA", split, points))
+        page.wait_for_function(DRAWN, arg=[n, "PCA"], timeout=MAP_S)
+        view = {"load_s": time.perf_counter() - t, "layer": page.evaluate(LAYER)}
+        page.wait_for_timeout(500)
+        view["pan_fps"] = pan(page)
+        view["hover"] = hover_latencies(page, hovers, rng)
+        view["heap"] = js_heap_mb(page)
+        out[label] = view
     return out
 
 
@@ -179,7 +199,8 @@ def run(quick: bool = False) -> str:
     t0, p0 = time.perf_counter(), cpu_pressure_total()
     with tempfile.TemporaryDirectory(prefix="bench-large-map-") as tmp:
         runs = Path(tmp)
-        env = {"LATENT_EXPLORER_WARM_UMAP": "0"}
+        # the map's own points layer takes maps over 100,000 points (quick: over 20,000, so that it is measured too)
+        env = {"LATENT_EXPLORER_WARM_UMAP": "0", "LATENT_EXPLORER_POINTS_LAYER_AT": "20000" if quick else "100000"}
         common.log(f"large_map: training on {count:,} sprites for one epoch")
         args = ["--data", "sprites", "--count", str(count), "--latent", "10", "--epochs", "1", "--name", RUN]
         train_s, _ = common.timed(lambda: common.vae_cli(runs, "train", *args))
@@ -227,10 +248,28 @@ def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick
         + f"the PCA map drawn after **{f(seen['first_visit_s'], 1)} s**; a second "
         f"tab, with the codes kept: **{f(seen['second_tab_s'], 1)} s** to the map drawn.", "",
     ]  # fmt: skip
-    views = seen["views"]
+    lines += views_table(seen["views"], "points drawn by"), ""
+    lines += [
+        "The baseline, in the same run: a server where Plotly's scattergl draws every map's points "
+        "(`LATENT_EXPLORER_POINTS_LAYER_AT=0`), as every map was drawn before the map's own points layer "
+        "(ui/mapview/points.js), which takes maps of more than 100,000 points by default. During a pan the layer "
+        "moves its last picture with Plotly's axes and draws afresh once the pointer rests, so a pan's frames are "
+        "Plotly's own (its axes and small traces).", "",
+        views_table(seen["plotly_views"], "points drawn by"), "",
+    ]  # fmt: skip
+    lines.append(f"Took {common.duration(wall)}" + (f"; some task waited for a CPU {pressure:.0%} of that time (Linux "
+                 "PSI, machine-wide: this benchmark's own server, browser and map worker share the 2 cores)."
+                 if pressure is not None else "."))  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def views_table(views: dict, drawn_by: str) -> str:
+    f = common.fmt
     rows = [
+        [drawn_by, *("the layer" if v["layer"] else "Plotly" for v in views.values())],
         ["open the map (URL → drawn), s", *(f(v["load_s"], 1) for v in views.values())],
-        ["pan: WebGL redraws/s (one pointer move per frame)", *(f(v["pan_fps"], 1) for v in views.values())],
+        ["pan: frames/s (one pointer move per frame; Plotly's WebGL redraws counted)",
+         *(f(v["pan_fps"], 1) for v in views.values())],
         ["pointer on a point → that item named, p50 / p95 ms",
          *(f"{f(common.quantile(v['hover']['item'], .5), 0)} / {f(common.quantile(v['hover']['item'], .95), 0)}"
            for v in views.values())],
@@ -240,11 +279,7 @@ def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick
         ["JS heap after a forced GC (+ the map's typed arrays), MB",
          *(f"{f(v['heap'][0], 0)} (+{f(v['heap'][1], 0)})" for v in views.values())],
     ]  # fmt: skip
-    lines += [common.table(["measurement", *(f"{k} points" for k in views)], rows), ""]
-    lines.append(f"Took {common.duration(wall)}" + (f"; some task waited for a CPU {pressure:.0%} of that time (Linux "
-                 "PSI, machine-wide: this benchmark's own server, browser and map worker share the 2 cores)."
-                 if pressure is not None else "."))  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return common.table(["measurement", *(f"{k} points" for k in views)], rows)
 
 
 if __name__ == "__main__":

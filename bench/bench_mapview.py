@@ -80,8 +80,10 @@ GEOMETRY = """([sel, grid]) => {
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const left = r.left + xa._offset, top = r.top + ya._offset;
   const px = (t) => Array.from(t.x, (v) => left + xa.l2p(v)), py = (t) => Array.from(t.y, (v) => top + ya.l2p(v));
+  const lem = document.querySelector('.lem'), layer = Number(gd.dataset.layer || 0);
   const data = grid ? gd._fullData.slice(1).filter((t) => t.showlegend !== false)
-                    : gd._fullData.filter((t) => t.name === 'points');  // the browser map: one trace of points
+           : layer ? [lem.parentElement.__latentMap.map]  // a large map's points: drawn by its own layer (points.js)
+                   : gd._fullData.filter((t) => t.name === 'points');  // the browser map: one trace of points
   const out = {left, top, width: xa._length, height: ya._length,
                px: data.flatMap(px), py: data.flatMap(py)};
   if (grid) { out.gx = px(gd._fullData[0]); out.gy = py(gd._fullData[0]); }

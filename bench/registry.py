@@ -28,6 +28,7 @@ BENCHMARKS = (
     Benchmark("drag", "bench.bench_drag", "in-browser decoding while a slider is dragged", True),
     Benchmark("mapview", "bench.bench_mapview", "Explore's map: pointer → picture, redraws, heap", True),
     Benchmark("large_map", "bench.bench_large_map", "737,280 sprites: encode, PCA, UMAP, pan and hover", True),
+    Benchmark("renderers", "bench.bench_renderers", "who draws a large map's points: Plotly, regl, the layer", True),
     Benchmark("compare", "bench.bench_compare", "the Compare page against one Explore map, 10,000 and 60,000", True),
     Benchmark("live_map", "bench.bench_live_map", "the live latent map: frame written → on screen", True),
     Benchmark("fit_stall", "bench.bench_fit_stall", "the server's answers while a UMAP map is fitted", True),

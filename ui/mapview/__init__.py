@@ -13,6 +13,7 @@ reason, and the page falls back to the server-drawn chart.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,11 +34,10 @@ FRONTEND = Path(__file__).resolve().parent
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_MAGIC = b"LEPLOTJS"
 
+JS_PARTS = ("film.js", "sprites.js", "points.js")  # after map.js: a path's film, sprites, a large map's points
 _component = st.components.v2.component(
     "latent_explorer_map",
-    js="\n".join(
-        [decoder.module(FRONTEND / "map.js"), *((FRONTEND / f).read_text() for f in ("film.js", "sprites.js"))]
-    ),
+    js="\n".join([decoder.module(FRONTEND / "map.js"), *((FRONTEND / f).read_text() for f in JS_PARTS)]),
     css=(FRONTEND / "map.css").read_text(),
     isolate_styles=False,  # Plotly styles its plots from the page's head, which a shadow root would keep out
 )
@@ -65,6 +65,16 @@ def _map_bytes(map_id: str, _proj: LatentProjector, _index, _groups, _pixels: Ca
         map_id, _proj.embedding_, _index, _groups, _proj.grid_x_, _proj.grid_y_, _proj.grid_codes_,
         None if _pixels is None else _pixels(),
     )  # fmt: skip
+
+
+def layer_at() -> int:
+    """Maps of more points than this have them drawn by the map's own WebGL layer (points.js) instead of Plotly's
+    scattergl, which redraws 737,280 points about once a second in software WebGL:
+    ``$LATENT_EXPLORER_POINTS_LAYER_AT``, default 100,000; 0 never."""
+    try:
+        return max(0, int(os.environ.get("LATENT_EXPLORER_POINTS_LAYER_AT", "100000")))
+    except ValueError:
+        return 100_000
 
 
 def map_id(run_dir: Path, checkpoint: str, key: str) -> str:
@@ -148,6 +158,7 @@ def show(
             "only": only,
             "density": density,
             "height": height,
+            "layer_at": layer_at(),
         },
         key=panel_key,
         default={"pick": None, "film": None},

@@ -195,10 +195,12 @@ function pointer(s, e) {
   const at = mapPosition(s, e);
   if (!at || !s.map || !s.model) return;
   s.pending = at;
+  s.pendingEvent = { clientX: e.clientX, clientY: e.clientY };
   if (!s.frame) {
     s.frame = requestAnimationFrame(() => {
       s.frame = 0;
       drawAt(s, s.pending[0], s.pending[1]);
+      if (s.layerActive) showItem(s, layerPointAt(s, s.pendingEvent)); // Plotly's hover does not see them
     });
   }
 }
@@ -311,6 +313,22 @@ function pointsMarker(s, data) {
   return { order, marker, only };
 }
 
+/** Hand a large map's points to the layer (points.js); false, and Plotly draws them, where it cannot take them. */
+function layerTake(s, data, x, y, marker) {
+  try {
+    const cats = categoriesOf(s);
+    layerSet(s, {
+      x, y, values: marker.color, size: data.size, opacity: data.opacity, lo: marker.cmin, hi: marker.cmax,
+      colours: cats ? [...cats.map((c) => c.colour), GREY] : null, scale: cats ? null : marker.colorscale,
+    });
+    return true;
+  } catch (e) {
+    s.layerFailed = true;
+    s.status.dataset.layerError = e.message;
+    return false;
+  }
+}
+
 function traces(s, data) {
   const map = s.map;
   const { order, marker, only } = pointsMarker(s, data);
@@ -323,7 +341,11 @@ function traces(s, data) {
     category: Int32Array.from(order, (k) => categoryOf(s, k)),
     rows: Int32Array.from(order, (k) => map.rows[k]),
   };
-  const out = [{ type: "scattergl", mode: "markers", x, y, name: "points", showlegend: false, hoverinfo: "none", marker }];
+  s.layerActive = layerOn(s, data) && layerTake(s, data, x, y, marker); // a large map: points.js draws them
+  // Plotly's trace then keeps only the colour bar: two colours at no place (an empty trace would draw no bar)
+  const [px, py] = s.layerActive ? [[null, null], [null, null]] : [x, y];
+  if (s.layerActive) marker.color = [marker.cmin, marker.cmax];
+  const out = [{ type: "scattergl", mode: "markers", x: px, y: py, name: "points", showlegend: false, hoverinfo: "none", marker }];
   const bins = Math.min(80, Math.max(10, Math.round(Math.sqrt(map.n) / 2))); // coarser for fewer points
   if (data.density === "label" && categoriesOf(s)) out.push(...labelDensities(s, only)); // a contour per label
   else if (data.density) { // where the points lie thickest, as contours (SVG, under the WebGL points; Plotly bins)
@@ -444,14 +466,19 @@ function layout(s, data) {
 function events(s, Plotly) {
   const gd = s.plot;
   gd.on("plotly_hover", (e) => {
+    if (s.layerActive) return; // the layer's points are found by the pointer's handler
     const p = e.points && e.points[0];
     showItem(s, p && p.curveNumber === 0 ? s.order[p.pointNumber] : null);
   });
-  gd.on("plotly_unhover", () => showItem(s, null));
+  gd.on("plotly_unhover", () => s.layerActive || showItem(s, null));
+  gd.on("plotly_relayouting", () => s.layerActive && layerFollow(s)); // a pan or zoom under way
+  gd.on("plotly_afterplot", () => s.layerActive && layerDraw(s));
   // box or lasso (the mode bar's select tools): the selected items go to Python as one group
   gd.on("plotly_selected", (e) => {
-    if (!e || !e.points || !s.map) return;
-    const rows = e.points.filter((p) => p.curveNumber === 0).map((p) => s.map.rows[s.order[p.pointNumber]]);
+    if (!e || !s.map) return;
+    const rows = s.layerActive
+      ? layerSelected(s, e).map((k) => s.map.rows[k])
+      : (e.points || []).filter((p) => p.curveNumber === 0).map((p) => s.map.rows[s.order[p.pointNumber]]);
     if (!rows.length) return;
     s.clicks += 1;
     s.setStateValue("pick", { kind: "selection", map: s.map.id, rows, n: s.clicks });
@@ -467,6 +494,7 @@ function events(s, Plotly) {
   });
   gd.on("plotly_legenddoubleclick", () => false);
   gd.on("plotly_relayout", (e) => {
+    if (s.layerActive) layerDraw(s);
     onShapes(s, e); // a path drawn: its film (film.js)
     onView(s, e); // zoomed in far enough: the items' pictures on the map (sprites.js)
   });
@@ -506,7 +534,7 @@ function clicks(s) {
     down = null;
     if (!still || !at || !s.map || !globalThis.Plotly) return;
     s.clicks += 1;
-    const k = pointAt(s, e);
+    const k = s.layerActive ? layerPointAt(s, e) : pointAt(s, e);
     if (k !== null) return s.setStateValue("pick", { kind: "item", map: s.map.id, row: s.map.rows[k], n: s.clicks });
     const z = lookup(s.map, at[0], at[1], new Float32Array(s.map.latentDim));
     globalThis.Plotly.restyle(s.plot, { x: [[at[0]]], y: [[at[1]]] }, [s.plot.data.length - 1]); // the star, at once
@@ -530,6 +558,11 @@ function render(s, data, Plotly) {
     Plotly.newPlot(s.plot, traces(s, data), layout(s, data), CONFIG);
     events(s, Plotly);
     s.drawn = data.map;
+  }
+  if (s.layerActive) layerDraw(s);
+  else if (s.layer) {
+    s.layer.box.remove(); // a smaller map: Plotly draws its points
+    delete s.plot.dataset.layer;
   }
   s.root.dataset.map = data.map;
   s.root.dataset.only = s.only === null || s.only === undefined ? "" : String(s.only);

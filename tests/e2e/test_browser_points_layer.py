@@ -1,0 +1,198 @@
+"""A large map's points drawn by the map's own WebGL layer (ui/mapview/points.js) in a real browser: every point at
+its place in its label's colour, the item under the pointer found, a box selection holding exactly the points inside
+it, a pan that moves the picture with the axes and draws it afresh at rest.
+
+A server of this module's own takes the layer from 100 points (``$LATENT_EXPLORER_POINTS_LAYER_AT``; the app's
+default is 100,000), so the digits run's 360-point test map goes through it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from unittest import mock
+
+import numpy as np
+import pytest
+from browser import E2E_RUN, serving, shot, wait_idle
+
+LAYER_AT = 100
+DRAWN = """() => { const gd = document.querySelector('.lem-plot');
+  return !!(gd && gd.dataset.layerDraws && document.querySelector('.lem').dataset.map); }"""
+# The map as the component holds it: each map point's data place, row and label, where it lies on the page, and
+# the layer's pixels (un-premultiplied RGBA, read through a 2-D canvas) at those places.
+STATE = """() => {
+  const s = document.querySelector('.lem').parentElement.__latentMap, gd = s.plot;
+  gd.scrollIntoView({block: 'center', behavior: 'instant'});
+  const r = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const glc = gd.querySelector('.lem-layer canvas'), copy = document.createElement('canvas');
+  [copy.width, copy.height] = [glc.width, glc.height];
+  const ctx = copy.getContext('2d'); ctx.drawImage(glc, 0, 0);
+  const ratio = glc.width / xa._length, n = s.map.n, rgba = [];
+  const px = [], py = [];
+  for (let k = 0; k < n; k++) {
+    const [u, v] = [xa.l2p(s.map.x[k]), ya.l2p(s.map.y[k])];
+    px.push(r.left + xa._offset + u); py.push(r.top + ya._offset + v);
+    const inside = u >= 0 && v >= 0 && u < xa._length && v < ya._length;
+    rgba.push(inside ? Array.from(ctx.getImageData(Math.floor(u * ratio), Math.floor(v * ratio), 1, 1).data) : null);
+  }
+  return {n, x: Array.from(s.map.x), y: Array.from(s.map.y), rows: Array.from(s.map.rows),
+          category: Array.from(s.map.category), colours: s.map.categories.map((c) => c.colour), px, py, rgba,
+          opacity: s.layer.opacity, traced: gd._fullData[0].x.filter((v) => v !== null).length,
+          layer: Number(gd.dataset.layer),
+          draws: Number(gd.dataset.layerDraws), range: [xa.range.slice(), ya.range.slice()],
+          area: [r.left + xa._offset, r.top + ya._offset, xa._length, ya._length]};
+}"""
+
+
+# The layer's alpha at plot-area positions (CSS px from its top-left corner).
+ALPHA = """(spots) => { const c = document.querySelector('.lem-layer canvas'), d = document.createElement('canvas');
+  [d.width, d.height] = [c.width, c.height]; const ctx = d.getContext('2d'); ctx.drawImage(c, 0, 0);
+  const ratio = c.width / c.getBoundingClientRect().width;
+  return spots.map(([u, v]) => ctx.getImageData(Math.floor(u * ratio), Math.floor(v * ratio), 1, 1).data[3]); }"""
+
+
+@pytest.fixture(scope="module")
+def layer_url(runs_dir):
+    with mock.patch.dict(os.environ, {"LATENT_EXPLORER_POINTS_LAYER_AT": str(LAYER_AT)}):
+        with serving(runs_dir) as url:  # the server reads the setting from the environment it starts with
+            yield url
+
+
+@pytest.fixture
+def explore(browser, layer_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{layer_url}/explore?run={E2E_RUN}&explore_method=PCA")
+    page.wait_for_function(DRAWN, timeout=90_000)
+    wait_idle(page)
+    yield page
+    context.close()
+
+
+def rgb(colour: str) -> np.ndarray:
+    """A '#rrggbb' or 'rgb(r, g, b)' colour as three numbers."""
+    if colour.startswith("#"):
+        return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return np.array([float(v) for v in re.findall(r"[\d.]+", colour)[:3]])
+
+
+def lonely(state: dict, far: float = 8.0) -> list[int]:
+    """Map points with no other point within ``far`` px on the page, inside the plot area."""
+    p = np.column_stack([state["px"], state["py"]])
+    d = np.linalg.norm(p[:, None] - p[None], axis=2) + np.eye(len(p)) * 1e9
+    inside = np.array([c is not None for c in state["rgba"]])
+    return [k for k in np.flatnonzero((d.min(axis=1) > far) & inside)]
+
+
+def test_the_layer_draws_every_point_at_its_place_in_its_labels_colour(explore):
+    state = explore.evaluate(STATE)
+    shot(explore, "explore-points-layer")
+    assert state["layer"] == state["n"] == 360 and state["traced"] == 0  # the layer's points; Plotly's trace empty
+    alone = lonely(state)
+    assert len(alone) >= 20
+    for k in alone:  # a point with no neighbour over it: its label's colour at the opacity the map uses
+        r, g, b, a = state["rgba"][k]
+        colour = rgb(state["colours"][state["category"][k]])
+        assert np.abs(np.array([r, g, b]) - colour).max() <= 3, (k, state["rgba"][k], colour)
+        assert abs(a - 255 * state["opacity"]) <= 3
+    # and nothing where no point is: the layer is clear there, over Plotly's background
+    left, top, w, h = state["area"]
+    p = np.column_stack([state["px"], state["py"]])
+    spots = [(u, v) for u in np.linspace(left + 5, left + w - 5, 12) for v in np.linspace(top + 5, top + h - 5, 12)]
+    clear = [(u - left, v - top) for u, v in spots if np.linalg.norm(p - (u, v), axis=1).min() > 10][:20]
+    assert len(clear) >= 5
+    assert explore.evaluate(ALPHA, clear) == [0] * len(clear)
+
+
+def test_pointing_at_a_point_of_the_layer_shows_that_item(explore):
+    state = explore.evaluate(STATE)
+    for k in lonely(state)[:5]:
+        explore.mouse.move(state["px"][k], state["py"][k])
+        explore.wait_for_function(
+            "(row) => document.querySelector('.lem').dataset.item === String(row)", arg=state["rows"][k], timeout=5000
+        )
+        assert explore.locator(".lem-item").is_visible()
+
+
+def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(explore):
+    state = explore.evaluate(STATE)
+    left, top, w, h = state["area"]
+    (xr, yr), x, y = state["range"], np.array(state["x"]), np.array(state["y"])
+
+    def box(a, b, grow=0.0):  # a box's points, the box grown by ``grow`` of the ranges on every side
+        x0, y0, x1, y1 = left + a * w, top + b * h, left + (a + 0.3) * w, top + (b + 0.35) * h
+        bx = sorted(xr[0] + (np.array([x0, x1]) - left) / w * (xr[1] - xr[0]))  # in data units (y grows upwards)
+        by = sorted(yr[1] - (np.array([y0, y1]) - top) / h * (yr[1] - yr[0]))
+        gx, gy = grow * (xr[1] - xr[0]), grow * (yr[1] - yr[0])
+        inside = (x >= bx[0] - gx) & (x <= bx[1] + gx) & (y >= by[0] - gy) & (y <= by[1] + gy)
+        return (x0, y0, x1, y1), inside
+
+    # a box whose edges pass clear of every point (by 0.3 % of the view: a pixel's rounding cannot matter)
+    tries = [(a, b) for a in np.linspace(0.2, 0.4, 21) for b in np.linspace(0.2, 0.4, 21)]
+    a, b = next(((a, b) for a, b in tries if (box(a, b, 0.003)[1] == box(a, b, -0.003)[1]).all()), (None, None))
+    assert a is not None, "no box whose edges pass clear of the points"
+    (x0, y0, x1, y1), inside = box(a, b)
+    assert inside.sum() >= 10
+    explore.locator('.modebar-btn[data-val="select"]').first.click()
+    explore.mouse.move(x0, y0)
+    explore.mouse.down()
+    for i in range(1, 11):
+        explore.mouse.move(x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * i / 10)
+    explore.mouse.up()
+    caption = explore.get_by_text("Label counts:")
+    caption.wait_for(timeout=30_000)
+    wait_idle(explore)
+    shown = {
+        name: int(count.replace(",", ""))
+        for name, count in re.findall(r"(\S+): ([\d,]+)", caption.inner_text().removeprefix("Label counts:"))
+    }
+    labels = np.array(state["category"])[inside]
+    names = [str(i) for i in range(10)]  # digits: label i is named "i"
+    assert shown == {names[c]: int((labels == c).sum()) for c in np.unique(labels)}
+
+
+def test_a_pan_moves_the_picture_with_the_axes_and_draws_it_afresh_at_rest(explore):
+    before = explore.evaluate(STATE)
+    left, top, w, h = before["area"]
+    explore.mouse.move(left + w / 2, top + h / 2)
+    explore.mouse.down()
+    for i in range(1, 16):
+        explore.mouse.move(left + w / 2 + 6 * i, top + h / 2 + 4 * i)
+    moved = explore.evaluate("() => document.querySelector('.lem-layer canvas').style.transform")
+    explore.mouse.up()
+    assert moved.startswith("translate(") and "scale(1, 1)" in moved  # the last picture moved while the pan ran
+    explore.wait_for_function(
+        "(n) => Number(document.querySelector('.lem-plot').dataset.layerDraws) > n && "
+        "!document.querySelector('.lem-layer canvas').style.transform",
+        arg=before["draws"],
+    )
+    after = explore.evaluate(STATE)
+    assert after["range"][0][0] < before["range"][0][0] and after["range"][1][0] > before["range"][1][0]
+    for k in lonely(after)[:20]:  # drawn afresh: each point at its new place, in its colour
+        colour = rgb(after["colours"][after["category"][k]])
+        assert np.abs(np.array(after["rgba"][k][:3]) - colour).max() <= 3, (k, after["rgba"][k], colour)
+
+
+def test_a_number_column_colours_the_layers_points_along_its_scale_with_a_colour_bar(browser, layer_url):
+    from ui.mapview.columns import VIRIDIS
+
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{layer_url}/explore?run={E2E_RUN}&explore_method=PCA&explore_colour=reconstruction+error")
+    page.wait_for_function(DRAWN, timeout=90_000)
+    page.wait_for_function("() => document.querySelector('.lem').dataset.column === 'reconstruction error'")
+    wait_idle(page)
+    page.wait_for_function(DRAWN)
+    state = page.evaluate(STATE)
+    column = page.evaluate("""() => { const s = document.querySelector('.lem').parentElement.__latentMap;
+      return {values: Array.from(s.column.values), range: s.column.range}; }""")
+    assert page.locator(".colorbar").count() == 1  # the bar Plotly draws from the points trace's two colours
+    stops = np.array([t for t, _ in VIRIDIS])
+    colours = np.array([rgb(c) for _, c in VIRIDIS])
+    lo, hi = column["range"]
+    for k in lonely(state)[:20]:
+        t = np.clip((column["values"][state["rows"][k]] - lo) / (hi - lo), 0, 1)
+        expected = np.array([np.interp(t, stops, colours[:, ch]) for ch in range(3)])
+        assert np.abs(np.array(state["rgba"][k][:3]) - expected).max() <= 6, (k, state["rgba"][k], expected)
+    page.context.close()
