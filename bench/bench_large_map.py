@@ -4,18 +4,18 @@
 
 An MLP VAE (latent 10) trains for one epoch on the sprites' full factor grid (``--data sprites --count 737280``;
 ``--quick``: 36,864, and this process's UMAP sample 10,000). In this process, on a fresh load: the data, every item
-encoded (``embed_split``, 16,384 at a time), the PCA map with its inverse grid, the UMAP map (fitted on a seeded
-sample of ``FIT_MOST`` codes, the rest placed by umap's transform; the times of the parts from its progress reports)
-with its inverse grid, and the peak resident memory. ``python -m vae embed RUN --method umap --split all`` end to
-end (a fresh process). Then the app (`streamlit run app.py`) in headless Chromium (software WebGL: a pessimistic
-figure for panning): Explore's first visit to the map of every item (codes encoded in the background, then the PCA
-map), a second tab once the codes are kept, and, on maps of 10,000, 73,728 (the test split) and 737,280 points,
-panning (an in-page drag, one pointer move per animation frame; Plotly's WebGL redraws counted: the frames shown), the pointer on a
-point → that item named and → the decoder's picture (``bench.bench_mapview``'s probe), and the tab's JS heap; the
-UMAP map of every item through the app; the server's resident memory. Baselines, in the same run: the 10,000-point
-map, the largest subsample offered before this; and the three maps again on a server where Plotly draws every map's
-points (``LATENT_EXPLORER_POINTS_LAYER_AT=0``), as before the map's own points layer (ui/mapview/points.js), which
-takes maps past 100,000 points (``--quick``: past 20,000, so that it is measured there too). Asserts nothing.
+encoded (``embed_split``, 16,384 at a time), the PCA map with its inverse grid, the UMAP map (fitted on a seeded sample
+of ``FIT_MOST`` codes, the rest placed by umap's transform; the times of the parts from its progress reports) with its
+inverse grid, and the peak resident memory. ``python -m vae embed RUN --method umap --split all`` end to end (a fresh
+process). Then the app (`streamlit run app.py`) in headless Chromium (software WebGL: a pessimistic figure for
+panning): Explore's first visit to the map of every item (codes encoded in the background, then the PCA map), a second
+tab once the codes are kept, and, on maps of 10,000, 73,728 (the test split) and 737,280 points, panning (an in-page
+drag, one pointer move per animation frame; Plotly's WebGL redraws counted: the frames shown), the pointer on a point →
+that item named and → the decoder's picture (``bench.bench_mapview``'s probe), and the tab's JS heap; the UMAP map of
+every item through the app; the server's resident memory. Baselines, in the same run: the 10,000-point map, the largest
+subsample offered before this; and the three maps again on a server where Plotly draws every map's points
+(``LATENT_EXPLORER_POINTS_LAYER_AT=0``), as before the map's own points layer (ui/mapview/points.js), which takes maps
+past 100,000 points (``--quick``: past 20,000, so that it is measured there too). Asserts nothing.
 """
 
 from __future__ import annotations
