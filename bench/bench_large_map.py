@@ -9,7 +9,7 @@ of ``FIT_MOST`` codes, the rest placed by umap's transform; the times of the par
 inverse grid, and the peak resident memory. ``python -m vae embed RUN --method umap --split all`` end to end (a fresh
 process). Then the app (`streamlit run app.py`) in headless Chromium (software WebGL: a pessimistic figure for
 panning): Explore's first visit to the map of every item (codes encoded in the background, then the PCA map), a second
-tab once the codes are kept, and, on maps of 10,000, 73,728 (the test split) and 737,280 points, panning (an in-page
+tab once the codes are kept, and, on maps of 10,000, 147,456 (the test split) and 737,280 points, panning (an in-page
 drag, one pointer move per animation frame; Plotly's WebGL redraws counted: the frames shown), the pointer on a point →
 that item named and → the decoder's picture (``bench.bench_mapview``'s probe), and the tab's JS heap; the UMAP map of
 every item through the app; the server's resident memory. Baselines, in the same run: the 10,000-point map, the largest
