@@ -84,6 +84,9 @@ def open_explore(page, app_url, server: bool = True):
     assert selected_run(page) == E2E_RUN
     if server:
         display_toggle(page, "Decode under the pointer")
+        page.wait_for_url("**explore_browser=false*")
+        # the browser-drawn map is gone and the server's chart drawn (a busy machine can show the old map a while)
+        page.wait_for_function("() => !document.querySelector('.lem') && !!document.querySelector('.js-plotly-plot')")
         wait_idle(page)
 
 

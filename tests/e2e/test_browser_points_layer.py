@@ -151,6 +151,17 @@ def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(e
     labels = np.array(state["category"])[inside]
     names = [str(i) for i in range(10)]  # digits: label i is named "i"
     assert shown == {names[c]: int((labels == c).sum()) for c in np.unique(labels)}
+    # the points outside the box fade (as Plotly fades a trace's), those inside stay; "Clear selection" ends it
+    assert explore.evaluate("() => document.querySelector('.lem-plot').dataset.layerChosen") == str(inside.sum())
+    faded = explore.evaluate(STATE)
+    alone = lonely(faded)
+    alpha = {bool(inside[k]): faded["rgba"][k][3] for k in alone}
+    assert abs(alpha[True] - 255 * faded["opacity"]) <= 3 and abs(alpha[False] - 0.2 * 255 * faded["opacity"]) <= 3
+    explore.get_by_role("button", name="Clear selection").click()
+    explore.wait_for_function("() => !document.querySelector('.lem-plot').dataset.layerChosen")
+    wait_idle(explore)
+    cleared = explore.evaluate(STATE)
+    assert all(abs(cleared["rgba"][k][3] - 255 * cleared["opacity"]) <= 3 for k in lonely(cleared))
 
 
 def test_a_pan_moves_the_picture_with_the_axes_and_draws_it_afresh_at_rest(explore):

@@ -305,3 +305,21 @@ def test_each_family_travels_in_a_run_zip_and_decodes_the_same_after(tmp_path, d
     np.testing.assert_array_equal(b.decode_numpy(z, y), a.decode_numpy(z, y))
     if family == "vampprior":  # the learned prior travels too
         np.testing.assert_array_equal(b.sample_prior(7, seed=1), a.sample_prior(7, seed=1))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fashion_mnist")
+@pytest.mark.parametrize("family", ["cvae", "beta-tcvae", "iwae", "vampprior"])
+def test_each_family_trains_on_fashion_mnist_through_the_command_line_and_is_evaluated(tmp_path, capsys, family):
+    """`python -m vae train --data fashion-mnist --family F`, then `evaluate --json`: the run is that family, and its
+    scores (the IWAE log-likelihood with its own prior, the KL's three parts) are finite and in order."""
+    extra = {"vampprior": ["--pseudo-inputs", "50"], "iwae": ["--iwae-k", "5"]}.get(family, [])
+    command(tmp_path, capsys, "train", "--data", "fashion-mnist", "--max-train", "6000", "--family", family, *extra,
+            "--epochs", "1", "--latent", "4", "--hidden", "64", "--name", "cli-fashion")  # fmt: skip
+    model, _, data = rf.load_config(tmp_path / "cli-fashion")
+    assert (model.family, data.name, data.max_train) == (family, "fashion-mnist", 6000)
+    scores = command(tmp_path, capsys, "evaluate", "cli-fashion", "--iwae", "10")
+    assert scores["test_elbo"] < scores["iwae_ll"] < 0  # the bound below the likelihood it estimates
+    assert scores.get("iwae_conditional", False) is (family == "cvae")  # log p(x | y) for the conditional VAE only
+    parts = [scores[k] for k in ("index_code_mi", "total_correlation", "dimension_wise_kl")]
+    assert all(np.isfinite(parts)) and min(parts) > -0.5  # nats; estimates of non-negative terms

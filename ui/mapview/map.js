@@ -316,6 +316,7 @@ function pointsMarker(s, data) {
 /** Hand a large map's points to the layer (points.js); false, and Plotly draws them, where it cannot take them. */
 function layerTake(s, data, x, y, marker) {
   try {
+    if ((data.clears || 0) !== s.clears) s.layerPicked = null; // "Clear selection" in the page: every point full
     const cats = categoriesOf(s);
     layerSet(s, {
       x, y, values: marker.color, size: data.size, opacity: data.opacity, lo: marker.cmin, hi: marker.cmax,
@@ -476,8 +477,13 @@ function events(s, Plotly) {
   // box or lasso (the mode bar's select tools): the selected items go to Python as one group
   gd.on("plotly_selected", (e) => {
     if (!e || !s.map) return;
-    const rows = s.layerActive
-      ? layerSelected(s, e).map((k) => s.map.rows[k])
+    const picked = s.layerActive ? layerSelected(s, e) : null;
+    if (picked) {
+      layerChoose(s, picked); // the points outside the box or lasso fade
+      layerDraw(s);
+    }
+    const rows = picked
+      ? picked.map((k) => s.map.rows[k])
       : (e.points || []).filter((p) => p.curveNumber === 0).map((p) => s.map.rows[s.order[p.pointNumber]]);
     if (!rows.length) return;
     s.clicks += 1;
@@ -493,6 +499,11 @@ function events(s, Plotly) {
     return false;
   });
   gd.on("plotly_legenddoubleclick", () => false);
+  gd.on("plotly_deselect", () => { // a double click with a select tool: every point full again
+    if (!s.layerActive) return;
+    layerChoose(s, null);
+    layerDraw(s);
+  });
   gd.on("plotly_relayout", (e) => {
     if (s.layerActive) layerDraw(s);
     onShapes(s, e); // a path drawn: its film (film.js)

@@ -8,25 +8,30 @@
 const LAYER_VS = `
 attribute vec2 xy;
 attribute float value;
+attribute float chosen; // 1: in the box or lasso drawn (or no selection), 0: not
 uniform vec4 view;   // x0, y0, 1 / (x1 - x0), 1 / (y1 - y0): the axes' ranges
 uniform vec3 colour; // lo, 1 / span, entries - 1: a value's place in the colour table
 uniform float size;
+uniform float dim;   // 1 while a selection stands: the points outside it fade, as Plotly fades a trace's
 varying float place;
+varying float fade;
 void main() {
   gl_Position = vec4(2.0 * (xy - view.xy) * view.zw - 1.0, 0.0, 1.0);
   gl_PointSize = size;
   place = (clamp((value - colour.x) * colour.y, 0.0, 1.0) * colour.z + 0.5) / (colour.z + 1.0);
+  fade = 1.0 - 0.8 * dim * (1.0 - chosen);
 }`;
 const LAYER_FS = `
 precision mediump float;
 varying float place;
+varying float fade;
 uniform sampler2D table;
 uniform float opacity;
 void main() {
   vec2 d = gl_PointCoord - 0.5;
   if (dot(d, d) > 0.25) discard; // round points, as Plotly draws them
   vec4 c = texture2D(table, vec2(place, 0.5));
-  float a = c.a * opacity;
+  float a = c.a * opacity * fade;
   gl_FragColor = vec4(c.rgb * a, a); // premultiplied, as the page composites the canvas
 }`;
 
@@ -91,9 +96,12 @@ function layerMake(s) {
   if (!gl) throw new Error("this browser gave no WebGL context");
   const program = layerProgram(gl);
   const at = (name) => gl.getUniformLocation(program, name);
-  const layer = { box, canvas, gl, program, xy: gl.createBuffer(), value: gl.createBuffer(), table: gl.createTexture(),
-                  u: { view: at("view"), colour: at("colour"), size: at("size"), opacity: at("opacity"), table: at("table") },
-                  a: { xy: gl.getAttribLocation(program, "xy"), value: gl.getAttribLocation(program, "value") } };
+  const layer = { box, canvas, gl, program, xy: gl.createBuffer(), value: gl.createBuffer(), chosen: gl.createBuffer(),
+                  table: gl.createTexture(), dim: 0,
+                  u: { view: at("view"), colour: at("colour"), size: at("size"), opacity: at("opacity"), table: at("table"),
+                       dim: at("dim") },
+                  a: { xy: gl.getAttribLocation(program, "xy"), value: gl.getAttribLocation(program, "value"),
+                       chosen: gl.getAttribLocation(program, "chosen") } };
   gl.bindTexture(gl.TEXTURE_2D, layer.table);
   for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
   for (const p of [gl.TEXTURE_WRAP_S, gl.TEXTURE_WRAP_T]) gl.texParameteri(gl.TEXTURE_2D, p, gl.CLAMP_TO_EDGE);
@@ -119,6 +127,23 @@ function layerSet(s, { x, y, values, colours, scale, lo, hi, size, opacity }) {
   gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, entries, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, table);
   Object.assign(L, { n, size, opacity, colour: colours ? [0, 1 / Math.max(1, entries - 1), entries - 1] : [lo, 1 / (hi > lo ? hi - lo : 1), entries - 1] });
   s.plot.dataset.layer = String(n);
+  layerChoose(s, s.layerPicked && s.layerPicked.map === s.map.id ? s.layerPicked.ks : null); // kept across redraws
+}
+
+/** A box's or lasso's points (k, in the map's order) at full strength and the others faded; null: every point full. */
+function layerChoose(s, ks) {
+  const L = s.layer;
+  const chosen = new Float32Array(L.n).fill(1);
+  if (ks && ks.length) {
+    const inside = new Uint8Array(s.map.n);
+    for (const k of ks) inside[k] = 1;
+    for (let p = 0; p < L.n; p++) chosen[p] = inside[s.order[p]];
+  }
+  L.dim = ks && ks.length ? 1 : 0;
+  s.layerPicked = L.dim ? { map: s.map.id, ks } : null;
+  s.plot.dataset.layerChosen = L.dim ? String(ks.length) : "";
+  L.gl.bindBuffer(L.gl.ARRAY_BUFFER, L.chosen);
+  L.gl.bufferData(L.gl.ARRAY_BUFFER, chosen, L.gl.STATIC_DRAW);
 }
 
 /** The plot area's ranges and place now (Plotly's axes). */
@@ -152,6 +177,10 @@ function layerDraw(s) {
   gl.bindBuffer(gl.ARRAY_BUFFER, L.value);
   gl.enableVertexAttribArray(L.a.value);
   gl.vertexAttribPointer(L.a.value, 1, gl.FLOAT, false, 0, 0);
+  gl.bindBuffer(gl.ARRAY_BUFFER, L.chosen);
+  gl.enableVertexAttribArray(L.a.chosen);
+  gl.vertexAttribPointer(L.a.chosen, 1, gl.FLOAT, false, 0, 0);
+  gl.uniform1f(L.u.dim, L.dim);
   gl.activeTexture(gl.TEXTURE0);
   gl.bindTexture(gl.TEXTURE_2D, L.table);
   gl.uniform1i(L.u.table, 0);
