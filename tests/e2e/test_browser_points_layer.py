@@ -60,15 +60,13 @@ def layer_url(runs_dir):
 
 
 @pytest.fixture
-def explore(browser, layer_url):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+def explore(page, layer_url):
+    """Explore's PCA map of the digits run's test items, drawn by the layer, in a fresh browser context."""
     page.set_default_timeout(60_000)
     page.goto(f"{layer_url}/explore?run={E2E_RUN}&explore_method=PCA")
     page.wait_for_function(DRAWN, timeout=90_000)
     wait_idle(page)
-    yield page
-    context.close()
+    return page
 
 
 def rgb(colour: str) -> np.ndarray:
@@ -186,10 +184,9 @@ def test_a_pan_moves_the_picture_with_the_axes_and_draws_it_afresh_at_rest(explo
         assert np.abs(np.array(after["rgba"][k][:3]) - colour).max() <= 3, (k, after["rgba"][k], colour)
 
 
-def test_a_number_column_colours_the_layers_points_along_its_scale_with_a_colour_bar(browser, layer_url):
+def test_a_number_column_colours_the_layers_points_along_its_scale_with_a_colour_bar(page, layer_url):
     from ui.mapview.columns import VIRIDIS
 
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.goto(f"{layer_url}/explore?run={E2E_RUN}&explore_method=PCA&explore_colour=reconstruction+error")
     page.wait_for_function(DRAWN, timeout=90_000)
     page.wait_for_function("() => document.querySelector('.lem').dataset.column === 'reconstruction error'")
@@ -206,4 +203,3 @@ def test_a_number_column_colours_the_layers_points_along_its_scale_with_a_colour
         t = np.clip((column["values"][state["rows"][k]] - lo) / (hi - lo), 0, 1)
         expected = np.array([np.interp(t, stops, colours[:, ch]) for ch in range(3)])
         assert np.abs(np.array(state["rgba"][k][:3]) - expected).max() <= 6, (k, state["rgba"][k], expected)
-    page.context.close()

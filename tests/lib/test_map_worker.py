@@ -131,7 +131,9 @@ def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_
         time.sleep(0.05)  # a fixed 1 s could land before Python itself had started, killing it outright
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    # ended, and quietly: on its own (0) or, once in the suite's five runs, by the signal's default action before
+    # Python could turn it into KeyboardInterrupt (-2, nothing printed); never with a traceback
+    assert proc.returncode in (0, -signal.SIGINT) and "Traceback" not in err and "Error" not in err, err[-2000:]
 
 
 # ---------------------------------------------------------------- the worker's loop, its heavy steps stood in for
