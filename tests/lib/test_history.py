@@ -72,6 +72,28 @@ def test_each_frames_layout_is_computed_once_however_often_the_page_asks(trained
     assert np.abs(history.frame_layouts(frames[:1])[0]).sum() > 0
 
 
+def test_each_frames_picture_is_encoded_once_however_often_the_page_asks(trained_runs, monkeypatch):
+    """The same for the replay's pictures: each frame's JPEG of its prior samples is made once per frame file, and is
+    the JPEG of that frame's own samples."""
+    from PIL import Image
+
+    frames = history.frames(trained_runs / RUN)
+    history._frame_jpeg.cache_clear()
+    reads = []
+    read = history._read_samples
+    monkeypatch.setattr(history, "_read_samples", lambda path: reads.append(path) or read(path))
+    first = history.sample_jpegs(frames[:8])
+    again = history.sample_jpegs(frames)
+    assert len(reads) == len(frames) and again[:8] == first  # 8, then only the new ones; the same bytes
+    from vae.images import make_grid
+
+    for frame, jpeg in zip(frames, again, strict=True):
+        picture = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"), dtype=float) / 255
+        samples = frame.samples()  # (S, 1, 8, 8), tiled in a square at their own size
+        expected = make_grid(samples, ncol=int(np.ceil(np.sqrt(len(samples)))))[0]
+        assert picture.shape == expected.shape and np.abs(picture - expected).mean() < 0.05
+
+
 @pytest.mark.slow
 def test_the_history_survives_a_sigkill_and_a_resume(runs):
     from vae.config import TrainConfig

@@ -58,8 +58,7 @@ class Frame:
 
     def samples(self) -> np.ndarray | None:
         """The fixed prior samples decoded at this moment, (S, C, H, W) in [0, 1], or None (not images)."""
-        with safe_open(str(self.path), framework="pt") as f:
-            return f.get_tensor("samples").float().numpy() / 255 if "samples" in f.keys() else None  # noqa: SIM118
+        return _read_samples(self.path)
 
 
 # ---------------------------------------------------------------- the probe set
@@ -239,6 +238,11 @@ def _frame_pca(path: str, mtime_ns: int, size: int) -> np.ndarray:
     return _pca2(_read_codes(Path(path)))
 
 
+def _read_samples(path: Path) -> np.ndarray | None:
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("samples").float().numpy() / 255 if "samples" in f.keys() else None  # noqa: SIM118
+
+
 def _read_codes(path: Path) -> np.ndarray:
     with safe_open(str(path), framework="pt") as f:
         return f.get_tensor("mu").float().numpy()
@@ -371,21 +375,31 @@ def animation_gif(layouts: list[np.ndarray], labels: np.ndarray | None, captions
 def sample_jpegs(frames: list[Frame]) -> list[bytes] | None:
     """Each frame's decoded prior samples (the same latent points every frame) tiled into one JPEG, or None when
     the frames hold none (data that is not images). JPEG at its own size: a live page re-sends every frame's
-    picture each second, and a PNG of 64 grey Fashion-MNIST samples took 50-90 KB against about 12."""
+    picture each second, and a PNG of 64 grey Fashion-MNIST samples took 50-90 KB against about 12. Each frame's
+    JPEG is made once per frame file (a watched training adds a frame an epoch and the page asks for all again)."""
+    out = []
+    for frame in frames:
+        st = frame.path.stat()
+        jpeg = _frame_jpeg(str(frame.path), st.st_mtime_ns, st.st_size)
+        if jpeg is None:
+            return None
+        out.append(jpeg)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)  # about 12 KB each
+def _frame_jpeg(path: str, mtime_ns: int, size: int) -> bytes | None:
     from PIL import Image
 
     from ..images import make_grid, to_uint8_hwc
 
-    out = []
-    for frame in frames:
-        samples = frame.samples()  # (S, C, H, W) or None
-        if samples is None:
-            return None
-        buf = io.BytesIO()
-        grid = to_uint8_hwc(make_grid(samples, ncol=int(np.ceil(np.sqrt(len(samples))))))
-        Image.fromarray(grid).save(buf, format="JPEG", quality=85)
-        out.append(buf.getvalue())
-    return out
+    samples = _read_samples(Path(path))  # (S, C, H, W)
+    if samples is None:
+        return None
+    buf = io.BytesIO()
+    grid = to_uint8_hwc(make_grid(samples, ncol=int(np.ceil(np.sqrt(len(samples))))))
+    Image.fromarray(grid).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def caption(frame: Frame) -> str:
