@@ -203,3 +203,59 @@ def test_a_number_column_colours_the_layers_points_along_its_scale_with_a_colour
         t = np.clip((column["values"][state["rows"][k]] - lo) / (hi - lo), 0, 1)
         expected = np.array([np.interp(t, stops, colours[:, ch]) for ch in range(3)])
         assert np.abs(np.array(state["rgba"][k][:3]) - expected).max() <= 6, (k, state["rgba"][k], expected)
+
+
+def test_a_lasso_selects_exactly_the_points_inside_it(explore):
+    """A triangle drawn with the lasso tool: the label counts are those of the points inside it (a half-plane test
+    here, the even-odd rule in the page), with no point within 0.3 % of the view of its edges."""
+    state = explore.evaluate(STATE)
+    left, top, w, h = state["area"]
+    (xr, yr), pts = state["range"], np.column_stack([state["x"], state["y"]])
+
+    def data(px, py):  # a page position in data units (y grows upwards)
+        return xr[0] + (px - left) / w * (xr[1] - xr[0]), yr[1] - (py - top) / h * (yr[1] - yr[0])
+
+    def triangle(a, b):  # its corners on the page and in data units
+        corners = [(left + a * w, top + b * h), (left + (a + 0.4) * w, top + (b + 0.05) * h),
+                   (left + (a + 0.15) * w, top + (b + 0.45) * h)]  # fmt: skip
+        return corners, np.array([data(*c) for c in corners])
+
+    def inside_and_gap(tri):
+        scale = np.array([xr[1] - xr[0], yr[1] - yr[0]])
+        p, t = pts / scale, tri / scale  # in fractions of the view, so that a gap is one in both directions
+        sides, gaps = [], []
+        for i in range(3):
+            a, b = t[i], t[(i + 1) % 3]
+            edge = b - a
+            sides.append(np.sign(edge[0] * (p[:, 1] - a[1]) - edge[1] * (p[:, 0] - a[0])))
+            s = np.clip(((p - a) @ edge) / (edge @ edge), 0, 1)
+            gaps.append(np.linalg.norm(p - (a + s[:, None] * edge), axis=1))
+        sides = np.array(sides)
+        return (np.all(sides > 0, axis=0) | np.all(sides < 0, axis=0)), np.min(gaps, axis=0).min()
+
+    tries = [(a, b) for a in np.linspace(0.15, 0.4, 11) for b in np.linspace(0.15, 0.4, 11)]
+    for a, b in tries:
+        corners, tri = triangle(a, b)
+        inside, gap = inside_and_gap(tri)
+        if gap > 0.003 and inside.sum() >= 5:
+            break
+    else:
+        pytest.fail("no triangle whose edges pass clear of the points")
+    explore.locator('.modebar-btn[data-val="lasso"]').first.click()
+    explore.mouse.move(*corners[0])
+    explore.mouse.down()
+    for i in range(3):
+        (x0, y0), (x1, y1) = corners[i], corners[(i + 1) % 3]
+        for j in range(1, 13):
+            explore.mouse.move(x0 + (x1 - x0) * j / 12, y0 + (y1 - y0) * j / 12)
+    explore.mouse.up()
+    caption = explore.get_by_text("Label counts:")
+    caption.wait_for(timeout=30_000)
+    wait_idle(explore)
+    shown = {
+        name: int(count.replace(",", ""))
+        for name, count in re.findall(r"(\S+): ([\d,]+)", caption.inner_text().removeprefix("Label counts:"))
+    }
+    labels = np.array(state["category"])[inside]
+    assert shown == {str(c): int((labels == c).sum()) for c in np.unique(labels)}  # digits: label i is named "i"
+    assert explore.evaluate("() => document.querySelector('.lem-plot').dataset.layerChosen") == str(inside.sum())
