@@ -6,7 +6,8 @@ fetched from the network), the decoder (vae/web/decoder.py) and the map (vae/web
 unchanged element once; a fifth carries the column the points are coloured by, when it is not the label
 (``columns``). The panel mount carries JSON: which map, decoder and column, the points' size and opacity, the
 pinned star, the ringed item, the backdrop. A click comes back as the state value ``pick``, a path drawn with the
-mode bar's path tool as ``film`` (film.js, ``film.py``); a map the browser cannot draw fires ``failed`` with the
+mode bar's path tool as ``film`` (film.js, ``film.py``); a large map's points are drawn by a WebGL layer of its own
+under Plotly's axes (points.js, ``layer_at``); a map the browser cannot draw fires ``failed`` with the
 reason, and the page falls back to the server-drawn chart.
 """
 

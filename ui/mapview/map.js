@@ -8,7 +8,7 @@
 // in a shuffled drawing order with their labels, the inverse grid, the items' pixels); a fifth carries the column
 // the points are coloured by ("LECOLS01", when it is not the label) — and the panel mount gets JSON (which map,
 // decoder and column, the point size and opacity, the pinned star, the ringed item, the backdrop). The points are
-// one trace, drawn in a shuffled order so that no class paints over another; clicking a label in the legend
+// one trace (past "layer_at" points, drawn by the map's own WebGL layer instead: points.js), in a shuffled order so that no class paints over another; clicking a label in the legend
 // shows only that label (the others turn grey and go underneath), clicking it again shows all. On every pointer move over the plot, the map position goes
 // through the inverse grid (bilinear, like LatentProjector.inverse_lookup) and the decoder, and the picture
 // beside the map is redrawn; hovering a point also shows that item. A click (pointer down and up without a
