@@ -76,6 +76,15 @@ def rgb(colour: str) -> np.ndarray:
     return np.array([float(v) for v in re.findall(r"[\d.]+", colour)[:3]])
 
 
+def label_counts(page) -> dict[str, int]:
+    """The selection's label counts as the page writes them under the map ("Label counts: 3: 12, 7: 4.")."""
+    caption = page.get_by_text("Label counts:")
+    caption.wait_for(timeout=30_000)
+    wait_idle(page)
+    text = caption.inner_text().removeprefix("Label counts:")
+    return {name: int(count.replace(",", "")) for name, count in re.findall(r"(\S+): ([\d,]+)", text)}
+
+
 def lonely(state: dict, far: float = 8.0) -> list[int]:
     """Map points with no other point within ``far`` px on the page, inside the plot area."""
     p = np.column_stack([state["px"], state["py"]])
@@ -139,13 +148,7 @@ def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(e
     for i in range(1, 11):
         explore.mouse.move(x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * i / 10)
     explore.mouse.up()
-    caption = explore.get_by_text("Label counts:")
-    caption.wait_for(timeout=30_000)
-    wait_idle(explore)
-    shown = {
-        name: int(count.replace(",", ""))
-        for name, count in re.findall(r"(\S+): ([\d,]+)", caption.inner_text().removeprefix("Label counts:"))
-    }
+    shown = label_counts(explore)
     labels = np.array(state["category"])[inside]
     names = [str(i) for i in range(10)]  # digits: label i is named "i"
     assert shown == {names[c]: int((labels == c).sum()) for c in np.unique(labels)}
@@ -249,13 +252,7 @@ def test_a_lasso_selects_exactly_the_points_inside_it(explore):
         for j in range(1, 13):
             explore.mouse.move(x0 + (x1 - x0) * j / 12, y0 + (y1 - y0) * j / 12)
     explore.mouse.up()
-    caption = explore.get_by_text("Label counts:")
-    caption.wait_for(timeout=30_000)
-    wait_idle(explore)
-    shown = {
-        name: int(count.replace(",", ""))
-        for name, count in re.findall(r"(\S+): ([\d,]+)", caption.inner_text().removeprefix("Label counts:"))
-    }
+    shown = label_counts(explore)
     labels = np.array(state["category"])[inside]
     assert shown == {str(c): int((labels == c).sum()) for c in np.unique(labels)}  # digits: label i is named "i"
     assert explore.evaluate("() => document.querySelector('.lem-plot').dataset.layerChosen") == str(inside.sum())
