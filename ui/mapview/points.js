@@ -156,6 +156,7 @@ function layerView(s) {
 function layerDraw(s) {
   const L = s.layer;
   if (!L || !s.plot._fullLayout || !s.plot._fullLayout.xaxis) return;
+  clearTimeout(L.rest); // drawn now: the pan's pending redraw at rest would draw the same again
   const host = s.plot.querySelector(".gl-container");
   if (host && L.box.nextSibling !== host) host.parentNode.insertBefore(L.box, host); // Plotly rebuilt its layers
   const v = layerView(s);

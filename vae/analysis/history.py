@@ -226,11 +226,13 @@ def align(layouts: list[np.ndarray]) -> list[np.ndarray]:
 def frame_layouts(frames: list[Frame]) -> list[np.ndarray]:
     """Each frame's own PCA (as ``independent_layouts``), each read and computed once per frame file: a watched
     training adds a frame every epoch, and the page asks for every frame again each time."""
-    out = []
-    for frame in frames:
-        st = frame.path.stat()
-        out.append(_frame_pca(str(frame.path), st.st_mtime_ns, st.st_size).copy())
-    return out
+    return [_frame_pca(*_file_key(frame)).copy() for frame in frames]
+
+
+def _file_key(frame: Frame) -> tuple[str, int, int]:
+    """A frame file's path, modification time and size: what its cached PCA and picture are kept under."""
+    st = frame.path.stat()
+    return str(frame.path), st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=1024)  # (P, 2) each: 16 MB at most for 2,000-item probes
@@ -379,8 +381,7 @@ def sample_jpegs(frames: list[Frame]) -> list[bytes] | None:
     JPEG is made once per frame file (a watched training adds a frame an epoch and the page asks for all again)."""
     out = []
     for frame in frames:
-        st = frame.path.stat()
-        jpeg = _frame_jpeg(str(frame.path), st.st_mtime_ns, st.st_size)
+        jpeg = _frame_jpeg(*_file_key(frame))
         if jpeg is None:
             return None
         out.append(jpeg)
