@@ -306,7 +306,7 @@ with map_col:
     ring = None if item is None else proj.embedding_[item]
     if browser:
         mapview.show(
-            run_dir, checkpoint, key, proj, idx, groups, lambda: ds.split_items(split, idx).numpy(),
+            run_dir, checkpoint, key, proj, idx, groups, pictures,
             item_shape=ds.item_shape if ds.is_image else (), split=split, n_train=len(ds.x_train),
             labelled=labels is not None, axis=proj.method.upper(),
             pin=point["xy"] if point else None, ring=ring, backdrop=backdrop, overlays=extra,

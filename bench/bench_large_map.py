@@ -273,6 +273,9 @@ def views_table(views: dict, drawn_by: str) -> str:
         ["pointer on a point → that item named, p50 / p95 ms",
          *(f"{f(common.quantile(v['hover']['item'], .5), 0)} / {f(common.quantile(v['hover']['item'], .95), 0)}"
            for v in views.values())],
+        ["pointer on a point → that item's whole picture drawn (past 10,000 items: asked of the server), p50 / p95 ms",
+         *(f"{f(common.quantile(v['hover']['whole'], .5), 0)} / {f(common.quantile(v['hover']['whole'], .95), 0)}"
+           for v in views.values())],
         ["pointer → the decoder's picture drawn, p50 / p95 ms",
          *(f"{f(common.quantile(v['hover']['point'], .5), 0)} / {f(common.quantile(v['hover']['point'], .95), 0)}"
            for v in views.values())],

@@ -99,14 +99,19 @@ HOVER_PROBE = """() => {
   }, true);
   new MutationObserver(() => {
     const root = document.querySelector('.lem');
-    const v = root ? root.dataset.item || '' : '';
-    if (!M.items.length || M.items[M.items.length - 1].v !== v) M.items.push({t: performance.now(), v});
-  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-item']});
+    const v = root ? root.dataset.item || '' : '', whole = root ? root.dataset.itemWhole === '1' : false;
+    const last = M.items[M.items.length - 1];
+    if (!last || last.v !== v || last.whole !== whole) M.items.push({t: performance.now(), v, whole});
+  }).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-item', 'data-item-whole']});
 }"""
 HOVER_RESULTS = """() => { const r = globalThis.__latentExplorerDecoders;
   return {events: window.__mv.events, items: window.__mv.items, times: r.drawTimes.slice(), ms: r.drawMs.slice()}; }"""
 DRAWS = "() => Number(document.querySelector('.lem').dataset.draws || 0)"
 ITEM = "() => document.querySelector('.lem').dataset.item || ''"
+WHOLE = "() => document.querySelector('.lem').dataset.itemWhole === '1'"
+# whether the map on screen asks the server for its items' whole pictures (its pixels did not travel whole)
+FETCHES = """() => { const s = document.querySelector('.lem').parentElement.__latentMap;
+  return !!(s && s.data && s.data.items && !(s.map.pixels && s.map.pixelScale === 1)); }"""
 # Bytes the parsed maps hold in typed arrays (each map's blob, one buffer, plus its x / y copies): the
 # map on screen, and all maps the page keeps.
 MAP_BYTES = """() => {
@@ -295,6 +300,7 @@ def hover_latencies(page, n: int, rng: np.random.Generator) -> dict:
     page.mouse.move(g["left"] - 20, g["top"] - 20)  # start outside the plot area
     page.wait_for_timeout(100)
     page.evaluate(HOVER_PROBE)
+    fetches = page.evaluate(FETCHES)
     for kind, (x, y) in targets:
         before = page.evaluate(f"() => [({DRAWS})(), ({ITEM})()]")
         page.mouse.move(float(x), float(y))
@@ -302,6 +308,8 @@ def hover_latencies(page, n: int, rng: np.random.Generator) -> dict:
         try:  # Plotly's (throttled) hover shows the item under the pointer, or none on empty space
             if kind == "point":
                 page.wait_for_function(f"(old) => !!({ITEM})() && ({ITEM})() !== old", arg=before[1], timeout=1_000)
+                if fetches:  # and its whole picture, asked of the server (ui/served.py)
+                    page.wait_for_function(WHOLE, timeout=1_000)
             else:
                 page.wait_for_function(f"() => !({ITEM})()", timeout=500)
         except PlaywrightTimeout:
@@ -310,7 +318,7 @@ def hover_latencies(page, n: int, rng: np.random.Generator) -> dict:
     events, times, items = r["events"], np.array(r["times"]), r["items"]
     if len(events) != len(targets):
         common.log(f"mapview: {len(targets)} moves but {len(events)} pointermove events")
-    lat = {"point": [], "empty": [], "queue": [], "item": []}
+    lat = {"point": [], "empty": [], "queue": [], "item": [], "whole": []}
     for k, ((kind, _), ev) in enumerate(zip(targets, events, strict=False)):
         after = times[times > ev["now"]]
         if len(after):
@@ -321,6 +329,9 @@ def hover_latencies(page, n: int, rng: np.random.Generator) -> dict:
             shown = [it["t"] for it in items if ev["now"] < it["t"] < nxt and it["v"]]
             if shown:
                 lat["item"].append(shown[0] - ev["ts"])
+            whole = [it["t"] for it in items if ev["now"] < it["t"] < nxt and it["v"] and it.get("whole")]
+            if whole:  # the item's whole picture drawn (from the map's pixels, or the server's)
+                lat["whole"].append(whole[0] - ev["ts"])
     lat["ms"] = r["ms"][-len(targets) :]
     lat["empty_gap_px"] = float(np.median(gaps)) if len(gaps) else float("nan")
     lat["n_point"], lat["n_empty"] = len(on_points), len(empty)
@@ -479,6 +490,8 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             lambda r: f"**{pq(r['hover']['empty'], 1)}** ({len(r['hover']['empty'])})"),
         row("pointer on a data point → that item shown (Plotly's hover event), p50 / p95 ms (n)",
             lambda r: f"{pq(r['hover']['item'], 1)} ({len(r['hover']['item'])})"),
+        row("pointer on a data point → that item's whole picture drawn (70,000: asked of the server), p50 / p95 ms (n)",
+            lambda r: f"{pq(r['hover']['whole'], 1)} ({len(r['hover']['whole'])})"),
         row("… input delivery in those (event timestamp → listener; Chromium aligns moves to frames), p50 / p95 ms",
             lambda r: pq(r["hover"]["queue"], 1)),
         row("one draw (grid lookup + decode + paint), p50 / p95 ms",

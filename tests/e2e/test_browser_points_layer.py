@@ -3,7 +3,9 @@ its place in its label's colour, the item under the pointer found, a box selecti
 it, a pan that moves the picture with the axes and draws it afresh at rest.
 
 A server of this module's own takes the layer from 100 points (``$LATENT_EXPLORER_POINTS_LAYER_AT``; the app's
-default is 100,000), so the digits run's 360-point test map goes through it.
+default is 100,000), so the digits run's 360-point test map goes through it; and its maps carry their items' pixels
+up to 100 items only (``$LATENT_EXPLORER_PICTURES_UP_TO``; the app's default is 10,000), so the page asks the server
+for the pictures it shows (ui/served.py), as on a map of 737,280 sprites.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import numpy as np
 import pytest
 from browser import E2E_RUN, serving, shot, wait_idle
 
+from vae.data import load_dataset
+from vae.runs import folder as rf
+
 LAYER_AT = 100
+PICTURES_UP_TO = 100
 DRAWN = """() => { const gd = document.querySelector('.lem-plot');
   return !!(gd && gd.dataset.layerDraws && document.querySelector('.lem').dataset.map); }"""
 # The map as the component holds it: each map point's data place, row and label, where it lies on the page, and
@@ -54,7 +60,8 @@ ALPHA = """(spots) => { const c = document.querySelector('.lem-layer canvas'), d
 
 @pytest.fixture(scope="module")
 def layer_url(runs_dir):
-    with mock.patch.dict(os.environ, {"LATENT_EXPLORER_POINTS_LAYER_AT": str(LAYER_AT)}):
+    settings = {"LATENT_EXPLORER_POINTS_LAYER_AT": str(LAYER_AT), "LATENT_EXPLORER_PICTURES_UP_TO": str(PICTURES_UP_TO)}
+    with mock.patch.dict(os.environ, settings):
         with serving(runs_dir) as url:  # the server reads the setting from the environment it starts with
             yield url
 
@@ -113,14 +120,89 @@ def test_the_layer_draws_every_point_at_its_place_in_its_labels_colour(explore):
     assert explore.evaluate(ALPHA, clear) == [0] * len(clear)
 
 
-def test_pointing_at_a_point_of_the_layer_shows_that_item(explore):
+# The picture under "Item" as the page drew it: its grey levels (the red channel), row by row.
+ITEM_PICTURE = """() => { const c = document.querySelector('.lem-item');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  return {w: c.width, h: c.height, grey: Array.from({length: c.width * c.height}, (_, i) => d[4 * i])}; }"""
+
+
+def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_of_the_server(explore, runs_dir):
+    """The map carries no pixels (360 items, more than this server's 100): each item pointed at is named at once
+    and its picture, asked of the server, is the data's own (pixel-equal); one request per item, none twice."""
     state = explore.evaluate(STATE)
+    assert explore.evaluate("() => document.querySelector('.lem').parentElement.__latentMap.map.pixels") is None
+    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
+    fetched = []
+    explore.on("request", lambda r: fetched.append(r.url) if "/api/items?" in r.url else None)
     for k in lonely(state)[:5]:
+        row = state["rows"][k]
         explore.mouse.move(state["px"][k], state["py"][k])
         explore.wait_for_function(
-            "(row) => document.querySelector('.lem').dataset.item === String(row)", arg=state["rows"][k], timeout=5000
-        )
+            "(row) => { const d = document.querySelector('.lem').dataset;"
+            " return d.item === String(row) && d.itemWhole === '1'; }", arg=row, timeout=5000,
+        )  # fmt: skip
         assert explore.locator(".lem-item").is_visible()
+        picture = explore.evaluate(ITEM_PICTURE)
+        want = np.round(ds.x_test[row].numpy()[0] * 255)
+        assert (picture["h"], picture["w"]) == want.shape
+        assert np.abs(np.array(picture["grey"]).reshape(want.shape) - want).max() <= 1, row
+    explore.mouse.move(state["px"][lonely(state)[0]], state["py"][lonely(state)[0]])  # an item seen before
+    explore.wait_for_timeout(300)
+    assert len(fetched) == 5  # one request per new item; the page keeps what it got
+
+
+def test_zoomed_in_the_items_are_drawn_as_their_pictures_asked_of_the_server(explore, runs_dir):
+    """The sprite mode on a map without pixels: the items in view are asked of the server in batches and drawn at
+    their places, each pixel-equal to the data."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    state = explore.evaluate(STATE)
+    xy = np.column_stack([state["x"], state["y"]])
+    centre, half = np.median(xy, axis=0), 0.25 * np.ptp(xy, axis=0)
+    inside = np.flatnonzero((np.abs(xy - centre) <= half).all(axis=1))
+    assert 0 < len(inside) <= 150
+    view = [[float(centre[d] - half[d]), float(centre[d] + half[d])] for d in (0, 1)]
+    explore.evaluate("([x, y]) => Plotly.relayout(document.querySelector('.lem-plot'),"
+                     " {'xaxis.range': x, 'yaxis.range': y})", view)  # fmt: skip
+    explore.wait_for_function("(n) => document.querySelector('.lem').dataset.sprites === String(n)", arg=len(inside))
+    sprites = explore.evaluate("""() => (document.querySelector('.lem-plot').layout.images || [])
+      .filter((im) => String(im.name || '').startsWith('sprite '))
+      .map((im) => ({row: Number(im.name.slice(7)), png: im.source.split(',')[1]}))""")
+    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
+    assert sorted(s["row"] for s in sprites) == sorted(np.array(state["rows"])[inside].tolist())
+    for s in sprites[:10]:
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"]))).convert("L"), dtype=int)
+        assert np.abs(shown - np.round(ds.x_test[s["row"]].numpy()[0] * 255)).max() <= 1
+    shot(explore, "explore-points-layer-sprites")
+
+
+def test_the_server_answers_only_the_maps_its_pages_offered_and_sensible_rows(explore, layer_url):
+    """The items' route of the served app: a map no page offered, bad rows and too many rows get a status and a
+    sentence, never a traceback; the map on screen's rows get their pixels."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    the_map = explore.evaluate("() => document.querySelector('.lem').dataset.map")
+
+    def ask(map_id, rows):
+        query = urllib.parse.urlencode({"map": map_id, "rows": rows})
+        try:
+            with urllib.request.urlopen(f"{layer_url}/api/items?{query}", timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    status, body = ask(the_map, "0,1,2")
+    assert status == 200 and np.frombuffer(body[:16], "<u4").tolist() == [3, 1, 8, 8] and len(body) == 16 + 3 * 64
+    for map_id, rows, want in ((the_map + "x", "0", 404), ("../../etc/passwd", "0", 404), (the_map, "", 400),
+                               (the_map, "-1", 400), (the_map, "1;2", 400), (the_map, "360", 400),
+                               (the_map, ",".join(["0"] * 65), 400)):  # fmt: skip
+        status, body = ask(map_id, rows)
+        assert status == want and b"Traceback" not in body and body.strip(), (map_id, rows, body)
 
 
 def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(explore):

@@ -27,7 +27,7 @@ from vae.projection import LatentProjector
 from vae.web import decoder as webdecoder
 from vae.web import mapgrid as webmap
 
-from .. import decoder
+from .. import decoder, served
 from ..maps import map_box
 from .columns import VIRIDIS, Column
 
@@ -35,7 +35,8 @@ FRONTEND = Path(__file__).resolve().parent
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 PLOTLY_MAGIC = b"LEPLOTJS"
 
-JS_PARTS = ("film.js", "sprites.js", "points.js")  # after map.js: a path's film, sprites, a large map's points
+JS_PARTS = ("film.js", "items.js", "sprites.js", "points.js")  # after map.js: a path's film, whole pictures, sprites,
+# a large map's points
 _component = st.components.v2.component(
     "latent_explorer_map",
     js="\n".join([decoder.module(FRONTEND / "map.js"), *((FRONTEND / f).read_text() for f in JS_PARTS)]),
@@ -64,7 +65,7 @@ def _map_bytes(map_id: str, _proj: LatentProjector, _index, _groups, _pixels: Ca
     items' pixels are read only when the blob is built (70,000 items: a 220 MB copy, 0.14 s, not on every rerun)."""
     return webmap.pack_map(
         map_id, _proj.embedding_, _index, _groups, _proj.grid_x_, _proj.grid_y_, _proj.grid_codes_,
-        None if _pixels is None else _pixels(),
+        None if _pixels is None else _pixels(), whole_up_to=pictures_up_to(),
     )  # fmt: skip
 
 
@@ -72,10 +73,22 @@ def layer_at() -> int:
     """Maps of more points than this have them drawn by the map's own WebGL layer (points.js) instead of Plotly's
     scattergl, which redraws 737,280 points about once a second in software WebGL:
     ``$LATENT_EXPLORER_POINTS_LAYER_AT``, default 100,000; 0 never."""
+    return _count_setting("LATENT_EXPLORER_POINTS_LAYER_AT", 100_000)
+
+
+def pictures_up_to() -> int:
+    """Maps of at most this many items carry their items' whole pixels; larger ones carry thumbnails (or nothing)
+    and the browser asks the server for the whole pictures it shows (``ui.served``):
+    ``$LATENT_EXPLORER_PICTURES_UP_TO``, default 10,000."""
+    return _count_setting("LATENT_EXPLORER_PICTURES_UP_TO", webmap.MAX_PIXEL_ITEMS)
+
+
+def _count_setting(name: str, default: int) -> int:
+    """A count from the environment variable ``name`` (``default`` when unset or not a whole number)."""
     try:
-        return max(0, int(os.environ.get("LATENT_EXPLORER_POINTS_LAYER_AT", "100000")))
+        return max(0, int(os.environ.get(name, str(default))))
     except ValueError:
-        return 100_000
+        return default
 
 
 def map_id(run_dir: Path, checkpoint: str, key: str) -> str:
@@ -104,7 +117,7 @@ def show(
     proj: LatentProjector,
     index: np.ndarray,
     groups: Sequence[tuple[np.ndarray, str, str]],
-    pixels: Callable[[], np.ndarray] | None,
+    pictures: Callable[[np.ndarray], np.ndarray] | None,
     *,
     item_shape: Sequence[int] = (),
     split: str,
@@ -124,8 +137,9 @@ def show(
     density: str | None = None,
     height: int | str = "auto",
 ) -> None:
-    """Draw map ``key`` of a run in the browser; ``pixels()`` gives the items' pixels, of ``item_shape`` (sent whole
-    for small maps, as thumbnails for large ones: ``vae.web.mapgrid.thumbnail_scale``). The
+    """Draw map ``key`` of a run in the browser; ``pictures(rows)`` gives those rows' items' pixels, of ``item_shape``
+    (sent whole with small maps, as thumbnails with large ones: ``vae.web.mapgrid.thumbnail_scale``; past 10,000
+    items the browser asks the server for the whole pictures of the items it points at: ``ui.served``). The
     map takes the whole width; its ``height`` (px) "auto" fills most of the window. ``column`` colours the points
     (None: by label); ``marker`` is their size and opacity (None: ``auto_marker``); a new ``clears`` count drops
     the browser's box or lasso selection (the page's "Clear selection"); ``only`` shows one label's points over
@@ -136,8 +150,13 @@ def show(
     re-sends an element whose key or content changed (a new key would re-send Plotly's 4.8 MB each time).
     """
     the_map = map_id(run_dir, checkpoint, key)
-    with_pixels = pixels is not None and webmap.thumbnail_scale(len(index), item_shape) is not None
-    blob = _map_bytes(the_map, proj, index, groups, pixels if with_pixels else None)
+    n = len(index)
+    scale = None if pictures is None else webmap.thumbnail_scale(n, item_shape, pictures_up_to())
+    whole = None if scale is None else lambda: pictures(np.arange(n))  # noqa: E731
+    blob = _map_bytes(the_map, proj, index, groups, whole)
+    items = None  # the server's path for whole pictures, when the blob lacks them
+    if pictures is not None and scale != 1:
+        items = served.offer(the_map, n, lambda rows: webmap.picture_bytes(pictures(rows)))
     size, opacity = marker or auto_marker(len(index))
     _component(
         data={
@@ -160,6 +179,7 @@ def show(
             "density": density,
             "height": height,
             "layer_at": layer_at(),
+            "items": items,
         },
         key=panel_key,
         default={"pick": None, "film": None},

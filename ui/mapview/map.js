@@ -229,6 +229,7 @@ function drawAt(s, x, y) {
 
 function showItem(s, k) {
   s.root.dataset.item = k === null ? "" : String(s.map.rows[k]);
+  s.root.dataset.itemWhole = ""; // "1" once the item's whole picture is drawn
   if (k === null) {
     s.itemHead.textContent = "";
     s.itemCanvas.hidden = true;
@@ -239,18 +240,22 @@ function showItem(s, k) {
   const i = s.map.index[k];
   const [part, index] = s.split !== "all" ? [s.split, i] : i < s.nTrain ? ["train", i] : ["test", i - s.nTrain];
   s.itemCaption.textContent = `${part} item #${index}`;
-  if (!s.map.pixels || !s.map.itemShape) {
+  const whole = wholePicture(s, k); // items.js: the map's own pixels, or fetched from the server
+  if (!whole && fetchesItems(s)) askItems(s, [k], () => s.root.dataset.item === String(s.map.rows[k]) && showItem(s, k));
+  const shape = whole ? whole.shape : s.map.itemShape;
+  if (!whole && !s.map.pixels) {
     s.itemCanvas.hidden = true;
-    s.itemCaption.textContent += " — click it to see it";
+    s.itemCaption.textContent += fetchesItems(s) ? " — its picture is on its way" : " — click it to see it";
     return;
   }
-  const size = s.map.itemShape.reduce((a, b) => a * b, 1);
-  const raw = s.map.pixels.subarray(k * size, (k + 1) * size);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const raw = whole ? whole.pixels : s.map.pixels.subarray(k * size, (k + 1) * size);
   const values = new Float32Array(size);
   for (let i = 0; i < size; i++) values[i] = raw[i] / 255;
-  paint({ shape: s.map.itemShape }, s.itemCanvas, values);
+  paint({ shape }, s.itemCanvas, values);
   s.itemCanvas.hidden = false;
-  if (s.map.pixelScale > 1) s.itemCaption.textContent += ` (a thumbnail, 1/${s.map.pixelScale} of its side)`;
+  s.root.dataset.itemWhole = whole ? "1" : "";
+  if (!whole) s.itemCaption.textContent += ` (a thumbnail, 1/${s.map.pixelScale} of its side)`;
 }
 
 // ------------------------------------------------------------------ colours

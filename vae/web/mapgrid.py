@@ -46,20 +46,25 @@ MIN_THUMBNAIL_SIDE = 8  # ... never smaller than 8 pixels a side (else the page 
 _DTYPES = {"f4": "<f4", "i4": "<i4", "u1": "u1"}
 
 
-def thumbnail_scale(n: int, item_shape: Sequence[int]) -> int | None:
+def thumbnail_scale(n: int, item_shape: Sequence[int], whole_up_to: int = MAX_PIXEL_ITEMS) -> int | None:
     """How many times smaller the items' pixels travel in a map of ``n`` items of ``item_shape`` (C, H, W): 1 up to
-    ``MAX_PIXEL_ITEMS`` items, else the least whole factor (dividing the side) whose block means fit
+    ``whole_up_to`` items, else the least whole factor (dividing the side) whose block means fit
     ``MAX_THUMBNAIL_BYTES`` in ``MIN_THUMBNAIL_SIDE`` pixels a side or more (70,000 Fashion-MNIST items: 2, 14×14,
     13.7 MB); None when no factor does (they are not sent)."""
     if len(item_shape) != 3:
         return None
     c, h, w = (int(v) for v in item_shape)
-    if n <= MAX_PIXEL_ITEMS:
+    if n <= whole_up_to:
         return 1
     for f in range(2, min(h, w) // MIN_THUMBNAIL_SIDE + 1):
         if h % f == 0 and w % f == 0 and n * c * (h // f) * (w // f) <= MAX_THUMBNAIL_BYTES:
             return f
     return None
+
+
+def picture_bytes(pixels: np.ndarray) -> np.ndarray:
+    """Pixels in [0, 1] as the browser gets them: uint8, 0-255, rounded (the same shape)."""
+    return np.round(np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def thumbnails(pixels: np.ndarray, scale: int) -> np.ndarray:
@@ -79,13 +84,14 @@ def pack_map(
     grid_y: np.ndarray,
     grid_codes: np.ndarray,
     pixels: np.ndarray | None = None,
+    whole_up_to: int = MAX_PIXEL_ITEMS,
 ) -> bytes:
     """The blob of one map.
 
     ``embedding`` (N, 2) map positions; ``index`` (N,) each point's item number in its split; ``groups``
     (rows, name, colour) per label, whose rows together cover 0..N-1 once; the inverse grid ``grid_x`` (R,),
     ``grid_y`` (R,), ``grid_codes`` (R, R, L); ``pixels`` (N, C, H, W) in [0, 1] (the items themselves, rows
-    as in ``embedding``; thumbnails of them for large maps: ``thumbnail_scale``) or None.
+    as in ``embedding``; thumbnails of them past ``whole_up_to`` items: ``thumbnail_scale``) or None.
     """
     embedding = np.asarray(embedding, dtype=np.float32)
     n = len(embedding)
@@ -113,12 +119,12 @@ def pack_map(
         pixels = np.asarray(pixels)
         if len(pixels) != n or pixels.ndim != 4:
             raise ValueError(f"Item pixels must be (N, C, H, W) with N = {n}; got {pixels.shape}.")
-        scale = thumbnail_scale(n, pixels.shape[1:])
+        scale = thumbnail_scale(n, pixels.shape[1:], whole_up_to)
         if scale is None:
             raise ValueError(f"The pixels of {n:,} items of {pixels.shape[1:]} do not fit a map's thumbnails.")
         pixels = thumbnails(pixels, scale)
         item_shape = [int(v) for v in pixels.shape[1:]]
-        arrays["pixels"] = np.round(np.clip(pixels[order], 0.0, 1.0) * 255).astype(np.uint8).reshape(n, -1)
+        arrays["pixels"] = picture_bytes(pixels[order]).reshape(n, -1)
     header = {
         "format": FORMAT,
         "id": map_id,
