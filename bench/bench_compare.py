@@ -42,7 +42,8 @@ COMPARE_SHOWN = """() => ['compare_chart_A', 'compare_chart_B'].map((key) => {
 COMPARE_DRAWN = "(n) => (" + COMPARE_SHOWN + ")().every((k) => k === n)"
 EXPLORE_DRAWN = """(n) => { const gd = document.querySelector('.lem-plot');
   const p = gd && gd._fullData && gd._fullData.find((t) => t.name === 'points');
-  return !!p && p.x.length === n && String(gd._fullLayout.xaxis.title.text).startsWith('PCA'); }"""
+  return !!p && (Number(gd.dataset.layer || 0) || p.x.length) === n  // a large map's points: its layer's
+    && String(gd._fullLayout.xaxis.title.text).startsWith('PCA'); }"""
 
 
 def open_compare(page, url: str, a: str, b: str, split: str, option: str, n: int) -> float:

@@ -40,6 +40,7 @@ TITLE = "## Explore's map in the browser: pointer → decoded picture, redraws, 
 COMMAND = "python -m bench mapview [--quick]"
 VIEWPORT = {"width": 1400, "height": 1000}
 SWEEP_S = 2.0
+PAN_S = 3.0
 MAP_TIMEOUT_MS = 180_000
 
 SERVER_TOGGLE = "Decode under the pointer"
@@ -51,7 +52,8 @@ POINT_HEADING = "Decoded map point"
 LEM_STATE = """() => {
   const gd = document.querySelector('.lem-plot'), root = document.querySelector('.lem');
   if (!gd || !gd._fullLayout || !gd._fullData || !root) return null;
-  const points = gd._fullData.find((t) => t.name === 'points'), n = points ? points.x.length : 0;
+  const points = gd._fullData.find((t) => t.name === 'points');
+  const n = points ? Number(gd.dataset.layer || 0) || points.x.length : 0;  // a large map's: its layer's (points.js)
   return {map: root.dataset.map || '', n, title: gd._fullLayout.xaxis.title.text};
 }"""
 # The frame in which the browser map shows n points of a PCA map other than `old`.
@@ -89,6 +91,31 @@ GEOMETRY = """([sel, grid]) => {
   if (grid) { out.gx = px(gd._fullData[0]); out.gy = py(gd._fullData[0]); }
   return out;
 }"""
+# an in-page drag over the plot, one move per animation frame, counting the frames that show the view moved (the
+# axes' ranges changed since the frame before: Plotly redraws its WebGL scene, or the layer's picture moves, with them)
+PAN = """(seconds) => new Promise((done) => {
+  const gd = document.querySelector('.lem-plot');
+  const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  let x = r.left + r.width / 2, y = r.top + r.height / 2, i = 0, frames = 0, last = '';
+  const at = (type, buttons) => { const el = document.elementFromPoint(x, y);
+    el.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true, clientX: x, clientY: y, button: 0,
+                                           buttons, view: window})); };
+  at('mousedown', 1);
+  const t0 = performance.now();
+  const step = () => {
+    const view = JSON.stringify([gd._fullLayout.xaxis.range, gd._fullLayout.yaxis.range]);
+    if (view !== last) { frames += 1; last = view; }
+    if (performance.now() - t0 > seconds * 1000) {
+      at('mouseup', 0);
+      done({draws: frames, seconds: (performance.now() - t0) / 1000});
+      return;
+    }
+    i += 1; x += Math.floor(i / 40) % 2 ? -3 : 3; y += Math.floor(i / 25) % 2 ? -2 : 2;
+    at('mousemove', 1);
+    requestAnimationFrame(step);
+  };
+  requestAnimationFrame(step);
+})"""
 # Record every pointermove over the browser map (capture phase, before Plotly and the component see it) and
 # every change of the hovered item; idempotent per page.
 HOVER_PROBE = """() => {
@@ -338,6 +365,12 @@ def hover_latencies(page, n: int, rng: np.random.Generator) -> dict:
     return lat
 
 
+def pan(page) -> float:
+    page.mouse.move(5, 5)
+    r = page.evaluate(PAN, PAN_S)
+    return r["draws"] / r["seconds"]
+
+
 def sweep(page) -> tuple[float, float]:
     """A continuous 2 s diagonal sweep over the plot: (redraws/s, pointer moves/s sent)."""
     g = page.evaluate(GEOMETRY, [".lem-plot", False])
@@ -459,6 +492,7 @@ def run(quick: bool = False) -> str:
                 r["first_s"] = choose(page, v)
                 r["hover"] = hover_latencies(page, s.hovers, rng)
                 r["fps"], r["moves"] = sweep(page)
+                r["pan_fps"] = pan(page)
             common.log("mapview: server path (baseline)")
             display_toggle(page, SERVER_TOGGLE)
             for v in reversed(s.views):  # the last map is on screen: no new map to compute first
@@ -488,7 +522,7 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             lambda r: f"**{pq(r['hover']['point'], 1)}** ({len(r['hover']['point'])})"),
         row("pointer on empty space → decoded picture drawn, p50 / p95 ms (n)",
             lambda r: f"**{pq(r['hover']['empty'], 1)}** ({len(r['hover']['empty'])})"),
-        row("pointer on a data point → that item shown (Plotly's hover event), p50 / p95 ms (n)",
+        row("pointer on a data point → that item named (10,000: Plotly's hover event), p50 / p95 ms (n)",
             lambda r: f"{pq(r['hover']['item'], 1)} ({len(r['hover']['item'])})"),
         row("pointer on a data point → that item's whole picture drawn (70,000: asked of the server), p50 / p95 ms (n)",
             lambda r: f"{pq(r['hover']['whole'], 1)} ({len(r['hover']['whole'])})"),
@@ -496,6 +530,8 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             lambda r: pq(r["hover"]["queue"], 1)),
         row("one draw (grid lookup + decode + paint), p50 / p95 ms",
             lambda r: pq(r["hover"]["ms"], 2)),
+        row(f"pan: frames/s that show the view moved (a {PAN_S:g} s drag, one pointer move per frame)",
+            lambda r: f"**{r['pan_fps']:.1f}**"),
         row(f"redraws/s in a {SWEEP_S:g} s sweep (pointer moves/s sent)",
             lambda r: f"**{r['fps']:.1f}** ({r['moves']:.0f})"),
         row("Baseline: server path, click on empty space → decoded picture, p50 / p95 ms (n)",
@@ -535,8 +571,11 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             f"the map ({s.hovers} per map, half on random data points, half on the emptiest spots), one move at a "
             "time; latency is from the `pointermove` event's timestamp to the end of the decode-and-paint that "
             "follows it (the component coalesces moves to one draw per animation frame), measured inside the "
-            "page, as is the hovered item shown beside it (from Plotly's hover event; its picture only on maps "
-            "of at most 10,000 items, its name above). "
+            "page, as is the hovered item shown beside it: up to 10,000 points Plotly draws the points and its "
+            "hover event names the item, whose picture came with the map; past 10,000 the map's own WebGL layer "
+            "(ui/mapview/points.js) draws them and names the item under the pointer, whose whole picture the page "
+            "asks of the server (ui/served.py; a 14×14 thumbnail meanwhile). A pan: an in-page drag, one pointer "
+            "move per animation frame, counting the frames that show the view moved. "
             'Baseline: the server path ("Decode under the pointer" off, Streamlit\'s chart), click on empty '
             'space → the new picture under "Decoded map point" loaded, timed in the page from mousedown. '
             "Page loads: a new browser context (server caches warm) and, in it, Home → Explore again.",
