@@ -15,7 +15,7 @@ that item named and → the decoder's picture (``bench.bench_mapview``'s probe),
 every item through the app; the server's resident memory. Baselines, in the same run: the 10,000-point map, the largest
 subsample offered before this; and the three maps again on a server where Plotly draws every map's points
 (``LATENT_EXPLORER_POINTS_LAYER_AT=0``), as before the map's own points layer (ui/mapview/points.js), which takes maps
-past 10,000 points by default. Asserts nothing.
+past 5,000 points by default. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def report(lib: dict, cli: dict, cli_s: float, train_s: float, seen: dict, quick
     lines += [
         "The baseline, in the same run: a server where Plotly's scattergl draws every map's points "
         "(`LATENT_EXPLORER_POINTS_LAYER_AT=0`), as every map was drawn before the map's own points layer "
-        "(ui/mapview/points.js), which takes maps of more than 10,000 points by default. During a pan the layer "
+        "(ui/mapview/points.js), which takes maps of more than 5,000 points by default. During a pan the layer "
         "moves its last picture with Plotly's axes and draws afresh once the pointer rests, so a pan's frames are "
         "Plotly's own (its axes and small traces; SVG, no WebGL scene, while nothing is pinned or overlaid).", "",
         views_table(seen["plotly_views"], "points drawn by"), "",

@@ -522,7 +522,7 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             lambda r: f"**{pq(r['hover']['point'], 1)}** ({len(r['hover']['point'])})"),
         row("pointer on empty space → decoded picture drawn, p50 / p95 ms (n)",
             lambda r: f"**{pq(r['hover']['empty'], 1)}** ({len(r['hover']['empty'])})"),
-        row("pointer on a data point → that item named (10,000: Plotly's hover event), p50 / p95 ms (n)",
+        row("pointer on a data point → that item named, p50 / p95 ms (n)",
             lambda r: f"{pq(r['hover']['item'], 1)} ({len(r['hover']['item'])})"),
         row("pointer on a data point → that item's whole picture drawn (70,000: asked of the server), p50 / p95 ms (n)",
             lambda r: f"{pq(r['hover']['whole'], 1)} ({len(r['hover']['whole'])})"),
@@ -571,10 +571,11 @@ def report(s: Settings, res: dict[int, dict], quick: bool, pressure: float | Non
             f"the map ({s.hovers} per map, half on random data points, half on the emptiest spots), one move at a "
             "time; latency is from the `pointermove` event's timestamp to the end of the decode-and-paint that "
             "follows it (the component coalesces moves to one draw per animation frame), measured inside the "
-            "page, as is the hovered item shown beside it: up to 10,000 points Plotly draws the points and its "
-            "hover event names the item, whose picture came with the map; past 10,000 the map's own WebGL layer "
-            "(ui/mapview/points.js) draws them and names the item under the pointer, whose whole picture the page "
-            "asks of the server (ui/served.py; a 14×14 thumbnail meanwhile). A pan: an in-page drag, one pointer "
+            "page, as is the hovered item shown beside it: past 5,000 points the map's own WebGL layer "
+            "(ui/mapview/points.js) draws them and names the item under the pointer (up to 5,000, Plotly and its "
+            "hover event); up to 10,000 items their pictures come with the map, past that the page asks the "
+            "server for the whole picture of the item it points at (ui/served.py; a 14×14 thumbnail meanwhile). "
+            "A pan: an in-page drag, one pointer "
             "move per animation frame, counting the frames that show the view moved. "
             'Baseline: the server path ("Decode under the pointer" off, Streamlit\'s chart), click on empty '
             'space → the new picture under "Decoded map point" loaded, timed in the page from mousedown. '

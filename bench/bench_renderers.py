@@ -204,7 +204,7 @@ def run(quick: bool = False) -> str:
 def report(results: dict, sizes: tuple, data: str, regl_missing: str | None, quick: bool) -> str:
     f = common.fmt
     names = {
-        "plotly": "Plotly's scattergl (the app's maps up to 10,000 points)",
+        "plotly": "Plotly's scattergl (the app's maps up to 5,000 points)",
         "regl": f"regl-scatterplot {REGL_VERSION}",
         "layer": "the map's own layer (ui/mapview/points.js)",
     }

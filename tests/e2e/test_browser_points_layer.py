@@ -3,7 +3,7 @@ its place in its label's colour, the item under the pointer found, a box selecti
 it, a pan that moves the picture with the axes and draws it afresh at rest.
 
 A server of this module's own takes the layer from 100 points (``$LATENT_EXPLORER_POINTS_LAYER_AT``; the app's
-default is 10,000), so the digits run's 360-point test map goes through it; and its maps carry their items' pixels
+default is 5,000), so the digits run's 360-point test map goes through it; and its maps carry their items' pixels
 up to 100 items only (``$LATENT_EXPLORER_PICTURES_UP_TO``; the app's default is 10,000), so the page asks the server
 for the pictures it shows (ui/served.py), as on a map of 737,280 sprites.
 """
