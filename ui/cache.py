@@ -330,22 +330,26 @@ def history_view(run_dir: Path, method: str = "pca") -> dict | None:
     ``method`` "umap": each frame's UMAP started from the previous one's (``history.umap_layouts``), fitted in
     the background by the map worker; until every frame has one, the PCA frames stand in and ``umap_missing``
     says how many frames wait (``umap_progress``: how far the fit got)."""
-    paths = history.frame_paths(run_dir)  # a folder listing: the live panel asks every second
-    if not paths:
+    if (stamps := history_stamp(run_dir, method)) is None:
         return None
-    stamp = (len(paths), paths[-1].stat().st_mtime_ns)
+    stamp, umap_stamp = stamps
     if method != "umap":
         return _history_view(str(run_dir), stamp)
-    umap_file = history_dir_file(run_dir, history.UMAP_FILE)
-    umap_stamp = umap_file.stat().st_mtime_ns if umap_file.is_file() else 0
     view = _history_view(str(run_dir), stamp, "umap", umap_stamp)
     if view is not None and view["umap_missing"]:
         view = {**view, "umap_progress": _start_history_umap(run_dir, stamp)}
     return view
 
 
-def history_dir_file(run_dir: Path, name: str) -> Path:
-    return rf.history_dir(run_dir) / name
+def history_stamp(run_dir: Path, method: str = "pca") -> tuple[tuple[int, int], int] | None:
+    """What ``history_view`` is made from (the frames' count and last time, the UMAP file's time or 0), or None:
+    a folder listing and two stats, for the live panel's every second. The view is the same while this is."""
+    paths = history.frame_paths(run_dir)
+    if not paths:
+        return None
+    umap_file = rf.history_dir(run_dir) / history.UMAP_FILE
+    umap_stamp = umap_file.stat().st_mtime_ns if method == "umap" and umap_file.is_file() else 0
+    return (len(paths), paths[-1].stat().st_mtime_ns), umap_stamp
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

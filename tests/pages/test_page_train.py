@@ -484,3 +484,34 @@ def test_each_family_trains_on_fashion_mnist_through_the_train_page(runs, fashio
         assert all(t["y"] and all(np.isfinite(v) for v in t["y"]) for t in spec["data"])
     else:
         assert parts == []
+
+
+def test_while_training_the_latent_map_is_drawn_outside_the_live_panel_and_again_when_a_frame_lands(runs):
+    """The live panel reruns every second; the latent map's figure (every frame, 2,000 items on Fashion-MNIST) is
+    drawn outside it, by the page, and drawn again only when its history changed: a frame landed."""
+    import shutil as sh
+
+    from ui import training
+
+    run = runs / "digits-small"
+    status = rf.read_status(run)
+    rf.write_status(run, {**status, "state": "paused", "epoch": 3, "step": 60, "total_steps": 300,
+                          "pid": os.getpid(), "updated": time.time()})  # fmt: skip
+    paths = sorted(rf.history_dir(run).glob("frame-*.safetensors"))
+    landed = paths[-1].with_name(f"frame-{len(paths):06d}.safetensors")
+    try:
+        at = open_train(runs)
+        assert any(p.proto.text for p in at.get("progress")), "the live panel is on the page"
+        assert len(history_spec(at)["frames"]) == 16
+        shown = at.session_state[training.HISTORY_SHOWN]
+        assert shown[0] == str(run) and shown[1] == "pca"
+        assert not training.history_moved(shown)  # nothing new: the live panel leaves the map alone
+        sh.copyfile(paths[-1], landed)  # a frame lands
+        assert training.history_moved(shown)  # ... so the live panel reruns the page
+        at.run()
+        assert len(history_spec(at)["frames"]) == 17
+        assert not training.history_moved(at.session_state[training.HISTORY_SHOWN])
+    finally:
+        landed.unlink(missing_ok=True)
+        rf.write_status(run, status)
+    assert training.history_moved(at.session_state[training.HISTORY_SHOWN])  # a frame went: it changed again
