@@ -202,13 +202,13 @@ def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _vi
                           follow=follow, axis=axis)  # fmt: skip
 
 
-def history_section(run_dir: Path) -> None:
+def history_section(run_dir: Path, live: bool = False) -> None:
     """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after.
 
     Never inside the live panel's fragment: redrawn every second there, its figure (2,000 items, every frame) cost
     the server a quarter of a core to send again unchanged. While training, the live panel reruns the page when a
-    frame lands (``HISTORY_SHOWN`` holds what this section last drew); a wait for the UMAP frames polls on its
-    own."""
+    frame lands or UMAP frames are fitted (``HISTORY_SHOWN`` holds what this section last drew), its note with it;
+    after training, a wait for the UMAP frames polls on its own."""
     st.subheader("Latent map as it trains")
     method = st.radio("Map", ["PCA", "UMAP"], key="train_history_method", horizontal=True,
                       help="PCA: each frame's principal plane, turned to match the frame before (milliseconds). UMAP: "
@@ -227,7 +227,7 @@ def history_section(run_dir: Path) -> None:
         except (ValueError, FileNotFoundError):
             names = [str(y) for y in range(int(labels.max()) + 1)]
     if view["umap_missing"]:
-        st.fragment(run_every=1.0)(umap_waiting)(run_dir, view)
+        (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, view)
     follow = followed_item(view["indices"])
     fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
     chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
@@ -341,6 +341,6 @@ def run_panel(run_dir: Path, status: dict) -> None:
     if status.get("state") in jobs.ACTIVE_STATES:
         history_drawn(run_dir)  # this run of the page draws the history as it is now (below the live panel)
         live_panel(str(run_dir), epochs)
-        history_section(run_dir)  # outside the live panel: drawn again when a frame lands, not every second
+        history_section(run_dir, live=True)  # outside the live panel: drawn again when a frame lands
     else:
         final_panel(run_dir, status, epochs)

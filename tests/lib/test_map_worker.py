@@ -100,6 +100,31 @@ def test_a_worker_that_ended_is_started_again(tmp_path, codes, worker):
     assert worker.start().pid != first.pid and (tmp_path / "umap-again.npz").is_file()
 
 
+def test_asking_for_the_running_worker_never_waits_for_the_fit_under_way(worker):
+    """app.py asks for the worker on every page run: a fit holds the worker's lock for its whole length (minutes
+    for a large map), and the page must not wait for it."""
+    import threading
+
+    first = worker.start()
+    fitting, done = threading.Event(), threading.Event()
+
+    def long_fit():
+        with worker._lock:  # as fit() and sequence() hold it while the worker fits
+            fitting.set()
+            done.wait(30)
+
+    threading.Thread(target=long_fit, daemon=True).start()
+    assert fitting.wait(10)
+    try:
+        got = []
+        asker = threading.Thread(target=lambda: got.append(worker.start()), daemon=True)
+        asker.start()
+        asker.join(5)
+        assert got == [first]  # answered while the fit still holds the lock
+    finally:
+        done.set()
+
+
 def test_a_worker_that_ends_during_a_map_says_so_in_a_sentence(tmp_path, codes, worker, monkeypatch):
     """Not fitted in the server instead: whatever ended the worker (memory) could end the server too."""
     dying = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE,

@@ -56,7 +56,12 @@ class MapWorker:
         self.fitted = False  # whether a map was fitted yet (the first one may wait for umap's compile)
 
     def start(self) -> subprocess.Popen:
-        """The running worker, started now if none runs (``WorkerGone`` if it cannot start)."""
+        """The running worker, started now if none runs (``WorkerGone`` if it cannot start). A running worker is
+        returned at once, without the lock a fit holds for its whole length: app.py asks on every page run, and
+        waited for a UMAP fit to end (a 737,280-item map: minutes) before drawing anything."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            return proc
         with self._lock:
             return self._started()
 
