@@ -126,9 +126,11 @@ ITEM_PICTURE = """() => { const c = document.querySelector('.lem-item');
   return {w: c.width, h: c.height, grey: Array.from({length: c.width * c.height}, (_, i) => d[4 * i])}; }"""
 
 
-def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_of_the_server(explore, runs_dir):
+def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_of_the_server(explore, runs_dir,
+                                                                                            layer_url):  # fmt: skip
     """The map carries no pixels (360 items, more than this server's 100): each item pointed at is named at once
-    and its picture, asked of the server, is the data's own (pixel-equal); one request per item, none twice."""
+    and its picture, asked of the server, is the data's own (pixel-equal); one request per item, none twice. The
+    server answers the map on screen only, and sensible rows only: a status and a sentence otherwise."""
     state = explore.evaluate(STATE)
     assert explore.evaluate("() => document.querySelector('.lem').parentElement.__latentMap.map.pixels") is None
     ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
@@ -149,6 +151,31 @@ def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_o
     explore.mouse.move(state["px"][lonely(state)[0]], state["py"][lonely(state)[0]])  # an item seen before
     explore.wait_for_timeout(300)
     assert len(fetched) == 5  # one request per new item; the page keeps what it got
+    items_route_answers(explore.evaluate("() => document.querySelector('.lem').dataset.map"), layer_url)
+
+
+def items_route_answers(the_map: str, layer_url: str) -> None:
+    """The items' route of the served app (ui/served.py): a map no page offered, bad rows and too many rows get a
+    status and a sentence, never a traceback; the map on screen's rows get their pixels."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    def ask(map_id, rows):
+        query = urllib.parse.urlencode({"map": map_id, "rows": rows})
+        try:
+            with urllib.request.urlopen(f"{layer_url}/api/items?{query}", timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    status, body = ask(the_map, "0,1,2")
+    assert status == 200 and np.frombuffer(body[:16], "<u4").tolist() == [3, 1, 8, 8] and len(body) == 16 + 3 * 64
+    for map_id, rows, want in ((the_map + "x", "0", 404), ("../../etc/passwd", "0", 404), (the_map, "", 400),
+                               (the_map, "-1", 400), (the_map, "1;2", 400), (the_map, "360", 400),
+                               (the_map, ",".join(["0"] * 65), 400)):  # fmt: skip
+        status, body = ask(map_id, rows)
+        assert status == want and b"Traceback" not in body and body.strip(), (map_id, rows, body)
 
 
 def test_zoomed_in_the_items_are_drawn_as_their_pictures_asked_of_the_server(explore, runs_dir):
@@ -177,32 +204,6 @@ def test_zoomed_in_the_items_are_drawn_as_their_pictures_asked_of_the_server(exp
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"]))).convert("L"), dtype=int)
         assert np.abs(shown - np.round(ds.x_test[s["row"]].numpy()[0] * 255)).max() <= 1
     shot(explore, "explore-points-layer-sprites")
-
-
-def test_the_server_answers_only_the_maps_its_pages_offered_and_sensible_rows(explore, layer_url):
-    """The items' route of the served app: a map no page offered, bad rows and too many rows get a status and a
-    sentence, never a traceback; the map on screen's rows get their pixels."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    the_map = explore.evaluate("() => document.querySelector('.lem').dataset.map")
-
-    def ask(map_id, rows):
-        query = urllib.parse.urlencode({"map": map_id, "rows": rows})
-        try:
-            with urllib.request.urlopen(f"{layer_url}/api/items?{query}", timeout=10) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    status, body = ask(the_map, "0,1,2")
-    assert status == 200 and np.frombuffer(body[:16], "<u4").tolist() == [3, 1, 8, 8] and len(body) == 16 + 3 * 64
-    for map_id, rows, want in ((the_map + "x", "0", 404), ("../../etc/passwd", "0", 404), (the_map, "", 400),
-                               (the_map, "-1", 400), (the_map, "1;2", 400), (the_map, "360", 400),
-                               (the_map, ",".join(["0"] * 65), 400)):  # fmt: skip
-        status, body = ask(map_id, rows)
-        assert status == want and b"Traceback" not in body and body.strip(), (map_id, rows, body)
 
 
 def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(explore):
