@@ -130,7 +130,8 @@ def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_o
                                                                                             layer_url):  # fmt: skip
     """The map carries no pixels (360 items, more than this server's 100): each item pointed at is named at once
     and its picture, asked of the server, is the data's own (pixel-equal); one request per item, none twice. The
-    server answers the map on screen only, and sensible rows only: a status and a sentence otherwise."""
+    server answers the map on screen only, and sensible rows only: a status and a sentence otherwise. Zoomed in,
+    the items drawn as pictures on the map come from the server too."""
     state = explore.evaluate(STATE)
     assert explore.evaluate("() => document.querySelector('.lem').parentElement.__latentMap.map.pixels") is None
     ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
@@ -152,6 +153,33 @@ def test_pointing_at_a_point_of_the_layer_shows_that_items_whole_picture_asked_o
     explore.wait_for_timeout(300)
     assert len(fetched) == 5  # one request per new item; the page keeps what it got
     items_route_answers(explore.evaluate("() => document.querySelector('.lem').dataset.map"), layer_url)
+    sprites_come_from_the_server(explore, state, ds)  # and zoomed in, the items drawn on the map come from it too
+
+
+def sprites_come_from_the_server(explore, state: dict, ds) -> None:
+    """The sprite mode on a map without pixels: zoomed in, the items in view are asked of the server in batches and
+    drawn at their places, each pixel-equal to the data."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    xy = np.column_stack([state["x"], state["y"]])
+    centre, half = np.median(xy, axis=0), 0.25 * np.ptp(xy, axis=0)
+    inside = np.flatnonzero((np.abs(xy - centre) <= half).all(axis=1))
+    assert 0 < len(inside) <= 150
+    view = [[float(centre[d] - half[d]), float(centre[d] + half[d])] for d in (0, 1)]
+    explore.evaluate("([x, y]) => Plotly.relayout(document.querySelector('.lem-plot'),"
+                     " {'xaxis.range': x, 'yaxis.range': y})", view)  # fmt: skip
+    explore.wait_for_function("(n) => document.querySelector('.lem').dataset.sprites === String(n)", arg=len(inside))
+    sprites = explore.evaluate("""() => (document.querySelector('.lem-plot').layout.images || [])
+      .filter((im) => String(im.name || '').startsWith('sprite '))
+      .map((im) => ({row: Number(im.name.slice(7)), png: im.source.split(',')[1]}))""")
+    assert sorted(s["row"] for s in sprites) == sorted(np.array(state["rows"])[inside].tolist())
+    for s in sprites[:10]:
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"]))).convert("L"), dtype=int)
+        assert np.abs(shown - np.round(ds.x_test[s["row"]].numpy()[0] * 255)).max() <= 1
+    shot(explore, "explore-points-layer-sprites")
 
 
 def items_route_answers(the_map: str, layer_url: str) -> None:
@@ -176,34 +204,6 @@ def items_route_answers(the_map: str, layer_url: str) -> None:
                                (the_map, ",".join(["0"] * 65), 400)):  # fmt: skip
         status, body = ask(map_id, rows)
         assert status == want and b"Traceback" not in body and body.strip(), (map_id, rows, body)
-
-
-def test_zoomed_in_the_items_are_drawn_as_their_pictures_asked_of_the_server(explore, runs_dir):
-    """The sprite mode on a map without pixels: the items in view are asked of the server in batches and drawn at
-    their places, each pixel-equal to the data."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    state = explore.evaluate(STATE)
-    xy = np.column_stack([state["x"], state["y"]])
-    centre, half = np.median(xy, axis=0), 0.25 * np.ptp(xy, axis=0)
-    inside = np.flatnonzero((np.abs(xy - centre) <= half).all(axis=1))
-    assert 0 < len(inside) <= 150
-    view = [[float(centre[d] - half[d]), float(centre[d] + half[d])] for d in (0, 1)]
-    explore.evaluate("([x, y]) => Plotly.relayout(document.querySelector('.lem-plot'),"
-                     " {'xaxis.range': x, 'yaxis.range': y})", view)  # fmt: skip
-    explore.wait_for_function("(n) => document.querySelector('.lem').dataset.sprites === String(n)", arg=len(inside))
-    sprites = explore.evaluate("""() => (document.querySelector('.lem-plot').layout.images || [])
-      .filter((im) => String(im.name || '').startsWith('sprite '))
-      .map((im) => ({row: Number(im.name.slice(7)), png: im.source.split(',')[1]}))""")
-    ds = load_dataset(rf.load_data_config(runs_dir / E2E_RUN))
-    assert sorted(s["row"] for s in sprites) == sorted(np.array(state["rows"])[inside].tolist())
-    for s in sprites[:10]:
-        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(s["png"]))).convert("L"), dtype=int)
-        assert np.abs(shown - np.round(ds.x_test[s["row"]].numpy()[0] * 255)).max() <= 1
-    shot(explore, "explore-points-layer-sprites")
 
 
 def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(explore):
