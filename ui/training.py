@@ -207,14 +207,13 @@ def history_section(run_dir: Path, live: bool = False) -> None:
 
     Never inside the live panel's fragment: redrawn every second there, its figure (2,000 items, every frame) cost
     the server a quarter of a core to send again unchanged. While training, the live panel reruns the page when a
-    frame lands or UMAP frames are fitted (``HISTORY_SHOWN`` holds what this section last drew), its note with it;
-    after training, a wait for the UMAP frames polls on its own."""
+    frame lands or UMAP frames are fitted (``run_panel`` notes what the page draws: ``history_drawn``), its note
+    with it; after training, a wait for the UMAP frames polls on its own."""
     st.subheader("Latent map as it trains")
     method = st.radio("Map", ["PCA", "UMAP"], key="train_history_method", horizontal=True,
                       help="PCA: each frame's principal plane, turned to match the frame before (milliseconds). UMAP: "
                            "each frame's UMAP started from the frame before, fitted in the background.")  # fmt: skip
     view = history_view(run_dir, method.lower())
-    history_drawn(run_dir)
     if view is None:
         st.caption("This run has no recorded latent history (runs trained before it was recorded have none).")
         return

@@ -14,20 +14,23 @@ function itemStore(s) {
   return s.itemStore;
 }
 
+/** Whether the map's own pixels are its items' whole pictures (not thumbnails, not absent). */
+const sentWhole = (map) => !!(map.pixels && map.itemShape && map.pixelScale === 1);
+
 /** Drawn point k's whole picture {shape: [C, H, W], pixels: Uint8Array} when the page holds it: the map's own
  * pixels when they travelled whole, else one fetched from the server; null otherwise. */
 function wholePicture(s, k) {
   const map = s.map;
-  if (map.pixels && map.itemShape && map.pixelScale === 1) {
+  if (sentWhole(map)) {
     const size = map.itemShape.reduce((a, b) => a * b, 1);
     return { shape: map.itemShape, pixels: map.pixels.subarray(k * size, (k + 1) * size) };
   }
-  return s.data && s.data.items ? itemStore(s).got.get(map.rows[k]) || null : null;
+  return fetchesItems(s) ? itemStore(s).got.get(map.rows[k]) || null : null;
 }
 
 /** Whether this map's whole pictures come from the server (the map's blob lacks them). */
 function fetchesItems(s) {
-  return !!(s.data && s.data.items && s.map && !(s.map.pixels && s.map.pixelScale === 1));
+  return !!(s.data && s.data.items && s.map && !sentWhole(s.map));
 }
 
 /** Ask the server for drawn points ``ks``'s pictures the page lacks; ``done()`` after each answer that brought
