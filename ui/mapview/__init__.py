@@ -71,7 +71,7 @@ def _map_bytes(map_id: str, _proj: LatentProjector, _index, _groups, _pixels: Ca
 
 def layer_at() -> int:
     """Maps of more points than this have them drawn by the map's own WebGL layer (points.js) instead of Plotly's
-    scattergl, which redraws 70,000 points 6 times a second and 737,280 about once in software WebGL (``python -m
+    scattergl, which redraws 70,000 points 5-6 times a second and 737,280 about once in software WebGL (``python -m
     bench renderers``; in the app 10,000 points pan at 12 frames/s with Plotly, 70,000 at 55 with the layer:
     ``python -m bench mapview``): ``$LATENT_EXPLORER_POINTS_LAYER_AT``, default 5,000; 0 never."""
     return _count_setting("LATENT_EXPLORER_POINTS_LAYER_AT", 5_000)
