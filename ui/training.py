@@ -16,8 +16,8 @@ from vae.analysis.history import animation_gif
 from vae.runs import folder as rf
 from vae.runs import jobs
 
-from . import state
-from .cache import dataset_for, history_stamp, history_view, load_data
+from . import livemap, state
+from .cache import dataset_for, history_view, load_data
 from .figures import chart, elbo_figure, history_figure, kl_heat_figure, kl_parts_figure, loss_figure
 from .forms import ARCH_LABELS, FAMILY_LABELS, NEW_FORM_KEY, data_config, model_configs
 from .maps import label_groups
@@ -142,8 +142,7 @@ def curves_and_pictures(run_dir: Path, warn: bool = True, live: bool = False) ->
         if png:
             col.image(png, caption=caption, output_format="PNG")
     collapse_section(run_dir, epochs, warn)
-    if not live:  # while training, the history section sits outside the live panel (``run_panel``)
-        history_section(run_dir)
+    history_section(run_dir, live=live)
 
 
 def samples_caption(run_dir: Path) -> str:
@@ -170,7 +169,7 @@ def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> No
 
 
 HISTORY_CHART = "train_history_chart"
-HISTORY_SHOWN = "train_history_shown"  # (run, method, stamp) of the history the page last drew
+LIVE_MAP_KEY = "train_live_map"  # the live map's component (``ui.livemap``) while the run trains
 FOLLOW_KEY = "train_history_follow"  # the item the replay follows: its id in the probe's split
 
 
@@ -205,10 +204,11 @@ def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _vi
 def history_section(run_dir: Path, live: bool = False) -> None:
     """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after.
 
-    Never inside the live panel's fragment: redrawn every second there, its figure (2,000 items, every frame) cost
-    the server a quarter of a core to send again unchanged. While training, the live panel reruns the page when a
-    frame lands or UMAP frames are fitted (``run_panel`` notes what the page draws: ``history_drawn``), its note
-    with it; after training, a wait for the UMAP frames polls on its own."""
+    While training it is drawn inside the live panel's fragment (every second) by the browser (``ui.livemap``):
+    its bytes change only when a frame lands, so between frames it costs nothing, and a new frame glides in. A
+    Plotly figure of every frame (2,000 items), re-rendered per frame, took the browser about a second of CPU
+    each time, beside the training. After training, the Plotly replay; its wait for the UMAP frames polls on
+    its own."""
     st.subheader("Latent map as it trains")
     method = st.radio("Map", ["PCA", "UMAP"], key="train_history_method", horizontal=True,
                       help="PCA: each frame's principal plane, turned to match the frame before (milliseconds). UMAP: "
@@ -228,8 +228,12 @@ def history_section(run_dir: Path, live: bool = False) -> None:
     if view["umap_missing"]:
         (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, view)
     follow = followed_item(view["indices"])
-    fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
-    chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
+    if live:
+        follow = livemap.show(run_dir, view, names, follow, key=LIVE_MAP_KEY)
+        st.session_state[FOLLOW_KEY] = follow
+    else:
+        fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
+        chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
     frames = len(view["layouts"])
     st.caption(
         f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
@@ -237,7 +241,9 @@ def history_section(run_dir: Path, live: bool = False) -> None:
         + ("Each frame is a UMAP of the items' latent means started from the frame before's layout and turned to "
            "match it" if view["method"] == "umap" else "Each frame is a PCA of the items' latent means, turned to "
            "match the frame before")
-        + " (orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider; "
+        + " (orthogonal Procrustes), so an item stays put unless the model moved it. "
+        + ("New frames glide in as they land; Play or drag the slider to replay; " if live
+           else "Play or drag the slider; ")
         + (f"the ring follows item #{follow} (click another to follow it). " if follow is not None
            else "click an item to follow it across the frames. ")
         + ("Beside the map, the same prior samples decoded at each frame." if view["pictures"] else "")
@@ -247,19 +253,6 @@ def history_section(run_dir: Path, live: bool = False) -> None:
         file_name=f"{run_dir.name}-latent-history-{view['method']}.gif", mime="image/gif", icon=":material/download:",
         key="train_history_gif",
     )  # fmt: skip
-
-
-def history_drawn(run_dir: Path) -> None:
-    """Note the history the page draws in this run (``HISTORY_SHOWN``): its method and stamp now."""
-    method = str(st.session_state.get("train_history_method", "PCA")).lower()
-    st.session_state[HISTORY_SHOWN] = (str(run_dir), method, history_stamp(run_dir, method))
-
-
-def history_moved(shown: tuple) -> bool:
-    """Whether a run's history changed since the page drew ``shown`` (``HISTORY_SHOWN``): a frame landed, the first
-    one included, or UMAP frames were fitted."""
-    run, method, stamp = shown
-    return history_stamp(Path(run), method) != stamp
 
 
 def umap_note(run_dir: Path, view: dict) -> None:
@@ -295,8 +288,6 @@ def live_panel(run: str, epochs: int) -> None:
     if msg := st.session_state.pop(RUN_ERROR_KEY, None):
         st.error(msg)
     curves_and_pictures(run_dir, live=True)
-    if (shown := st.session_state.get(HISTORY_SHOWN)) and shown[0] == run and history_moved(shown):
-        st.rerun()  # a new frame of the latent map (or its UMAP): the page draws it below this panel
 
 
 def final_panel(run_dir: Path, status: dict, epochs: int) -> None:
@@ -338,8 +329,6 @@ def run_panel(run_dir: Path, status: dict) -> None:
     except (ValueError, FileNotFoundError):
         epochs = status.get("epoch", 0)
     if status.get("state") in jobs.ACTIVE_STATES:
-        history_drawn(run_dir)  # this run of the page draws the history as it is now (below the live panel)
         live_panel(str(run_dir), epochs)
-        history_section(run_dir, live=True)  # outside the live panel: drawn again when a frame lands
     else:
         final_panel(run_dir, status, epochs)

@@ -40,6 +40,22 @@ def history_in_page(page) -> dict:
     )
 
 
+def live_map_in_page(live) -> dict:
+    """The live latent map (``ui.livemap``) as the browser shows it: its frames, the first label's first items'
+    x in the frame it shows, and how many of its canvas's pixels are painted in a colour (not grey, not blank)."""
+    return live.evaluate(
+        """(e) => { const s = (e.parentElement || e.parentNode).__liveMap;
+            const c = s.canvas, px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let painted = 0;
+            for (let i = 0; i < px.length; i += 4) {
+                const spread = Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]);
+                if (px[i + 3] > 0 && spread > 40) painted++;
+            }
+            const first = s.members[0].slice(0, 5).map((i) => s.pos[2 * i]); // as the replay's first trace has them
+            return { frames: s.data.layouts.length, last: first, painted }; }"""
+    )
+
+
 def open_train(page, app_url: str) -> None:
     """Home, then the Train link: the way a person arrives (and how app.py's navigation runs the page)."""
     page.goto(app_url)
@@ -111,13 +127,16 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert jobs.refresh_status(runs_dir / RUN)["state"] == "paused"
     page.get_by_text("Samples decoded from the prior").wait_for()  # the run's pictures are shown
     page.get_by_text("Test items (top row) and their reconstructions").wait_for()
-    # loss and ELBO curves, KL per dimension and epoch, the latent map's history; waits out stale copies
-    expect(page.locator(".js-plotly-plot")).to_have_count(4)
+    # loss and ELBO curves, KL per dimension and epoch (Plotly); the latent map, drawn by the page; waits out
+    # stale copies
+    expect(page.locator(".js-plotly-plot")).to_have_count(3)
     page.get_by_role("heading", name="Latent map as it trains").wait_for()
+    live = page.locator("[data-live-map]")
+    expect(live).to_have_attribute("data-shown", re.compile(r"\d+"))
     shot(page, "train-paused")
-    page.wait_for_function(f"() => ({FRAMES_JS})() >= 1")
-    paused_map = history_in_page(page)
+    paused_map = live_map_in_page(live)
     assert 1 <= paused_map["frames"] <= EPOCHS  # the map so far: before training and each epoch done
+    assert paused_map["painted"] > 300  # its points are on the canvas (coloured pixels)
 
     page.get_by_role("button", name="Resume").click()
     deadline = time.time() + 45

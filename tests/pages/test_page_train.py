@@ -7,16 +7,18 @@ import io
 import json
 import os
 import shutil
+import struct
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest import open_app, shown
+from apptest import open_app, page_components, shown
 from PIL import Image
 from specs import array
 from streamlit.testing.v1 import AppTest
 
+from ui import livemap
 from ui.forms import NEW_FORM_KEY
 from vae.runs import folder as rf
 from vae.runs import jobs
@@ -486,12 +488,28 @@ def test_each_family_trains_on_fashion_mnist_through_the_train_page(runs, fashio
         assert parts == []
 
 
-def test_while_training_the_latent_map_is_drawn_outside_the_live_panel_and_again_when_a_frame_lands(runs):
-    """The live panel reruns every second; the latent map's figure (every frame, 2,000 items on Fashion-MNIST) is
-    drawn outside it, by the page, and drawn again only when its history changed: a frame landed."""
+def live_map(at: AppTest) -> dict | None:
+    """The Train page's live latent map (``ui.livemap``) as its bytes carry it: the JSON, and the layouts as an
+    array (frames, items, 2); None when it is not drawn."""
+    for el in page_components(at):
+        data = el.proto.bytes
+        if data[:8] == livemap.MAGIC:
+            (length,) = struct.unpack("<I", data[8:12])
+            meta = json.loads(data[12 : 12 + length])
+            start = 12 + length + (-(12 + length) % 4)
+            meta["layouts"] = np.frombuffer(data[start:], dtype="<f4").reshape(-1, len(meta["ids"]), 2)
+            meta["bytes"] = data
+            return meta
+    return None
+
+
+def test_while_training_the_browser_draws_the_latent_map_and_it_changes_only_when_a_frame_lands(runs):
+    """The live panel reruns every second; the latent map in it is the browser's (``ui.livemap``): its bytes hold
+    every frame so far, the same bytes while nothing lands (Streamlit sends an unchanged element once), and a
+    frame more once one lands. No Plotly figure of the frames is built while training."""
     import shutil as sh
 
-    from ui import training
+    from vae.analysis import history
 
     run = runs / "digits-small"
     status = rf.read_status(run)
@@ -502,16 +520,23 @@ def test_while_training_the_latent_map_is_drawn_outside_the_live_panel_and_again
     try:
         at = open_train(runs)
         assert any(p.proto.text for p in at.get("progress")), "the live panel is on the page"
-        assert len(history_spec(at)["frames"]) == 16
-        shown = at.session_state[training.HISTORY_SHOWN]
-        assert shown[0] == str(run) and shown[1] == "pca"
-        assert not training.history_moved(shown)  # nothing new: the live panel leaves the map alone
-        sh.copyfile(paths[-1], landed)  # a frame lands
-        assert training.history_moved(shown)  # ... so the live panel reruns the page
+        assert history_spec(at) is None  # no Plotly replay while training
+        drawn = live_map(at)
+        assert drawn is not None and drawn["layouts"].shape == (16, 360, 2)
+        frames, (indices, labels, split) = history.frames(run), history.read_probe(run)
+        expected = history.align(history.frame_layouts(frames))
+        np.testing.assert_array_equal(drawn["layouts"], np.stack(expected).astype(np.float32))
+        assert drawn["ids"] == indices.tolist() and split == "test"
+        assert [drawn["groups"][g]["name"] for g in drawn["labels"]] == [str(y) for y in labels]  # digits: 0-9
+        assert drawn["axis"] == "aligned PCA" and drawn["follow"] is None
+        assert len(drawn["captions"]) == 16 and len(drawn["pictures"]) == 16
         at.run()
-        assert len(history_spec(at)["frames"]) == 17
-        assert not training.history_moved(at.session_state[training.HISTORY_SHOWN])
+        assert live_map(at)["bytes"] == drawn["bytes"]  # nothing new: the same element
+        sh.copyfile(paths[-1], landed)  # a frame lands
+        at.run()
+        after = live_map(at)
+        assert after["layouts"].shape == (17, 360, 2)
+        np.testing.assert_array_equal(after["layouts"][:16], drawn["layouts"])  # the frames before stay put
     finally:
         landed.unlink(missing_ok=True)
         rf.write_status(run, status)
-    assert training.history_moved(at.session_state[training.HISTORY_SHOWN])  # a frame went: it changed again
