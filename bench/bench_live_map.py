@@ -3,17 +3,19 @@ and in UMAP, and what watching it costs the training.
 
     python -m bench live_map [--quick]
 
-A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs; ``--quick``: digits) runs into a
-fresh runs folder served by ``streamlit run app.py``; headless Chromium opens its Train page
-(``/train?run=NAME``) while it trains and, every 50 ms, notes when the latent-history chart gains a frame and when
-the ELBO chart gains an epoch (``performance.timeOrigin + performance.now()``: the same wall clock as the trainer's
-``time.time()`` on this machine). Latency of a frame: from the ``time`` the trainer wrote into it to the first check
-that sees it (up to 50 ms pessimistic). Baseline, in the same run: the ELBO curve's new point, from the ``time`` of
-the epoch's line in ``metrics.jsonl``; both are redrawn by the same polling fragment (every second), so the
-difference is what the map itself costs. Frames recorded before the page was open are left out. Then the same with
-the page's map in UMAP (each frame fitted by the map worker, started from the frame before): from a frame written to
-the page saying it is fitted. The training's pace (its epochs' examples per second, after the page opened) with
-each page open, against the same training with no page open, and the CPU each part used meanwhile (/proc).
+A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs, on the threads the app's form gives
+it here; ``--quick``: digits) runs into a fresh runs folder served by ``streamlit run app.py``; headless Chromium
+opens its Train page (``/train?run=NAME``) while it trains and, every 50 ms, notes when the live latent map
+(``ui/livemap``) gains a frame and when the ELBO chart gains an epoch (``performance.timeOrigin +
+performance.now()``: the same wall clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from
+the ``time`` the trainer wrote into it to the first check that sees it (up to 50 ms pessimistic). Baseline, in the
+same run: the ELBO curve's new point, from the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn
+by the same polling fragment (every second), so the difference is what the map itself costs. Frames recorded
+before the page was open are left out. Then the same with the page's map in UMAP (each frame fitted by the map
+worker, started from the frame before): from a frame written to the page saying it is fitted. The training's pace
+(its epochs' examples per second, after the page opened) with each page open, against the same training with no
+page open, and the CPU each part used meanwhile (/proc); where the form leaves a core to the page, the same
+training on every core too, alone and watched in UMAP.
 Asserts nothing.
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from bench import common
 from harness.serving import chromium, missing_browser, start_app, stop_server, wait_healthy, wait_idle
 from vae.analysis import history
+from vae.config import preset, watched_threads
 from vae.runs import folder as rf
 
 TITLE = "## The live latent map: from a frame written to a frame on screen"
@@ -36,12 +39,22 @@ RUN = "live"
 WATCH = r"""() => {
     window.__live = [];
     const plots = () => [...document.querySelectorAll('.js-plotly-plot')];
-    const frames = (g) => (g._transitionData && g._transitionData._frames ? g._transitionData._frames.length : 0);
     const isElbo = (g) => g._fullLayout && String((g._fullLayout.title || {}).text).includes('ELBO per epoch');
+    let map = null; // the live map (ui/livemap): in its component's shadow root
+    const liveMap = () => {
+        if (map && map.isConnected) return map;
+        map = document.querySelector('[data-live-map]');
+        for (const host of document.querySelectorAll('.stBidiComponent *, [data-testid] *')) {
+            if (map) break;
+            if (host.shadowRoot) map = host.shadowRoot.querySelector('[data-live-map]');
+        }
+        return map;
+    };
     const count = () => {
-        const map = plots().find(frames);
+        const live = liveMap();
         const elbo = plots().find(isElbo);
-        return [map ? frames(map) : 0, elbo && elbo._fullData[0] ? elbo._fullData[0].x.length : 0];
+        const points = elbo && elbo._fullData[0] ? elbo._fullData[0].x.length : 0;
+        return [live ? Number(live.dataset.frames || 0) : 0, points];
     };
     const fitted = (frames) => { // UMAP frames fitted: the note says how many while some are missing
         const note = [...document.querySelectorAll('[data-testid="stAlert"]')].map((e) => e.innerText)
@@ -114,13 +127,15 @@ def cpu_by_part(training: int, server: int) -> dict[str, float]:
     return {name: sum(procs[p][1] for p in pids) for name, pids in parts.items()}
 
 
-def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None, server: int = 0) -> dict:
-    """One training of ``data`` into ``runs``; with ``method`` ("PCA" or "UMAP") its Train page open in Chromium,
-    watched until it ends. Returns the page's events, when watching began, the frames' and epoch lines' times and
-    the training's examples per second over the epochs that ended after the page opened."""
-    name = f"{RUN}-{(method or 'alone').lower()}"
+def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None, server: int = 0,
+                  threads: int = 1) -> dict:  # fmt: skip
+    """One training of ``data`` into ``runs`` on ``threads`` torch threads; with ``method`` ("PCA" or "UMAP") its
+    Train page open in Chromium, watched until it ends. Returns the page's events, when watching began, the
+    frames' and epoch lines' times and the training's examples per second over the epochs that ended after the
+    page opened."""
+    name = f"{RUN}-{(method or 'alone').lower()}-{threads}"
     cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs", str(epochs),
-           "--name", name, "--json"]  # fmt: skip
+           "--name", name, "--threads", str(threads), "--json"]  # fmt: skip
     training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
     events, since, cpu = [], time.time() * 1000, {}
@@ -172,15 +187,21 @@ def run(quick: bool = False) -> str:
         return f"{TITLE}\n\nSkipped: missing {' and '.join(missing)}.\n"
     data = "digits" if quick or not common.fashion_available() else "fashion-mnist"
     epochs = 40 if data == "digits" else 15
+    cores = os.cpu_count() or 1
+    threads = watched_threads(preset(data).train.threads)  # as the Train page's form starts it here
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         runs = Path(tmp)
         with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)):
             url, proc = start_app(runs)
             try:
                 wait_healthy(url, proc)
-                alone = train_watched(runs, url, data, epochs, None)  # the baseline pace: no page open
-                pca = train_watched(runs, url, data, epochs, "PCA", proc.pid)
-                umap = train_watched(runs, url, data, epochs, "UMAP", proc.pid)
+                alone = train_watched(runs, url, data, epochs, None, threads=threads)  # the baseline: no page open
+                pca = train_watched(runs, url, data, epochs, "PCA", proc.pid, threads)
+                umap = train_watched(runs, url, data, epochs, "UMAP", proc.pid, threads)
+                every = {}  # the same with every core on the training, as before the app left one to the page
+                if threads != cores:
+                    every["alone"] = train_watched(runs, url, data, epochs, None, threads=cores)
+                    every["UMAP"] = train_watched(runs, url, data, epochs, "UMAP", proc.pid, cores)
             finally:
                 stop_server(proc)
     rows = [
@@ -191,15 +212,20 @@ def run(quick: bool = False) -> str:
         ["ELBO curve: epoch line written → point on screen (baseline)",
          *stats(latencies(pca["events"], pca["epochs"], 2, pca["since"]))],
     ]  # fmt: skip
-    pace = [["no page open (baseline)", f"{alone['pace']:,.0f}", "1.00"]] + [
-        [f"the Train page open, map in {name}", f"{arm['pace']:,.0f}", f"{arm['pace'] / alone['pace']:.2f}"]
+    pace = [[f"{threads} thread{'s' * (threads > 1)}: no page open (baseline)", f"{alone['pace']:,.0f}", "1.00", "–"]]
+    pace += [
+        [f"{threads} thread{'s' * (threads > 1)}: the Train page open, map in {name}", f"{arm['pace']:,.0f}",
+         f"{arm['pace'] / alone['pace']:.2f}", f"{arm['pace'] / every['alone']['pace']:.2f}" if every else "–"]
         for name, arm in (("PCA", pca), ("UMAP", umap))
-    ]
+    ]  # fmt: skip
+    if every:
+        pace += [[f"{cores} threads (every core): no page open", f"{every['alone']['pace']:,.0f}", "–", "1.00"],
+                 [f"{cores} threads (every core): the Train page open, map in UMAP", f"{every['UMAP']['pace']:,.0f}",
+                  "–", f"{every['UMAP']['pace'] / every['alone']['pace']:.2f}"]]  # fmt: skip
     parts = ["training", "server", "map worker", "browser"]
-    cpu = [
-        [f"map in {name}", *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)]
-        for name, arm in (("PCA", pca), ("UMAP", umap))
-    ]
+    arms = [(f"{threads} thread{'s' * (threads > 1)}, map in PCA", pca), (f"{threads} thread{'s' * (threads > 1)}, "
+             "map in UMAP", umap)] + ([(f"{cores} threads, map in UMAP", every["UMAP"])] if every else [])  # fmt: skip
+    cpu = [[name, *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)] for name, arm in arms]
     return (
         f"{TITLE}\n\n"
         f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
@@ -208,9 +234,19 @@ def run(quick: bool = False) -> str:
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
         + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
         "Frames and epochs written before the page was open are left out.\n\n"
-        + common.table(["the same training", "examples per second", "vs no page"], pace)
-        + "\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, three "
-        "trainings one after the other in the same run.\n\n"
+        + common.table(
+            [
+                "the same training",
+                "examples per second",
+                f"vs {threads} thread{'s' * (threads > 1)}, no page",
+                f"vs {cores} threads, no page",
+            ],
+            pace,
+        )
+        + f"\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, each "
+        f"training one after the other in the same run. The app starts a training on {threads} thread"
+        f"{'s' * (threads > 1)} here (``vae.config.watched_threads``: a core left to the page and its browser); "
+        "the rows on every core are the baseline from before that.\n\n"
         + common.table(["while watched: CPU cores busy, on average", *parts], cpu)
         + "\n\nFrom /proc while the page was open: each part with its processes (the server's map worker apart; "
         "the browser: Playwright's driver and Chromium); 2 cores in all.\n\n"

@@ -6,12 +6,11 @@ newest values; they raise a ``ValueError`` sentence for values that make no vali
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import streamlit as st
 
-from vae.config import CONV_SIZES, DataConfig, ModelConfig, TrainConfig, preset
+from vae.config import CONV_SIZES, DataConfig, ModelConfig, TrainConfig, preset, watched_threads
 from vae.data import Dataset
 from vae.data.sources import store_upload
 from vae.distributed import native_bf16
@@ -242,8 +241,7 @@ def model_configs(state, ds: Dataset) -> tuple[ModelConfig, TrainConfig, str]:
     if model_cfg.family == "iwae":
         train_cfg = train_cfg.replace(beta=1.0, warmup_epochs=0.0)
     procs = int(state.get("train_procs") or 1)
-    if procs > 1:  # the cores shared out among the processes
-        train_cfg = train_cfg.replace(threads=max(1, (os.cpu_count() or 1) // procs))
+    train_cfg = train_cfg.replace(threads=watched_threads(train_cfg.threads, procs))  # a core left to the page
     name = (state.get("train_name") or "").strip() or auto_name(ds, model_cfg)
     return model_cfg, train_cfg, name
 

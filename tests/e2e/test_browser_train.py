@@ -9,6 +9,7 @@ import time
 import pytest
 from browser import selected_run, shot, wait_idle
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
@@ -139,12 +140,18 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert paused_map["painted"] > 300  # its points are on the canvas (coloured pixels)
 
     page.get_by_role("button", name="Resume").click()
-    deadline = time.time() + 45
+    deadline, live_seen = time.time() + 45, []  # the live map's (frames, frame shown) as it trains
     while time.time() < deadline and not page.get_by_text("Training finished").count():
         text = progress_text(page)
         if text and text != seen[-1]:
             seen.append(text)
+        try:
+            live_seen.append(live.evaluate("(e) => [Number(e.dataset.frames), Number(e.dataset.shown)]", timeout=500))
+        except PlaywrightError:  # the page drew the finished run's replay instead
+            pass
         page.wait_for_timeout(200)
+    # the map gained frames while it trained, and glided to rest on the newest
+    assert any(frames > paused_map["frames"] and shown == frames - 1 for frames, shown in live_seen), live_seen
     page.get_by_text(f"Training finished: {EPOCHS} epochs").wait_for()
     wait_idle(page)
     assert len(set(seen)) >= 2, seen  # the text changed while training (running, then paused, ...)

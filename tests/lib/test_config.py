@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vae.config import DataConfig, ModelConfig, TrainConfig
+from vae.config import DataConfig, ModelConfig, TrainConfig, watched_threads
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,14 @@ def test_unknown_field_is_refused_by_name():
 def test_configs_are_frozen():
     with pytest.raises(AttributeError):
         TrainConfig().lr = 1.0  # type: ignore[misc]
+
+
+def test_a_training_the_app_starts_leaves_a_core_to_the_page_that_watches_it():
+    """One process keeps its threads but never takes every core (the server and the browser run on the one left);
+    several processes share the cores out; never fewer than one thread."""
+    assert watched_threads(2, cores=2) == 1  # this machine: the default MLP on 1 thread, the page on the other
+    assert watched_threads(2, cores=4) == 2  # cores to spare: as configured
+    assert watched_threads(8, cores=4) == 3
+    assert watched_threads(2, cores=1) == watched_threads(1, cores=2) == 1
+    assert watched_threads(2, procs=2, cores=8) == 4  # processes: the cores shared out, all of them
+    assert watched_threads(1, procs=3, cores=2) == 1
