@@ -145,6 +145,50 @@ def test_a_worker_that_cannot_start_raises_worker_gone(tmp_path, codes, worker, 
         worker.fit(tmp_path, "umap-none", codes, {"method": "umap"}, None, GRID)
 
 
+def test_a_background_child_runs_at_low_priority_in_a_scheduling_group_of_its_own():
+    """The map worker's start (``background_process``): nice 10, a session of its own, and where Linux groups
+    processes by session (autogroup), that group at the lowest priority, so the training and the browser, in
+    other sessions, go first."""
+    probe = ("import os, pathlib; g = pathlib.Path('/proc/self/autogroup'); "
+             "print(os.getpriority(os.PRIO_PROCESS, 0), os.getsid(0) == os.getpid(), "
+             "g.read_text().strip() if g.exists() else 'none')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+                         start_new_session=True, preexec_fn=umap_runtime.background_process).stdout  # fmt: skip
+    nice, own_session, group = out.strip().split(maxsplit=2)
+    assert int(nice) >= umap_runtime.BACKGROUND_NICE and own_session == "True"
+    if group != "none" and Path("/proc/sys/kernel/sched_autogroup_enabled").exists():
+        assert group.endswith("nice 19"), group
+
+
+@pytest.mark.slow
+def test_the_worker_ends_once_the_server_that_started_it_is_gone():
+    """Killed with its process group, the server takes no worker with it any more (the worker has a session of its
+    own): the worker sees its parent gone and ends, within seconds, even before it reads its stdin."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; from vae.projection.worker import MapWorker; "
+                               "print(MapWorker().start().pid, flush=True); time.sleep(120)"],
+        env=env, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        worker = int(server.stdout.readline())
+        assert Path(f"/proc/{worker}").exists()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # the server and its process group, as a closed terminal does
+        server.wait(timeout=10)
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(worker):
+        time.sleep(0.1)
+    assert not _alive(worker), "the map worker outlived its server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_the_servers_terminal_ends_the_worker_without_a_traceback(tmp_path):
     """Ctrl+C reaches the whole foreground process group: the worker must end, and quietly."""

@@ -284,6 +284,21 @@ class _ExactIndex:
 
 
 BACKGROUND_NICE = 10
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def background_process(nice: int = BACKGROUND_NICE) -> None:
+    """Lower a child process's CPU priority, before it runs (``Popen(preexec_fn=..., start_new_session=True)``).
+
+    Where Linux groups processes by session for scheduling (autogroup, the default on most desktops), a nice value
+    counts only against processes of the same session: the training (a session of its own) and the browser would
+    share the cores evenly with the server's session, the map worker's UMAP fits included, whatever its nice. So the
+    child, in a session of its own, also gives its session's group the lowest priority; elsewhere the nice value
+    does it alone."""
+    with contextlib.suppress(OSError):
+        os.nice(nice)
+    with contextlib.suppress(OSError):  # no autogroup here (not Linux, or switched off): nothing more to do
+        AUTOGROUP.write_text("19")
 
 
 def background_thread() -> None:
@@ -321,7 +336,8 @@ def warm_up_elsewhere(points: int) -> subprocess.Popen | None:
     code = f"from vae.projection.umap_runtime import warm_up; warm_up(points={int(points)}, for_disk=True)"
     try:
         return subprocess.Popen([sys.executable, "-c", code], env=child_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(19))  # fmt: skip
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=lambda: background_process(19))  # fmt: skip
     except OSError:
         return None
 

@@ -11,7 +11,10 @@ arguments); it answers with JSON lines on its stdout: ``{"progress": f, "message
 ``{"done": true}`` or ``{"error": sentence}``. The server reads the finished map from the run's map cache.
 A ``sequence`` job (``MapWorker.sequence``) fits frames that glide (``sequence.umap_sequence``: a run's latent
 history in UMAP), writing the layouts finished so far into the file the job names after each frame.
-The worker ends when its stdin closes (the server went away), and takes its compiling child with it.
+The worker runs in a session of its own, its session's scheduling group at the lowest priority
+(``umap_runtime.background_process``): below the training and the browser, whatever their sessions. It ends when
+its stdin closes or its parent is gone (the server went away: Ctrl+C in its terminal or a kill of its process
+group no longer reach it), and takes its compiling child with it.
 
 On a new machine the demo's first UMAP map needed the compile twice over before: a child compiled into the disk
 cache, then the server imported umap, loaded the compiled code and compiled the one kernel numba cannot keep on
@@ -27,13 +30,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from ..progress import Progress, report
-from .umap_runtime import BACKGROUND_NICE, FIRST_WARM_UP, SMALL_MAP, child_env
+from .umap_runtime import FIRST_WARM_UP, SMALL_MAP, background_process, child_env
 
 IDLE_BEFORE_LARGE = 20.0  # seconds without a map asked before the large path's compile starts (beside no fit)
 
@@ -70,7 +74,8 @@ class MapWorker:
             try:
                 self._proc = subprocess.Popen(
                     [sys.executable, "-m", "vae.projection.worker"], env=child_env(), stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, text=True, bufsize=1, preexec_fn=lambda: os.nice(BACKGROUND_NICE),
+                    stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+                    preexec_fn=background_process,  # below the training and the browser, whatever their session
                 )  # fmt: skip
             except OSError as e:
                 raise WorkerGone(f"the map worker could not start: {e}") from e
@@ -174,13 +179,15 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
         out.flush()
 
     import_umap()
+    global _compiling
     if not _asked(stdin):  # a map already waiting compiles the same code on its own codes, sooner
         warm_up(points=FIRST_WARM_UP)
     large = None  # the large-map path, compiled into the disk cache by a child once no map has been asked for a while
     try:
         while True:
             if large is None and not _asked(stdin, IDLE_BEFORE_LARGE):
-                large = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next idle spell
+                large = _compiling = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next
+                # idle spell
             line = stdin.readline()
             if not line:  # the server went away
                 break
@@ -224,7 +231,22 @@ def _fit_sequence(job: dict, progress: Progress) -> None:
                   progress, keep)  # fmt: skip
 
 
+_compiling: subprocess.Popen | None = None  # the child compiling the large-map path, while it does
+
+
+def _end_with(parent: int, every: float = 0.5) -> None:
+    """(A thread.) End this process, and its compiling child, once the server that started it is gone. In a
+    session of its own (``umap_runtime.background_process``), neither Ctrl+C in the server's terminal nor a kill of
+    the server's process group reaches it, and in a fit it reads no stdin to find the server gone."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    if _compiling is not None and _compiling.poll() is None:
+        _compiling.kill()
+    os._exit(0)
+
+
 def main() -> None:
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True, name="end-with-server").start()
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")  # the answers; anything printed by libraries goes to stderr
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
