@@ -8,6 +8,7 @@ page shows its progress.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -359,14 +360,15 @@ def _history_view(path: str, stamp: tuple, method: str = "pca", umap_stamp: int 
         return None
     indices, labels, split = probe
     layouts = history.align(history.frame_layouts(frames))  # [(P, 2)] PCA (once per frame) + Procrustes
-    missing = 0
+    missing, fitted = 0, []
     if method == "umap":
         umap = history.umap_layouts(Path(path), fit_missing=False)  # the ones fitted so far (never fits here)
-        missing = sum(layout is None for layout in umap)
-        layouts = layouts if missing else umap
+        fitted = [layout for layout in umap if layout is not None]  # a prefix: the first frames, in order
+        missing, layouts = len(umap) - len(fitted), layouts if len(fitted) < len(umap) else umap
     return {"layouts": layouts, "labels": labels, "indices": indices, "split": split, "stamp": (stamp, umap_stamp),
             "captions": [history.caption(f) for f in frames], "pictures": history_pictures(frames),
-            "method": "umap" if method == "umap" and not missing else "pca", "umap_missing": missing}  # fmt: skip
+            "method": "umap" if method == "umap" and not missing else "pca", "umap_missing": missing,
+            "umap_fitted": fitted}  # fmt: skip
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -399,8 +401,6 @@ def _start_history_umap(run_dir: Path, stamp: tuple) -> tuple[float, str]:
 
 def history_pictures(frames: list) -> list[str] | None:
     """Each frame's decoded prior samples as a JPEG data URI for the replay (``vae.analysis.history.sample_jpegs``)."""
-    import base64
-
     jpegs = history.sample_jpegs(frames)
     return None if jpegs is None else ["data:image/jpeg;base64," + base64.b64encode(j).decode() for j in jpegs]
 

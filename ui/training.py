@@ -226,7 +226,9 @@ def history_section(run_dir: Path, live: bool = False) -> None:
         except (ValueError, FileNotFoundError):
             names = [str(y) for y in range(int(labels.max()) + 1)]
     if view["umap_missing"]:
-        (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, view)
+        (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, {**view, "live": live})
+        if live and view["umap_fitted"]:  # the UMAP frames so far, gliding to each as it is fitted
+            view = fitted_so_far(view)
     follow = followed_item(view["indices"])
     if live:
         follow = livemap.show(run_dir, view, names, follow, key=LIVE_MAP_KEY)
@@ -257,9 +259,20 @@ def history_section(run_dir: Path, live: bool = False) -> None:
 
 def umap_note(run_dir: Path, view: dict) -> None:
     _, message = view.get("umap_progress", (0.0, "starting"))
-    st.info(f"UMAP frames: {len(view['layouts']) - view['umap_missing']} of {len(view['layouts'])} fitted; the rest "
-            f"are being fitted in the background ({message}), and the PCA frames stand in meanwhile.",
-            icon=":material/hourglass_top:")  # fmt: skip
+    fitted, n = len(view["layouts"]) - view["umap_missing"], len(view["layouts"])
+    shown = "the map shows those so far" if fitted and view.get("live") else "the PCA frames stand in meanwhile"
+    st.info(f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted in the background ({message}), and "
+            f"{shown}.", icon=":material/hourglass_top:")  # fmt: skip
+
+
+def fitted_so_far(view: dict) -> dict:
+    """A history view in UMAP while some frames wait for theirs: the frames fitted so far (their first ones).
+    The live map shows these rather than every frame in PCA, which it would have to swap for UMAP's places
+    whenever the fits catch up, and back at the next frame."""
+    k = len(view["umap_fitted"])
+    pictures = view["pictures"][:k] if view["pictures"] else None
+    return {**view, "layouts": view["umap_fitted"], "captions": view["captions"][:k], "pictures": pictures,
+            "method": "umap", "umap_missing": 0}  # fmt: skip
 
 
 def umap_waiting(run_dir: Path, view: dict) -> None:

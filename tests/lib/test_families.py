@@ -280,7 +280,7 @@ def test_a_conditional_vae_on_fashion_mnist_draws_the_class_it_is_given(tmp_path
     pixels = ds.x_train[:3000].flatten(1).numpy()
     judge = LogisticRegression(max_iter=100).fit(pixels, ds.y_train[:3000].numpy())
     assert judge.score(ds.x_test.flatten(1).numpy(), ds.y_test.numpy()) > 0.75  # a judge worth asking
-    train_cfg = TrainConfig(epochs=15, batch_size=128, lr=2e-3, beta=5.0, threads=2, probe_size=0)
+    train_cfg = TrainConfig(epochs=15, batch_size=128, lr=2e-3, beta=5.0, threads=1, probe_size=0)
     run = new_run(tmp_path, "f-cvae", ds, cfg, latent_dim=8, hidden=(256,), family="cvae", train_cfg=train_cfg)
     assert train(run, dataset=ds)["state"] == "finished"
     model = rf.load_model(run)

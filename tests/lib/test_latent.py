@@ -133,7 +133,7 @@ def fashion_model(fashion_mnist, tmp_path_factory):
     cfg = DataConfig(name="fashion-mnist", max_train=10_000, max_test=2_000)
     ds = load_dataset(cfg)
     run = new_run(tmp_path_factory.mktemp("runs"), "fashion", ds, cfg, latent_dim=10,
-                  train_cfg=TrainConfig(epochs=3, threads=2, probe_size=0))  # fmt: skip
+                  train_cfg=TrainConfig(epochs=3, threads=1, probe_size=0))  # fmt: skip
     assert train(run, dataset=ds)["state"] == "finished"
     return rf.load_model(run).eval(), ds
 

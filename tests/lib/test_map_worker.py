@@ -60,6 +60,15 @@ def test_the_worker_fits_the_map_this_process_would_and_reports_progress(tmp_pat
     np.testing.assert_array_equal(theirs.embedding_, ours.embedding_)  # one seed, one thread: the same map
     np.testing.assert_allclose(theirs.grid_codes_, ours.grid_codes_, atol=1e-5)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["umap-digits.npz"]  # the codes' file is gone
+    # a run's history in UMAP: each frame comes back as soon as it is fitted, not all of them at the end
+    frames = [codes[:150] * (1.0 + 0.1 * k) for k in range(3)]  # three frames of the same 150 items
+    events = []
+    got = worker.sequence(frames, seed=0, progress=lambda f, m: events.append(("said", m)),
+                          on_layout=lambda i, layout: events.append(("layout", i)))  # fmt: skip
+    assert [e for e in events if e[0] == "layout"] == [("layout", 0), ("layout", 1), ("layout", 2)]
+    last_frame = events.index(("said", "UMAP of frame 3 of 3"))
+    assert ("layout", 0) in events[:last_frame] and ("layout", 1) in events[:last_frame], events
+    assert len(got) == 3 and all(layout.shape == (150, 2) and np.isfinite(layout).all() for layout in got)
 
 
 @pytest.mark.slow

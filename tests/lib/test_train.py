@@ -127,7 +127,7 @@ def test_one_epoch_on_a_fashion_mnist_subset(tmp_path, fashion_mnist):
     cfg = DataConfig(name="fashion-mnist", max_train=6000, max_test=1000)
     ds = load_dataset(cfg)
     assert ds.item_shape == (1, 28, 28) and len(ds.x_train) == 6000
-    run = make_run(tmp_path, ds, cfg, model={"latent_dim": 20, "hidden": (400,)}, batch_size=128, threads=2)
+    run = make_run(tmp_path, ds, cfg, model={"latent_dim": 20, "hidden": (400,)}, batch_size=128, threads=1)
     status = train(run)  # loads the data itself, as the background worker does
     assert status["state"] == "finished", status
     e = [m for m in rf.read_metrics(run) if m["type"] == "epoch"][0]

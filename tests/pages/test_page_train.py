@@ -540,3 +540,34 @@ def test_while_training_the_browser_draws_the_latent_map_and_it_changes_only_whe
     finally:
         landed.unlink(missing_ok=True)
         rf.write_status(run, status)
+
+
+def test_while_some_umap_frames_wait_the_live_map_shows_those_fitted_so_far(runs, monkeypatch):
+    """In UMAP while training, the frames whose UMAP is fitted are what the live map shows (gliding to each as it
+    lands), with a note of how many wait; not every frame in PCA, which it would have to swap for UMAP's places
+    whenever the fits catch up."""
+    from ui import cache
+    from vae.analysis import history
+
+    run = runs / "digits-small"
+    status = rf.read_status(run)
+    rf.write_status(run, {**status, "state": "paused", "epoch": 3, "step": 60, "total_steps": 300,
+                          "pid": os.getpid(), "updated": time.time()})  # fmt: skip
+    n = len(history.frames(run))
+    pca = history.align(history.frame_layouts(history.frames(run)))
+    fitted = [10.0 * layout + k for k, layout in enumerate(pca[:5])]  # stand-ins for the first 5 frames' UMAP
+    monkeypatch.setattr(history, "umap_layouts", lambda *a, **k: fitted + [None] * (n - 5))
+    monkeypatch.setattr(cache, "_start_history_umap", lambda *a, **k: (0.3, "UMAP of frame 6"))  # no real fit
+    try:
+        at = open_train(runs)
+        at.radio(key="train_history_method").set_value("UMAP").run()
+        assert not at.exception, at.exception
+        drawn = live_map(at)
+        assert drawn["method"] == "umap" and drawn["axis"] == "UMAP"
+        np.testing.assert_array_equal(drawn["layouts"], np.stack(fitted).astype(np.float32))
+        assert len(drawn["captions"]) == len(drawn["pictures"]) == 5
+        (note,) = [i.value for i in at.info if i.value.startswith("UMAP frames:")]
+        assert note.startswith(f"UMAP frames: 5 of {n} fitted") and "the map shows those so far" in note, note
+        assert any("5 frames" in c.value and "Each frame is a UMAP" in c.value for c in at.caption)
+    finally:
+        rf.write_status(run, status)

@@ -103,20 +103,25 @@ class MapWorker:
         self, codes: list[np.ndarray], start: np.ndarray | None = None, seed: int = 0,
         progress: Progress | None = None, on_layout=None,
     ) -> list[np.ndarray]:  # fmt: skip
-        """``sequence.umap_sequence`` fitted by the worker: each layout reaches ``on_layout`` (in this process) once
-        the worker is done, or has ended; the ones it finished are kept either way. Errors as for ``fit``."""
+        """``sequence.umap_sequence`` fitted by the worker: each layout reaches ``on_layout`` (in this process) as
+        soon as the worker has written it (it rewrites its file after each frame and then says how far it got), so
+        a run's history gains its UMAP frames one by one; the ones it finished are kept if it ends. Errors as for
+        ``fit``."""
         with self._lock, tempfile.TemporaryDirectory(prefix="umap-sequence-") as tmp:
             job_file, out_file = Path(tmp) / "codes.npz", Path(tmp) / "layouts.npy"
             extra = {} if start is None else {"start": np.asarray(start)}
             np.savez(job_file, codes=np.stack([np.asarray(c) for c in codes]), **extra)
+            done: list[np.ndarray] = []
+
+            def relay(fraction: float, message: str) -> None:  # the frames written so far, then the news
+                _deliver(out_file, done, on_layout)
+                report(progress, fraction, message)
+
             try:
-                self._run({"sequence": str(job_file), "out": str(out_file), "seed": seed}, progress)
+                self._run({"sequence": str(job_file), "out": str(out_file), "seed": seed}, relay)
             finally:
-                done = np.load(out_file, allow_pickle=False) if out_file.is_file() else np.zeros((0, 0, 2))
-                for i, layout in enumerate(done):
-                    if on_layout is not None:
-                        on_layout(i, layout)
-            return list(done)
+                _deliver(out_file, done, on_layout)
+            return done
 
     def _run(self, job: dict, progress: Progress | None) -> None:
         """Send ``job`` to the worker and relay its progress until it is done (the caller holds the lock)."""
@@ -146,6 +151,18 @@ class MapWorker:
                     self._proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
+
+
+def _deliver(out_file: Path, done: list, on_layout) -> None:
+    """Append the layouts ``out_file`` holds past ``done`` to it, each handed to ``on_layout(i, layout)``. The
+    worker replaces the file whole (``os.replace``), so it is read either before or after a frame, never during."""
+    if not out_file.is_file():
+        return
+    layouts = np.load(out_file, allow_pickle=False)
+    for i in range(len(done), len(layouts)):
+        done.append(layouts[i])
+        if on_layout is not None:
+            on_layout(i, layouts[i])
 
 
 def _parse(line: str) -> dict:
