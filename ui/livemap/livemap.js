@@ -59,6 +59,8 @@ function build(root) {
   const row = element("div", "llm-row", box);
   const stage = element("div", "llm-stage", row);
   s.canvas = element("canvas", "llm-canvas", stage);
+  s.canvas.setAttribute("role", "img");
+  s.canvas.setAttribute("aria-label", "the latent map as it trains: each point an item, coloured by its label");
   s.tip = element("div", "llm-tip", stage);
   s.tip.hidden = true;
   const side = element("figure", "llm-side", row);
