@@ -10,7 +10,7 @@ opens its Train page (``/train?run=NAME``) while it trains and, every 50 ms, not
 performance.now()``: the same wall clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from
 the ``time`` the trainer wrote into it to the first check that sees it (up to 50 ms pessimistic). Baseline, in the
 same run: the ELBO curve's new point, from the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn
-by the same polling fragment (every second), so the difference is what the map itself costs. Frames recorded
+by the same polling fragment (every ``LIVE_EVERY_S``), so the difference is what the map itself costs. Frames recorded
 before the page was open are left out. Then the same with the page's map in UMAP (each frame fitted by the map
 worker, started from the frame before): from a frame written to the page saying it is fitted. The training's pace
 (its epochs' examples per second, after the page opened) with each page open, against the same training with no
@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench import common
 from harness.serving import chromium, missing_browser, start_app, stop_server, wait_healthy, wait_idle
+from ui.training import LIVE_EVERY_S
 from vae.analysis import history
 from vae.config import preset, watched_threads
 from vae.runs import folder as rf
@@ -229,8 +230,8 @@ def run(quick: bool = False) -> str:
     return (
         f"{TITLE}\n\n"
         f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
-        "page in headless Chromium; the page polls the run's files every second. In UMAP, the map worker fits each "
-        "new frame from the one before, in the background, while the training runs beside it.\n\n"
+        f"page in headless Chromium; the page polls the run's files every {LIVE_EVERY_S:g} s. In UMAP, the map "
+        "worker fits each new frame from the one before, in the background, while the training runs beside it.\n\n"
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
         + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
         "Frames and epochs written before the page was open are left out.\n\n"

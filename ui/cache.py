@@ -344,7 +344,7 @@ def history_view(run_dir: Path, method: str = "pca") -> dict | None:
 
 def history_stamp(run_dir: Path, method: str = "pca") -> tuple[tuple[int, int], int] | None:
     """What ``history_view`` is made from (the frames' count and last time, the UMAP file's time or 0), or None:
-    a folder listing and two stats, for the live panel's every second. The view is the same while this is."""
+    a folder listing and two stats, for the live panel's every poll. The view is the same while this is."""
     paths = history.frame_paths(run_dir)
     if not paths:
         return None

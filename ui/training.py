@@ -1,5 +1,5 @@
 """Start, steer and watch a run from the Train page: the Start callback, pause / resume / stop, and the run's
-live panel (a fragment polling the run folder every second) or its final panel.
+live panel (a fragment polling the run folder every ``LIVE_EVERY_S`` seconds) or its final panel.
 
 The training runs in its own process (``vae.runs.jobs``); these panels only read the run folder's files, so
 closing the tab does not stop it and reloading the page finds it again.
@@ -28,6 +28,10 @@ from .runtime import runs_root
 ERROR_KEY = "train_error"  # a refused start, shown beside the Start button
 RUN_ERROR_KEY = "train_run_error"  # a refused pause / resume / stop, shown in the run panel
 WATCHED_KEY = "train_watched"  # the run whose live panel this session showed last
+# How often the live panel reads the run folder. Each poll costs the browser (software rendering on 2 cores) its
+# reruns and the curves' redraws beside the training: polled every second, a watched 1-thread training kept 0.85 of
+# its pace; every 2 s, 0.94 (`python -m bench live_map`), its ELBO points on screen 1.3 s after they land, not 0.8.
+LIVE_EVERY_S = 2.0
 
 
 def duration(seconds: float | None) -> str:
@@ -192,7 +196,7 @@ def followed_item(ids) -> int | None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _view: dict):
-    """The replay's figure, built once per new frame (or followed item): the live panel polls every second, and
+    """The replay's figure, built once per new frame (or followed item): its wait for UMAP polls every second, and
     building 15 frames' figure took 160 ms each time."""
     labels = _view["labels"]
     groups = label_groups(labels, list(names) or None, len(_view["indices"]))
@@ -204,7 +208,7 @@ def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _vi
 def history_section(run_dir: Path, live: bool = False) -> None:
     """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after.
 
-    While training it is drawn inside the live panel's fragment (every second) by the browser (``ui.livemap``):
+    While training it is drawn inside the live panel's fragment (every 2 s) by the browser (``ui.livemap``):
     its bytes change only when a frame lands, so between frames it costs nothing, and a new frame glides in. A
     Plotly figure of every frame (2,000 items), re-rendered per frame, took the browser about a second of CPU
     each time, beside the training. After training, the Plotly replay; its wait for the UMAP frames polls on
@@ -283,9 +287,9 @@ def umap_waiting(run_dir: Path, view: dict) -> None:
     umap_note(run_dir, now)
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=LIVE_EVERY_S)
 def live_panel(run: str, epochs: int) -> None:
-    """Polls the run's files every second; reruns the whole page once training ends."""
+    """Polls the run's files every ``LIVE_EVERY_S`` seconds; reruns the whole page once training ends."""
     run_dir = Path(run)
     status = jobs.refresh_status(run_dir)
     if status.get("state") not in jobs.ACTIVE_STATES:

@@ -504,7 +504,7 @@ def live_map(at: AppTest) -> dict | None:
 
 
 def test_while_training_the_browser_draws_the_latent_map_and_it_changes_only_when_a_frame_lands(runs):
-    """The live panel reruns every second; the latent map in it is the browser's (``ui.livemap``): its bytes hold
+    """The live panel reruns every 2 s; the latent map in it is the browser's (``ui.livemap``): its bytes hold
     every frame so far, the same bytes while nothing lands (Streamlit sends an unchanged element once), and a
     frame more once one lands. No Plotly figure of the frames is built while training."""
     import shutil as sh

@@ -1,6 +1,6 @@
 """The Train page's latent map while its run trains, drawn by the browser (livemap.js beside this file).
 
-Mounted inside the live panel's fragment (which polls the run folder every second) with the frames so far as
+Mounted inside the live panel's fragment (which polls the run folder every 2 s) with the frames so far as
 bytes (``frames_bytes``): they change only when a frame lands or the UMAP frames are fitted, and Streamlit sends
 an unchanged element once, so between frames neither the server nor the browser does anything for the map. On a
 new frame the browser glides the items to their new places; the slider and Play replay the frames; a click
@@ -56,7 +56,7 @@ def frames_bytes(view: dict, names: list[str] | None, follow: int | None) -> byt
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _bytes(path: str, stamp: tuple, method: str, names: tuple, follow: int | None, _view: dict) -> bytes:
-    """``frames_bytes`` once per new frame (the live panel asks every second)."""
+    """``frames_bytes`` once per new frame (the live panel asks at every poll)."""
     return frames_bytes(_view, list(names) or None, follow)
 
 

@@ -1,6 +1,6 @@
 // The Train page's latent map while the run trains, drawn by the browser on a canvas.
 //
-// The page's live panel polls the run folder every second; this mount's bytes change only when a frame lands (or
+// The page's live panel polls the run folder every 2 s; this mount's bytes change only when a frame lands (or
 // the UMAP frames are fitted), and Streamlit sends an unchanged element once, so the browser works only then: it
 // glides the items from where they are to the new frame's places in 600 ms and is idle until the next one. A
 // Plotly figure of every frame, rebuilt and re-rendered per frame, cost the browser about a second of CPU each time
