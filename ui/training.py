@@ -230,7 +230,10 @@ def history_section(run_dir: Path, live: bool = False) -> None:
         except (ValueError, FileNotFoundError):
             names = [str(y) for y in range(int(labels.max()) + 1)]
     if view["umap_missing"]:
-        (umap_note if live else st.fragment(run_every=1.0)(umap_waiting))(run_dir, {**view, "live": live})
+        if live:
+            umap_note(run_dir, view, live=True)
+        else:
+            st.fragment(run_every=1.0)(umap_waiting)(run_dir, view)
         if live and view["umap_fitted"]:  # the UMAP frames so far, gliding to each as it is fitted
             view = fitted_so_far(view)
     follow = followed_item(view["indices"])
@@ -261,10 +264,10 @@ def history_section(run_dir: Path, live: bool = False) -> None:
     )  # fmt: skip
 
 
-def umap_note(run_dir: Path, view: dict) -> None:
+def umap_note(run_dir: Path, view: dict, live: bool = False) -> None:
     _, message = view.get("umap_progress", (0.0, "starting"))
     fitted, n = len(view["layouts"]) - view["umap_missing"], len(view["layouts"])
-    shown = "the map shows those so far" if fitted and view.get("live") else "the PCA frames stand in meanwhile"
+    shown = "the map shows those so far" if fitted and live else "the PCA frames stand in meanwhile"
     st.info(f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted in the background ({message}), and "
             f"{shown}.", icon=":material/hourglass_top:")  # fmt: skip
 

@@ -197,14 +197,13 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
 
     import_umap()
     global _compiling
+    _compiling = None  # the large-map path, compiled into the disk cache by a child once no map was asked for a while
     if not _asked(stdin):  # a map already waiting compiles the same code on its own codes, sooner
         warm_up(points=FIRST_WARM_UP)
-    large = None  # the large-map path, compiled into the disk cache by a child once no map has been asked for a while
     try:
         while True:
-            if large is None and not _asked(stdin, IDLE_BEFORE_LARGE):
-                large = _compiling = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next
-                # idle spell
+            if _compiling is None and not _asked(stdin, IDLE_BEFORE_LARGE):
+                _compiling = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next idle spell
             line = stdin.readline()
             if not line:  # the server went away
                 break
@@ -226,8 +225,8 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
             else:
                 say(done=True)
     finally:
-        if large is not None and large.poll() is None:
-            large.kill()
+        if _compiling is not None and _compiling.poll() is None:
+            _compiling.kill()
 
 
 def _fit_sequence(job: dict, progress: Progress) -> None:
