@@ -213,9 +213,10 @@ def run(quick: bool = False) -> str:
         ["ELBO curve: epoch line written → point on screen (baseline)",
          *stats(latencies(pca["events"], pca["epochs"], 2, pca["since"]))],
     ]  # fmt: skip
-    pace = [[f"{threads} thread{'s' * (threads > 1)}: no page open (baseline)", f"{alone['pace']:,.0f}", "1.00", "–"]]
+    on = f"{threads} thread{'s' * (threads > 1)}"  # the threads the form gives the training here
+    pace = [[f"{on}: no page open (baseline)", f"{alone['pace']:,.0f}", "1.00", "–"]]
     pace += [
-        [f"{threads} thread{'s' * (threads > 1)}: the Train page open, map in {name}", f"{arm['pace']:,.0f}",
+        [f"{on}: the Train page open, map in {name}", f"{arm['pace']:,.0f}",
          f"{arm['pace'] / alone['pace']:.2f}", f"{arm['pace'] / every['alone']['pace']:.2f}" if every else "–"]
         for name, arm in (("PCA", pca), ("UMAP", umap))
     ]  # fmt: skip
@@ -224,8 +225,8 @@ def run(quick: bool = False) -> str:
                  [f"{cores} threads (every core): the Train page open, map in UMAP", f"{every['UMAP']['pace']:,.0f}",
                   "–", f"{every['UMAP']['pace'] / every['alone']['pace']:.2f}"]]  # fmt: skip
     parts = ["training", "server", "map worker", "browser"]
-    arms = [(f"{threads} thread{'s' * (threads > 1)}, map in PCA", pca), (f"{threads} thread{'s' * (threads > 1)}, "
-             "map in UMAP", umap)] + ([(f"{cores} threads, map in UMAP", every["UMAP"])] if every else [])  # fmt: skip
+    arms = [(f"{on}, map in PCA", pca), (f"{on}, map in UMAP", umap)]
+    arms += [(f"{cores} threads, map in UMAP", every["UMAP"])] if every else []
     cpu = [[name, *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)] for name, arm in arms]
     return (
         f"{TITLE}\n\n"
@@ -239,7 +240,7 @@ def run(quick: bool = False) -> str:
             [
                 "the same training",
                 "examples per second",
-                f"vs {threads} thread{'s' * (threads > 1)}, no page",
+                f"vs {on}, no page",
                 f"vs {cores} threads, no page",
             ],
             pace,
