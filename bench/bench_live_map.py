@@ -6,11 +6,12 @@ and in UMAP, and what watching it costs the training.
 A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs, on the threads the app's form gives
 it here; ``--quick``: digits) runs into a fresh runs folder served by ``streamlit run app.py``; headless Chromium
 opens its Train page (``/train?run=NAME``) while it trains and, every 50 ms, notes when the live latent map
-(``ui/livemap``) gains a frame and when the ELBO chart gains an epoch (``performance.timeOrigin +
-performance.now()``: the same wall clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from
-the ``time`` the trainer wrote into it to the first check that sees it (up to 50 ms pessimistic). Baseline, in the
-same run: the ELBO curve's new point, from the ``time`` of the epoch's line in ``metrics.jsonl``; both are redrawn
-by the same polling fragment (every ``LIVE_EVERY_S``), so the difference is what the map itself costs. Frames recorded
+(``ui/livemap``) gains a frame and when the live panel's ELBO curve (``ui/livepanel``) gains an epoch
+(``performance.timeOrigin + performance.now()``: the same wall clock as the trainer's ``time.time()`` on this
+machine). Latency of a frame: from the ``time`` the trainer wrote into it to the first check that sees it (up to
+50 ms pessimistic). Baseline, in the
+same run: the ELBO curve's new point, from the ``time`` of the epoch's line in ``metrics.jsonl``; the browser asks
+the run's feed for both every ``EVERY_S`` seconds, so the difference is what the map itself costs. Frames recorded
 before the page was open are left out. Then the same with the page's map in UMAP (each frame fitted by the map
 worker, started from the frame before): from a frame written to the page saying it is fitted. The training's pace
 (its epochs' examples per second, after the page opened) with each page open, against the same training with no
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from bench import common
 from harness.serving import chromium, missing_browser, start_app, stop_server, wait_healthy, wait_idle
-from ui.training import LIVE_EVERY_S
+from ui.livepanel import EVERY_S as LIVE_EVERY_S
 from vae.analysis import history
 from vae.config import preset, watched_threads
 from vae.runs import folder as rf
@@ -39,34 +40,25 @@ TITLE = "## The live latent map: from a frame written to a frame on screen"
 RUN = "live"
 WATCH = r"""() => {
     window.__live = [];
-    const plots = () => [...document.querySelectorAll('.js-plotly-plot')];
-    const isElbo = (g) => g._fullLayout && String((g._fullLayout.title || {}).text).includes('ELBO per epoch');
-    let map = null; // the live map (ui/livemap): in its component's shadow root
-    const liveMap = () => {
-        if (map && map.isConnected) return map;
-        map = document.querySelector('[data-live-map]');
+    const found = {}; // the live panel and the live map (ui/livepanel, ui/livemap): in their components' shadow roots
+    const inShadow = (selector) => {
+        if (found[selector] && found[selector].isConnected) return found[selector];
+        found[selector] = document.querySelector(selector);
         for (const host of document.querySelectorAll('.stBidiComponent *, [data-testid] *')) {
-            if (map) break;
-            if (host.shadowRoot) map = host.shadowRoot.querySelector('[data-live-map]');
+            if (found[selector]) break;
+            if (host.shadowRoot) found[selector] = host.shadowRoot.querySelector(selector);
         }
-        return map;
+        return found[selector];
     };
     const count = () => {
-        const live = liveMap();
-        const elbo = plots().find(isElbo);
-        const points = elbo && elbo._fullData[0] ? elbo._fullData[0].x.length : 0;
-        return [live ? Number(live.dataset.frames || 0) : 0, points];
-    };
-    const fitted = (frames) => { // UMAP frames fitted: the note says how many while some are missing
-        const note = [...document.querySelectorAll('[data-testid="stAlert"]')].map((e) => e.innerText)
-            .find((t) => t.includes('UMAP frames:'));
-        const m = note && note.match(/UMAP frames: (\d+) of/);
-        return m ? Number(m[1]) : frames;
+        const live = inShadow('[data-live-map]'), panel = inShadow('[data-live-panel]');
+        const frames = live ? Number(live.dataset.frames || 0) : 0;
+        const fitted = live && live.dataset.method === 'umap' ? frames : 0; // in UMAP: the frames fitted so far
+        return [frames, panel ? Number(panel.dataset.epochs || 0) : 0, fitted];
     };
     let last = [-1, -1, -1];
     const tick = () => {
         const now = count();
-        now.push(fitted(now[0]));
         if (now.some((v, i) => v !== last[i])) {
             window.__live.push([performance.timeOrigin + performance.now(), ...now]);
             last = now;
@@ -231,10 +223,11 @@ def run(quick: bool = False) -> str:
     return (
         f"{TITLE}\n\n"
         f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
-        f"page in headless Chromium; the page polls the run's files every {LIVE_EVERY_S:g} s. In UMAP, the map "
+        f"page in headless Chromium; the browser asks the run's feed for new rows and frames every {LIVE_EVERY_S:g} s. "
+        "In UMAP, the map "
         "worker fits each new frame from the one before, in the background, while the training runs beside it.\n\n"
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
-        + "\n\nBaseline: the ELBO curve's new point, drawn by the same polling fragment in the same run. "
+        + "\n\nBaseline: the ELBO curve's new point, polled as often, in the same run. "
         "Frames and epochs written before the page was open are left out.\n\n"
         + common.table(
             [

@@ -1,4 +1,5 @@
-"""What the app's server answers besides its pages: a large map's items' pictures, by HTTP, a few at a time.
+"""What the app's server answers besides its pages, by HTTP: a large map's items' pictures, a few at a time, and
+a training run's live feed.
 
 A map whose items are too many for their pixels to travel with it (``vae.web.mapgrid.thumbnail_scale``: past
 10,000 items, thumbnails or nothing) is *offered* here by the page that draws it (``offer``); the browser then asks
@@ -8,8 +9,15 @@ uint8 (0-255), item after item, in the order asked. A Streamlit rerun would take
 page; this takes a few milliseconds and touches nothing else.
 
 Only maps offered by a page of this server are answered (the last ``KEEP``), at most ``MOST_ROWS`` rows a request;
-anything else gets its status and a sentence. app.py hands ``ROUTES`` to ``st.App``; this module imports nothing
-heavy (no torch), as app.py's first lines must not.
+anything else gets its status and a sentence.
+
+``GET /api/live?id=<feed id>&part=...``: the Train page's live panel (``ui.livepanel``) and live map
+(``ui.livemap``) poll the run they show here every 2 s, while it trains, instead of rerunning the page: a feed is
+answered only once a page of this server offered it (``offer_feed``; the last ``KEEP_FEEDS``), by the function it
+gave, with the query's parameters.
+
+app.py hands ``ROUTES`` to ``st.App``; this module imports nothing heavy (no torch), as app.py's first lines must
+not.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import re
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -29,8 +37,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 ROUTE = "/api/items"
+FEED_ROUTE = "/api/live"
 MOST_ROWS = 64
 KEEP = 8
+KEEP_FEEDS = 16
 HEADER = struct.Struct("<4I")
 _ROWS = re.compile(rf"\d{{1,10}}(?:,\d{{1,10}}){{0,{MOST_ROWS - 1}}}")
 
@@ -40,7 +50,15 @@ class Offer(NamedTuple):
     pictures: Callable[[np.ndarray], np.ndarray]  # rows -> their items' pixels, uint8 (k, C, H, W)
 
 
+class Answer(NamedTuple):
+    status: int
+    body: bytes | str  # a sentence where status is not 200
+    media_type: str = "application/json"
+    headers: dict | None = None
+
+
 _offers: OrderedDict[str, Offer] = OrderedDict()
+_feeds: OrderedDict[str, Callable[[Mapping[str, str]], Answer]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -53,6 +71,29 @@ def offer(map_id: str, n: int, pictures: Callable[[np.ndarray], np.ndarray]) -> 
         while len(_offers) > KEEP:
             _offers.popitem(last=False)
     return ROUTE
+
+
+def offer_feed(feed_id: str, answer: Callable[[Mapping[str, str]], Answer]) -> str:
+    """Answer ``GET FEED_ROUTE?id=<feed_id>&...`` with ``answer(the query's parameters)`` from now on; the URL the
+    browser asks. The feed offered longest ago goes past ``KEEP_FEEDS``."""
+    with _lock:
+        _feeds[feed_id] = answer
+        _feeds.move_to_end(feed_id)
+        while len(_feeds) > KEEP_FEEDS:
+            _feeds.popitem(last=False)
+    return f"{FEED_ROUTE}?id={feed_id}"
+
+
+def feed(params: Mapping[str, str]) -> Answer:
+    """The answer to a request of a feed (its query's parameters, ``id`` naming the feed)."""
+    with _lock:
+        answer = _feeds.get(params.get("id") or "")
+    if answer is None:
+        return Answer(404, "No live feed of that name is open on a page of this server: reload the page.")
+    try:
+        return answer(params)
+    except (OSError, ValueError) as e:  # the run folder changed or broke under the page
+        return Answer(500, f"The run could not be read: {e}")
 
 
 def items(map_id: str | None, rows: str | None) -> tuple[int, bytes | str]:
@@ -96,13 +137,30 @@ def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
     return False
 
 
+def _foreign(request: Request) -> Response | None:
+    if host_allowed(request.headers.get("host"), st.get_option("server.allowedHosts") or []):
+        return None
+    return PlainTextResponse("This server answers its own host names only.", status_code=403)
+
+
 def _answer(request: Request) -> Response:
-    if not host_allowed(request.headers.get("host"), st.get_option("server.allowedHosts") or []):
-        return PlainTextResponse("This server answers its own host names only.", status_code=403)
+    if refused := _foreign(request):
+        return refused
     status, body = items(request.query_params.get("map"), request.query_params.get("rows"))
     if status != 200:
         return PlainTextResponse(str(body), status_code=status)
     return Response(body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [Route(ROUTE, _answer, methods=["GET"])]
+def _answer_feed(request: Request) -> Response:
+    if refused := _foreign(request):
+        return refused
+    answer = feed(request.query_params)
+    if answer.status not in (200, 204):
+        return PlainTextResponse(str(answer.body), status_code=answer.status)
+    body = answer.body if answer.status == 200 else b""
+    return Response(body, status_code=answer.status, media_type=answer.media_type,
+                    headers={"Cache-Control": "no-store", **(answer.headers or {})})  # fmt: skip
+
+
+ROUTES = [Route(ROUTE, _answer, methods=["GET"]), Route(FEED_ROUTE, _answer_feed, methods=["GET"])]

@@ -1,5 +1,6 @@
 """Start, steer and watch a run from the Train page: the Start callback, pause / resume / stop, and the run's
-live panel (a fragment polling the run folder every ``LIVE_EVERY_S`` seconds) or its final panel.
+live panel (``ui.livepanel`` and ``ui.livemap``: drawn by the browser, which polls the run's feed) or its final
+panel.
 
 The training runs in its own process (``vae.runs.jobs``); these panels only read the run folder's files, so
 closing the tab does not stop it and reloading the page finds it again.
@@ -11,37 +12,25 @@ from pathlib import Path
 
 import streamlit as st
 
+from vae.analysis import history
 from vae.analysis.diagnose import collapse_warning
 from vae.analysis.history import animation_gif
 from vae.runs import folder as rf
 from vae.runs import jobs
 
-from . import livemap, state
-from .cache import dataset_for, history_view, load_data
+from . import livemap, livepanel, state
+from .cache import history_view, load_data
 from .figures import chart, elbo_figure, history_figure, kl_heat_figure, kl_parts_figure, loss_figure
 from .forms import ARCH_LABELS, FAMILY_LABELS, NEW_FORM_KEY, data_config, model_configs
+from .livepanel import samples_caption
 from .maps import label_groups
-from .notice import alarm, epochs_done
-from .pictures import enlarged_png, label_name
+from .notice import alarm
+from .pictures import enlarged_png
 from .runtime import runs_root
 
 ERROR_KEY = "train_error"  # a refused start, shown beside the Start button
 RUN_ERROR_KEY = "train_run_error"  # a refused pause / resume / stop, shown in the run panel
 WATCHED_KEY = "train_watched"  # the run whose live panel this session showed last
-# How often the live panel reads the run folder. Each poll costs the browser (software rendering on 2 cores) its
-# reruns and the curves' redraws beside the training: polled every second, a watched 1-thread training kept 0.85 of
-# its pace; every 2 s, 0.94 (`python -m bench live_map`), its ELBO points on screen 1.3 s after they land, not 0.8.
-LIVE_EVERY_S = 2.0
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    s = max(0, int(round(seconds)))
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
 def start_training() -> None:
@@ -102,25 +91,8 @@ def config_summary(run_dir: Path) -> str:
     )
 
 
-def progress_bar(status: dict, epochs: int) -> None:
-    step, total = status.get("step", 0), status.get("total_steps")
-    state = status.get("state")
-    if not total:
-        st.progress(0.0, text=f"Starting: {status.get('message') or 'launching the training process'}…")
-        return
-    where = f"{epochs_done(status, epochs)} · step {step:,} of {total:,}"
-    if status.get("device"):  # where it trains: the CPU or a GPU, and how many processes
-        procs = status.get("processes", 1)
-        where += f" · on {'a GPU' if status['device'] == 'cuda' else 'the CPU'}"
-        where += f", {procs} processes" if procs > 1 else ""
-    if state == "paused":
-        text = f"Paused · {where}"
-    else:
-        text = f"Training · {where} · about {duration(status.get('eta_s'))} left"
-    st.progress(min(1.0, step / total), text=text)
-
-
-def curves_and_pictures(run_dir: Path, warn: bool = True, live: bool = False) -> None:
+def curves_and_pictures(run_dir: Path, warn: bool = True) -> None:
+    """A run's curves and pictures after training (while it trains the browser draws them: ``ui.livepanel``)."""
     metrics = rf.read_metrics(run_dir)
     steps = [m for m in metrics if m.get("type") == "step"]
     epochs = [m for m in metrics if m.get("type") == "epoch"]
@@ -146,20 +118,7 @@ def curves_and_pictures(run_dir: Path, warn: bool = True, live: bool = False) ->
         if png:
             col.image(png, caption=caption, output_format="PNG")
     collapse_section(run_dir, epochs, warn)
-    history_section(run_dir, live=live)
-
-
-def samples_caption(run_dir: Path) -> str:
-    """What the training's picture of prior samples shows, for the run's family."""
-    try:
-        family = rf.load_config(run_dir)[0].family
-    except (OSError, ValueError):  # a run folder changed under the page: say the usual
-        family = "vae"
-    if family == "vampprior":
-        return "Samples decoded from the VampPrior (each from one of its pseudo-inputs' components)"
-    if family == "cvae":
-        return "Samples decoded from the prior N(0, I), each row given one class (row 1: the first)"
-    return "Samples decoded from the prior N(0, I)"
+    history_section(run_dir)
 
 
 def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> None:
@@ -173,6 +132,7 @@ def collapse_section(run_dir: Path, epochs: list[dict], warn: bool = True) -> No
 
 
 HISTORY_CHART = "train_history_chart"
+LIVE_PANEL_KEY = "train_live_panel"  # the live panel's component (``ui.livepanel``): curves, pictures, progress
 LIVE_MAP_KEY = "train_live_map"  # the live map's component (``ui.livemap``) while the run trains
 FOLLOW_KEY = "train_history_follow"  # the item the replay follows: its id in the probe's split
 
@@ -205,44 +165,31 @@ def history_chart(path: str, stamp: tuple, follow: int | None, names: tuple, _vi
                           follow=follow, axis=axis)  # fmt: skip
 
 
-def history_section(run_dir: Path, live: bool = False) -> None:
+def history_section(run_dir: Path, feed: str | None = None) -> None:
     """The probe set's latent map, frame by frame: live while training, a replay (slider, play, GIF) after.
 
-    While training it is drawn inside the live panel's fragment (every 2 s) by the browser (``ui.livemap``):
-    its bytes change only when a frame lands, so between frames it costs nothing, and a new frame glides in. A
-    Plotly figure of every frame (2,000 items), re-rendered per frame, took the browser about a second of CPU
-    each time, beside the training. After training, the Plotly replay; its wait for the UMAP frames polls on
-    its own."""
+    While training it is drawn by the browser (``ui.livemap``), which asks the run's feed for new frames every
+    2 s: between frames it costs nothing, and a new frame glides in. A Plotly figure of every frame (2,000 items),
+    re-rendered per frame, took the browser about a second of CPU each time, beside the training. After
+    training, the Plotly replay; its wait for the UMAP frames polls on its own."""
     st.subheader("Latent map as it trains")
     method = st.radio("Map", ["PCA", "UMAP"], key="train_history_method", horizontal=True,
                       help="PCA: each frame's principal plane, turned to match the frame before (milliseconds). UMAP: "
                            "each frame's UMAP started from the frame before, fitted in the background.")  # fmt: skip
+    if feed is not None:
+        live_history(run_dir, method.lower(), feed)
+        return
     view = history_view(run_dir, method.lower())
     if view is None:
         st.caption("This run has no recorded latent history (runs trained before it was recorded have none).")
         return
     labels, n = view["labels"], len(view["indices"])
-    names = None
-    if labels is not None:
-        try:
-            ds = dataset_for(run_dir)
-            names = [label_name(ds, y) for y in range(int(labels.max()) + 1)]
-        except (ValueError, FileNotFoundError):
-            names = [str(y) for y in range(int(labels.max()) + 1)]
+    names = livemap.label_names(run_dir, labels)
     if view["umap_missing"]:
-        if live:
-            umap_note(run_dir, view, live=True)
-        else:
-            st.fragment(run_every=1.0)(umap_waiting)(run_dir, view)
-        if live and view["umap_fitted"]:  # the UMAP frames so far, gliding to each as it is fitted
-            view = fitted_so_far(view)
+        st.fragment(run_every=1.0)(umap_waiting)(run_dir, view)
     follow = followed_item(view["indices"])
-    if live:
-        follow = livemap.show(run_dir, view, names, follow, key=LIVE_MAP_KEY)
-        st.session_state[FOLLOW_KEY] = follow
-    else:
-        fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
-        chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
+    fig = history_chart(str(run_dir), view["stamp"], follow, tuple(names or ()), view)
+    chart(fig, key=HISTORY_CHART, on_select="rerun", selection_mode="points")
     frames = len(view["layouts"])
     st.caption(
         f"{n:,} {view['split']} items, {frames} frame{'s' * (frames != 1)} (before training, each epoch, and every "
@@ -251,8 +198,7 @@ def history_section(run_dir: Path, live: bool = False) -> None:
            "match it" if view["method"] == "umap" else "Each frame is a PCA of the items' latent means, turned to "
            "match the frame before")
         + " (orthogonal Procrustes), so an item stays put unless the model moved it. "
-        + ("New frames glide in as they land; Play or drag the slider to replay; " if live
-           else "Play or drag the slider; ")
+        + "Play or drag the slider; "
         + (f"the ring follows item #{follow} (click another to follow it). " if follow is not None
            else "click an item to follow it across the frames. ")
         + ("Beside the map, the same prior samples decoded at each frame." if view["pictures"] else "")
@@ -264,22 +210,32 @@ def history_section(run_dir: Path, live: bool = False) -> None:
     )  # fmt: skip
 
 
-def umap_note(run_dir: Path, view: dict, live: bool = False) -> None:
-    _, message = view.get("umap_progress", (0.0, "starting"))
-    fitted, n = len(view["layouts"]) - view["umap_missing"], len(view["layouts"])
-    shown = "the map shows those so far" if fitted and live else "the PCA frames stand in meanwhile"
-    st.info(f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted in the background ({message}), and "
-            f"{shown}.", icon=":material/hourglass_top:")  # fmt: skip
+def live_history(run_dir: Path, method: str, feed: str) -> None:
+    """While the run trains: the live map (``ui.livemap``), which polls the run's ``feed`` for its frames."""
+    probe = history.read_probe(run_dir)
+    ids = probe[0] if probe is not None else []
+    follow = livemap.show(feed, method, ids, followed_item(ids), key=LIVE_MAP_KEY)
+    st.session_state[FOLLOW_KEY] = follow
+    st.caption(
+        "The probe set's items, a frame before training, after each epoch and every 10 s of long epochs; new frames "
+        "glide in as they land. "
+        + ("Each frame is a UMAP of the items' latent means started from the frame before's layout and turned to "
+           "match it" if method == "umap" else "Each frame is a PCA of the items' latent means, turned to match "
+           "the frame before")
+        + " (orthogonal Procrustes), so an item stays put unless the model moved it. Play or drag the slider to "
+        "replay; " + (f"the ring follows item #{follow} (click another to follow it). " if follow is not None
+                      else "click an item to follow it across the frames.")
+    )  # fmt: skip
 
+    def gif() -> bytes:  # the frames when the button is pressed, not when the panel was drawn
+        view = history_view(run_dir, method)
+        if view is None:
+            raise ValueError("The run has no frame yet.")
+        names = livemap.label_names(run_dir, view["labels"])
+        return animation_gif(view["layouts"], view["labels"], view["captions"], names=names)
 
-def fitted_so_far(view: dict) -> dict:
-    """A history view in UMAP while some frames wait for theirs: the frames fitted so far (their first ones).
-    The live map shows these rather than every frame in PCA, which it would have to swap for UMAP's places
-    whenever the fits catch up, and back at the next frame."""
-    k = len(view["umap_fitted"])
-    pictures = view["pictures"][:k] if view["pictures"] else None
-    return {**view, "layouts": view["umap_fitted"], "captions": view["captions"][:k], "pictures": pictures,
-            "method": "umap", "umap_missing": 0}  # fmt: skip
+    st.download_button("Download animation (GIF)", gif, file_name=f"{run_dir.name}-latent-history-{method}.gif",
+                       mime="image/gif", icon=":material/download:", key="train_history_gif")  # fmt: skip
 
 
 def umap_waiting(run_dir: Path, view: dict) -> None:
@@ -287,18 +243,18 @@ def umap_waiting(run_dir: Path, view: dict) -> None:
     now = history_view(run_dir, "umap")
     if now is None or not now["umap_missing"]:
         st.rerun()
-    umap_note(run_dir, now)
+    st.info(livemap.umap_sentence(now), icon=":material/hourglass_top:")
 
 
-@st.fragment(run_every=LIVE_EVERY_S)
+@st.fragment
 def live_panel(run: str, epochs: int) -> None:
-    """Polls the run's files every ``LIVE_EVERY_S`` seconds; reruns the whole page once training ends."""
+    """The run while it trains. Drawn once: the browser polls the run's feed from then on (``ui.livepanel``,
+    ``ui.livemap``) and reruns this fragment when the run's state changes; the whole page once training ends."""
     run_dir = Path(run)
     status = jobs.refresh_status(run_dir)
     if status.get("state") not in jobs.ACTIVE_STATES:
         st.rerun()  # the page then shows the final state without polling
     st.session_state[WATCHED_KEY] = run_dir.name
-    progress_bar(status, epochs)
     c1, c2, _ = st.columns([1, 1, 4])
     if status.get("state") == "paused":
         c1.button("Resume", key="train_resume", icon=":material/play_arrow:", on_click=control, args=(run, "resume"))
@@ -307,7 +263,8 @@ def live_panel(run: str, epochs: int) -> None:
     c2.button("Stop", key="train_stop", icon=":material/stop:", on_click=control, args=(run, "stop"))
     if msg := st.session_state.pop(RUN_ERROR_KEY, None):
         st.error(msg)
-    curves_and_pictures(run_dir, live=True)
+    livepanel.show(run_dir, status, epochs, key=LIVE_PANEL_KEY)
+    history_section(run_dir, feed=livepanel.feed_url(run_dir, epochs))
 
 
 def final_panel(run_dir: Path, status: dict, epochs: int) -> None:

@@ -22,8 +22,24 @@ EPOCHS = 30
 
 def progress_text(page) -> str:
     """The live panel's progress-bar text ("" while there is none)."""
-    texts = page.locator('[data-testid="stProgress"]').all_inner_texts()  # no wait: the bar may vanish any moment
+    texts = page.locator("[data-live-panel] .llp-progress-text").all_inner_texts()  # no wait: it may vanish
     return texts[0].strip() if texts else ""
+
+
+def live_panel_in_page(panel) -> dict:
+    """The live panel (``ui.livepanel``) as the browser shows it: the rows it holds, and how many pixels of each
+    of its canvases (the loss and ELBO curves, the KL heat strip) are painted in a colour (not grey, not blank)."""
+    return panel.evaluate(
+        """(e) => { const painted = (c) => { const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0;
+                for (let i = 0; i < px.length; i += 4) {
+                    const spread = Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]);
+                    if (px[i + 3] > 0 && spread > 40) n++;
+                }
+                return n; };
+            return { steps: Number(e.dataset.steps), epochs: Number(e.dataset.epochs),
+                     painted: [...e.querySelectorAll('canvas')].map(painted) }; }"""
+    )
 
 
 HISTORY_PLOT = """[...document.querySelectorAll('.js-plotly-plot')]
@@ -128,9 +144,13 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert jobs.refresh_status(runs_dir / RUN)["state"] == "paused"
     page.get_by_text("Samples decoded from the prior").wait_for()  # the run's pictures are shown
     page.get_by_text("Test items (top row) and their reconstructions").wait_for()
-    # loss and ELBO curves, KL per dimension and epoch (Plotly); the latent map, drawn by the page; waits out
-    # stale copies
-    expect(page.locator(".js-plotly-plot")).to_have_count(3)
+    # loss and ELBO curves, KL per dimension and epoch, and the latent map: drawn by the browser, no Plotly
+    panel = page.locator("[data-live-panel]")
+    paused_panel = live_panel_in_page(panel)
+    assert paused_panel["steps"] >= 1 and paused_panel["epochs"] >= 1, paused_panel
+    loss, elbo, _, heat = paused_panel["painted"]  # the KL parts' canvas is β-TCVAE's: hidden, blank
+    assert loss > 200 and elbo > 50 and heat > 200, paused_panel  # coloured curves, markers and heat cells
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
     page.get_by_role("heading", name="Latent map as it trains").wait_for()
     live = page.locator("[data-live-map]")
     expect(live).to_have_attribute("data-shown", re.compile(r"\d+"))
@@ -140,18 +160,20 @@ def test_train_a_tiny_digits_model_and_watch_it(page, app_url, runs_dir, cleanup
     assert paused_map["painted"] > 300  # its points are on the canvas (coloured pixels)
 
     page.get_by_role("button", name="Resume").click()
-    deadline, live_seen = time.time() + 45, []  # the live map's (frames, frame shown) as it trains
+    deadline, live_seen, epochs_seen = time.time() + 45, [], []  # the live map's (frames, frame shown) as it trains
     while time.time() < deadline and not page.get_by_text("Training finished").count():
         text = progress_text(page)
         if text and text != seen[-1]:
             seen.append(text)
         try:
             live_seen.append(live.evaluate("(e) => [Number(e.dataset.frames), Number(e.dataset.shown)]", timeout=500))
+            epochs_seen.append(panel.evaluate("(e) => Number(e.dataset.epochs)", timeout=500))
         except PlaywrightError:  # the page drew the finished run's replay instead
             pass
         page.wait_for_timeout(200)
-    # the map gained frames while it trained, and glided to rest on the newest
+    # the map gained frames while it trained, and glided to rest on the newest; the curves gained epochs
     assert any(frames > paused_map["frames"] and shown == frames - 1 for frames, shown in live_seen), live_seen
+    assert max(epochs_seen, default=0) > paused_panel["epochs"], (paused_panel, epochs_seen)
     page.get_by_text(f"Training finished: {EPOCHS} epochs").wait_for()
     wait_idle(page)
     assert len(set(seen)) >= 2, seen  # the text changed while training (running, then paused, ...)

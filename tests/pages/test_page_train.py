@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from PIL import Image
 from specs import array
 from streamlit.testing.v1 import AppTest
 
-from ui import livemap
+from ui import livemap, served
 from ui.forms import NEW_FORM_KEY
 from vae.runs import folder as rf
 from vae.runs import jobs
@@ -362,7 +363,8 @@ def test_the_sidebar_and_the_page_read_a_runs_progress_the_same_way(runs):
         epochs = rf.load_config(runs / "digits-small")[1].epochs
         said = f"3 of {epochs} epochs done"
         assert any(said in c.value for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
-        assert any(said in p.proto.text for p in at.get("progress")), "the progress bar says it the same way"
+        panel = mounted(at, "live_panel")  # the progress bar, as the browser draws it
+        assert said in panel["first"]["progress"][1], "the progress bar says it the same way"
         for page in ("decode", "explore"):  # the model pages say the run still trains, and which checkpoint they show
             at = open_app(page)
             notice = [i.value for i in at.info if "is training" in i.value]
@@ -488,57 +490,110 @@ def test_each_family_trains_on_fashion_mnist_through_the_train_page(runs, fashio
         assert parts == []
 
 
-def live_map(at: AppTest) -> dict | None:
-    """The Train page's live latent map (``ui.livemap``) as its bytes carry it: the JSON, and the layouts as an
-    array (frames, items, 2); None when it is not drawn."""
+def mounted(at: AppTest, name: str) -> dict | None:
+    """The JSON a component of the page (``latent_explorer_live_panel``, ``..._live_map``) was mounted with."""
     for el in page_components(at):
-        data = el.proto.bytes
-        if data[:8] == livemap.MAGIC:
-            (length,) = struct.unpack("<I", data[8:12])
-            meta = json.loads(data[12 : 12 + length])
-            start = 12 + length + (-(12 + length) % 4)
-            meta["layouts"] = np.frombuffer(data[start:], dtype="<f4").reshape(-1, len(meta["ids"]), 2)
-            meta["bytes"] = data
-            return meta
+        if el.proto.component_name.endswith(name) and el.proto.WhichOneof("data") == "json":
+            return json.loads(el.proto.json)
     return None
 
 
-def test_while_training_the_browser_draws_the_latent_map_and_it_changes_only_when_a_frame_lands(runs):
-    """The live panel reruns every 2 s; the latent map in it is the browser's (``ui.livemap``): its bytes hold
-    every frame so far, the same bytes while nothing lands (Streamlit sends an unchanged element once), and a
-    frame more once one lands. No Plotly figure of the frames is built while training."""
+def fetched(url: str, **params) -> served.Answer:
+    """What the app's server answers the browser's ``GET url&params`` (``ui.served``'s feed, without HTTP)."""
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    return served.feed({**query, **{k: str(v) for k, v in params.items()}})
+
+
+def frames_of(data: bytes) -> dict:
+    """The live map's bytes (``ui.livemap.frames_bytes``): the JSON, and the layouts as an array (frames, items, 2)."""
+    assert data[:8] == livemap.MAGIC
+    (length,) = struct.unpack("<I", data[8:12])
+    meta = json.loads(data[12 : 12 + length])
+    start = 12 + length + (-(12 + length) % 4)
+    meta["layouts"] = np.frombuffer(data[start:], dtype="<f4").reshape(-1, len(meta["ids"]), 2)
+    return meta
+
+
+def training_now(run: Path) -> dict:
+    """Make the run's status say it trains (paused, by this process, at epoch 3); its status before."""
+    status = rf.read_status(run)
+    rf.write_status(run, {**status, "state": "paused", "epoch": 3, "step": 60, "total_steps": 300,
+                          "pid": os.getpid(), "updated": time.time()})  # fmt: skip
+    return status
+
+
+def test_while_training_the_browser_polls_the_runs_feed_and_a_frame_is_sent_only_when_one_lands(runs):
+    """While the run trains, the page mounts the live panel and the live map once, with the run's feed; the browser
+    polls it (no page reruns). The feed's map holds every frame so far; asked with the stamp of what the browser
+    holds, it answers nothing (204) until a frame lands, then every frame with the new one."""
     import shutil as sh
 
     from vae.analysis import history
 
     run = runs / "digits-small"
-    status = rf.read_status(run)
-    rf.write_status(run, {**status, "state": "paused", "epoch": 3, "step": 60, "total_steps": 300,
-                          "pid": os.getpid(), "updated": time.time()})  # fmt: skip
+    status = training_now(run)
     paths = sorted(rf.history_dir(run).glob("frame-*.safetensors"))
     landed = paths[-1].with_name(f"frame-{len(paths):06d}.safetensors")
     try:
         at = open_train(runs)
-        assert any(p.proto.text for p in at.get("progress")), "the live panel is on the page"
-        assert history_spec(at) is None  # no Plotly replay while training
-        drawn = live_map(at)
-        assert drawn is not None and drawn["layouts"].shape == (16, 360, 2)
+        assert history_spec(at) is None and not at.get("plotly_chart")  # no Plotly while training: the browser draws
+        shown = mounted(at, "live_map")
+        assert shown is not None and shown["follow"] is None and "part=map&method=pca" in shown["feed"]
+        reply = fetched(shown["feed"], have="")
+        assert reply.status == 200 and reply.media_type == "application/octet-stream"
+        drawn = frames_of(reply.body)
+        assert drawn["layouts"].shape == (16, 360, 2) and drawn["note"] is None
         frames, (indices, labels, split) = history.frames(run), history.read_probe(run)
         expected = history.align(history.frame_layouts(frames))
         np.testing.assert_array_equal(drawn["layouts"], np.stack(expected).astype(np.float32))
         assert drawn["ids"] == indices.tolist() and split == "test"
         assert [drawn["groups"][g]["name"] for g in drawn["labels"]] == [str(y) for y in labels]  # digits: 0-9
-        assert drawn["axis"] == "aligned PCA" and drawn["follow"] is None
+        assert drawn["axis"] == "aligned PCA" and drawn["method"] == "pca"
         assert len(drawn["captions"]) == 16 and len(drawn["pictures"]) == 16
-        at.run()
-        assert live_map(at)["bytes"] == drawn["bytes"]  # nothing new: the same element
+        stamp = reply.headers["X-Stamp"]
+        assert fetched(shown["feed"], have=stamp).status == 204  # nothing new: nothing sent
         sh.copyfile(paths[-1], landed)  # a frame lands
-        at.run()
-        after = live_map(at)
+        reply = fetched(shown["feed"], have=stamp)
+        assert reply.status == 200 and reply.headers["X-Stamp"] != stamp
+        after = frames_of(reply.body)
         assert after["layouts"].shape == (17, 360, 2)
         np.testing.assert_array_equal(after["layouts"][:16], drawn["layouts"])  # the frames before stay put
+        assert fetched(shown["feed"], have="", method="tsne").status == 400
     finally:
         landed.unlink(missing_ok=True)
+        rf.write_status(run, status)
+
+
+def test_the_live_panel_gets_the_rows_it_has_not_drawn_and_the_pictures(runs):
+    """The live panel is mounted with what it draws now (every row); its polls get only the rows past those it
+    holds, the pictures by their stamps, and a sentence for a malformed ask."""
+    run = runs / "digits-small"
+    status = training_now(run)
+    try:
+        at = open_train(runs)
+        panel = mounted(at, "live_panel")
+        assert panel is not None and panel["state"] == "paused" and panel["every_ms"] == 2000
+        metrics = rf.read_metrics(run)
+        steps = [m for m in metrics if m["type"] == "step"]
+        done = [m for m in metrics if m["type"] == "epoch"]
+        first = panel["first"]
+        assert len(first["steps"]["rows"]) == len(steps) > 0 and len(first["epochs"]["rows"]) == len(done) > 0
+        assert [r[1] for r in first["steps"]["rows"]] == [m["loss"] for m in steps]
+        assert [r[2] for r in first["epochs"]["rows"]] == [m["test_elbo"] for m in done]
+        assert first["epochs"]["kl"][-1] == done[-1]["test_kl_per_dim"]
+        assert first["progress"][1].startswith("Paused · 3 of") and first["progress"][0] == 0.2
+        later = json.loads(fetched(panel["feed"], part="panel", steps=len(steps) - 2, epochs=len(done)).body)
+        assert later["steps"]["from"] == len(steps) - 2 and later["steps"]["rows"] == first["steps"]["rows"][-2:]
+        assert later["epochs"]["rows"] == [] and later["epochs"]["kl"] == []
+        restarted = json.loads(fetched(panel["feed"], part="panel", steps=len(steps) + 5, epochs=0).body)
+        assert restarted["steps"]["from"] == 0 and len(restarted["steps"]["rows"]) == len(steps)  # rows start again
+        png = fetched(panel["feed"], part="picture", file="recon", v=first["pictures"]["recon"])
+        assert png.status == 200 and Image.open(io.BytesIO(png.body)).size[0] >= 320
+        for bad in ({"part": "panel", "steps": "-1"}, {"part": "picture", "file": "../config"}, {"part": "x"}):
+            reply = fetched(panel["feed"], **bad)
+            assert reply.status == 400 and isinstance(reply.body, str), bad
+        assert served.feed({"id": "run-unknown"}).status == 404
+    finally:
         rf.write_status(run, status)
 
 
@@ -550,9 +605,7 @@ def test_while_some_umap_frames_wait_the_live_map_shows_those_fitted_so_far(runs
     from vae.analysis import history
 
     run = runs / "digits-small"
-    status = rf.read_status(run)
-    rf.write_status(run, {**status, "state": "paused", "epoch": 3, "step": 60, "total_steps": 300,
-                          "pid": os.getpid(), "updated": time.time()})  # fmt: skip
+    status = training_now(run)
     n = len(history.frames(run))
     pca = history.align(history.frame_layouts(history.frames(run)))
     fitted = [10.0 * layout + k for k, layout in enumerate(pca[:5])]  # stand-ins for the first 5 frames' UMAP
@@ -562,12 +615,14 @@ def test_while_some_umap_frames_wait_the_live_map_shows_those_fitted_so_far(runs
         at = open_train(runs)
         at.radio(key="train_history_method").set_value("UMAP").run()
         assert not at.exception, at.exception
-        drawn = live_map(at)
+        feed = mounted(at, "live_map")["feed"]
+        assert "method=umap" in feed
+        drawn = frames_of(fetched(feed, have="").body)
         assert drawn["method"] == "umap" and drawn["axis"] == "UMAP"
         np.testing.assert_array_equal(drawn["layouts"], np.stack(fitted).astype(np.float32))
         assert len(drawn["captions"]) == len(drawn["pictures"]) == 5
-        (note,) = [i.value for i in at.info if i.value.startswith("UMAP frames:")]
+        note = drawn["note"]  # the note above the map
         assert note.startswith(f"UMAP frames: 5 of {n} fitted") and "the map shows those so far" in note, note
-        assert any("5 frames" in c.value and "Each frame is a UMAP" in c.value for c in at.caption)
+        assert any("Each frame is a UMAP" in c.value for c in at.caption)
     finally:
         rf.write_status(run, status)

@@ -1,15 +1,15 @@
 """The Train page's latent map while its run trains, drawn by the browser (livemap.js beside this file).
 
-Mounted inside the live panel's fragment (which polls the run folder every 2 s) with the frames so far as
-bytes (``frames_bytes``): they change only when a frame lands or the UMAP frames are fitted, and Streamlit sends
-an unchanged element once, so between frames neither the server nor the browser does anything for the map. On a
-new frame the browser glides the items to their new places; the slider and Play replay the frames; a click
-follows an item, which comes back as the state value ``follow``. After training the page draws the Plotly replay
-(``ui.figures.history_figure``), following the same item.
+Mounted once in the live panel's fragment; the browser then polls the run's feed (``ui.served``, ``part=map``)
+every 2 s with the stamp of the frames it holds, and gets nothing back (204) until a frame lands or a UMAP frame
+is fitted; then every frame so far as bytes (``frames_bytes``), and it glides the items to their new places.
+The slider and Play replay the frames; a click follows an item, which comes back as the state value ``follow``.
+After training the page draws the Plotly replay (``ui.figures.history_figure``), following the same item.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from .. import served
+from ..cache import dataset_for, history_view
 from ..maps import label_groups
+from ..pictures import label_name
 
 FRONTEND = Path(__file__).resolve().parent
 MAGIC = b"LELIVEMP"
@@ -29,9 +32,9 @@ _component = st.components.v2.component(
 )
 
 
-def frames_bytes(view: dict, names: list[str] | None, follow: int | None) -> bytes:
+def frames_bytes(view: dict, names: list[str] | None, note: str | None = None) -> bytes:
     """A history view's frames for livemap.js: MAGIC, a uint32 JSON length, the JSON, padding to 4 bytes, float32
-    layouts (frames, items, 2)."""
+    layouts (frames, items, 2). ``note``: a sentence above the map (how many UMAP frames wait)."""
     ids = np.asarray(view["indices"])
     groups = label_groups(view["labels"], names, len(ids))
     group_of = np.zeros(len(ids), dtype=np.int64)
@@ -46,7 +49,7 @@ def frames_bytes(view: dict, names: list[str] | None, follow: int | None) -> byt
         "pictures": view["pictures"],
         "axis": axis,
         "method": view["method"],
-        "follow": None if follow is None else int(follow),
+        "note": note,
     }
     text = json.dumps(meta, separators=(",", ":")).encode()
     head = MAGIC + struct.pack("<I", len(text)) + text
@@ -54,18 +57,78 @@ def frames_bytes(view: dict, names: list[str] | None, follow: int | None) -> byt
     return head + bytes(-len(head) % 4) + np.ascontiguousarray(layouts, dtype="<f4").tobytes()
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _bytes(path: str, stamp: tuple, method: str, names: tuple, follow: int | None, _view: dict) -> bytes:
-    """``frames_bytes`` once per new frame (the live panel asks at every poll)."""
-    return frames_bytes(_view, list(names) or None, follow)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _bytes(path: str, stamp: str, names: tuple, note: str | None, _view: dict) -> bytes:
+    """``frames_bytes`` once per new frame (every page watching the run asks at every poll)."""
+    return frames_bytes(_view, list(names) or None, note)
 
 
-def show(run_dir: Path, view: dict, names: list[str] | None, follow: int | None, key: str) -> int | None:
-    """Draw the live map of ``view`` (``ui.cache.history_view``) under ``key``; the item the person follows on it
-    now (its id), or ``follow`` when they have not clicked it."""
-    data = _bytes(str(run_dir), view["stamp"], view["method"], tuple(names or ()), follow, view)
+def label_names(run_dir: Path, labels) -> list[str] | None:
+    """The names of a history's labels (its dataset's; their numbers where the dataset cannot be read)."""
+    if labels is None:
+        return None
+    try:
+        ds = dataset_for(run_dir)
+        return [label_name(ds, y) for y in range(int(labels.max()) + 1)]
+    except (ValueError, FileNotFoundError):
+        return [str(y) for y in range(int(labels.max()) + 1)]
+
+
+def umap_sentence(view: dict, live: bool = False) -> str:
+    """How many of a history's UMAP frames are fitted, and what the map shows meanwhile."""
+    _, message = view.get("umap_progress", (0.0, "starting"))
+    fitted, n = len(view["layouts"]) - view["umap_missing"], len(view["layouts"])
+    shown = "the map shows those so far" if fitted and live else "the PCA frames stand in meanwhile"
+    return f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted in the background ({message}), and {shown}."
+
+
+def fitted_so_far(view: dict) -> dict:
+    """A history view in UMAP while some frames wait for theirs: the frames fitted so far (their first ones).
+    The live map shows these rather than every frame in PCA, which it would have to swap for UMAP's places
+    whenever the fits catch up, and back at the next frame."""
+    k = len(view["umap_fitted"])
+    pictures = view["pictures"][:k] if view["pictures"] else None
+    return {**view, "layouts": view["umap_fitted"], "captions": view["captions"][:k], "pictures": pictures,
+            "method": "umap", "umap_missing": 0}  # fmt: skip
+
+
+def live_view(run_dir: Path, method: str) -> tuple[dict, str | None] | None:
+    """What the live map shows of the run's history in ``method`` (in UMAP, the frames fitted so far, starting the
+    fits of the rest) and the note above it; None before the first frame."""
+    view = history_view(run_dir, method)
+    if view is None:
+        return None
+    note = None
+    if view["umap_missing"]:
+        note = umap_sentence(view, live=True)
+        if view["umap_fitted"]:
+            view = fitted_so_far(view)
+    return view, note
+
+
+def feed(run_dir: Path, method: str, have: str) -> served.Answer:
+    """The run's frames in ``method`` for the browser that holds the frames stamped ``have``: nothing (204) while
+    they are the same, else every frame as bytes, with their stamp (header ``X-Stamp``)."""
+    if method not in ("pca", "umap"):
+        return served.Answer(400, "method must be pca or umap.")
+    found = live_view(run_dir, method)
+    if found is None:
+        return served.Answer(204, b"")
+    view, note = found
+    stamp = json.dumps([view["stamp"], view["method"], len(view["layouts"]), note])
+    stamp = hashlib.sha256(stamp.encode()).hexdigest()[:20]
+    if stamp == have:
+        return served.Answer(204, b"")
+    data = _bytes(str(run_dir), stamp, tuple(label_names(run_dir, view["labels"]) or ()), note, view)
+    return served.Answer(200, data, "application/octet-stream", {"X-Stamp": stamp})
+
+
+def show(feed_url: str, method: str, ids, follow: int | None, key: str) -> int | None:
+    """Mount the live map polling ``feed_url`` for the frames in ``method``, ring on ``follow``; the item the
+    person follows on it now (its id, one of ``ids``), or ``follow`` when they have not clicked it."""
+    data = {"feed": f"{feed_url}&part=map&method={method}", "follow": follow}
     _component(data=data, key=key, default={"follow": follow}, on_follow_change=lambda: None)
-    return followed(key, view["indices"], follow)
+    return followed(key, ids, follow)
 
 
 def followed(key: str, ids, follow: int | None) -> int | None:

@@ -1,14 +1,14 @@
 // The Train page's latent map while the run trains, drawn by the browser on a canvas.
 //
-// The page's live panel polls the run folder every 2 s; this mount's bytes change only when a frame lands (or
-// the UMAP frames are fitted), and Streamlit sends an unchanged element once, so the browser works only then: it
-// glides the items from where they are to the new frame's places in 600 ms and is idle until the next one. A
-// Plotly figure of every frame, rebuilt and re-rendered per frame, cost the browser about a second of CPU each time
-// in software rendering, taken from the training beside it.
+// Mounted once with the run's feed (data: feed URL, follow); it asks the feed every 2 s with the stamp of the
+// frames it holds, and the server answers nothing (204) until a frame lands or a UMAP frame is fitted, so between
+// frames neither side works. Then it gets every frame so far and glides the items from where they are to the new
+// frame's places in 600 ms. A Plotly figure of every frame, rebuilt and re-rendered per frame (and the page rerun
+// at every poll that carried it), cost the browser about a second of CPU each time, taken from the training.
 //
 // The bytes: "LELIVEMP", a uint32 (little-endian) JSON length, the JSON (ids, labels, groups, captions, pictures,
-// axis, follow), zero padding to 4 bytes, then float32 layouts (frames × items × 2). The slider and Play replay
-// the frames; a click follows an item (a ring where it is, a trail of where it was) and tells the page
+// axis, method, note), zero padding to 4 bytes, then float32 layouts (frames × items × 2). The slider and Play
+// replay the frames; a click follows an item (a ring where it is, a trail of where it was) and tells the page
 // (state ``follow``), so the replay after training follows it too.
 
 const MAGIC = "LELIVEMP";
@@ -17,6 +17,7 @@ const STEP_MS = 250; // the slider dragged to a frame
 const PLAY_EVERY_MS = 800;
 const HOVER_PX = 8;
 const PAD = { l: 44, r: 12, t: 10, b: 34 };
+const EVERY_MS = 2000; // how often it asks the feed for new frames
 
 function parse(bytes) {
   const text = new TextDecoder();
@@ -56,6 +57,8 @@ function build(root) {
   const s = { root, data: null, pos: null, box: null, shown: 0, target: 0, anim: null, playing: null, follow: null };
   const box = (s.el = element("div", "llm", root));
   box.dataset.liveMap = "";
+  s.note = element("div", "llm-banner", box);
+  s.note.hidden = true;
   const row = element("div", "llm-row", box);
   const stage = element("div", "llm-stage", row);
   s.canvas = element("canvas", "llm-canvas", stage);
@@ -260,7 +263,8 @@ function update(s, bytes) {
   s.groupOf = data.labels ? Int32Array.from(data.labels) : new Int32Array(data.ids.length);
   s.members = data.groups.map(() => []);
   s.groupOf.forEach((g, i) => s.members[g].push(i));
-  if (!old || old.follow !== data.follow) s.follow = data.follow;
+  s.note.textContent = data.note || "";
+  s.note.hidden = !data.note;
   s.side.hidden = !data.pictures;
   s.el.dataset.frames = String(data.layouts.length);
   s.el.dataset.method = data.method;
@@ -284,14 +288,39 @@ function update(s, bytes) {
   }
 }
 
+/** Ask the feed for frames newer than those held; again every EVERY_MS while the page shows (a hidden tab asks
+ * nothing, and asks at once when shown again). */
+async function poll(s) {
+  clearTimeout(s.timer);
+  const feed = s.feed;
+  if (!feed || !s.el.isConnected) return;
+  if (!document.hidden) {
+    try {
+      const reply = await fetch(`${feed}&have=${encodeURIComponent(s.stamp || "")}`, { cache: "no-store" });
+      if (feed !== s.feed) return; // mounted again meanwhile (another method): that mount polls
+      if (reply.status === 200) {
+        const bytes = new Uint8Array(await reply.arrayBuffer());
+        s.stamp = reply.headers.get("X-Stamp") || "";
+        update(s, bytes);
+      } else if (reply.status !== 204) {
+        s.caption.textContent = `The live map could not be fetched: ${(await reply.text()).slice(0, 200)}`;
+      }
+    } catch (e) {
+      s.caption.textContent = `The live map could not be drawn: ${e.message}`;
+    }
+  }
+  s.timer = setTimeout(() => poll(s), EVERY_MS);
+}
+
 export default function ({ data, parentElement, setStateValue }) {
   const s = (parentElement.__liveMap ??= build(parentElement));
   s.setStateValue = setStateValue;
-  if (!(data instanceof Uint8Array) || data === s.bytes) return;
-  s.bytes = data;
-  try {
-    update(s, data);
-  } catch (e) {
-    s.caption.textContent = `The live map could not be drawn: ${e.message}`;
+  if (!data || typeof data.feed !== "string" || data.feed === s.feed) return;
+  if (!s.feed) {
+    s.follow = data.follow ?? null;
+    document.addEventListener("visibilitychange", () => !document.hidden && poll(s));
   }
+  s.feed = data.feed; // a new method: its frames, from scratch
+  s.stamp = "";
+  poll(s);
 }
