@@ -36,6 +36,7 @@ from vae.analysis import history
 from vae.config import preset, watched_threads
 from vae.runs import folder as rf
 
+ROUNDS = 2  # each arm on the form's threads, one after the other, this many times: the machine's pace drifts
 TITLE = "## The live latent map: from a frame written to a frame on screen"
 RUN = "live"
 WATCH = r"""() => {
@@ -121,12 +122,12 @@ def cpu_by_part(training: int, server: int) -> dict[str, float]:
 
 
 def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None, server: int = 0,
-                  threads: int = 1) -> dict:  # fmt: skip
+                  threads: int = 1, round_: int = 0) -> dict:  # fmt: skip
     """One training of ``data`` into ``runs`` on ``threads`` torch threads; with ``method`` ("PCA" or "UMAP") its
     Train page open in Chromium, watched until it ends. Returns the page's events, when watching began, the
     frames' and epoch lines' times and the training's examples per second over the epochs that ended after the
     page opened."""
-    name = f"{RUN}-{(method or 'alone').lower()}-{threads}"
+    name = f"{RUN}-{(method or 'alone').lower()}-{threads}-{round_}"
     cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs", str(epochs),
            "--name", name, "--threads", str(threads), "--json"]  # fmt: skip
     training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
@@ -188,36 +189,41 @@ def run(quick: bool = False) -> str:
             url, proc = start_app(runs)
             try:
                 wait_healthy(url, proc)
-                alone = train_watched(runs, url, data, epochs, None, threads=threads)  # the baseline: no page open
-                pca = train_watched(runs, url, data, epochs, "PCA", proc.pid, threads)
-                umap = train_watched(runs, url, data, epochs, "UMAP", proc.pid, threads)
+                rounds = []  # the baseline (no page open) and the page open in PCA and in UMAP, one after the other
+                for r in range(1 if quick else ROUNDS):
+                    rounds.append({(method or "alone"): train_watched(runs, url, data, epochs, method, proc.pid,
+                                                                      threads, r)
+                                   for method in (None, "PCA", "UMAP")})  # fmt: skip
                 every = {}  # the same with every core on the training, as before the app left one to the page
                 if threads != cores:
                     every["alone"] = train_watched(runs, url, data, epochs, None, threads=cores)
                     every["UMAP"] = train_watched(runs, url, data, epochs, "UMAP", proc.pid, cores)
             finally:
                 stop_server(proc)
+    pooled = lambda arm, key, column: [x for r in rounds for x in latencies(r[arm]["events"], r[arm][key], column,  # noqa: E731
+                                                                           r[arm]["since"])]  # fmt: skip
     rows = [
-        ["latent map in PCA: frame written → frame on screen",
-         *stats(latencies(pca["events"], pca["frames"], 1, pca["since"]))],
-        ["latent map in UMAP: frame written → its UMAP fitted, on screen",
-         *stats(latencies(umap["events"], umap["frames"], 3, umap["since"]))],
-        ["ELBO curve: epoch line written → point on screen (baseline)",
-         *stats(latencies(pca["events"], pca["epochs"], 2, pca["since"]))],
-    ]  # fmt: skip
+        ["latent map in PCA: frame written → frame on screen", *stats(pooled("PCA", "frames", 1))],
+        ["latent map in UMAP: frame written → its UMAP fitted, on screen", *stats(pooled("UMAP", "frames", 3))],
+        ["ELBO curve: epoch line written → point on screen (baseline)", *stats(pooled("PCA", "epochs", 2))],
+    ]
     on = f"{threads} thread{'s' * (threads > 1)}"  # the threads the form gives the training here
+    mean = lambda arm, key="pace": sum(r[arm][key] for r in rounds) / len(rounds)  # noqa: E731
+    alone = {"pace": mean("alone")}
     pace = [[f"{on}: no page open (baseline)", f"{alone['pace']:,.0f}", "1.00", "–"]]
-    pace += [
-        [f"{on}: the Train page open, map in {name}", f"{arm['pace']:,.0f}",
-         f"{arm['pace'] / alone['pace']:.2f}", f"{arm['pace'] / every['alone']['pace']:.2f}" if every else "–"]
-        for name, arm in (("PCA", pca), ("UMAP", umap))
-    ]  # fmt: skip
+    for name in ("PCA", "UMAP"):
+        kept = [r[name]["pace"] / r["alone"]["pace"] for r in rounds]  # each round against its own baseline
+        each = f" ({', '.join(f'{k:.2f}' for k in kept)})" if len(kept) > 1 else ""
+        pace.append([f"{on}: the Train page open, map in {name}", f"{mean(name):,.0f}",
+                     f"**{sum(kept) / len(kept):.2f}**{each}",
+                     f"{mean(name) / every['alone']['pace']:.2f}" if every else "–"])  # fmt: skip
     if every:
         pace += [[f"{cores} threads (every core): no page open", f"{every['alone']['pace']:,.0f}", "–", "1.00"],
                  [f"{cores} threads (every core): the Train page open, map in UMAP", f"{every['UMAP']['pace']:,.0f}",
                   "–", f"{every['UMAP']['pace'] / every['alone']['pace']:.2f}"]]  # fmt: skip
     parts = ["training", "server", "map worker", "browser"]
-    arms = [(f"{on}, map in PCA", pca), (f"{on}, map in UMAP", umap)]
+    cpu_of = lambda arm: {k: sum(r[arm]["cpu"].get(k, 0) for r in rounds) / len(rounds) for k in parts}  # noqa: E731
+    arms = [(f"{on}, map in PCA", {"cpu": cpu_of("PCA")}), (f"{on}, map in UMAP", {"cpu": cpu_of("UMAP")})]
     arms += [(f"{cores} threads, map in UMAP", every["UMAP"])] if every else []
     cpu = [[name, *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)] for name, arm in arms]
     return (
@@ -239,7 +245,9 @@ def run(quick: bool = False) -> str:
             pace,
         )
         + f"\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, each "
-        f"training one after the other in the same run. The app starts a training on {threads} thread"
+        f"training one after the other in the same run; on {on}, {len(rounds)} round{'s' * (len(rounds) > 1)} of the "
+        "three, each page open against the baseline of its own round (in brackets: each round's). The app starts a "
+        f"training on {threads} thread"
         f"{'s' * (threads > 1)} here (``vae.config.watched_threads``: a core left to the page and its browser); "
         "the rows on every core are the baseline from before that.\n\n"
         + common.table(["while watched: CPU cores busy, on average", *parts], cpu)

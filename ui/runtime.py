@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from vae.runs import folder as rf
 
@@ -14,10 +15,14 @@ _GC_FROZEN = _CONFIGURED = False
 
 
 def configure_process() -> None:
-    """Once per server process: torch's thread budget, then the garbage-collector freeze."""
+    """Once per server process: torch's and numpy's thread budgets, then the garbage-collector freeze."""
     global _CONFIGURED
     if not _CONFIGURED:
         torch.set_num_threads(server_threads())
+        # numpy's BLAS too (OpenBLAS starts a thread per core): beside a training on the other core, a history
+        # frame's PCA (an SVD of 2,000 x 20) took 3-6 ms at the median and up to 113 ms on two threads, 1.6-2.1 ms
+        # on one; its threads' waiting cost the server half its CPU while a page watched the training.
+        threadpool_limits(server_threads(), user_api="blas")
         freeze_gc_once()
         _CONFIGURED = True
 

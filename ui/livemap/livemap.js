@@ -18,6 +18,7 @@ const PLAY_EVERY_MS = 800;
 const HOVER_PX = 8;
 const PAD = { l: 44, r: 12, t: 10, b: 34 };
 const EVERY_MS = 2000; // how often it asks the feed for new frames
+const FRAME_MS = 33; // a glide redraws the canvas at most 30 times a second: each redraw is a repaint of the page
 
 function parse(bytes) {
   const text = new TextDecoder();
@@ -170,8 +171,14 @@ function glide(s, k, ms, then) {
   s.slider.value = String(k);
   showFrame(s, k);
   const t0 = performance.now();
+  let drawn = -Infinity;
   const step = (now) => {
     const t = Math.min(1, (now - t0) / Math.max(ms, 1));
+    if (t < 1 && now - drawn < FRAME_MS) {
+      s.anim = requestAnimationFrame(step);
+      return;
+    }
+    drawn = now;
     const e = t < 0.5 ? 4 * t * t * t : 1 - (-2 * t + 2) ** 3 / 2; // ease in and out
     for (let i = 0; i < to.length; i++) s.pos[i] = from[i] + (to[i] - from[i]) * e;
     s.box = fromBox.map((v, j) => v + (toBox[j] - v) * e);
