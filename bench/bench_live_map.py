@@ -3,20 +3,24 @@ and in UMAP, and what watching it costs the training.
 
     python -m bench live_map [--quick]
 
-A Fashion-MNIST training (the default MLP, ``python -m vae train``, 15 epochs, on the threads the app's form gives
-it here; ``--quick``: digits) runs into a fresh runs folder served by ``streamlit run app.py``; headless Chromium
-opens its Train page (``/train?run=NAME``) while it trains and, every 50 ms, notes when the live latent map
-(``ui/livemap``) gains a frame and when the live panel's ELBO curve (``ui/livepanel``) gains an epoch
-(``performance.timeOrigin + performance.now()``: the same wall clock as the trainer's ``time.time()`` on this
-machine). Latency of a frame: from the ``time`` the trainer wrote into it to the first check that sees it (up to
-50 ms pessimistic). Baseline, in the
-same run: the ELBO curve's new point, from the ``time`` of the epoch's line in ``metrics.jsonl``; the browser asks
-the run's feed for both every ``EVERY_S`` seconds, so the difference is what the map itself costs. Frames recorded
-before the page was open are left out. Then the same with the page's map in UMAP (each frame fitted by the map
-worker, started from the frame before): from a frame written to the page saying it is fitted. The training's pace
-(its epochs' examples per second, after the page opened) with each page open, against the same training with no
-page open, and the CPU each part used meanwhile (/proc); where the form leaves a core to the page, the same
-training on every core too, alone and watched in UMAP.
+A Fashion-MNIST training (the default MLP, ``python -m vae train``, 40 epochs, on the threads the app's form gives
+it here; ``--quick``: 12 epochs, no arm on every core; digits where Fashion-MNIST is missing) runs into a fresh runs
+folder served by ``streamlit run app.py``, and headless Chromium opens its Train page (``/train?run=NAME``) and
+closes it again (``about:blank``), in turns of ``TURN_S`` seconds, until the training ends: the same training,
+watched and not, in alternation, so the machine's drift (two trainings one after the other here differed by up to
+10 %) falls on both alike. The training's pace watched against its pace unwatched: the mean examples per second of
+its epochs that ran wholly inside a turn, after the turn settled (``SETTLE_S``: the page loaded, or the map worker's
+last fit ended). Once with the map in PCA, once in UMAP (each frame fitted by the map worker, started from the frame
+before); where the form leaves a core to the page, once more in UMAP on every core (as before the app left one).
+
+While the page is open it notes, every 50 ms, when the live latent map (``ui/livemap``) gains a frame and when the
+live panel's ELBO curve (``ui/livepanel``) gains an epoch (``performance.timeOrigin + performance.now()``: the same
+wall clock as the trainer's ``time.time()`` on this machine). Latency of a frame: from the ``time`` the trainer
+wrote into it to the first check that sees it (up to 50 ms pessimistic), for the frames written while the page was
+open and seen before it closed. Baseline, in the same run: the ELBO curve's new point, from the ``time`` of the
+epoch's line in ``metrics.jsonl``; the browser asks the run's feed for both every ``EVERY_S`` seconds, so the
+difference is what the map itself costs. In UMAP: from a frame written to the page drawing its UMAP. And the CPU
+each part used while the page was open (/proc).
 Asserts nothing.
 """
 
@@ -36,7 +40,8 @@ from vae.analysis import history
 from vae.config import preset, watched_threads
 from vae.runs import folder as rf
 
-ROUNDS = 2  # each arm on the form's threads, one after the other, this many times: the machine's pace drifts
+TURN_S = 12.0  # the page open, then closed, for this long each (2 epochs at least), in turns
+SETTLE_S = 3.0  # a turn counts from this long after it began: the page loaded, or the map worker's last fit ended
 TITLE = "## The live latent map: from a frame written to a frame on screen"
 RUN = "live"
 WATCH = r"""() => {
@@ -67,18 +72,6 @@ WATCH = r"""() => {
     };
     setInterval(tick, 50); // every 50 ms, not every animation frame: the probe itself must not load the page
 }"""
-
-
-def latencies(events: list, written: list[float], column: int, since: float) -> list[float]:
-    """ms from each ``written[k]`` (s) after ``since`` to the first event whose count ``column`` exceeds k."""
-    out = []
-    for k, t in enumerate(written):
-        if t * 1000 < since:
-            continue
-        seen = next((e[0] for e in events if e[column] > k), None)
-        if seen is not None:
-            out.append(seen - t * 1000)
-    return out
 
 
 def _processes() -> dict[int, tuple[int, float, str]]:
@@ -121,135 +114,159 @@ def cpu_by_part(training: int, server: int) -> dict[str, float]:
     return {name: sum(procs[p][1] for p in pids) for name, pids in parts.items()}
 
 
-def train_watched(runs: Path, url: str, data: str, epochs: int, method: str | None, server: int = 0,
-                  threads: int = 1, round_: int = 0) -> dict:  # fmt: skip
-    """One training of ``data`` into ``runs`` on ``threads`` torch threads; with ``method`` ("PCA" or "UMAP") its
-    Train page open in Chromium, watched until it ends. Returns the page's events, when watching began, the
-    frames' and epoch lines' times and the training's examples per second over the epochs that ended after the
-    page opened."""
-    name = f"{RUN}-{(method or 'alone').lower()}-{threads}-{round_}"
+def train_watched(runs: Path, url: str, data: str, epochs: int, method: str, server: int, threads: int) -> dict:
+    """One training of ``data`` into ``runs`` on ``threads`` torch threads, its Train page open (the map in
+    ``method``, "PCA" or "UMAP") and closed in turns of ``TURN_S`` seconds until it ends. Returns each turn
+    (watched or not, when it counted from and to, the page's events), the frames' and epoch lines' times, the
+    epochs' examples per second and the CPU each part used while watched (cores)."""
+    name = f"{RUN}-{method.lower()}-{threads}"
     cmd = [sys.executable, "-m", "vae", "--runs-dir", str(runs), "train", "--data", data, "--epochs", str(epochs),
            "--name", name, "--threads", str(threads), "--json"]  # fmt: skip
     training = subprocess.Popen(cmd, cwd=common.ROOT, env=common.child_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
-    events, since, cpu = [], time.time() * 1000, {}
+    done = lambda: [m for m in rf.read_metrics(runs / name) if m.get("type") == "epoch"]  # noqa: E731
+    turns, busy, watched_s = [], {}, 0.0
     try:
         while not history.frame_paths(runs / name):  # the run exists and has its first frame
             if training.poll() is not None:
                 raise RuntimeError("the benchmark's training ended before it started")
             time.sleep(0.2)
-        if method is None:
-            since = time.time() * 1000
-            training.wait(timeout=900)
-        else:
-            with chromium() as browser:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"{url}/train?run={name}")
-                page.get_by_role("heading", name="Latent map as it trains").wait_for(timeout=120_000)
-                if method == "UMAP":
-                    page.get_by_text("UMAP", exact=True).first.click()
-                wait_idle(page, 120_000)
-                page.evaluate(WATCH)
-                since = page.evaluate("() => performance.timeOrigin + performance.now()")
-                common.log(f"live map: watching {data} train for {epochs} epochs, the map in {method}…")
-                cpu0, t0 = cpu_by_part(training.pid, server), time.time()
-                while training.poll() is None and time.time() < t0 + 900:
-                    cpu1, t1 = cpu_by_part(training.pid, server), time.time()  # the last reading before it ends
-                    time.sleep(0.5)
-                cpu = {k: (cpu1[k] - cpu0[k]) / max(t1 - t0, 1e-9) for k in cpu0}  # cores busy, on average
-                page.wait_for_timeout(3000 if method == "PCA" else 15_000)  # the last frame reaches the page
-                events = page.evaluate("() => window.__live")
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            watching = False
+            while training.poll() is None:
+                watching = not watching
+                if watching:
+                    page.goto(f"{url}/train?run={name}")
+                    page.get_by_role("heading", name="Latent map as it trains").wait_for(timeout=120_000)
+                    if method == "UMAP":
+                        page.get_by_text("UMAP", exact=True).first.click()
+                    wait_idle(page, 120_000)
+                    page.evaluate(WATCH)
+                else:
+                    page.goto("about:blank")
+                time.sleep(SETTLE_S)
+                if not watching:  # the map worker's fits the page asked for end first, or they count as unwatched
+                    quiet_worker(training.pid, server)
+                since, start = time.time(), len(done())
+                cpu0 = cpu1 = cpu_by_part(training.pid, server)
+                until = since
+                while training.poll() is None and (time.time() < since + TURN_S or len(done()) < start + 2):
+                    cpu1, until = cpu_by_part(training.pid, server), time.time()  # the last reading in the turn
+                    time.sleep(0.3)
+                until = time.time() if training.poll() is None else until
+                events = []
+                if watching:
+                    page.wait_for_timeout(2500)  # the turn's last frame reaches the page
+                    events = page.evaluate("() => window.__live")
+                    for k in cpu0:
+                        busy[k] = busy.get(k, 0.0) + cpu1[k] - cpu0[k]
+                    watched_s += max(0.0, until - since)
+                turns.append({"watched": watching, "since": since, "until": until, "events": events})
     finally:
         if training.poll() is None:
             training.kill()
             training.wait()
-    epochs_after = [m for m in rf.read_metrics(runs / name) if m.get("type") == "epoch" and m["time"] * 1000 > since]
-    pace = sum(m["examples_per_s"] for m in epochs_after) / max(1, len(epochs_after))
     return {
-        "events": events,
-        "since": since,
+        "turns": turns,
         "frames": [f.time for f in history.frames(runs / name)],
-        "epochs": [m["time"] for m in rf.read_metrics(runs / name) if m.get("type") == "epoch"],
-        "pace": pace,
-        "cpu": cpu,
+        "epochs": [(m["time"], m["examples_per_s"]) for m in done()],
+        "cpu": {k: v / max(watched_s, 1e-9) for k, v in busy.items()},
     }
+
+
+def quiet_worker(training: int, server: int, timeout: float = 90.0) -> None:
+    """Wait until the map worker has used under 0.05 s of CPU over half a second (its fits over)."""
+    deadline = time.time() + timeout
+    before = cpu_by_part(training, server)["map worker"]
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = cpu_by_part(training, server)["map worker"]
+        if now - before < 0.05:
+            return
+        before = now
+
+
+def pace_kept(arm: dict) -> tuple[float, float, int, int]:
+    """(examples/s watched, unwatched, how many epochs each): the epochs that ran wholly inside a turn."""
+    paces = {True: [], False: []}
+    epochs = arm["epochs"]
+    for (start, _), (end, pace) in zip(epochs, epochs[1:], strict=False):  # the first epoch's start is unknown
+        turn = next((t for t in arm["turns"] if t["since"] <= start and end <= t["until"]), None)
+        if turn is not None:
+            paces[turn["watched"]].append(pace)
+    mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
+    return mean(paces[True]), mean(paces[False]), len(paces[True]), len(paces[False])
+
+
+def seen(arm: dict, key: str, column: int) -> list[float]:
+    """ms from each frame (``key`` "frames") or epoch line ("epochs") written while the page was open to the
+    page's first check that shows it (``column``: 1 frames, 2 ELBO points, 3 UMAP frames), in the same turn."""
+    written = arm[key] if key == "frames" else [t for t, _ in arm[key]]
+    out = []
+    for turn in (t for t in arm["turns"] if t["watched"] and t["events"]):
+        first = turn["events"][0][0]
+        inside = [(k, t) for k, t in enumerate(written) if first <= t * 1000 <= turn["until"] * 1000]
+        for k, t in inside:
+            shown = next((e[0] for e in turn["events"] if e[column] > k), None)
+            if shown is not None:
+                out.append(shown - t * 1000)
+    return out
 
 
 def run(quick: bool = False) -> str:
     missing = missing_browser()
     if missing:
         return f"{TITLE}\n\nSkipped: missing {' and '.join(missing)}.\n"
-    data = "digits" if quick or not common.fashion_available() else "fashion-mnist"
-    epochs = 40 if data == "digits" else 15
+    data = "fashion-mnist" if common.fashion_available() else "digits"
+    epochs = (12 if quick else 40) if data == "fashion-mnist" else (400 if quick else 1000)  # digits: 0.1 s an epoch
     cores = os.cpu_count() or 1
     threads = watched_threads(preset(data).train.threads)  # as the Train page's form starts it here
+    arms = [("PCA", threads), ("UMAP", threads)] + ([("UMAP", cores)] if threads != cores and not quick else [])
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         runs = Path(tmp)
         with common.environment(LATENT_EXPLORER_WARM_UMAP="0", LATENT_EXPLORER_RUNS=str(runs)):
             url, proc = start_app(runs)
             try:
                 wait_healthy(url, proc)
-                rounds = []  # the baseline (no page open) and the page open in PCA and in UMAP, one after the other
-                for r in range(1 if quick else ROUNDS):
-                    rounds.append({(method or "alone"): train_watched(runs, url, data, epochs, method, proc.pid,
-                                                                      threads, r)
-                                   for method in (None, "PCA", "UMAP")})  # fmt: skip
-                every = {}  # the same with every core on the training, as before the app left one to the page
-                if threads != cores:
-                    every["alone"] = train_watched(runs, url, data, epochs, None, threads=cores)
-                    every["UMAP"] = train_watched(runs, url, data, epochs, "UMAP", proc.pid, cores)
+                out = {}
+                for method, on in arms:
+                    common.log(f"live map: {data}, {epochs} epochs on {on} thread(s), its page open and closed in "
+                               f"turns, the map in {method}…")  # fmt: skip
+                    out[method, on] = train_watched(runs, url, data, epochs, method, proc.pid, on)
             finally:
                 stop_server(proc)
-    pooled = lambda arm, key, column: [x for r in rounds for x in latencies(r[arm]["events"], r[arm][key], column,  # noqa: E731
-                                                                           r[arm]["since"])]  # fmt: skip
+    pca, umap = out["PCA", threads], out["UMAP", threads]
     rows = [
-        ["latent map in PCA: frame written → frame on screen", *stats(pooled("PCA", "frames", 1))],
-        ["latent map in UMAP: frame written → its UMAP fitted, on screen", *stats(pooled("UMAP", "frames", 3))],
-        ["ELBO curve: epoch line written → point on screen (baseline)", *stats(pooled("PCA", "epochs", 2))],
+        ["latent map in PCA: frame written → frame on screen", *stats(seen(pca, "frames", 1))],
+        ["latent map in UMAP: frame written → its UMAP fitted, on screen", *stats(seen(umap, "frames", 3))],
+        ["ELBO curve: epoch line written → point on screen (baseline)", *stats(seen(pca, "epochs", 2))],
     ]
-    on = f"{threads} thread{'s' * (threads > 1)}"  # the threads the form gives the training here
-    mean = lambda arm, key="pace": sum(r[arm][key] for r in rounds) / len(rounds)  # noqa: E731
-    alone = {"pace": mean("alone")}
-    pace = [[f"{on}: no page open (baseline)", f"{alone['pace']:,.0f}", "1.00", "–"]]
-    for name in ("PCA", "UMAP"):
-        kept = [r[name]["pace"] / r["alone"]["pace"] for r in rounds]  # each round against its own baseline
-        each = f" ({', '.join(f'{k:.2f}' for k in kept)})" if len(kept) > 1 else ""
-        pace.append([f"{on}: the Train page open, map in {name}", f"{mean(name):,.0f}",
-                     f"**{sum(kept) / len(kept):.2f}**{each}",
-                     f"{mean(name) / every['alone']['pace']:.2f}" if every else "–"])  # fmt: skip
-    if every:
-        pace += [[f"{cores} threads (every core): no page open", f"{every['alone']['pace']:,.0f}", "–", "1.00"],
-                 [f"{cores} threads (every core): the Train page open, map in UMAP", f"{every['UMAP']['pace']:,.0f}",
-                  "–", f"{every['UMAP']['pace'] / every['alone']['pace']:.2f}"]]  # fmt: skip
+    label = lambda n: f"{n} thread{'s' * (n > 1)}" + (" (every core)" if n == cores and n != threads else "")  # noqa: E731
+    pace, cpu = [], []
     parts = ["training", "server", "map worker", "browser"]
-    cpu_of = lambda arm: {k: sum(r[arm]["cpu"].get(k, 0) for r in rounds) / len(rounds) for k in parts}  # noqa: E731
-    arms = [(f"{on}, map in PCA", {"cpu": cpu_of("PCA")}), (f"{on}, map in UMAP", {"cpu": cpu_of("UMAP")})]
-    arms += [(f"{cores} threads, map in UMAP", every["UMAP"])] if every else []
-    cpu = [[name, *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)] for name, arm in arms]
+    for (method, on), arm in out.items():
+        watched, alone, n_watched, n_alone = pace_kept(arm)
+        pace.append([f"{label(on)}, map in {method}", f"{alone:,.0f} ({n_alone})", f"{watched:,.0f} ({n_watched})",
+                     f"**{watched / alone:.2f}**"])  # fmt: skip
+        cpu.append([f"{label(on)}, map in {method}", *(f"{arm['cpu'].get(k, 0):.2f}" for k in parts)])
     return (
         f"{TITLE}\n\n"
-        f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame) watched on its Train "
-        f"page in headless Chromium; the browser asks the run's feed for new rows and frames every {LIVE_EVERY_S:g} s. "
-        "In UMAP, the map "
-        "worker fits each new frame from the one before, in the background, while the training runs beside it.\n\n"
+        f"A {data} training ({epochs} epochs, the default MLP, 2,000 probe items a frame), its Train page open "
+        f"in headless Chromium and closed again in turns of {TURN_S:g} s (2 epochs at least); while open, the "
+        f"browser asks the run's feed for new rows and frames every {LIVE_EVERY_S:g} s. In UMAP, the map worker "
+        "fits each new frame from the one before, in the background, while the training runs beside it.\n\n"
         + common.table(["what", "n", "p50 ms", "p95 ms", "max ms"], rows)
-        + "\n\nBaseline: the ELBO curve's new point, polled as often, in the same run. "
-        "Frames and epochs written before the page was open are left out.\n\n"
+        + "\n\nBaseline: the ELBO curve's new point, polled as often, in the same run. Frames and epochs written "
+        "while the page was closed are left out.\n\n"
         + common.table(
-            [
-                "the same training",
-                "examples per second",
-                f"vs {on}, no page",
-                f"vs {cores} threads, no page",
-            ],
+            ["the training, on", "examples/s, page closed (epochs)", "examples/s, page open (epochs)", "pace kept"],
             pace,
-        )
-        + f"\n\nThe training's pace: the mean of its epochs' examples per second after the page opened, each "
-        f"training one after the other in the same run; on {on}, {len(rounds)} round{'s' * (len(rounds) > 1)} of the "
-        "three, each page open against the baseline of its own round (in brackets: each round's). The app starts a "
-        f"training on {threads} thread"
-        f"{'s' * (threads > 1)} here (``vae.config.watched_threads``: a core left to the page and its browser); "
-        "the rows on every core are the baseline from before that.\n\n"
+        )  # fmt: skip
+        + f"\n\nThe same training, watched and not in turns: the mean examples per second of the epochs that ran "
+        f"wholly inside a turn, {SETTLE_S:g} s after it began (the page loaded; the map worker's last fit over). The "
+        f"app starts a training on {label(threads)} here (``vae.config.watched_threads``: a core left to the page "
+        "and its browser); the row on every core is the baseline from before that.\n\n"
         + common.table(["while watched: CPU cores busy, on average", *parts], cpu)
         + "\n\nFrom /proc while the page was open: each part with its processes (the server's map worker apart; "
         "the browser: Playwright's driver and Chromium); 2 cores in all.\n\n"
