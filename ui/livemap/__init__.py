@@ -27,7 +27,7 @@ MAGIC = b"LELIVEMP"
 
 _component = st.components.v2.component(
     "latent_explorer_live_map",
-    js=(FRONTEND / "livemap.js").read_text(),
+    js=(FRONTEND.parent / "livepanel" / "feed.js").read_text() + (FRONTEND / "livemap.js").read_text(),
     css=(FRONTEND / "livemap.css").read_text(),
 )
 

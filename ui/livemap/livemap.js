@@ -46,14 +46,6 @@ function bounds(xy) {
   return [x0 - pad, x1 + pad, y0 - pad, y1 + pad];
 }
 
-function element(tag, className, parent, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
-
 function build(root) {
   const s = { root, data: null, pos: null, box: null, shown: 0, target: 0, anim: null, playing: null, follow: null };
   const box = (s.el = element("div", "llm", root));
@@ -107,15 +99,8 @@ function scale(s) {
 
 function draw(s) {
   if (!s.data || !s.pos) return;
-  const c = s.canvas, ratio = window.devicePixelRatio || 1;
-  const w = c.clientWidth, h = c.clientHeight;
-  if (c.width !== Math.round(w * ratio) || c.height !== Math.round(h * ratio)) {
-    c.width = Math.round(w * ratio);
-    c.height = Math.round(h * ratio);
-  }
-  const ctx = c.getContext("2d");
-  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-  ctx.clearRect(0, 0, w, h);
+  const w = s.canvas.clientWidth, h = s.canvas.clientHeight;
+  const ctx = sizedCanvas(s.canvas, w, h);
   const [px, py] = scale(s);
   ctx.strokeStyle = "rgba(128,128,128,0.45)";
   ctx.strokeRect(PAD.l, PAD.t, w - PAD.l - PAD.r, h - PAD.t - PAD.b);
@@ -295,16 +280,15 @@ function update(s, bytes) {
   }
 }
 
-/** Ask the feed for frames newer than those held; again every EVERY_MS while the page shows (a hidden tab asks
- * nothing, and asks at once when shown again). */
-async function poll(s) {
-  clearTimeout(s.timer);
-  const feed = s.feed;
-  if (!feed || !s.el.isConnected) return;
-  if (!document.hidden) {
-    try {
-      const reply = await fetch(`${feed}&have=${encodeURIComponent(s.stamp || "")}`, { cache: "no-store" });
-      if (feed !== s.feed) return; // mounted again meanwhile (another method): that mount polls
+export default function ({ data, parentElement, setStateValue }) {
+  const s = (parentElement.__liveMap ??= build(parentElement));
+  s.setStateValue = setStateValue;
+  if (!data || typeof data.feed !== "string" || data.feed === s.feed) return;
+  if (!s.feed) {
+    s.follow = data.follow ?? null;
+    s.every = EVERY_MS;
+    s.ask = () => `${s.feed}&have=${encodeURIComponent(s.stamp || "")}`;
+    s.take = async (reply) => { // 204: nothing new
       if (reply.status === 200) {
         const bytes = new Uint8Array(await reply.arrayBuffer());
         s.stamp = reply.headers.get("X-Stamp") || "";
@@ -312,22 +296,11 @@ async function poll(s) {
       } else if (reply.status !== 204) {
         s.caption.textContent = `The live map could not be fetched: ${(await reply.text()).slice(0, 200)}`;
       }
-    } catch (e) {
-      s.caption.textContent = `The live map could not be drawn: ${e.message}`;
-    }
-  }
-  s.timer = setTimeout(() => poll(s), EVERY_MS);
-}
-
-export default function ({ data, parentElement, setStateValue }) {
-  const s = (parentElement.__liveMap ??= build(parentElement));
-  s.setStateValue = setStateValue;
-  if (!data || typeof data.feed !== "string" || data.feed === s.feed) return;
-  if (!s.feed) {
-    s.follow = data.follow ?? null;
-    document.addEventListener("visibilitychange", () => !document.hidden && poll(s));
+    };
+    s.failed = (e) => (s.caption.textContent = `The live map could not be drawn: ${e.message}`);
+    pollOnShow(s);
   }
   s.feed = data.feed; // a new method: its frames, from scratch
   s.stamp = "";
-  poll(s);
+  pollFeed(s);
 }

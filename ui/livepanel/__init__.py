@@ -38,7 +38,7 @@ EPOCH_KEYS = ("epoch", "train_elbo", "test_elbo")
 
 _component = st.components.v2.component(
     "latent_explorer_live_panel",
-    js=(FRONTEND / "livepanel.js").read_text(),
+    js=(FRONTEND / "feed.js").read_text() + (FRONTEND / "livepanel.js").read_text(),  # feed.js: shared with livemap
     css=(FRONTEND / "livepanel.css").read_text(),
 )
 

@@ -12,14 +12,6 @@ const PAD = { l: 58, r: 58, t: 34, b: 40 };
 const HEIGHT = 320;
 const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
 
-function element(tag, className, parent, text) {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
-
 /** About n round ticks between lo and hi. */
 function ticks(lo, hi, n = 5) {
   if (!(hi > lo)) return [lo];
@@ -32,17 +24,10 @@ function ticks(lo, hi, n = 5) {
 
 const fmt = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1000 ? v.toFixed(0) : Number(v.toPrecision(4)).toString());
 
-/** The canvas sized to its box for this screen's pixels; its 2-D context in CSS pixels. */
+/** The canvas sized to its box's width and ``height``, cleared; its 2-D context in CSS pixels, and the width. */
 function fitted(canvas, height) {
-  const w = canvas.clientWidth, dpr = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(height * dpr)) {
-    canvas.width = Math.round(w * dpr);
-    canvas.height = Math.round(height * dpr);
-  }
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, height);
-  return [ctx, w];
+  const w = canvas.clientWidth;
+  return [sizedCanvas(canvas, w, height), w];
 }
 
 function range(series, right) {
@@ -224,7 +209,13 @@ function build(root) {
   s.heat.canvas.setAttribute("aria-label", "KL per latent dimension and epoch");
   s.heat.el.hidden = true;
   new ResizeObserver(() => redraw(s)).observe(box);
-  document.addEventListener("visibilitychange", () => !document.hidden && poll(s));
+  s.ask = () => `${s.feed}&part=panel&steps=${s.steps}&epochs=${s.epochs}`;
+  s.take = async (reply) => {
+    if (reply.ok) apply(s, await reply.json());
+    else s.barText.textContent = `The run could not be read: ${(await reply.text()).slice(0, 200)}`;
+  };
+  s.failed = (e) => (s.barText.textContent = `The server did not answer (${e.message}); trying again.`);
+  pollOnShow(s);
   return s;
 }
 
@@ -283,23 +274,6 @@ function apply(s, p) {
   }
 }
 
-async function poll(s) {
-  clearTimeout(s.timer);
-  const feed = s.feed;
-  if (!feed || !s.el.isConnected) return;
-  if (!document.hidden) {
-    try {
-      const reply = await fetch(`${feed}&part=panel&steps=${s.steps}&epochs=${s.epochs}`, { cache: "no-store" });
-      if (feed !== s.feed) return;
-      if (reply.ok) apply(s, await reply.json());
-      else s.barText.textContent = `The run could not be read: ${(await reply.text()).slice(0, 200)}`;
-    } catch (e) {
-      s.barText.textContent = `The server did not answer (${e.message}); trying again.`;
-    }
-  }
-  s.timer = setTimeout(() => poll(s), s.every);
-}
-
 export default function ({ data, parentElement, setTriggerValue }) {
   const s = (parentElement.__livePanel ??= build(parentElement));
   s.trigger = setTriggerValue;
@@ -312,5 +286,5 @@ export default function ({ data, parentElement, setTriggerValue }) {
   apply(s, data.first);
   redraw(s);
   clearTimeout(s.timer);
-  s.timer = setTimeout(() => poll(s), s.every);
+  s.timer = setTimeout(() => pollFeed(s), s.every);
 }
