@@ -45,9 +45,17 @@ def test_frames_are_fitted_from_the_previous_layout_and_kept_with_the_run(run, l
     frames = history.frames(run)
     assert len(layouts) == len(frames) and all(lay.shape == (360, 2) for lay in layouts)
     assert (rf.history_dir(run) / history.UMAP_FILE).is_file()
-    # frame 3 is a direct UMAP fit of its codes from frame 2's layout with the seed, turned onto frame 2's layout
+    # frame 3 is umap's own fit of its codes (its exact neighbours from scikit-learn, as umap finds them itself, but
+    # without its loop over pairs) from frame 2's layout with the seed, turned onto frame 2's layout
+    from vae.projection.umap_runtime import exact_neighbours, import_umap
+
     k = 3
-    direct = sequence.umap_layout(frames[k].codes(), layouts[k - 1], seed=0)
+    codes = np.asarray(frames[k].codes(), dtype=np.float32)
+    neighbours = exact_neighbours(codes, 15, "euclidean")
+    start = np.asarray(layouts[k - 1], dtype=np.float64)
+    direct = import_umap().UMAP(n_components=2, init=start, random_state=0, n_epochs=sequence.EPOCHS, n_jobs=1,
+                                precomputed_knn=neighbours).fit_transform(codes)  # fmt: skip
+    direct = direct.astype(np.float64)
     direct -= direct.mean(0)
     rotation, _ = orthogonal_procrustes(direct, layouts[k - 1] - layouts[k - 1].mean(0))
     np.testing.assert_allclose(direct @ rotation + layouts[k - 1].mean(0), layouts[k], atol=1e-6)
