@@ -550,6 +550,10 @@ def test_while_training_the_browser_polls_the_runs_feed_and_a_frame_is_sent_only
         assert [drawn["groups"][g]["name"] for g in drawn["labels"]] == [str(y) for y in labels]  # digits: 0-9
         assert drawn["axis"] == "aligned PCA" and drawn["method"] == "pca"
         assert len(drawn["captions"]) == 16 and len(drawn["pictures"]) == 16
+        picture = fetched(drawn["pictures"][3])  # each frame's prior samples, by URL, asked when shown
+        assert picture.status == 200 and Image.open(io.BytesIO(picture.body)).format == "JPEG"
+        assert picture.body == history.sample_jpegs([frames[3]])[0]
+        assert fetched(drawn["pictures"][3], frame="99").status == 400
         stamp = reply.headers["X-Stamp"]
         assert fetched(shown["feed"], have=stamp).status == 204  # nothing new: nothing sent
         sh.copyfile(paths[-1], landed)  # a frame lands

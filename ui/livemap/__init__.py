@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from vae.analysis import history
+
 from .. import served
 from ..cache import dataset_for, history_view
 from ..maps import label_groups
@@ -75,11 +77,13 @@ def label_names(run_dir: Path, labels) -> list[str] | None:
 
 
 def umap_sentence(view: dict, live: bool = False) -> str:
-    """How many of a history's UMAP frames are fitted, and what the map shows meanwhile."""
+    """How many of a history's UMAP frames are fitted, and what the map shows meanwhile (live: without the fit's
+    progress, which would change the live map's bytes at every step of a fit)."""
     _, message = view.get("umap_progress", (0.0, "starting"))
     fitted, n = len(view["layouts"]) - view["umap_missing"], len(view["layouts"])
     shown = "the map shows those so far" if fitted and live else "the PCA frames stand in meanwhile"
-    return f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted in the background ({message}), and {shown}."
+    where = "in the background" if live else f"in the background ({message})"
+    return f"UMAP frames: {fitted} of {n} fitted; the rest are being fitted {where}, and {shown}."
 
 
 def fitted_so_far(view: dict) -> dict:
@@ -106,9 +110,10 @@ def live_view(run_dir: Path, method: str) -> tuple[dict, str | None] | None:
     return view, note
 
 
-def feed(run_dir: Path, method: str, have: str) -> served.Answer:
+def feed(run_dir: Path, method: str, have: str, url: str) -> served.Answer:
     """The run's frames in ``method`` for the browser that holds the frames stamped ``have``: nothing (204) while
-    they are the same, else every frame as bytes, with their stamp (header ``X-Stamp``)."""
+    they are the same, else every frame as bytes, with their stamp (header ``X-Stamp``); each frame's picture as a
+    URL of the run's feed (``url``, ``picture``), which the browser asks once, when it shows that frame."""
     if method not in ("pca", "umap"):
         return served.Answer(400, "method must be pca or umap.")
     found = live_view(run_dir, method)
@@ -119,8 +124,23 @@ def feed(run_dir: Path, method: str, have: str) -> served.Answer:
     stamp = hashlib.sha256(stamp.encode()).hexdigest()[:20]
     if stamp == have:
         return served.Answer(204, b"")
+    if view["pictures"]:  # the pictures by URL: the frames' data URIs came to 12 KB a frame, sent at every frame
+        versions = [p.stat().st_mtime_ns for p in history.frame_paths(run_dir)[: len(view["pictures"])]]
+        view = {**view, "pictures": [f"{url}&part=samples&frame={k}&v={v}" for k, v in enumerate(versions)]}
     data = _bytes(str(run_dir), stamp, tuple(label_names(run_dir, view["labels"]) or ()), note, view)
     return served.Answer(200, data, "application/octet-stream", {"X-Stamp": stamp})
+
+
+def samples(run_dir: Path, frame: str | None) -> served.Answer:
+    """Frame ``frame``'s decoded prior samples as a JPEG (the browser keeps it: its URL names the frame file's
+    version)."""
+    paths = history.frame_paths(run_dir)
+    if not frame or not frame.isdigit() or int(frame) >= len(paths):
+        return served.Answer(400, f"frame must be a frame's number, 0 to {len(paths) - 1}.")
+    jpegs = history.sample_jpegs([history.frames(run_dir)[int(frame)]])
+    if not jpegs:
+        return served.Answer(404, "The run's frames hold no pictures.")
+    return served.Answer(200, jpegs[0], "image/jpeg", {"Cache-Control": "private, max-age=86400"})
 
 
 def show(feed_url: str, method: str, ids, follow: int | None, key: str) -> int | None:

@@ -132,7 +132,8 @@ def _count(params: Mapping[str, str], name: str) -> int:
 
 def answer(run_dir: Path, epochs: int, params: Mapping[str, str]) -> served.Answer:
     """The run's feed: ``part=panel`` (``steps``, ``epochs``: the rows the browser has), ``part=picture``
-    (``file``: recon or samples) or ``part=map`` (``method``, ``have``: the stamp of the frames it has)."""
+    (``file``: recon or samples), ``part=map`` (``method``, ``have``: the stamp of the frames it has) or
+    ``part=samples`` (``frame``: a frame's decoded prior samples)."""
     part = params.get("part") or "panel"
     if part == "panel":
         try:
@@ -148,13 +149,19 @@ def answer(run_dir: Path, epochs: int, params: Mapping[str, str]) -> served.Answ
         png = enlarged_png(rf.picture_path(run_dir, which))
         return served.Answer(200, png, "image/png") if png else served.Answer(404, "The run has no such picture yet.")
     if part == "map":
-        return livemap.feed(run_dir, params.get("method") or "pca", params.get("have") or "")
-    return served.Answer(400, "part must be panel, picture or map.")
+        url = feed_url(run_dir, epochs, offer=False)
+        return livemap.feed(run_dir, params.get("method") or "pca", params.get("have") or "", url)
+    if part == "samples":
+        return livemap.samples(run_dir, params.get("frame"))
+    return served.Answer(400, "part must be panel, picture, map or samples.")
 
 
-def feed_url(run_dir: Path, epochs: int) -> str:
-    """Offer the run's feed on this server (``ui.served``); the URL the browser polls."""
+def feed_url(run_dir: Path, epochs: int, offer: bool = True) -> str:
+    """Offer the run's feed on this server (``ui.served``; ``offer`` False: offered already); the URL the browser
+    polls."""
     feed_id = "run-" + hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:24]
+    if not offer:
+        return f"{served.FEED_ROUTE}?id={feed_id}"
     return served.offer_feed(feed_id, partial(answer, Path(run_dir), epochs))
 
 
