@@ -339,9 +339,10 @@ def watched_threads(threads: int, procs: int = 1, cores: int | None = None) -> i
     """Torch threads per process for a training the app starts on a machine of ``cores`` (default: this one's).
 
     Several processes share the cores out. One process keeps its ``threads`` but leaves a core to the app's
-    server and the browser watching it where it would take them all: on 2 cores a 2-thread training lost a third
-    or more of its pace to the open Train page (``python -m bench live_map``), while 1 thread trains the default
-    MLP at 0.73-1.11 of 2 threads' pace alone (about 0.9 in most runs) and, watched, faster than 2 in every run."""
+    server and the browser watching it where it would take them all: on 2 cores a 2-thread training lost a fifth
+    to a third of its pace to the open Train page (``python -m bench live_map``), 1 thread none that shows, while
+    1 thread trains the default MLP at 0.73-1.11 of 2 threads' pace alone on an AMD EPYC (about 0.9 in most runs),
+    0.82-0.93 on an Intel Xeon, and, watched, faster than 2 in every run."""
     cores = max(1, cores or os.cpu_count() or 1)
     if procs > 1:
         return max(1, cores // procs)
