@@ -92,8 +92,8 @@ def feed(params: Mapping[str, str]) -> Answer:
         return Answer(404, "No live feed of that name is open on a page of this server: reload the page.")
     try:
         return answer(params)
-    except (OSError, ValueError) as e:  # the run folder changed or broke under the page
-        return Answer(500, f"The run could not be read: {e}")
+    except Exception as e:  # noqa: BLE001 - the page polling shows a sentence, never a traceback
+        return Answer(500, f"The run could not be read ({type(e).__name__}): {e}")
 
 
 def items(map_id: str | None, rows: str | None) -> tuple[int, bytes | str]:

@@ -107,3 +107,23 @@ def test_the_items_are_answered_to_this_machines_host_names_only():
     assert served.host_allowed("app.lab.example", ["*.lab.example"]) and served.host_allowed("anything", ["*"])
     assert not served.host_allowed("lab.example.evil", ["*.lab.example"])
     assert served.host_allowed("anything", [])  # no list: Streamlit's own default, any host
+
+
+def test_a_feed_answers_what_its_page_offered_and_a_sentence_when_it_breaks(monkeypatch):
+    """A training's live feed (``offer_feed``): its function's answer, with the query's parameters; a sentence and
+    500 when that function fails (a run folder broken under the page), 404 for a feed no page offered; the oldest
+    feed goes past ``KEEP_FEEDS``."""
+    monkeypatch.setattr(served, "_feeds", type(served._feeds)())
+    url = served.offer_feed("run-a", lambda params: served.Answer(200, params["part"].encode(), "text/plain"))
+    assert url == f"{served.FEED_ROUTE}?id=run-a"
+    assert served.feed({"id": "run-a", "part": "panel"}) == served.Answer(200, b"panel", "text/plain")
+
+    def broken(params):
+        raise RuntimeError("the status file is half written")
+
+    served.offer_feed("run-b", broken)
+    status, body, *_ = served.feed({"id": "run-b"})
+    assert status == 500 and body == "The run could not be read (RuntimeError): the status file is half written"
+    for k in range(served.KEEP_FEEDS):
+        served.offer_feed(f"run-{k}", broken)
+    assert served.feed({"id": "run-a"}).status == 404 and served.feed({"id": "run-0"}).status == 500
