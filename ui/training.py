@@ -263,8 +263,8 @@ def live_panel(run: str, epochs: int) -> None:
     c2.button("Stop", key="train_stop", icon=":material/stop:", on_click=control, args=(run, "stop"))
     if msg := st.session_state.pop(RUN_ERROR_KEY, None):
         st.error(msg)
-    livepanel.show(run_dir, status, epochs, key=LIVE_PANEL_KEY)
-    history_section(run_dir, feed=livepanel.feed_url(run_dir, epochs))
+    feed = livepanel.show(run_dir, status, epochs, key=LIVE_PANEL_KEY)
+    history_section(run_dir, feed=feed)
 
 
 def final_panel(run_dir: Path, status: dict, epochs: int) -> None:

@@ -149,26 +149,25 @@ def answer(run_dir: Path, epochs: int, params: Mapping[str, str]) -> served.Answ
         png = enlarged_png(rf.picture_path(run_dir, which))
         return served.Answer(200, png, "image/png") if png else served.Answer(404, "The run has no such picture yet.")
     if part == "map":
-        url = feed_url(run_dir, epochs, offer=False)
+        url = f"{served.FEED_ROUTE}?id={params.get('id', '')}"  # this feed's own URL, for the frames' pictures
         return livemap.feed(run_dir, params.get("method") or "pca", params.get("have") or "", url)
     if part == "samples":
         return livemap.samples(run_dir, params.get("frame"))
     return served.Answer(400, "part must be panel, picture, map or samples.")
 
 
-def feed_url(run_dir: Path, epochs: int, offer: bool = True) -> str:
-    """Offer the run's feed on this server (``ui.served``; ``offer`` False: offered already); the URL the browser
-    polls."""
+def feed_url(run_dir: Path, epochs: int) -> str:
+    """Offer the run's feed on this server (``ui.served``); the URL the browser polls."""
     feed_id = "run-" + hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:24]
-    if not offer:
-        return f"{served.FEED_ROUTE}?id={feed_id}"
     return served.offer_feed(feed_id, partial(answer, Path(run_dir), epochs))
 
 
-def show(run_dir: Path, status: dict, epochs: int, key: str) -> None:
+def show(run_dir: Path, status: dict, epochs: int, key: str) -> str:
     """Mount the live panel of the run that trains, with what it draws now; it polls the feed from then on.
-    The fragment it is in reruns when it says the run's state changed from ``status``'s."""
-    first = panel(run_dir, epochs)
-    data = {"feed": feed_url(run_dir, epochs), "state": status.get("state"), "every_ms": int(EVERY_S * 1000),
-            "first": first}  # fmt: skip
+    The fragment it is in reruns when it says the run's state changed from ``status``'s. Returns the feed's URL
+    (the live map polls it too)."""
+    url = feed_url(run_dir, epochs)
+    data = {"feed": url, "state": status.get("state"), "every_ms": int(EVERY_S * 1000),
+            "first": panel(run_dir, epochs)}  # fmt: skip
     _component(data=data, key=key, on_state_change=lambda: None)
+    return url
