@@ -231,7 +231,8 @@ def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(e
     for i in range(1, 11):
         explore.mouse.move(x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * i / 10)
     explore.mouse.up()
-    shown = label_counts(explore)
+    shown = label_counts(explore)  # the lasso ends where it began: a selection, not a click that pins that spot
+    assert "pin=" not in explore.url and not explore.get_by_text("Decoded map point", exact=True).count()
     labels = np.array(state["category"])[inside]
     names = [str(i) for i in range(10)]  # digits: label i is named "i"
     assert shown == {names[c]: int((labels == c).sum()) for c in np.unique(labels)}
@@ -335,7 +336,8 @@ def test_a_lasso_selects_exactly_the_points_inside_it(explore):
         for j in range(1, 13):
             explore.mouse.move(x0 + (x1 - x0) * j / 12, y0 + (y1 - y0) * j / 12)
     explore.mouse.up()
-    shown = label_counts(explore)
+    shown = label_counts(explore)  # the lasso ends where it began: a selection, not a click that pins that spot
+    assert "pin=" not in explore.url and not explore.get_by_text("Decoded map point", exact=True).count()
     labels = np.array(state["category"])[inside]
     assert shown == {str(c): int((labels == c).sum()) for c in np.unique(labels)}  # digits: label i is named "i"
     assert explore.evaluate("() => document.querySelector('.lem-plot').dataset.layerChosen") == str(inside.sum())

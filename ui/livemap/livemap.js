@@ -153,6 +153,7 @@ function glide(s, k, ms, then) {
   const from = Float32Array.from(s.pos), to = data.layouts[k];
   const fromBox = s.box.slice(), toBox = data.boxes[k];
   s.target = k;
+  s.el.dataset.target = String(k); // the frame it glides to (data-shown: the one it reached)
   s.slider.value = String(k);
   showFrame(s, k);
   const t0 = performance.now();

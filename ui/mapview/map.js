@@ -547,11 +547,15 @@ function clicks(s) {
   let down = null;
   // the legend, the colour bar and the mode bar lie over the plot area: a press on them is not a click on the map
   const onMap = (e) => !(e.target instanceof Element && e.target.closest(".legend, .colorbar, .modebar"));
-  s.plot.addEventListener("pointerdown", (e) => (down = onMap(e) ? [e.clientX, e.clientY] : null), true);
+  s.plot.addEventListener("pointerdown", (e) => (down = onMap(e) ? { x: e.clientX, y: e.clientY, far: 0 } : null), true);
+  // how far the press has gone: a lasso closed where it began comes up at its start, and is no click
+  document.addEventListener("pointermove", (e) => {
+    if (down) down.far = Math.max(down.far, Math.hypot(e.clientX - down.x, e.clientY - down.y));
+  }, true);
   // Plotly covers the page with a drag layer on pointer down, so the pointer comes up over that, not the plot
   document.addEventListener("pointerup", (e) => {
     const at = mapPosition(s, e);
-    const still = down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) < 5; // a pan moves further
+    const still = down && Math.max(down.far, Math.hypot(e.clientX - down.x, e.clientY - down.y)) < 5; // a drag goes further
     down = null;
     if (!still || !at || !s.map || !globalThis.Plotly) return;
     s.clicks += 1;
