@@ -321,6 +321,18 @@ def test_pinned_items_show_their_posterior_cloud_and_samples(page, app_url):
     shot(page, "mapview-posterior-second")
 
 
+# Every URL the page's history was given (pushState, replaceState) and every Back, in order, with the time.
+HISTORY_LOG = """(() => {
+window.__history = [];
+const note = (what, url) => window.__history.push([what, String(url), Math.round(performance.now())]);
+for (const f of ["pushState", "replaceState"]) {
+  const original = history[f];
+  history[f] = function (...a) { note(f, a[2]); return original.apply(this, a); };
+}
+addEventListener("popstate", () => note("popstate", location.href));
+})();"""
+
+
 def link_values(url: str) -> tuple[str, dict]:
     """A page's path and its query's values."""
     parts = urlsplit(url)
@@ -329,6 +341,7 @@ def link_values(url: str) -> tuple[str, dict]:
 
 def test_back_after_open_in_decode_returns_to_the_view_in_one_press(page, app_url):
     """Each page visit is one history entry holding its view: Back from Decode reopens Explore as it was."""
+    page.add_init_script(HISTORY_LOG)  # what wrote the URL, for the failure's message
     pin_a_spot_on_both_splits(page, app_url)
     view, entries = page.url, page.evaluate("history.length")
     page.get_by_role("button", name="Open in Decode").first.click()
@@ -343,7 +356,7 @@ def test_back_after_open_in_decode_returns_to_the_view_in_one_press(page, app_ur
     deadline = time.time() + 30
     while link_values(page.url) != link_values(view) and time.time() < deadline:
         page.wait_for_timeout(200)
-    assert link_values(page.url) == link_values(view), (page.url, view)
+    assert link_values(page.url) == link_values(view), (page.url, view, page.evaluate("() => window.__history"))
     page.get_by_text("Decoded map point", exact=True).wait_for()
     wait_points(page, 1797)
     shot(page, "mapview-back-from-decode")
