@@ -37,8 +37,12 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-# True once Streamlit has finished the current run: its status widget ("Running...") is gone.
-IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+# True once Streamlit has finished the current run: the app says its script is not running (nor asked to rerun), and
+# its status widget ("Running...") is gone. The widget alone shows only once a run has lasted a moment: a page left
+# while its run still wrote the URL (Back pressed then) had that write land on the page gone back to.
+IDLE_JS = """() => { const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && !['running', 'rerunRequested'].includes(app.dataset.testScriptState)
+    && !document.querySelector('[data-testid="stStatusWidget"]'); }"""
 APP = '[data-testid="stApp"]'
 
 
