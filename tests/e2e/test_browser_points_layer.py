@@ -231,7 +231,7 @@ def test_a_box_drawn_with_the_select_tool_selects_exactly_the_points_inside_it(e
     for i in range(1, 11):
         explore.mouse.move(x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * i / 10)
     explore.mouse.up()
-    shown = label_counts(explore)  # the lasso ends where it began: a selection, not a click that pins that spot
+    shown = label_counts(explore)  # a box dragged: a selection, not a click that pins a spot
     assert "pin=" not in explore.url and not explore.get_by_text("Decoded map point", exact=True).count()
     labels = np.array(state["category"])[inside]
     names = [str(i) for i in range(10)]  # digits: label i is named "i"
