@@ -299,7 +299,7 @@ with side:  # filled first: its pictures reach the browser before the map's redr
     st.download_button(
         "Download map as CSV",
         lambda: maps.table_csv(split, idx, labels, names, proj.embedding_, codes, len(ds.x_train)),
-        file_name=f"{run_dir.name}-{key}.csv", mime="text/csv", icon=":material/download:",
+        file_name=f"{run_dir.name}-{key}.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
     )  # fmt: skip
 with map_col:
     backdrop = maps.backdrop_uri(proj, model, ds) if display.backdrop and ds.is_image else None

@@ -129,7 +129,7 @@ if ds.is_image:
     png = grid_picture(decoded, ncol=steps, scale=enlargement(ds.item_shape, 64))
     st.image(png, caption=f"{steps} steps from A (left) to B (right), {method}", output_format="PNG")
     st.download_button("Download strip (PNG)", png, file_name=f"{run_dir.name}-{method}-{steps}.png",
-                       mime="image/png", icon=":material/download:")  # fmt: skip
+                       mime="image/png", icon=":material/download:", on_click="ignore")  # fmt: skip
 else:
     st.dataframe(ds.to_original_units(decoded), width="stretch")
 

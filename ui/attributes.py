@@ -108,7 +108,7 @@ def strip(model: VAE, ds: Dataset, codes: np.ndarray, caption: str, file_name: s
         png = grid_picture(decoded, ncol=len(codes), scale=enlargement(ds.item_shape, 64))
         st.image(png, caption=caption, output_format="PNG")
         st.download_button(label, png, file_name=file_name, mime="image/png",
-                           icon=":material/download:", key=f"download_{file_name}")  # fmt: skip
+                           icon=":material/download:", key=f"download_{file_name}", on_click="ignore")  # fmt: skip
     else:
         st.dataframe(ds.to_original_units(decoded), width="stretch")
     return decoded

@@ -206,7 +206,7 @@ def history_section(run_dir: Path, feed: str | None = None) -> None:
     st.download_button(
         "Download animation (GIF)", lambda: animation_gif(view["layouts"], labels, view["captions"], names=names),
         file_name=f"{run_dir.name}-latent-history-{view['method']}.gif", mime="image/gif", icon=":material/download:",
-        key="train_history_gif",
+        key="train_history_gif", on_click="ignore",
     )  # fmt: skip
 
 
@@ -235,7 +235,8 @@ def live_history(run_dir: Path, method: str, feed: str) -> None:
         return animation_gif(view["layouts"], view["labels"], view["captions"], names=names)
 
     st.download_button("Download animation (GIF)", gif, file_name=f"{run_dir.name}-latent-history-{method}.gif",
-                       mime="image/gif", icon=":material/download:", key="train_history_gif")  # fmt: skip
+                       mime="image/gif", icon=":material/download:", key="train_history_gif",
+                       on_click="ignore")  # fmt: skip
 
 
 def umap_waiting(run_dir: Path, view: dict) -> None:

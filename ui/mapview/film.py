@@ -51,4 +51,4 @@ def panel(model: VAE, proj: LatentProjector, spots: np.ndarray, name: str) -> No
              width="stretch")  # fmt: skip
     gif = lambda: gif_bytes(pictures, enlargement(pictures.shape[2:], 160), FPS)  # noqa: E731 - made on download
     st.download_button("Download the film (GIF)", gif, file_name=f"{name}-path.gif", mime="image/gif",
-                       icon=":material/movie:")  # fmt: skip
+                       icon=":material/movie:", on_click="ignore")  # fmt: skip
