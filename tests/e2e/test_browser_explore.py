@@ -101,6 +101,29 @@ def wait_for_map(page, method: str, timeout: float = 30_000):
     wait_idle(page, timeout)
 
 
+# Plotly is hovering the point (dx, dy) of trace c, the one its click will then report.
+HOVERING = """([c, dx, dy]) => { const gd = document.querySelector('.js-plotly-plot'), h = gd && gd._hoverdata;
+  return !!(h && h.length) && h[0].curveNumber === c && h[0].x === dx && h[0].y === dy; }"""
+
+
+def aim(page, js: str, arg=None, trace: int = 0) -> dict:
+    """Point at the spot ``js(arg)`` gives on the chart, and return it once Plotly hovers that point of ``trace``.
+    The chart can still move as the page settles (a line above it going: the map shifts under a computed spot and
+    a click there decodes empty space), so the spot is computed again until the pointer is on it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        pos = on_plot(page, js, arg)
+        page.mouse.move(pos["x"] + 4, pos["y"] + 4)  # off and on again: a pointer already there moves no hover
+        page.mouse.move(pos["x"], pos["y"])
+        try:
+            page.wait_for_function(HOVERING, arg=[trace, pos["dx"], pos["dy"]], timeout=3000)
+            return pos
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"Plotly never hovered the point of trace {trace} at {pos}")
+
+
 def click_and_wait(page, pos, text: str, marker: str) -> float:
     """Click, wait for the side panel's heading (the seconds this took are returned) and the map's marker."""
     start = time.perf_counter()
@@ -121,7 +144,7 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
 
     latencies = []
     for trace, label in ((1, "0"), (4, "3"), (8, "7")):
-        pos = on_plot(page, JS_CLEAR_POINT, trace)
+        pos = aim(page, JS_CLEAR_POINT, trace, trace)
         assert pos["name"] == label
         latencies.append(click_and_wait(page, pos, f"Label: {label}", "circle-open"))
         page.get_by_text("reconstruction (decoded mean)").wait_for()
@@ -130,7 +153,7 @@ def test_pca_map_point_click_shows_the_item_and_empty_click_decodes_a_star(page,
     page.wait_for_function(IMAGES_LOADED)
     shot(page, "explore-point-selected")
 
-    empty = on_plot(page, JS_EMPTY)
+    empty = aim(page, JS_EMPTY)
     assert empty["gap"] > 10  # pixels from the nearest data point: a click there hits the grid
     latencies.append(click_and_wait(page, empty, "Decoded map point", "star"))
     page.wait_for_function(IMAGES_LOADED)
@@ -150,7 +173,7 @@ def test_umap_map_the_default_projection(page, app_url):
     wait_for_map(page, "UMAP", timeout=180_000)
     print(f"\nUMAP map shown after {time.perf_counter() - start:.1f} s")
     shot(page, "explore-umap-map")
-    empty = on_plot(page, JS_EMPTY)
+    empty = aim(page, JS_EMPTY)
     click_and_wait(page, empty, "Decoded map point", "star")
     display_toggle(page, "Decoded backdrop")
     page.wait_for_function(

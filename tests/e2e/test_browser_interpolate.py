@@ -9,7 +9,7 @@ import contextlib
 from browser import shot, wait_idle
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
-from test_browser_explore import JS_EMPTY, click_and_wait, open_explore, open_home, wait_for_map
+from test_browser_explore import JS_EMPTY, aim, click_and_wait, open_explore, open_home, wait_for_map
 
 # The path's map: the plot with a trace named "path" (the endpoints' σ charts are plots too).
 PATH_MAP = ("[...document.querySelectorAll('.js-plotly-plot')]"
@@ -55,7 +55,7 @@ def test_strip_between_two_items_then_from_a_map_point(page, app_url):
     open_explore(page, app_url)
     page.get_by_text("PCA", exact=True).click()
     wait_for_map(page, "PCA")
-    click_and_wait(page, page.evaluate(JS_EMPTY), "Decoded map point", "star")
+    click_and_wait(page, aim(page, JS_EMPTY), "Decoded map point", "star")
     open_interpolate(page)
     page.get_by_text("Map point").nth(1).click()  # endpoint B's "From" radio
     page.get_by_text("map point (", exact=False).first.wait_for()
