@@ -237,6 +237,8 @@ def loop(monkeypatch):
     monkeypatch.setattr(umap_runtime, "warm_up", lambda points: calls.append(("warm", points)))
     monkeypatch.setattr(umap_runtime, "warm_up_elsewhere", lambda points: calls.append(("large", points)) or large)
     monkeypatch.setattr(map_worker, "IDLE_BEFORE_LARGE", 0.3)
+    cached = {"large": False}  # whether numba's disk cache holds the large path already (a child compiled it)
+    monkeypatch.setattr(umap_runtime, "large_path_cached", lambda: cached["large"])
 
     def fit(cache_dir, key, codes, params, progress, grid, checkpoint=None, split=None, start=None):
         calls.append(("fit", key) if start is None else ("fit", key, start.tolist()))
@@ -250,7 +252,7 @@ def loop(monkeypatch):
 
     class Loop:
         def __init__(self) -> None:
-            self.calls, self.large, self.out = calls, large, out
+            self.calls, self.large, self.out, self.cached = calls, large, out, cached
             self.thread = threading.Thread(target=map_worker.serve, args=(stdin, out), daemon=True)
 
         def ask(self, key: str, codes_file: Path) -> None:
@@ -297,6 +299,49 @@ def test_an_idle_worker_warms_up_then_compiles_the_large_path_then_fits_maps(loo
     assert loop.calls == ["import", ("warm", umap_runtime.FIRST_WARM_UP), ("large", umap_runtime.SMALL_MAP),
                           ("fit", "bad"), ("fit", "good")]  # fmt: skip
     assert answers == [{"error": "Codes hold NaN."}, {"progress": 1.0, "message": "done"}, {"done": True}]
+
+
+def test_an_idle_worker_starts_no_compile_where_a_child_already_left_the_large_path_in_the_cache(loop, tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((6, 2), np.float32))
+    loop.cached["large"] = True
+    loop.thread.start()
+    wait_for(lambda: ("warm", umap_runtime.FIRST_WARM_UP) in loop.calls)
+    time.sleep(1.0)  # idle for more than IDLE_BEFORE_LARGE (0.3 s here)
+    loop.ask("good", tmp_path / "c.npy")
+    answers = loop.close()
+    assert loop.calls == ["import", ("warm", umap_runtime.FIRST_WARM_UP), ("fit", "good")]
+    assert answers == [{"progress": 1.0, "message": "done"}, {"done": True}]
+
+
+def test_only_a_childs_warm_up_of_the_large_path_marks_it_compiled_in_the_cache(tmp_path, monkeypatch):
+    """The mark is left by a warm-up for the disk cache of at least SMALL_MAP codes (the child's), in the numba cache
+    folder in use, and is named for the versions: another cache folder has no mark."""
+    from vae.projection import estimator
+
+    class Fit:  # umap itself is not what is checked here: a fit that does nothing
+        def __init__(self, **kwargs) -> None:
+            pass
+
+        def fit(self, codes, progress=None):
+            return self
+
+        def fit_inverse_grid(self, resolution):
+            return self
+
+    monkeypatch.setattr(estimator, "LatentProjector", Fit)
+    monkeypatch.setattr(umap_runtime, "import_umap", lambda: None)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    for points, for_disk in ((umap_runtime.FIRST_WARM_UP, True), (umap_runtime.SMALL_MAP, False)):
+        umap_runtime.warm_up(points=points, for_disk=for_disk)
+        assert not umap_runtime.large_path_cached(), (points, for_disk)
+    umap_runtime.warm_up(points=umap_runtime.SMALL_MAP, for_disk=True)
+    assert umap_runtime.large_path_cached()
+    (mark,) = (tmp_path / "cache").iterdir()
+    assert "umap-learn-" in mark.name and "numba-" in mark.name
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    assert not umap_runtime.large_path_cached()
 
 
 # ---------------------------------------------------------------- the server's side (ui.cache)

@@ -702,8 +702,12 @@ def test_a_cache_that_cannot_save_or_load_never_fails_a_compile():
 
 @pytest.mark.slow
 def test_warm_up_compiles_and_reports_progress():
+    """The small maps' path, as the map worker warms it first (the large path compiles pynndescent's ``nn_descent``
+    again in every process: 20 s of the suite for the same progress)."""
+    from vae.projection.umap_runtime import FIRST_WARM_UP
+
     seen = []
-    seconds = warm_up(progress=lambda f, m: seen.append(f))
+    seconds = warm_up(progress=lambda f, m: seen.append(f), points=FIRST_WARM_UP)
     assert seconds > 0
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
 

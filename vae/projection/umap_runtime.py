@@ -342,6 +342,26 @@ def warm_up_elsewhere(points: int) -> subprocess.Popen | None:
         return None
 
 
+def _large_path_marker() -> Path:
+    """The file a warm-up child leaves in numba's disk cache once it has compiled the large-map path there, named for
+    Python's and the compiled packages' versions (after an upgrade the path is compiled afresh)."""
+    from importlib.metadata import version
+
+    names = [f"py{sys.version_info.major}.{sys.version_info.minor}", *(f"{p}-{version(p)}" for p in VERIFIED_WITH)]
+    return configure_numba_cache() / f"large-path-{'_'.join(names)}.done"
+
+
+def large_path_cached() -> bool:
+    """Whether numba's disk cache already holds the large-map path, compiled by a warm-up child for these versions.
+    Another child would then load that code, compile again only what numba cannot keep (pynndescent's
+    ``nn_descent``: 17 s of CPU on a 2-core Xeon) and throw it away. (A cache numba itself invalidates, a package
+    reinstalled in place, costs the first large map that compile, once.)"""
+    try:
+        return _large_path_marker().is_file()
+    except Exception:  # noqa: BLE001 - a package without metadata, a folder that cannot be made: not known, so no
+        return False
+
+
 SMALL_MAP = 4096  # below this many codes umap finds exact neighbours; from it on, approximate ones (pynndescent)
 FIRST_WARM_UP = 600  # synthetic codes of the map worker's warm-up: the small path (vae.projection.worker)
 
@@ -374,6 +394,9 @@ def warm_up(progress: Progress | None = None, points: int = SMALL_MAP, for_disk:
         proj.fit_inverse_grid(resolution=4)
     finally:
         _WARMING_FOR_DISK.on = False
+    if for_disk and points >= SMALL_MAP:
+        with contextlib.suppress(Exception):  # no marker: the next idle worker compiles the path again, no worse
+            _large_path_marker().touch()
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"UMAP ready ({seconds:.0f} s)")
     return seconds

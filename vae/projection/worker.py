@@ -5,7 +5,8 @@ holds Python's GIL for a fit.
 worker imports umap; unless a map is already asked for, it warms the small-map path up on synthetic codes
 (compiling into numba's disk cache, ``umap_runtime.warm_up``); then it fits the maps it is sent, one at a time,
 and once no map has been asked for ``IDLE_BEFORE_LARGE`` seconds it starts a one-shot child compiling the
-large-map path into the disk cache (beside a fit, that child slowed the demo's first map). Each map is a JSON
+large-map path into the disk cache (beside a fit, that child slowed the demo's first map), unless a child did
+so before for these versions (``umap_runtime.large_path_cached``). Each map is a JSON
 line on its stdin naming a ``.npy`` file of codes and where the map goes (``cache.cached_projection``'s
 arguments); it answers with JSON lines on its stdout: ``{"progress": f, "message": m}`` while it works, then
 ``{"done": true}`` or ``{"error": sentence}``. The server reads the finished map from the run's map cache.
@@ -189,7 +190,7 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
     """The worker's loop: import umap, warm it up unless a map is already asked for, then fit maps until stdin
     closes (see the module's docstring)."""
     from .cache import cached_projection
-    from .umap_runtime import import_umap, warm_up, warm_up_elsewhere
+    from .umap_runtime import import_umap, large_path_cached, warm_up, warm_up_elsewhere
 
     def say(**message) -> None:
         out.write(json.dumps(message) + "\n")
@@ -202,7 +203,7 @@ def serve(stdin: IO[str], out: IO[str]) -> None:
         warm_up(points=FIRST_WARM_UP)
     try:
         while True:
-            if _compiling is None and not _asked(stdin, IDLE_BEFORE_LARGE):
+            if _compiling is None and not large_path_cached() and not _asked(stdin, IDLE_BEFORE_LARGE):
                 _compiling = warm_up_elsewhere(SMALL_MAP)  # None if it could not start: tried after the next idle spell
             line = stdin.readline()
             if not line:  # the server went away
