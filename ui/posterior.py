@@ -20,6 +20,7 @@ CLOUD = 100  # samples of a pinned item's q(z|x) placed on the map
 STRIP = 8  # of them decoded beside the decoded mean
 PRIOR_ON_MAP = 1000  # prior samples overlaid on the map
 PSEUDO_SHOWN = 32  # a VampPrior's pseudo-inputs shown, with what the decoder draws at their components' means
+PRIOR_OPEN_KEY = "explore_prior_open"  # the prior section is open (measured and drawn only then)
 MISMATCH_ITEMS = 5000  # items the prior-against-codes number is measured on (a fixed subsample)
 GRID = 16  # "Sample from the prior": pictures per grid
 MISMATCH_HELP = (
@@ -142,12 +143,17 @@ def prior_section(run_dir, key: str, mu: np.ndarray, logvar: np.ndarray, proj: L
     """The prior against the aggregate posterior: the mismatch numbers, histograms per dimension, the toggle;
     for a VampPrior its pseudo-inputs, decoded, and its components on the map."""
     name = prior_name(model)
-    with st.expander(f"The prior {name} against the codes", icon=":material/blur_on:"):
+    section = st.expander(f"The prior {name} against the codes", icon=":material/blur_on:", key=PRIOR_OPEN_KEY,
+                          on_change="rerun")  # fmt: skip
+    with section:
         st.toggle("Show prior samples on the map (grey dots)", key="explore_prior",
                   help=f"{PRIOR_ON_MAP:,} samples of {name}, placed like new codes"
                   + (" (by their nearest codes on a UMAP map)." if proj.method == "umap" else "."))  # fmt: skip
         if model.learned_prior:
             st.toggle("Show the prior's components on the map (black crosses)", key="explore_components")
+        if not section.open:  # the rest only while open: ~170 ms of the server per rerun, and a chart to draw
+            return
+        if model.learned_prior:
             pseudo_input_strip(model)
         m = mismatch(str(run_dir), key, mu, logvar, model)
         st.caption(

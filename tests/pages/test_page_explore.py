@@ -26,6 +26,7 @@ APP = str(ROOT / "app.py")
 RUN = "digits-small"
 
 
+from ui import posterior  # noqa: E402
 from ui.maps import CLICK_GRID  # noqa: E402
 
 # ---------------------------------------------------------------- the page in AppTest
@@ -376,8 +377,27 @@ def test_a_pinned_item_shows_its_posterior_cloud_strip_and_sigma_bars(runs, run_
     np.testing.assert_allclose(bars["y"], torch.exp(0.5 * logvar)[0].numpy(), rtol=1e-5)
 
 
-def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):
+def test_the_prior_section_measures_and_draws_only_while_open_and_its_samples_stay_on_the_map_when_closed(runs):
+    """Closed (as the page opens), the section holds its toggles only: no mismatch measured, no histograms drawn
+    (about 170 ms of the server per rerun, and a chart library for the browser to load); prior samples turned on
+    stay on the map once the section is closed again."""
     at = open_explore("PCA", browser=True)
+    assert not any("moment-matched" in c.value for c in at.caption)
+    assert not at.get("plotly_chart")  # the map is the component's; the histograms are the only chart
+    at.session_state[posterior.PRIOR_OPEN_KEY] = True
+    at.run()
+    assert any("moment-matched" in c.value for c in at.caption) and len(at.get("plotly_chart")) == 1
+    at.toggle(key="explore_prior").set_value(True).run()
+    at.session_state[posterior.PRIOR_OPEN_KEY] = False
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("moment-matched" in c.value for c in at.caption)
+    (prior,) = mounts(at)["panel"]["overlays"]
+    assert prior["name"] == "prior samples" and len(prior["xy"]) == 1000
+
+
+def test_the_prior_against_the_codes_with_prior_samples_on_the_map(runs):
+    at = open_explore("PCA", browser=True, **{posterior.PRIOR_OPEN_KEY: True})
     line = next(c.value for c in at.caption if "moment-matched" in c.value)
     kl = float(re.search(r"prior: \*\*([\d.]+) nats", line).group(1))
     assert kl > 0 and "holes" in line
@@ -560,7 +580,7 @@ def test_a_vampprior_run_shows_its_pseudo_inputs_and_its_components_and_samples_
     run = new_run(runs, "digits-vamp", digits, DataConfig(name="digits"), latent_dim=4, hidden=(32,),
                   family="vampprior", pseudo_inputs=12, train_cfg=train_cfg)  # fmt: skip
     assert train(run, dataset=digits)["state"] == "finished"
-    at = open_explore("PCA", browser=True)  # the newest run: this one
+    at = open_explore("PCA", browser=True, **{posterior.PRIOR_OPEN_KEY: True})  # the newest run: this one
     assert not at.exception, at.exception
     assert any("The first 12 of 12 learned pseudo-inputs" in c.value for c in at.caption)
     at.toggle(key="explore_prior").set_value(True)
