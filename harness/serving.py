@@ -175,9 +175,11 @@ async def async_chromium() -> AsyncIterator:
 
 
 def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has finished the current run (its status widget disappears)."""
+    """Wait until Streamlit has finished the current run (``IDLE_JS``), looking every 50 ms: Playwright's default,
+    every animation frame, keeps the page drawing 60 frames a second while it waits (1.6 s of Chromium's CPU per
+    10 s waited on Explore, against 0.05 s)."""
     page.wait_for_selector(APP, timeout=timeout)
-    page.wait_for_function(IDLE_JS, timeout=timeout)
+    page.wait_for_function(IDLE_JS, timeout=timeout, polling=50)
 
 
 def choose(page, box, option: str, tries: int = 3) -> None:
