@@ -92,6 +92,22 @@ def test_a_server_using_the_worker_never_loads_umap(tmp_path, codes):
     assert done.stdout.split()[-5:] == ["umap", "(400,", "2)", "False", "False"], done.stdout
 
 
+def test_fitting_and_keeping_a_map_never_loads_torch(tmp_path):
+    """What the map worker does, a map fitted and written to the map cache, needs no torch (1.7 s of CPU and a few
+    hundred MB for every worker that loaded it)."""
+    script = (
+        "import sys, numpy as np\n"
+        "from vae.projection import cached_projection\n"
+        "codes = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)\n"
+        f"cached_projection({str(tmp_path)!r}, 'pca-k', codes, {{'method': 'pca'}}, None, 8)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "False" and (tmp_path / "pca-k.npz").is_file()
+
+
 @pytest.mark.slow
 def test_a_map_the_worker_cannot_fit_comes_back_as_its_sentence(tmp_path, codes, worker):
     with pytest.raises(ValueError, match="at least 5 rows"):

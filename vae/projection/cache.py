@@ -228,7 +228,7 @@ def read_codes(path: str | Path, n: int, latent_dim: int) -> tuple[np.ndarray, n
 
 def write_codes(path: str | Path, mu: np.ndarray, logvar: np.ndarray) -> None:
     """Keep μ and log σ² in ``path`` (atomically), and only the ``CODES_KEPT`` newest codes files beside it."""
-    from ..runs.fileio import atomic_path  # here: vae.runs.fileio imports torch, which maps do not otherwise need
+    from ..runs.fileio import atomic_path
 
     path = Path(path)
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:

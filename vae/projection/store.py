@@ -56,7 +56,7 @@ def write(path: str | Path, params: dict[str, Any], fitted: dict[str, np.ndarray
         "metadata": np.array(json.dumps(_checked_metadata(metadata), sort_keys=True)),
         **{name: fitted[name] for name in ARRAYS if name in fitted},
     }
-    from ..runs.fileio import atomic_path  # here: vae.runs.fileio imports torch, which maps do not otherwise need
+    from ..runs.fileio import atomic_path
 
     if not real_folder(path.parent):  # a link or a file where the maps' folder should be: never written through
         path.parent.mkdir(parents=True, exist_ok=True)

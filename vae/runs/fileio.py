@@ -20,11 +20,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    import torch
 
 from .guard import MAX_JSON, MAX_JSONL, MAX_TENSORS, UnsafeFile, _where, read_bytes, regular_file
 
@@ -102,6 +103,21 @@ def read_jsonl(path: str | Path) -> list[dict]:
         if isinstance(rec, dict):
             out.append(rec)
     return out
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename: str, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' own writer, imported at the first use: it loads torch, which a process writing only maps (the map
+    worker) never needs."""
+    from safetensors.torch import save_file as save
+
+    save(tensors, filename, metadata=metadata)
+
+
+def load_file(filename: str | Path) -> dict[str, torch.Tensor]:
+    """safetensors' own reader, imported at the first use (as ``save_file``)."""
+    from safetensors.torch import load_file as load
+
+    return load(filename)
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
