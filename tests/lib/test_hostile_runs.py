@@ -228,6 +228,16 @@ def test_embed_into_a_folder_and_train_into_an_unwritable_runs_folder_say_why(ru
     assert code == 2 and "can be written" in out["error"], out
 
 
+def test_a_runs_zip_is_the_same_bytes_whatever_the_clock_says(runs, monkeypatch):
+    """Each member carries its file's time, not the moment of the export (two exports a second apart differed)."""
+    import time
+
+    first = run_zip(runs / RUN)
+    later = time.time() + 3600.0
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert run_zip(runs / RUN) == first
+
+
 def test_export_then_import_from_the_command_line(runs, capsys, tmp_path):
     out_zip = tmp_path / "copy.zip"
     code, out = cli(capsys, runs, "export", RUN, "--out", str(out_zip))

@@ -66,7 +66,10 @@ def run_zip(run_dir: Path) -> bytes:
         zf.comment = run_dir.name.encode()  # the run's own name: an import keeps it unless it is taken
         for name, cap in members:
             try:  # a link, pipe or device planted in the run refuses the export: never followed, never waited on
-                zf.writestr(name, read_bytes(run_dir / name, cap))
+                data = read_bytes(run_dir / name, cap)
+                # stamped with the file's own time, not the clock's: the same run gives the same bytes
+                stamp = time.localtime(max(os.lstat(run_dir / name).st_mtime, 315532800))[:6]  # from 1980 (zip's start)
+                zf.writestr(zipfile.ZipInfo(name, date_time=stamp), data, compress_type=zipfile.ZIP_DEFLATED)
             except FileNotFoundError:
                 continue
             except UnsafeFile as e:
