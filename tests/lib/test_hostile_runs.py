@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,6 @@ def test_every_page_says_a_broken_run_in_a_sentence(runs, page):
 
 
 def test_a_zip_declaring_an_absurd_input_shape_is_refused_before_anything_is_sized(trained_runs, tmp_path):
-    import zipfile
-
     members = {}
     with zipfile.ZipFile(io.BytesIO(run_zip(trained_runs / RUN))) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
@@ -236,6 +235,15 @@ def test_a_runs_zip_is_the_same_bytes_whatever_the_clock_says(runs, monkeypatch)
     later = time.time() + 3600.0
     monkeypatch.setattr(time, "time", lambda: later)
     assert run_zip(runs / RUN) == first
+
+
+def test_a_file_dated_before_1980_or_after_2107_still_exports(runs):
+    """A zip member's time runs from 1980 to 2107: a file touched to the epoch, or far ahead, carries the nearest."""
+    os.utime(runs / RUN / "config.json", (0, 0))
+    os.utime(runs / RUN / "status.json", (2**33, 2**33))  # the year 2242
+    with zipfile.ZipFile(io.BytesIO(run_zip(runs / RUN))) as zf:
+        assert zf.getinfo("config.json").date_time == (1980, 1, 1, 0, 0, 0)
+        assert zf.getinfo("status.json").date_time == (2107, 12, 31, 23, 59, 58)
 
 
 def test_export_then_import_from_the_command_line(runs, capsys, tmp_path):

@@ -53,6 +53,9 @@ def _cap(name: str) -> int | None:
     return ZIP_FILES.get(name) or (HISTORY_FILE_BYTES if HISTORY_MEMBER.match(name) else None)
 
 
+ZIP_FIRST, ZIP_LAST = (1980, 1, 1, 0, 0, 0), (2107, 12, 31, 23, 59, 58)  # the times a zip member can carry
+
+
 def run_zip(run_dir: Path) -> bytes:
     """The run's files (those that exist of ``ZIP_FILES``) in a zip, built in memory."""
     real_folder(run_dir)
@@ -68,7 +71,7 @@ def run_zip(run_dir: Path) -> bytes:
             try:  # a link, pipe or device planted in the run refuses the export: never followed, never waited on
                 data = read_bytes(run_dir / name, cap)
                 # stamped with the file's own time, not the clock's: the same run gives the same bytes
-                stamp = time.localtime(max(os.lstat(run_dir / name).st_mtime, 315532800))[:6]  # from 1980 (zip's start)
+                stamp = min(max(time.localtime(os.lstat(run_dir / name).st_mtime)[:6], ZIP_FIRST), ZIP_LAST)
                 zf.writestr(zipfile.ZipInfo(name, date_time=stamp), data, compress_type=zipfile.ZIP_DEFLATED)
             except FileNotFoundError:
                 continue
