@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import Progress, part, report
+from ..runs.fileio import atomic_path
 from ..runs.guard import UnsafeFile, read_bytes, real_folder
 from ..runs.places import projections_dir
 from . import store
@@ -228,8 +229,6 @@ def read_codes(path: str | Path, n: int, latent_dim: int) -> tuple[np.ndarray, n
 
 def write_codes(path: str | Path, mu: np.ndarray, logvar: np.ndarray) -> None:
     """Keep μ and log σ² in ``path`` (atomically), and only the ``CODES_KEPT`` newest codes files beside it."""
-    from ..runs.fileio import atomic_path
-
     path = Path(path)
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
         np.save(f, np.stack([mu, logvar]).astype(np.float32, copy=False), allow_pickle=False)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..runs.fileio import atomic_path
 from ..runs.guard import UnsafeFile, real_folder, regular_file
 from .params import check_params
 
@@ -56,8 +57,6 @@ def write(path: str | Path, params: dict[str, Any], fitted: dict[str, np.ndarray
         "metadata": np.array(json.dumps(_checked_metadata(metadata), sort_keys=True)),
         **{name: fitted[name] for name in ARRAYS if name in fitted},
     }
-    from ..runs.fileio import atomic_path
-
     if not real_folder(path.parent):  # a link or a file where the maps' folder should be: never written through
         path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
